@@ -1,0 +1,1 @@
+//! Benchmarks of shelfsync live in `benches/benches/`.

@@ -1,0 +1,100 @@
+//! The operators' settings, built from the topology file by `shelfsync-topology`.
+
+use serde::{Deserialize, Serialize};
+
+/// What happens to an order line when physical stock is short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OversellPolicy {
+    /// Hold nothing and reject the line.
+    #[default]
+    Reject,
+    /// Hold what is physically there and backorder the shortfall.
+    Backorder,
+}
+
+/// How one sales channel gets its share of available-to-sell stock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelPolicy {
+    /// Channel name (`amazon`, `walmart`, …).
+    pub name: String,
+    /// Percentage (0–100) of ATS offered on this channel, rounded down.
+    pub share_pct: i64,
+    /// Units held back from this channel after the share.
+    pub buffer: i64,
+    /// Upper bound on the published quantity (`None`: no cap).
+    pub max_qty: Option<i64>,
+    /// A computed quantity below this is published as 0.
+    pub min_publish: i64,
+    /// Locations whose stock this channel may sell (`None`: all locations).
+    pub eligible_locations: Option<Vec<String>>,
+    /// What to do with this channel's order lines when stock is short.
+    pub oversell_policy: OversellPolicy,
+}
+
+impl ChannelPolicy {
+    /// A policy offering 100% of ATS with no buffer, cap or minimum, on every location.
+    pub fn full(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            share_pct: 100,
+            buffer: 0,
+            max_qty: None,
+            min_publish: 0,
+            eligible_locations: None,
+            oversell_policy: OversellPolicy::Reject,
+        }
+    }
+}
+
+/// Settings of the inventory operator (`reserve_inventory` + `allocate_channels`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InventoryConfig {
+    /// Channels in publication order.
+    pub channels: Vec<ChannelPolicy>,
+    /// How long an unpaid order's soft hold lasts, in stream-time milliseconds.
+    pub soft_hold_ttl_ms: i64,
+    /// How long a shipped line's record is kept (to make late repeats no-ops), in ms.
+    pub shipped_line_retention_ms: i64,
+}
+
+/// Settings of the dedupe operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DedupeConfig {
+    /// How long an order's fingerprints are remembered after its last revision, in ms.
+    pub window_ms: i64,
+}
+
+/// Settings of the assemble operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssembleConfig {
+    /// How long an order's assembly state is kept after its last result, in ms.
+    pub retention_ms: i64,
+}
+
+/// Seven days in milliseconds: the default dedup window.
+pub const SEVEN_DAYS_MS: i64 = 7 * 24 * 3600 * 1000;
+/// Thirty minutes in milliseconds: the default soft-hold TTL.
+pub const THIRTY_MINUTES_MS: i64 = 30 * 60 * 1000;
+
+impl Default for InventoryConfig {
+    fn default() -> Self {
+        Self {
+            channels: Vec::new(),
+            soft_hold_ttl_ms: THIRTY_MINUTES_MS,
+            shipped_line_retention_ms: SEVEN_DAYS_MS,
+        }
+    }
+}
+
+impl Default for DedupeConfig {
+    fn default() -> Self {
+        Self { window_ms: SEVEN_DAYS_MS }
+    }
+}
+
+impl Default for AssembleConfig {
+    fn default() -> Self {
+        Self { retention_ms: SEVEN_DAYS_MS }
+    }
+}

@@ -1,0 +1,144 @@
+//! `erp_ingest`: the stateless stage that validates ERP inventory and product changes and routes
+//! them to the inventory stage as [`InventoryCommand`]s keyed by SKU.
+
+use shelfsync_schemas::{AdjustmentReason, InventoryChange, InventoryChangeKind, InventoryCommand, ProductChange};
+
+use crate::OperatorError;
+
+/// Longest SKU or location id accepted, in bytes.
+pub const MAX_ID_LEN: usize = 128;
+/// Largest absolute quantity accepted on one ERP record.
+pub const MAX_QUANTITY: i64 = 1_000_000_000;
+
+fn check_id(field: &str, value: &str) -> Result<(), OperatorError> {
+    if value.is_empty() {
+        return Err(OperatorError::invalid(field, "must not be empty"));
+    }
+    if value.len() > MAX_ID_LEN {
+        return Err(OperatorError::invalid(field, format!("must be at most {MAX_ID_LEN} bytes, got {}", value.len())));
+    }
+    Ok(())
+}
+
+/// Validates an ERP stock change and wraps it as a command.
+///
+/// # Errors
+/// [`OperatorError::InvalidInput`] naming the field: empty or overlong SKU/location, a negative
+/// snapshot, a quantity beyond ±1e9, a `SHIPMENT` without `order_key`/`line_id` or with a
+/// positive delta, or a snapshot carrying a reason.
+pub fn ingest_inventory(change: &InventoryChange) -> Result<InventoryCommand, OperatorError> {
+    check_id("sku", &change.sku)?;
+    check_id("location", &change.location)?;
+    if change.quantity.abs() > MAX_QUANTITY {
+        return Err(OperatorError::invalid("quantity", format!("must be within ±{MAX_QUANTITY}, got {}", change.quantity)));
+    }
+    match change.kind {
+        InventoryChangeKind::SNAPSHOT => {
+            if change.quantity < 0 {
+                return Err(OperatorError::invalid("quantity", format!("a snapshot must be ≥ 0, got {}", change.quantity)));
+            }
+            if change.reason.is_some() {
+                return Err(OperatorError::invalid("reason", "a snapshot has no reason; reasons belong to adjustments"));
+            }
+        }
+        InventoryChangeKind::ADJUSTMENT => {
+            if change.reason == Some(AdjustmentReason::SHIPMENT) {
+                if change.order_key.as_deref().is_none_or(str::is_empty) {
+                    return Err(OperatorError::invalid("order_key", "a SHIPMENT must name the shipped order"));
+                }
+                if change.line_id.as_deref().is_none_or(str::is_empty) {
+                    return Err(OperatorError::invalid("line_id", "a SHIPMENT must name the shipped line"));
+                }
+                if change.quantity > 0 {
+                    return Err(OperatorError::invalid("quantity", format!("a SHIPMENT lowers on-hand: must be ≤ 0, got {}", change.quantity)));
+                }
+            }
+        }
+    }
+    Ok(InventoryCommand::inventory(change.clone()))
+}
+
+/// Validates a product master change and wraps it as a command.
+///
+/// # Errors
+/// [`OperatorError::InvalidInput`] naming the field: empty SKU, negative safety stock, a
+/// percentage outside 0–100, an override for an empty or repeated channel.
+pub fn ingest_product(change: &ProductChange) -> Result<InventoryCommand, OperatorError> {
+    check_id("sku", &change.sku)?;
+    if !(0..=MAX_QUANTITY).contains(&change.safety_stock_units) {
+        return Err(OperatorError::invalid("safety_stock_units", format!("must be ≥ 0, got {}", change.safety_stock_units)));
+    }
+    if !(0..=100).contains(&change.safety_stock_pct) {
+        return Err(OperatorError::invalid("safety_stock_pct", format!("must be between 0 and 100, got {}", change.safety_stock_pct)));
+    }
+    for (i, o) in change.channel_overrides.iter().enumerate() {
+        check_id(&format!("channel_overrides[{i}].channel"), &o.channel)?;
+        if change.channel_overrides[..i].iter().any(|p| p.channel == o.channel) {
+            return Err(OperatorError::invalid(&format!("channel_overrides[{i}].channel"), format!("channel {:?} appears twice", o.channel)));
+        }
+        if let Some(u) = o.safety_stock_units {
+            if !(0..=MAX_QUANTITY).contains(&u) {
+                return Err(OperatorError::invalid(&format!("channel_overrides[{i}].safety_stock_units"), format!("must be ≥ 0, got {u}")));
+            }
+        }
+        if let Some(p) = o.safety_stock_pct {
+            if !(0..=100).contains(&p) {
+                return Err(OperatorError::invalid(&format!("channel_overrides[{i}].safety_stock_pct"), format!("must be between 0 and 100, got {p}")));
+            }
+        }
+    }
+    Ok(InventoryCommand::product(change.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn adj(qty: i64, reason: Option<AdjustmentReason>) -> InventoryChange {
+        InventoryChange {
+            sku: "SKU1".into(),
+            location: "dc-east".into(),
+            kind: InventoryChangeKind::ADJUSTMENT,
+            quantity: qty,
+            erp_sequence: 1,
+            reason,
+            order_key: None,
+            line_id: None,
+            event_time: 0,
+        }
+    }
+
+    #[test]
+    fn shipment_needs_order_and_line_and_a_negative_delta() {
+        assert!(ingest_inventory(&adj(-1, Some(AdjustmentReason::SHIPMENT))).is_err());
+        let mut ok = adj(-1, Some(AdjustmentReason::SHIPMENT));
+        ok.order_key = Some("shopify:1".into());
+        ok.line_id = Some("a".into());
+        assert!(ingest_inventory(&ok).is_ok());
+        ok.quantity = 2;
+        assert!(ingest_inventory(&ok).is_err());
+    }
+
+    #[test]
+    fn negative_snapshot_names_the_field() {
+        let mut s = adj(-5, None);
+        s.kind = InventoryChangeKind::SNAPSHOT;
+        let err = ingest_inventory(&s).unwrap_err();
+        assert!(err.to_string().contains("quantity"), "{err}");
+    }
+
+    #[test]
+    fn product_pct_outside_0_100_is_rejected() {
+        let p = ProductChange {
+            sku: "SKU1".into(),
+            active: true,
+            safety_stock_units: 0,
+            safety_stock_pct: 140,
+            channel_overrides: vec![],
+            erp_sequence: 1,
+            event_time: 0,
+        };
+        let err = ingest_product(&p).unwrap_err();
+        assert_eq!(err, OperatorError::invalid("safety_stock_pct", "must be between 0 and 100, got 140"));
+    }
+}

@@ -1,0 +1,451 @@
+//! `reserve_inventory`: the inventory stage, keyed by SKU. It keeps each SKU's positions,
+//! product master and reservations, reserves and releases order lines, applies ERP snapshots,
+//! adjustments and shipments, and after every step re-evaluates the touched SKUs' channels with
+//! [`crate::allocate_channels`], emitting an availability event only when a channel's number
+//! changes.
+//!
+//! Rules (DESIGN §4):
+//! - ERP `SNAPSHOT` sets on-hand, `ADJUSTMENT` adds a delta; both carry `erp_sequence`, shared and
+//!   monotonic per (SKU, location): a record at or below the last applied sequence is ignored.
+//!   A product record is ignored likewise against the SKU's last product sequence.
+//! - A `SHIPMENT` adjustment naming an order line consumes that line's hold in the same step as it
+//!   lowers on-hand, so the units are never counted twice.
+//! - A line reserves against physical stock (Σ max(0, on-hand) − reserved), so safety stock
+//!   absorbs oversell from channel lag. Short stock: the channel's policy `reject`s the line (holds
+//!   nothing) or `backorder`s the shortfall (holds what is there).
+//! - Unpaid lines hold softly until `soft_hold_ttl` of stream time has passed; paid lines hold
+//!   hard. Reserving the same line with the same quantity again is a no-op (a paid revision makes
+//!   a soft hold hard); a changed quantity is released and evaluated anew; an earlier rejection
+//!   of an unchanged line stands; a line whose soft hold expired is evaluated anew.
+//! - One input is one step: expiries due, then the record, then each touched SKU's channels once.
+//!   The first evaluation of a (channel, SKU) publishes version 1 even when it is 0.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use shelfsync_schemas::{
+    stable_id, AdjustmentReason, ChannelAvailability, CommandKind, InventoryChange, InventoryChangeKind, InventoryCommand,
+    LineCommand, LineOutcome, LineResult, ProductChange,
+};
+
+use crate::allocate_channels::{channel_quantity, Position, ProductInfo, SkuStock};
+use crate::state::{advance_stream_time, compose_key, load, save, ExpiryIndex};
+use crate::{InventoryConfig, Operator, OperatorError, OversellPolicy, StateStore, StoreSpec};
+
+/// What one inventory step emits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InventoryOutput {
+    /// The outcome of a line command (to `<app>-line-results`, key: order key).
+    LineResult(LineResult),
+    /// A channel's new availability (to `retail.channel.availability`, key: `channel|sku`).
+    Availability(ChannelAvailability),
+    /// An ERP record at or below the last applied sequence was ignored (for metrics).
+    StaleIgnored {
+        /// SKU.
+        sku: String,
+    },
+    /// A soft hold expired and was released (for metrics).
+    HoldExpired {
+        /// SKU.
+        sku: String,
+        /// Order key.
+        order_key: String,
+    },
+}
+
+/// The published state of one channel for a SKU.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelPublished {
+    /// Channel.
+    pub channel: String,
+    /// Last published quantity.
+    pub quantity: i64,
+    /// Its version (1, 2, 3…).
+    pub version: i64,
+}
+
+/// Everything the inventory stage keeps for one SKU (besides its line holds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct SkuRecord {
+    /// Stock, product and reservations.
+    pub stock: SkuStock,
+    /// What each channel last published, in configuration order.
+    pub published: Vec<ChannelPublished>,
+}
+
+/// The state of one order line's hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HoldState {
+    /// Units are held (`reserved`), possibly with a backordered shortfall.
+    Held,
+    /// The line was rejected; the rejection stands while the line is unchanged.
+    Rejected,
+    /// The line shipped; kept for a while so repeats stay no-ops.
+    Shipped,
+}
+
+/// One order line's hold on a SKU.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hold {
+    /// Units ordered.
+    pub quantity: i64,
+    /// Units held.
+    pub reserved: i64,
+    /// Units backordered.
+    pub backordered: i64,
+    /// Paid (hard) or not (soft).
+    pub hard: bool,
+    /// Hold state.
+    pub state: HoldState,
+    /// When the record expires (soft hold TTL, or retention of a rejected/shipped line).
+    pub expires_at: Option<i64>,
+    /// SKU (to find the SKU record from the expiry index).
+    pub sku: String,
+    /// Order key.
+    pub order_key: String,
+}
+
+impl Hold {
+    fn outcome(&self) -> LineOutcome {
+        match self.state {
+            HoldState::Rejected => LineOutcome::REJECTED,
+            HoldState::Held if self.backordered > 0 => LineOutcome::BACKORDERED,
+            _ => LineOutcome::RESERVED,
+        }
+    }
+}
+
+fn sku_key(sku: &str) -> Vec<u8> {
+    compose_key(b"s:", &[sku])
+}
+
+fn hold_key(sku: &str, order_key: &str, line_id: &str) -> Vec<u8> {
+    compose_key(b"l:", &[sku, order_key, line_id])
+}
+
+/// Reads a SKU's record from a store written by [`ReserveInventory`] (for the query endpoint).
+///
+/// # Errors
+/// [`OperatorError::CorruptState`] when the stored record does not decode.
+pub fn load_sku(store: &dyn StateStore, sku: &str) -> Result<Option<SkuRecord>, OperatorError> {
+    load(store, &sku_key(sku))
+}
+
+/// The inventory operator (store `inventory`, keyed by SKU).
+#[derive(Debug, Clone, Default)]
+pub struct ReserveInventory {
+    config: InventoryConfig,
+}
+
+/// The SKU records one step touches, written back once at the end of the step.
+struct Touched<'a> {
+    records: BTreeMap<String, SkuRecord>,
+    store: &'a mut dyn StateStore,
+}
+
+impl<'a> Touched<'a> {
+    fn get(&mut self, sku: &str) -> Result<&mut SkuRecord, OperatorError> {
+        if !self.records.contains_key(sku) {
+            let rec = load::<SkuRecord>(self.store, &sku_key(sku))?.unwrap_or_default();
+            self.records.insert(sku.to_string(), rec);
+        }
+        self.records
+            .get_mut(sku)
+            .ok_or_else(|| OperatorError::CorruptState { key: sku.to_string(), reason: "vanished from step cache".into() })
+    }
+}
+
+impl ReserveInventory {
+    /// An inventory operator with the given channels and TTLs.
+    pub fn new(config: InventoryConfig) -> Self {
+        Self { config }
+    }
+
+    /// The operator's configuration.
+    pub fn config(&self) -> &InventoryConfig {
+        &self.config
+    }
+
+    fn policy(&self, channel: &str) -> OversellPolicy {
+        self.config.channels.iter().find(|c| c.name == channel).map_or(OversellPolicy::Reject, |c| c.oversell_policy)
+    }
+
+    fn set_expiry(store: &mut dyn StateStore, key: &[u8], hold: &mut Hold, at: Option<i64>) {
+        if let Some(old) = hold.expires_at {
+            ExpiryIndex::cancel(store, old, key);
+        }
+        if let Some(at) = at {
+            ExpiryIndex::schedule(store, at, key);
+        }
+        hold.expires_at = at;
+    }
+
+    fn expire(&self, t: &mut Touched<'_>, now: i64, out: &mut Vec<InventoryOutput>) -> Result<(), OperatorError> {
+        loop {
+            let due = ExpiryIndex::take_due(t.store, now, 256);
+            if due.is_empty() {
+                return Ok(());
+            }
+            for (at, key) in due {
+                let Some(hold) = load::<Hold>(t.store, &key)? else { continue };
+                if hold.expires_at != Some(at) {
+                    continue;
+                }
+                t.store.delete(&key);
+                if hold.state == HoldState::Held {
+                    let rec = t.get(&hold.sku)?;
+                    rec.stock.reserved -= hold.reserved;
+                    rec.stock.backordered -= hold.backordered;
+                    out.push(InventoryOutput::HoldExpired { sku: hold.sku, order_key: hold.order_key });
+                }
+            }
+        }
+    }
+
+    fn apply_inventory(&self, t: &mut Touched<'_>, now: i64, change: &InventoryChange, out: &mut Vec<InventoryOutput>) -> Result<(), OperatorError> {
+        let retention = self.config.shipped_line_retention_ms;
+        let rec = t.get(&change.sku)?;
+        let idx = match rec.stock.positions.binary_search_by(|p| p.location.as_str().cmp(&change.location)) {
+            Ok(i) => i,
+            Err(i) => {
+                rec.stock.positions.insert(i, Position { location: change.location.clone(), on_hand: 0, erp_sequence: i64::MIN });
+                i
+            }
+        };
+        let pos = &mut rec.stock.positions[idx];
+        if change.erp_sequence <= pos.erp_sequence {
+            out.push(InventoryOutput::StaleIgnored { sku: change.sku.clone() });
+            return Ok(());
+        }
+        pos.erp_sequence = change.erp_sequence;
+        match change.kind {
+            InventoryChangeKind::SNAPSHOT => pos.on_hand = change.quantity,
+            InventoryChangeKind::ADJUSTMENT => pos.on_hand = pos.on_hand.saturating_add(change.quantity),
+        }
+        if change.reason == Some(AdjustmentReason::SHIPMENT) {
+            if let (Some(order_key), Some(line_id)) = (&change.order_key, &change.line_id) {
+                let key = hold_key(&change.sku, order_key, line_id);
+                if let Some(mut hold) = load::<Hold>(t.store, &key)? {
+                    if hold.state == HoldState::Held {
+                        let consume = hold.reserved.min(change.quantity.saturating_neg().max(0));
+                        hold.reserved -= consume;
+                        let rec = t.get(&change.sku)?;
+                        rec.stock.reserved -= consume;
+                        if hold.reserved == 0 {
+                            rec.stock.backordered -= hold.backordered;
+                            hold.backordered = 0;
+                            hold.state = HoldState::Shipped;
+                            Self::set_expiry(t.store, &key, &mut hold, Some(now.saturating_add(retention)));
+                        }
+                        save(t.store, &key, &hold);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_product(&self, t: &mut Touched<'_>, change: &ProductChange, out: &mut Vec<InventoryOutput>) -> Result<(), OperatorError> {
+        let rec = t.get(&change.sku)?;
+        if rec.stock.product.as_ref().is_some_and(|p| change.erp_sequence <= p.erp_sequence) {
+            out.push(InventoryOutput::StaleIgnored { sku: change.sku.clone() });
+            return Ok(());
+        }
+        rec.stock.product = Some(ProductInfo {
+            active: change.active,
+            safety_stock_units: change.safety_stock_units,
+            safety_stock_pct: change.safety_stock_pct,
+            overrides: change.channel_overrides.clone(),
+            erp_sequence: change.erp_sequence,
+        });
+        Ok(())
+    }
+
+    fn result(line: &LineCommand, outcome: LineOutcome, reserved: i64, backordered: i64) -> InventoryOutput {
+        InventoryOutput::LineResult(LineResult {
+            order_key: line.order_key.clone(),
+            channel: line.channel.clone(),
+            channel_order_id: line.channel_order_id.clone(),
+            revision: line.revision,
+            lines_in_revision: line.lines_in_revision,
+            line_id: line.line_id.clone(),
+            sku: line.sku.clone(),
+            quantity: line.quantity,
+            reserved,
+            backordered,
+            outcome,
+            paid: line.paid,
+            cancelled: line.cancelled,
+            placed_at: line.placed_at,
+        })
+    }
+
+    /// Releases a hold's units from the SKU record and deletes the hold.
+    fn drop_hold(t: &mut Touched<'_>, key: &[u8], hold: &mut Hold) -> Result<(), OperatorError> {
+        if hold.state == HoldState::Held {
+            let rec = t.get(&hold.sku)?;
+            rec.stock.reserved -= hold.reserved;
+            rec.stock.backordered -= hold.backordered;
+        }
+        Self::set_expiry(t.store, key, hold, None);
+        t.store.delete(key);
+        Ok(())
+    }
+
+    fn reserve(&self, t: &mut Touched<'_>, now: i64, line: &LineCommand, out: &mut Vec<InventoryOutput>) -> Result<(), OperatorError> {
+        if line.quantity <= 0 {
+            return Err(OperatorError::invalid("line.quantity", format!("must be at least 1, got {}", line.quantity)));
+        }
+        let key = hold_key(&line.sku, &line.order_key, &line.line_id);
+        if let Some(mut hold) = load::<Hold>(t.store, &key)? {
+            if hold.state == HoldState::Shipped {
+                // Shipped goods are gone from on-hand already; a later revision (e.g. a refund
+                // lowering the quantity) must not reserve the line again.
+                out.push(Self::result(line, LineOutcome::RESERVED, 0, 0));
+                return Ok(());
+            }
+            if hold.quantity == line.quantity {
+                // Unchanged line: no-op, except that payment makes a soft hold hard.
+                if hold.state == HoldState::Held && line.paid && !hold.hard {
+                    hold.hard = true;
+                    Self::set_expiry(t.store, &key, &mut hold, None);
+                    save(t.store, &key, &hold);
+                }
+                out.push(Self::result(line, hold.outcome(), hold.reserved, hold.backordered));
+                return Ok(());
+            }
+            Self::drop_hold(t, &key, &mut hold)?;
+        }
+        let policy = self.policy(&line.channel);
+        let rec = t.get(&line.sku)?;
+        let free = rec.stock.physical_free();
+        let (state, reserved, backordered) = if line.quantity <= free {
+            (HoldState::Held, line.quantity, 0)
+        } else {
+            match policy {
+                OversellPolicy::Reject => (HoldState::Rejected, 0, 0),
+                OversellPolicy::Backorder => {
+                    let take = free.max(0);
+                    (HoldState::Held, take, line.quantity - take)
+                }
+            }
+        };
+        rec.stock.reserved += reserved;
+        rec.stock.backordered += backordered;
+        let mut hold = Hold {
+            quantity: line.quantity,
+            reserved,
+            backordered,
+            hard: line.paid,
+            state,
+            expires_at: None,
+            sku: line.sku.clone(),
+            order_key: line.order_key.clone(),
+        };
+        let expiry = match state {
+            HoldState::Held if !line.paid => Some(now.saturating_add(self.config.soft_hold_ttl_ms)),
+            HoldState::Held => None,
+            _ => Some(now.saturating_add(self.config.shipped_line_retention_ms)),
+        };
+        Self::set_expiry(t.store, &key, &mut hold, expiry);
+        save(t.store, &key, &hold);
+        out.push(Self::result(line, hold.outcome(), reserved, backordered));
+        Ok(())
+    }
+
+    fn release(&self, t: &mut Touched<'_>, line: &LineCommand, out: &mut Vec<InventoryOutput>) -> Result<(), OperatorError> {
+        let key = hold_key(&line.sku, &line.order_key, &line.line_id);
+        if let Some(mut hold) = load::<Hold>(t.store, &key)? {
+            Self::drop_hold(t, &key, &mut hold)?;
+        }
+        out.push(Self::result(line, LineOutcome::RELEASED, 0, 0));
+        Ok(())
+    }
+
+    /// Re-evaluates every channel of `rec`, pushing an event for each changed number.
+    fn allocate(&self, sku: &str, rec: &mut SkuRecord, now: i64, out: &mut Vec<InventoryOutput>) {
+        for policy in &self.config.channels {
+            let quantity = channel_quantity(policy, &rec.stock);
+            let version = match rec.published.iter_mut().find(|p| p.channel == policy.name) {
+                Some(p) if p.quantity == quantity => continue,
+                Some(p) => {
+                    p.quantity = quantity;
+                    p.version += 1;
+                    p.version
+                }
+                None => {
+                    rec.published.push(ChannelPublished { channel: policy.name.clone(), quantity, version: 1 });
+                    1
+                }
+            };
+            out.push(InventoryOutput::Availability(ChannelAvailability {
+                event_id: stable_id(&[policy.name.as_bytes(), sku.as_bytes(), &version.to_be_bytes()]),
+                channel: policy.name.clone(),
+                sku: sku.to_string(),
+                quantity,
+                version,
+                event_time: now,
+            }));
+        }
+    }
+}
+
+fn check_command(cmd: &InventoryCommand) -> Result<(), OperatorError> {
+    let sku_of = match cmd.kind {
+        CommandKind::INVENTORY => cmd.inventory.as_ref().map(|c| &c.sku),
+        CommandKind::PRODUCT => cmd.product.as_ref().map(|c| &c.sku),
+        CommandKind::RESERVE | CommandKind::RELEASE => cmd.line.as_ref().map(|c| &c.sku),
+    };
+    match sku_of {
+        None => Err(OperatorError::invalid("kind", format!("{:?} command without its payload", cmd.kind))),
+        Some(sku) if *sku != cmd.sku => Err(OperatorError::invalid("sku", format!("record SKU {:?} differs from payload SKU {sku:?}", cmd.sku))),
+        Some(sku) if sku.is_empty() => Err(OperatorError::invalid("sku", "must not be empty")),
+        Some(_) => Ok(()),
+    }
+}
+
+impl Operator for ReserveInventory {
+    type Input = InventoryCommand;
+    type Output = InventoryOutput;
+
+    fn store(&self) -> StoreSpec {
+        StoreSpec {
+            name: "inventory",
+            max_ttl_ms: Some(self.config.soft_hold_ttl_ms.max(self.config.shipped_line_retention_ms)),
+        }
+    }
+
+    fn process(
+        &self,
+        store: &mut dyn StateStore,
+        timestamp: i64,
+        cmd: &InventoryCommand,
+        out: &mut Vec<InventoryOutput>,
+    ) -> Result<(), OperatorError> {
+        let now = advance_stream_time(store, timestamp)?;
+        let mut t = Touched { records: BTreeMap::new(), store };
+        self.expire(&mut t, now, out)?;
+        let step = check_command(cmd).and_then(|()| match (cmd.kind, &cmd.inventory, &cmd.product, &cmd.line) {
+            (CommandKind::INVENTORY, Some(c), _, _) => self.apply_inventory(&mut t, now, c, out),
+            (CommandKind::PRODUCT, _, Some(c), _) => self.apply_product(&mut t, c, out),
+            (CommandKind::RESERVE, _, _, Some(l)) => self.reserve(&mut t, now, l, out),
+            (CommandKind::RELEASE, _, _, Some(l)) => self.release(&mut t, l, out),
+            _ => Ok(()),
+        });
+        if step.is_ok() {
+            // The command's SKU is always evaluated (first sight publishes version 1).
+            t.get(&cmd.sku)?;
+        }
+        let touched: BTreeSet<String> = t.records.keys().cloned().collect();
+        for sku in touched {
+            if let Some(mut rec) = t.records.remove(&sku) {
+                self.allocate(&sku, &mut rec, now, out);
+                save(t.store, &sku_key(&sku), &rec);
+            }
+        }
+        step
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,280 @@
+//! Kafka clients: configuration shared by every client, the producer with its delivery
+//! tracking, and header names.
+//!
+//! Properties from the topology's `[kafka.properties]` and `SHELFSYNC_KAFKA_*` pass through to
+//! librdkafka untouched; the few that the delivery guarantee depends on are set here last
+//! (the topology refuses them in the file).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::client::ClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use shelfsync_topology::Topology;
+use tracing::{debug, error, info, warn};
+
+use crate::error::{Error, Result};
+use crate::metrics as m;
+
+/// Header carrying `(source task, source offset, output index)` as `task/offset/index`.
+pub const STAMP_HEADER: &str = "shelfsync-stamp";
+/// Header carrying an external output's deterministic `event_id`.
+pub const EVENT_ID_HEADER: &str = "shelfsync-event-id";
+/// Header on changelog records: the input offset whose epoch wrote it.
+pub const CHANGELOG_OFFSET_HEADER: &str = "shelfsync-input-offset";
+/// DLQ headers.
+pub const DLQ_STAGE: &str = "shelfsync-dlq-stage";
+/// DLQ header: source topic.
+pub const DLQ_TOPIC: &str = "shelfsync-dlq-topic";
+/// DLQ header: source partition.
+pub const DLQ_PARTITION: &str = "shelfsync-dlq-partition";
+/// DLQ header: source offset.
+pub const DLQ_OFFSET: &str = "shelfsync-dlq-offset";
+/// DLQ header: error class.
+pub const DLQ_KIND: &str = "shelfsync-dlq-error-kind";
+/// DLQ header: human-readable reason.
+pub const DLQ_REASON: &str = "shelfsync-dlq-reason";
+
+/// The base client config: bootstrap servers plus every pass-through property.
+pub fn base_config(topology: &Topology) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &topology.kafka.bootstrap_servers);
+    c.set_log_level(RDKafkaLogLevel::Warning);
+    for (k, v) in &topology.kafka.properties {
+        c.set(k, v);
+    }
+    c
+}
+
+/// Config of the idempotent producer every stage uses.
+pub fn producer_config(topology: &Topology) -> ClientConfig {
+    let mut c = base_config(topology);
+    set_default(&mut c, "linger.ms", "5");
+    set_default(&mut c, "batch.num.messages", "10000");
+    set_default(&mut c, "queue.buffering.max.messages", "1000000");
+    set_default(&mut c, "queue.buffering.max.kbytes", "1048576");
+    // 0 = never give up: during a broker outage records wait and are retried, never dropped.
+    set_default(&mut c, "message.timeout.ms", "0");
+    c.set("enable.idempotence", "true");
+    c.set("acks", "all");
+    c.set("partitioner", "murmur2_random");
+    c
+}
+
+/// Config of the group consumer.
+pub fn consumer_config(topology: &Topology) -> ClientConfig {
+    let mut c = base_config(topology);
+    set_default(&mut c, "auto.offset.reset", "earliest");
+    set_default(&mut c, "session.timeout.ms", "10000");
+    set_default(&mut c, "statistics.interval.ms", "5000");
+    set_default(&mut c, "fetch.wait.max.ms", "50");
+    c.set("group.id", &topology.application_id);
+    c.set("partition.assignment.strategy", "cooperative-sticky");
+    c.set("enable.auto.commit", "false");
+    c.set("enable.auto.offset.store", "false");
+    c.set("isolation.level", "read_committed");
+    c
+}
+
+fn set_default(c: &mut ClientConfig, key: &str, value: &str) {
+    if c.get(key).is_none() {
+        c.set(key, value);
+    }
+}
+
+/// Delivery acknowledgements of one epoch.
+#[derive(Debug, Default)]
+pub struct Acks {
+    /// Records acknowledged.
+    pub delivered: u64,
+    /// Records the broker refused for good, with the first error.
+    pub failed: u64,
+    /// The first failure's message.
+    pub first_error: Option<String>,
+    /// Highest acknowledged offset per `topic` and partition.
+    pub offsets: BTreeMap<(String, i32), i64>,
+}
+
+/// Producer context: counts acknowledgements and failures.
+#[derive(Debug, Default, Clone)]
+pub struct AckContext {
+    acks: Arc<Mutex<Acks>>,
+}
+
+impl AckContext {
+    /// Takes the acknowledgements gathered so far, leaving an empty record.
+    pub fn take(&self) -> Acks {
+        match self.acks.lock() {
+            Ok(mut a) => std::mem::take(&mut *a),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        }
+    }
+}
+
+impl ClientContext for AckContext {}
+
+impl ProducerContext for AckContext {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        let Ok(mut acks) = self.acks.lock() else { return };
+        match result {
+            Ok(msg) => {
+                acks.delivered += 1;
+                let e = acks.offsets.entry((msg.topic().to_string(), msg.partition())).or_insert(-1);
+                *e = (*e).max(msg.offset());
+            }
+            Err((e, msg)) => {
+                acks.failed += 1;
+                metrics::counter!(m::DELIVERY_ERRORS).increment(1);
+                if acks.first_error.is_none() {
+                    acks.first_error = Some(format!("{} [{}]: {e}", msg.topic(), msg.partition()));
+                }
+            }
+        }
+    }
+}
+
+/// The process's one idempotent producer.
+pub struct KafkaProducer {
+    producer: BaseProducer<AckContext>,
+    context: AckContext,
+}
+
+impl std::fmt::Debug for KafkaProducer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaProducer").finish_non_exhaustive()
+    }
+}
+
+/// One record to produce.
+#[derive(Debug)]
+pub struct ProduceRecord<'a> {
+    /// Topic name.
+    pub topic: &'a str,
+    /// Explicit partition (changelogs), or `None` for the key's partition.
+    pub partition: Option<i32>,
+    /// Key.
+    pub key: Option<&'a [u8]>,
+    /// Value (`None` = tombstone).
+    pub value: Option<&'a [u8]>,
+    /// Timestamp (ms).
+    pub timestamp: Option<i64>,
+    /// Headers.
+    pub headers: Vec<(&'a str, Vec<u8>)>,
+}
+
+impl KafkaProducer {
+    /// Creates the producer.
+    ///
+    /// # Errors
+    /// [`Error::Kafka`] when librdkafka refuses the configuration.
+    pub fn new(topology: &Topology) -> Result<Self> {
+        let context = AckContext::default();
+        let producer: BaseProducer<AckContext> = producer_config(topology).create_with_context(context.clone())?;
+        Ok(Self { producer, context })
+    }
+
+    /// Enqueues a record, waiting (and serving delivery reports) while the local queue is full.
+    ///
+    /// # Errors
+    /// [`Error::Kafka`] for errors other than a full queue (e.g. an unknown topic or a record
+    /// larger than `message.max.bytes`).
+    pub fn send(&self, rec: ProduceRecord<'_>) -> Result<()> {
+        let mut headers = OwnedHeaders::new_with_capacity(rec.headers.len());
+        for (k, v) in &rec.headers {
+            headers = headers.insert(Header { key: k, value: Some(v.as_slice()) });
+        }
+        let mut record: BaseRecord<'_, [u8], [u8], ()> = BaseRecord::to(rec.topic).headers(headers);
+        if let Some(p) = rec.partition {
+            record = record.partition(p);
+        }
+        if let Some(k) = rec.key {
+            record = record.key(k);
+        }
+        if let Some(v) = rec.value {
+            record = record.payload(v);
+        }
+        if let Some(ts) = rec.timestamp {
+            record = record.timestamp(ts);
+        }
+        let mut waited = 0u32;
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    record = r;
+                    waited += 1;
+                    if waited % 100 == 0 {
+                        warn!(queued = self.producer.in_flight_count(), "producer queue full; waiting for the broker");
+                    }
+                    self.producer.poll(Duration::from_millis(10));
+                }
+                Err((e, _)) => return Err(Error::Kafka(e)),
+            }
+        }
+    }
+
+    /// Serves delivery reports without blocking.
+    pub fn poll(&self) {
+        self.producer.poll(Duration::ZERO);
+    }
+
+    /// Waits until every enqueued record is acknowledged (or failed for good), logging while the
+    /// broker is unreachable, and returns the acknowledgements since the last call.
+    pub fn flush(&self) -> Acks {
+        let mut rounds = 0u32;
+        while let Err(e) = self.producer.flush(Duration::from_secs(5)) {
+            rounds += 1;
+            warn!(in_flight = self.producer.in_flight_count(), waited_s = rounds * 5, error = %e, "waiting for the broker to acknowledge the epoch");
+        }
+        if rounds > 0 {
+            info!(waited_s = rounds * 5, "broker acknowledged the epoch after waiting");
+        }
+        self.context.take()
+    }
+}
+
+/// Reads a header value by name.
+pub fn header<'a, M: Message>(msg: &'a M, name: &str) -> Option<&'a [u8]> {
+    use rdkafka::message::Headers;
+    let headers = msg.headers()?;
+    headers.iter().find(|h| h.key == name).and_then(|h| h.value)
+}
+
+/// Parses a stamp `task/offset/index`.
+pub fn parse_stamp(bytes: &[u8]) -> Option<(&str, i64, i32)> {
+    let s = std::str::from_utf8(bytes).ok()?;
+    let mut parts = s.rsplitn(3, '/');
+    let index = parts.next()?.parse().ok()?;
+    let offset = parts.next()?.parse().ok()?;
+    let task = parts.next()?;
+    Some((task, offset, index))
+}
+
+/// Logs a librdkafka error event at the right level.
+pub fn log_client_error(error: &KafkaError, reason: &str) {
+    match error.rdkafka_error_code() {
+        Some(RDKafkaErrorCode::AllBrokersDown) | Some(RDKafkaErrorCode::BrokerTransportFailure) => {
+            warn!(%error, reason, "broker unreachable; librdkafka keeps retrying")
+        }
+        _ => error!(%error, reason, "kafka client error"),
+    }
+    debug!("client error logged");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_round_trip_even_with_slashes_in_task_names() {
+        assert_eq!(parse_stamp(b"dedupe-3/42/1"), Some(("dedupe-3", 42, 1)));
+        assert_eq!(parse_stamp(b"a/b/3/4"), Some(("a/b", 3, 4)));
+        assert_eq!(parse_stamp(b"garbage"), None);
+    }
+}

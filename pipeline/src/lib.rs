@@ -1,0 +1,23 @@
+//! # shelfsync-pipeline
+//!
+//! The runtime that runs the operators of `shelfsync-operators` as the topology of
+//! `shelfsync-topology` over Kafka and RocksDB:
+//!
+//! - [`engine`]: the consumer-group member, its tasks and the epoch loop (DESIGN §3);
+//! - [`stages`]: what each stage does to one record (decode → operator → encode);
+//! - [`rocks_store`]: RocksDB state (`StateDb`, `RocksStore`);
+//! - [`kafka`]: client configuration, the idempotent producer, header names;
+//! - [`admin`]: `topics create`;
+//! - [`metrics`]: every metric name;
+//! - [`cli`]: the `shelfsync` command line.
+
+pub mod admin;
+pub mod cli;
+pub mod engine;
+pub mod error;
+pub mod kafka;
+pub mod metrics;
+pub mod rocks_store;
+pub mod stages;
+
+pub use error::{Error, Result};

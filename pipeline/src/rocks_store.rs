@@ -1,0 +1,297 @@
+//! RocksDB state: one database per process ([`StateDb`]), one column family per task
+//! ([`RocksStore`]), a single block cache and write-buffer manager sharing one memory budget.
+//!
+//! A `RocksStore` is a write-back cache over its column family: operators read through it and
+//! write into an in-memory overlay; nothing reaches RocksDB until the epoch is acknowledged by
+//! the broker and [`RocksStore::commit`] writes the overlay and the task checkpoint in one
+//! atomic `WriteBatch`. RocksDB therefore only ever holds state whose epoch was fully
+//! acknowledged, so local state is never wiped after a crash.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBWithThreadMode, Direction, IteratorMode, MultiThreaded, Options,
+    ReadOptions, WriteBatch, WriteBufferManager, WriteOptions,
+};
+use shelfsync_operators::StateStore;
+
+use crate::error::{Error, Result};
+
+type Db = DBWithThreadMode<MultiThreaded>;
+
+/// The key of a task's checkpoint inside its column family. Operators' keys never start with
+/// `0x00`, so their range scans never see it.
+pub const CHECKPOINT_KEY: &[u8] = b"\x00checkpoint";
+
+/// One RocksDB database holding every task's store.
+#[derive(Clone)]
+pub struct StateDb {
+    db: Arc<Db>,
+    cf_options: Arc<Options>,
+}
+
+impl std::fmt::Debug for StateDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateDb").finish_non_exhaustive()
+    }
+}
+
+fn options(budget_bytes: usize) -> (Options, Options) {
+    // Half of the budget for the block cache, half for memtables; the write-buffer manager
+    // charges memtables to the same cache, so the total stays within the budget.
+    let cache = Cache::new_lru_cache(budget_bytes / 2);
+    let wbm = WriteBufferManager::new_write_buffer_manager_with_cache(budget_bytes / 2, false, cache.clone());
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(&cache);
+    table.set_cache_index_and_filter_blocks(true);
+    table.set_bloom_filter(10.0, false);
+    let mut cf = Options::default();
+    cf.set_block_based_table_factory(&table);
+    cf.set_compression_type(rocksdb::DBCompressionType::Lz4);
+    cf.set_write_buffer_size((budget_bytes / 8).clamp(1 << 20, 64 << 20));
+    let mut db = cf.clone();
+    db.create_if_missing(true);
+    db.create_missing_column_families(true);
+    db.set_write_buffer_manager(&wbm);
+    db.set_max_background_jobs(2);
+    (db, cf)
+}
+
+impl StateDb {
+    /// Opens (or creates) the database under `path` with a memory budget in bytes, reopening
+    /// every column family found there.
+    ///
+    /// # Errors
+    /// [`Error::State`] when RocksDB cannot open the directory (permissions, another process
+    /// holds its lock, corruption).
+    pub fn open(path: &Path, budget_bytes: usize) -> Result<Self> {
+        let (db_opts, cf_opts) = options(budget_bytes);
+        std::fs::create_dir_all(path).map_err(|e| Error::State(format!("create {}: {e}", path.display())))?;
+        let existing = Db::list_cf(&db_opts, path).unwrap_or_default();
+        let cfs = existing.into_iter().map(|name| ColumnFamilyDescriptor::new(name, cf_opts.clone()));
+        let db = Db::open_cf_descriptors(&db_opts, path, cfs)
+            .map_err(|e| Error::State(format!("open RocksDB at {}: {e}", path.display())))?;
+        Ok(Self { db: Arc::new(db), cf_options: Arc::new(cf_opts) })
+    }
+
+    /// Opens the store of task `name`, creating its column family if needed.
+    ///
+    /// # Errors
+    /// [`Error::State`] when the column family cannot be created.
+    pub fn store(&self, name: &str) -> Result<RocksStore> {
+        if self.db.cf_handle(name).is_none() {
+            self.db.create_cf(name, &self.cf_options).map_err(|e| Error::State(format!("create column family {name}: {e}")))?;
+        }
+        Ok(RocksStore { db: Arc::clone(&self.db), cf: name.to_string(), overlay: BTreeMap::new() })
+    }
+
+    /// Drops the column family of a task that is gone for good.
+    ///
+    /// # Errors
+    /// [`Error::State`] when RocksDB refuses.
+    pub fn drop_store(&self, name: &str) -> Result<()> {
+        if self.db.cf_handle(name).is_some() {
+            self.db.drop_cf(name).map_err(|e| Error::State(format!("drop column family {name}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Approximate memory RocksDB uses (memtables + block cache), in bytes.
+    pub fn memory_usage(&self) -> u64 {
+        let prop = |name: &str| self.db.property_int_value(name).ok().flatten().unwrap_or(0);
+        prop("rocksdb.cur-size-all-mem-tables") + prop("rocksdb.block-cache-usage")
+    }
+}
+
+/// A task's store: a write-back overlay over its column family.
+pub struct RocksStore {
+    db: Arc<Db>,
+    cf: String,
+    /// Writes of the current epoch: `Some(value)` for a put, `None` for a delete.
+    overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl std::fmt::Debug for RocksStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RocksStore").field("cf", &self.cf).field("pending", &self.overlay.len()).finish()
+    }
+}
+
+impl RocksStore {
+    /// Column family name.
+    pub fn name(&self) -> &str {
+        &self.cf
+    }
+
+    /// The epoch's pending writes in key order (`None` = delete).
+    pub fn pending(&self) -> &BTreeMap<Vec<u8>, Option<Vec<u8>>> {
+        &self.overlay
+    }
+
+    /// Forgets the epoch's pending writes (the epoch was not acknowledged).
+    pub fn discard(&mut self) {
+        self.overlay.clear();
+    }
+
+    /// Reads a committed value, bypassing the overlay.
+    ///
+    /// # Errors
+    /// [`Error::State`] on a RocksDB read error.
+    pub fn get_committed(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let cf = self.db.cf_handle(&self.cf).ok_or_else(|| Error::State(format!("column family {} vanished", self.cf)))?;
+        self.db.get_cf(&cf, key).map_err(|e| Error::State(format!("read {}: {e}", self.cf)))
+    }
+
+    /// Writes the overlay plus `extra` (e.g. the checkpoint) to RocksDB in **one atomic
+    /// `WriteBatch`**: either all of it is durable or none. `wal = false` skips the WAL (used
+    /// for bulk restore, which is re-done from the changelog after a crash).
+    ///
+    /// # Errors
+    /// [`Error::State`] on a RocksDB write error; the overlay is kept so the caller may retry.
+    pub fn commit(&mut self, extra: &[(&[u8], &[u8])], wal: bool) -> Result<()> {
+        let cf = self.db.cf_handle(&self.cf).ok_or_else(|| Error::State(format!("column family {} vanished", self.cf)))?;
+        let mut batch = WriteBatch::default();
+        for (k, v) in &self.overlay {
+            match v {
+                Some(v) => batch.put_cf(&cf, k, v),
+                None => batch.delete_cf(&cf, k),
+            }
+        }
+        for (k, v) in extra {
+            batch.put_cf(&cf, k, v);
+        }
+        let mut opts = WriteOptions::default();
+        opts.disable_wal(!wal);
+        self.db.write_opt(batch, &opts).map_err(|e| Error::State(format!("write batch to {}: {e}", self.cf)))?;
+        self.overlay.clear();
+        Ok(())
+    }
+
+    /// Flushes the column family's memtables to disk (after a restore written without WAL).
+    ///
+    /// # Errors
+    /// [`Error::State`] on a RocksDB error.
+    pub fn flush(&self) -> Result<()> {
+        let cf = self.db.cf_handle(&self.cf).ok_or_else(|| Error::State(format!("column family {} vanished", self.cf)))?;
+        self.db.flush_cf(&cf).map_err(|e| Error::State(format!("flush {}: {e}", self.cf)))
+    }
+
+    fn committed_range(&self, from: &[u8], to: &[u8], limit: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let Some(cf) = self.db.cf_handle(&self.cf) else { return Vec::new() };
+        let mut opts = ReadOptions::default();
+        opts.set_iterate_upper_bound(to.to_vec());
+        self.db
+            .iterator_cf_opt(&cf, opts, IteratorMode::From(from, Direction::Forward))
+            .map_while(|item| item.ok())
+            .take(limit)
+            .map(|(k, v)| (k.into_vec(), v.into_vec()))
+            .collect()
+    }
+}
+
+impl StateStore for RocksStore {
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        match self.overlay.get(key) {
+            Some(v) => v.clone(),
+            // A read error here means disk trouble; the commit path reports it on write.
+            None => self.get_committed(key).ok().flatten(),
+        }
+    }
+
+    fn put(&mut self, key: &[u8], value: &[u8]) {
+        self.overlay.insert(key.to_vec(), Some(value.to_vec()));
+    }
+
+    fn delete(&mut self, key: &[u8]) {
+        self.overlay.insert(key.to_vec(), None);
+    }
+
+    fn range(&self, from: &[u8], to: &[u8], limit: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+        if from >= to || limit == 0 {
+            return Vec::new();
+        }
+        // Merge committed entries with the overlay; the overlay wins and its deletes hide keys.
+        // Fetch enough committed rows that deleted ones cannot starve the result.
+        let deletes = self.overlay.range(from.to_vec()..to.to_vec()).filter(|(_, v)| v.is_none()).count();
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> =
+            self.committed_range(from, to, limit.saturating_add(deletes)).into_iter().collect();
+        for (k, v) in self.overlay.range(from.to_vec()..to.to_vec()) {
+            match v {
+                Some(v) => {
+                    merged.insert(k.clone(), v.clone());
+                }
+                None => {
+                    merged.remove(k);
+                }
+            }
+        }
+        merged.into_iter().take(limit).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rocks_store_passes_the_conformance_suite_before_and_after_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateDb::open(dir.path(), 64 << 20).unwrap();
+        let mut n = 0;
+        shelfsync_operators::store::conformance::run_all(|| {
+            n += 1;
+            db.store(&format!("t{n}")).unwrap()
+        });
+        // Same suite where every write is committed before reads go to RocksDB.
+        shelfsync_operators::store::conformance::run_all(|| {
+            n += 1;
+            CommitEveryWrite(db.store(&format!("t{n}")).unwrap())
+        });
+    }
+
+    /// A store that commits after every write, so reads exercise RocksDB, not the overlay.
+    struct CommitEveryWrite(RocksStore);
+
+    impl StateStore for CommitEveryWrite {
+        fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+            self.0.get(key)
+        }
+        fn put(&mut self, key: &[u8], value: &[u8]) {
+            self.0.put(key, value);
+            self.0.commit(&[], true).unwrap();
+        }
+        fn delete(&mut self, key: &[u8]) {
+            self.0.delete(key);
+            self.0.commit(&[], true).unwrap();
+        }
+        fn range(&self, from: &[u8], to: &[u8], limit: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+            self.0.range(from, to, limit)
+        }
+    }
+
+    #[test]
+    fn overlay_deletes_hide_committed_keys_in_ranges_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = StateDb::open(dir.path(), 64 << 20).unwrap();
+            let mut s = db.store("inventory-0").unwrap();
+            for i in 0..10u8 {
+                s.put(&[b'k', i], &[i]);
+            }
+            s.commit(&[(CHECKPOINT_KEY, b"cp")], true).unwrap();
+            for i in 0..5u8 {
+                s.delete(&[b'k', i]);
+            }
+            let got = s.range(b"k", b"l", 3);
+            assert_eq!(got.iter().map(|(k, _)| k[1]).collect::<Vec<_>>(), vec![5, 6, 7]);
+            // Not committed: the deletes vanish with the process.
+        }
+        let db = StateDb::open(dir.path(), 64 << 20).unwrap();
+        let s = db.store("inventory-0").unwrap();
+        assert_eq!(s.range(b"k", b"l", 100).len(), 10);
+        assert_eq!(s.get(CHECKPOINT_KEY).as_deref(), Some(&b"cp"[..]));
+        db.drop_store("inventory-0").unwrap();
+    }
+}

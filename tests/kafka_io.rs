@@ -1,0 +1,245 @@
+//! Producing test input to, and reading output from, a real broker; running `shelfsync` as a
+//! child process.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+
+/// A record read back from a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Key.
+    pub key: Option<Vec<u8>>,
+    /// Value.
+    pub value: Option<Vec<u8>>,
+    /// Timestamp (ms).
+    pub timestamp: Option<i64>,
+    /// Headers as UTF-8 (lossy).
+    pub headers: BTreeMap<String, String>,
+}
+
+/// An idempotent test producer.
+pub struct TestProducer {
+    producer: BaseProducer,
+}
+
+impl TestProducer {
+    /// Connects to `bootstrap`.
+    ///
+    /// # Errors
+    /// When librdkafka refuses the config.
+    pub fn new(bootstrap: &str) -> Result<Self> {
+        let producer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("enable.idempotence", "true")
+            .set("partitioner", "murmur2_random")
+            .set("linger.ms", "5")
+            .create()?;
+        Ok(Self { producer })
+    }
+
+    /// Enqueues one record (waits while the queue is full).
+    ///
+    /// # Errors
+    /// On a produce error other than a full queue.
+    pub fn send(&self, topic: &str, key: Option<&[u8]>, value: &[u8], timestamp: i64) -> Result<()> {
+        let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).payload(value).timestamp(timestamp);
+        if let Some(k) = key {
+            rec = rec.key(k);
+        }
+        loop {
+            match self.producer.send(rec) {
+                Ok(()) => return Ok(()),
+                Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), r)) => {
+                    rec = r;
+                    self.producer.poll(Duration::from_millis(10));
+                }
+                Err((e, _)) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Waits until everything sent is acknowledged.
+    ///
+    /// # Errors
+    /// When the broker does not acknowledge within a minute.
+    pub fn flush(&self) -> Result<()> {
+        self.producer.flush(Duration::from_secs(60))?;
+        Ok(())
+    }
+}
+
+/// Reads every record of `topic` (all partitions) from the beginning to the current end.
+///
+/// # Errors
+/// When the topic cannot be read.
+pub fn read_topic(bootstrap: &str, topic: &str) -> Result<Vec<Record>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "shelfsync-test-reader")
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let partitions: Vec<i32> = md.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
+    let mut out = Vec::new();
+    for p in partitions {
+        let (low, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10))?;
+        if high <= low {
+            continue;
+        }
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, p, Offset::Offset(low))?;
+        consumer.assign(&tpl)?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if Instant::now() > deadline {
+                bail!("reading {topic}[{p}] up to {high} timed out");
+            }
+            match consumer.poll(Duration::from_millis(500)) {
+                Some(Ok(m)) => {
+                    let headers = m
+                        .headers()
+                        .map(|h| {
+                            h.iter()
+                                .map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    out.push(Record {
+                        topic: topic.to_string(),
+                        partition: p,
+                        offset: m.offset(),
+                        key: m.key().map(<[u8]>::to_vec),
+                        value: m.payload().map(<[u8]>::to_vec),
+                        timestamp: m.timestamp().to_millis(),
+                        headers,
+                    });
+                    if m.offset() + 1 >= high {
+                        break;
+                    }
+                }
+                Some(Err(e)) => bail!("reading {topic}[{p}]: {e}"),
+                None => {}
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Polls `read_topic` until `done` says the records are complete, or `timeout` passes.
+///
+/// # Errors
+/// On read errors, or when `done` never holds (the message says how many records were there).
+pub fn wait_for<F: FnMut(&[Record]) -> bool>(bootstrap: &str, topic: &str, timeout: Duration, mut done: F) -> Result<Vec<Record>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let records = read_topic(bootstrap, topic)?;
+        if done(&records) {
+            return Ok(records);
+        }
+        if Instant::now() > deadline {
+            bail!("timed out waiting on {topic}: {} records so far", records.len());
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// A `shelfsync run` child process; killed on drop.
+pub struct PipelineProcess {
+    child: Child,
+    log: PathBuf,
+}
+
+impl PipelineProcess {
+    /// Starts `bin run --topology FILE --state-dir DIR`, logging to `log`.
+    ///
+    /// # Errors
+    /// When the binary cannot be spawned.
+    pub fn start(bin: &Path, topology: &Path, state_dir: &Path, log: &Path) -> Result<Self> {
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+        let child = Command::new(bin)
+            .args(["run", "--topology"])
+            .arg(topology)
+            .arg("--state-dir")
+            .arg(state_dir)
+            .env("SHELFSYNC_LOG", "info,shelfsync_pipeline=debug")
+            .stdout(Stdio::from(file.try_clone()?))
+            .stderr(Stdio::from(file))
+            .spawn()
+            .with_context(|| format!("spawn {}", bin.display()))?;
+        Ok(Self { child, log: log.to_path_buf() })
+    }
+
+    /// Sends SIGTERM and waits for a clean exit (bounded).
+    ///
+    /// # Errors
+    /// When the process does not exit in time or exits non-zero.
+    pub fn stop(mut self) -> Result<()> {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status()?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                if !status.success() {
+                    bail!("shelfsync exited with {status}; log:\n{}", self.log_tail());
+                }
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("shelfsync did not stop within 60 s; log:\n{}", self.log_tail());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGKILLs the process (a crash).
+    ///
+    /// # Errors
+    /// When the kill fails.
+    pub fn kill(mut self) -> Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// The last 80 lines of the process's log.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(80)..].join("\n")
+    }
+}
+
+impl Drop for PipelineProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `bin` with `args` to completion.
+///
+/// # Errors
+/// When it exits non-zero (with its output in the message).
+pub fn run_cli(bin: &Path, args: &[&str]) -> Result<String> {
+    let out = Command::new(bin).args(args).output()?;
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    if !out.status.success() {
+        bail!("{} {:?} failed ({}):\n{text}", bin.display(), args, out.status);
+    }
+    Ok(text)
+}

@@ -1,0 +1,12 @@
+//! Shared helpers for the integration tests in `tests/tests/`.
+//!
+//! [`Broker`] runs a real Kafka-API broker (tansu) on a free `127.0.0.1` port for one test and
+//! removes it (process and data) when dropped. Tests never skip when the broker is missing: they
+//! fail with a message that says to run `scripts/deps.sh`. [`kafka_io`] produces input, reads
+//! topics back and runs `shelfsync` as a child process.
+
+mod broker;
+pub mod kafka_io;
+
+pub use broker::{tansu_bin, Broker, Engine};
+pub mod scenario;

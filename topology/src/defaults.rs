@@ -1,0 +1,57 @@
+//! Every default of the topology file, in one place.
+//!
+//! The serde defaults of the model and the `Default` impls read these constants, so the
+//! documentation, the example file and the code cannot drift apart.
+
+use std::time::Duration;
+
+use crate::units::ByteSize;
+
+/// `kafka.bootstrap_servers` has no default: it must be set in the file or by
+/// `SHELFSYNC_BOOTSTRAP_SERVERS`. This is the value the example file uses for a local broker.
+pub const LOCAL_BOOTSTRAP_SERVERS: &str = "localhost:9092";
+
+/// `processing.epoch_interval`: an epoch closes at least this often.
+pub const EPOCH_INTERVAL: Duration = Duration::from_millis(100);
+/// `processing.epoch_max_records`: an epoch closes after this many input records.
+pub const EPOCH_MAX_RECORDS: i64 = 10_000;
+/// `processing.rocksdb_memory_budget`: block cache plus write buffers of the process.
+pub const ROCKSDB_MEMORY_BUDGET: ByteSize = ByteSize::mib(256);
+
+/// `topics.raw_orders`.
+pub const RAW_ORDERS_TOPIC: &str = "retail.channel.orders.raw";
+/// `topics.erp_inventory`.
+pub const ERP_INVENTORY_TOPIC: &str = "retail.erp.inventory";
+/// `topics.erp_products`.
+pub const ERP_PRODUCTS_TOPIC: &str = "retail.erp.products";
+/// `topics.availability`.
+pub const AVAILABILITY_TOPIC: &str = "retail.channel.availability";
+/// `topics.validated_orders`.
+pub const VALIDATED_ORDERS_TOPIC: &str = "retail.erp.orders.validated";
+/// `topics.order_status`.
+pub const ORDER_STATUS_TOPIC: &str = "retail.channel.order-status";
+/// `topics.dlq`.
+pub const DLQ_TOPIC: &str = "retail.dlq";
+/// `topics.partitions`: partitions of every topic without an override.
+pub const PARTITIONS: i64 = 6;
+/// `topics.replication_factor`.
+pub const REPLICATION_FACTOR: i64 = 1;
+
+/// `dedupe.window`: how long an order's payload fingerprints are remembered.
+pub const DEDUPE_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
+/// `inventory.soft_hold_ttl`: how long an unpaid order's soft reservation lasts.
+pub const SOFT_HOLD_TTL: Duration = Duration::from_secs(30 * 60);
+/// `inventory.shipped_line_retention`: how long a shipped line is remembered.
+pub const SHIPPED_LINE_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// `assemble.retention`: how long an order's assembly state is kept after its last result.
+pub const ASSEMBLE_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// `channels[].share_pct`.
+pub const SHARE_PCT: i64 = 100;
+
+/// `channels[].push.rate_per_sec`: requests per second to the marketplace.
+pub const PUSH_RATE_PER_SEC: f64 = 5.0;
+/// `channels[].push.burst`: token-bucket capacity (requests that may go out at once).
+pub const PUSH_BURST: i64 = 10;
+/// `channels[].push.batch_size`: availability updates per request, where the API batches.
+pub const PUSH_BATCH_SIZE: i64 = 50;

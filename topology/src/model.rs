@@ -1,0 +1,381 @@
+//! The topology file as Rust types. The `///` comments on the fields are the user documentation.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use shelfsync_operators::config::OversellPolicy;
+
+use crate::defaults;
+use crate::units::{duration, ByteSize};
+
+/// A whole topology file: what the pipeline reads, keeps and writes.
+///
+/// Runtime knobs (state directory, HTTP port, log format) are not part of it: they come from
+/// command-line flags and `SHELFSYNC_*` environment variables.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Topology {
+    /// Names this pipeline: it is the Kafka consumer group id and the prefix of every internal
+    /// topic (`<application_id>-orders`, `<application_id>-dedupe-changelog`, …). Letters, digits,
+    /// `.`, `_` and `-`, at most 200 characters. Changing it starts from scratch (new group, new
+    /// internal topics). Required here or in `SHELFSYNC_APPLICATION_ID`.
+    pub application_id: String,
+    /// How to reach Kafka.
+    pub kafka: KafkaSection,
+    /// Processing guarantee and epoch sizing.
+    pub processing: ProcessingSection,
+    /// Names, partition counts and replication of the topics.
+    pub topics: TopicsSection,
+    /// The order deduplication stage.
+    pub dedupe: DedupeSection,
+    /// The inventory stage (reservations, safety stock, channel allocation).
+    pub inventory: InventorySection,
+    /// The order assembly stage.
+    pub assemble: AssembleSection,
+    /// Stock locations (`[[locations]]`): warehouses, stores. At least one.
+    pub locations: Vec<LocationSpec>,
+    /// Sales channels (`[[channels]]`), in publication order. At least one.
+    pub channels: Vec<ChannelSpec>,
+}
+
+/// `[kafka]`: how to reach the brokers.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaSection {
+    /// Comma-separated `host:port` list of brokers (librdkafka `bootstrap.servers`). Required
+    /// here or in `SHELFSYNC_BOOTSTRAP_SERVERS`.
+    pub bootstrap_servers: String,
+    /// URL of a Confluent-compatible schema registry. When set, records are framed in the
+    /// Confluent wire format (magic byte + schema id); when absent, in Avro single-object encoding.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema_registry_url: Option<String>,
+    /// librdkafka properties passed to every client untouched (`"security.protocol" = "SASL_SSL"`).
+    /// Values are strings. Properties the pipeline sets itself to keep its guarantee
+    /// (`bootstrap.servers`, `group.id`, `enable.idempotence`, `acks`, `enable.auto.commit`,
+    /// `transactional.id`, `partitioner`) are refused. `SHELFSYNC_KAFKA_<NAME>` environment
+    /// variables add to this table (`SHELFSYNC_KAFKA_SASL_PASSWORD` → `sasl.password`), which
+    /// keeps secrets out of the file.
+    pub properties: BTreeMap<String, String>,
+}
+
+/// The processing guarantee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Guarantee {
+    /// Every output takes effect once, built from an idempotent producer, per-task checkpoints
+    /// and deduplication of internal hops; needs no broker transactions.
+    #[default]
+    EffectivelyOnce,
+    /// Kafka transactions. Parsed so that a file can name it, but refused by validation: this
+    /// mode is not implemented yet.
+    ExactlyOnceV2,
+}
+
+/// `[processing]`: guarantee and epoch sizing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProcessingSection {
+    /// `"effectively_once"` (default; needs only an idempotent producer). `"exactly_once_v2"`
+    /// (Kafka transactions) is reserved and not implemented yet.
+    pub guarantee: Guarantee,
+    /// A task closes its epoch (waits for its outputs to be acknowledged, then commits state
+    /// and checkpoint) at least this often, e.g. `"100ms"`. Default `"100ms"`. Longer epochs mean
+    /// fewer commits but more latency and more replay after a crash.
+    #[serde(with = "duration")]
+    pub epoch_interval: Duration,
+    /// A task also closes its epoch after this many input records. Default `10000`.
+    pub epoch_max_records: i64,
+    /// Memory for RocksDB (shared block cache and write buffers) across all tasks of the
+    /// process, e.g. `"256MiB"`, `"1GiB"`. Default `"256MiB"`, at least `"8MiB"`.
+    pub rocksdb_memory_budget: ByteSize,
+}
+
+impl Default for ProcessingSection {
+    fn default() -> Self {
+        Self {
+            guarantee: Guarantee::default(),
+            epoch_interval: defaults::EPOCH_INTERVAL,
+            epoch_max_records: defaults::EPOCH_MAX_RECORDS,
+            rocksdb_memory_budget: defaults::ROCKSDB_MEMORY_BUDGET,
+        }
+    }
+}
+
+/// `[topics]`: the external topics' names and every topic's partitions and replication.
+///
+/// Internal topics are not named here: they are `<application_id>-orders`,
+/// `<application_id>-inventory-commands`, `<application_id>-line-results` and one
+/// `<application_id>-<store>-changelog` per stateful stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TopicsSection {
+    /// Raw channel orders (JSON envelopes from webhooks and pollers). Default `"retail.channel.orders.raw"`.
+    pub raw_orders: String,
+    /// ERP stock snapshots and adjustments. Default `"retail.erp.inventory"`.
+    pub erp_inventory: String,
+    /// ERP product master. Default `"retail.erp.products"`.
+    pub erp_products: String,
+    /// Per-channel availability updates for the marketplaces. Default `"retail.channel.availability"`.
+    pub availability: String,
+    /// Validated orders for the ERP. Default `"retail.erp.orders.validated"`.
+    pub validated_orders: String,
+    /// Order status events for the channels. Default `"retail.channel.order-status"`.
+    pub order_status: String,
+    /// Dead letters: undecodable or invalid records with the reason. Default `"retail.dlq"`.
+    pub dlq: String,
+    /// Partitions of every topic not listed in `partition_overrides`. Default `6`. A stage runs
+    /// one task per partition of its input, so this bounds the parallelism.
+    pub partitions: i64,
+    /// Partition counts per topic, by key: `raw_orders`, `erp_inventory`, `erp_products`,
+    /// `orders`, `inventory_commands`, `line_results`, `availability`, `validated_orders`,
+    /// `order_status`, `dlq`. A changelog always has the partition count of its stage's input.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub partition_overrides: BTreeMap<String, i64>,
+    /// Replication factor of the topics shelfsync creates. Default `1` (local development); use
+    /// `3` in production.
+    pub replication_factor: i64,
+}
+
+impl Default for TopicsSection {
+    fn default() -> Self {
+        Self {
+            raw_orders: defaults::RAW_ORDERS_TOPIC.to_string(),
+            erp_inventory: defaults::ERP_INVENTORY_TOPIC.to_string(),
+            erp_products: defaults::ERP_PRODUCTS_TOPIC.to_string(),
+            availability: defaults::AVAILABILITY_TOPIC.to_string(),
+            validated_orders: defaults::VALIDATED_ORDERS_TOPIC.to_string(),
+            order_status: defaults::ORDER_STATUS_TOPIC.to_string(),
+            dlq: defaults::DLQ_TOPIC.to_string(),
+            partitions: defaults::PARTITIONS,
+            partition_overrides: BTreeMap::new(),
+            replication_factor: defaults::REPLICATION_FACTOR,
+        }
+    }
+}
+
+/// `[dedupe]`: the order deduplication stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DedupeSection {
+    /// How long an order's payload fingerprints are remembered after its last revision, in
+    /// stream time. A repeat inside the window is dropped. Default `"7d"`.
+    #[serde(with = "duration")]
+    pub window: Duration,
+}
+
+impl Default for DedupeSection {
+    fn default() -> Self {
+        Self {
+            window: defaults::DEDUPE_WINDOW,
+        }
+    }
+}
+
+/// `[inventory]`: reservations, safety stock and channel allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InventorySection {
+    /// How long an unpaid order's soft reservation holds stock, in stream time. Default `"30m"`.
+    #[serde(with = "duration")]
+    pub soft_hold_ttl: Duration,
+    /// How long a shipped line is remembered so that late repeats are no-ops. Default `"7d"`.
+    #[serde(with = "duration")]
+    pub shipped_line_retention: Duration,
+}
+
+impl Default for InventorySection {
+    fn default() -> Self {
+        Self {
+            soft_hold_ttl: defaults::SOFT_HOLD_TTL,
+            shipped_line_retention: defaults::SHIPPED_LINE_RETENTION,
+        }
+    }
+}
+
+/// `[assemble]`: the order assembly stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AssembleSection {
+    /// How long an order's assembly state is kept after its last line result. Default `"7d"`.
+    #[serde(with = "duration")]
+    pub retention: Duration,
+}
+
+impl Default for AssembleSection {
+    fn default() -> Self {
+        Self {
+            retention: defaults::ASSEMBLE_RETENTION,
+        }
+    }
+}
+
+/// `[[locations]]`: a stock location.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocationSpec {
+    /// The location id as the ERP writes it in `retail.erp.inventory` (e.g. `"dc-east"`). Unique.
+    pub id: String,
+    /// A human-readable name (e.g. `"East Coast DC"`).
+    pub name: String,
+}
+
+/// The channel adapter that turns the channel's raw payloads into canonical orders.
+///
+/// The pipeline maps it onto `shelfsync_schemas::adapters::AdapterKind`; it is a separate type
+/// here so that the file format does not move when the adapters do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdapterName {
+    /// Shopify order webhooks.
+    Shopify,
+    /// Amazon SP-API orders.
+    Amazon,
+    /// Walmart Marketplace purchase orders.
+    Walmart,
+    /// shelfsync's generic JSON order shape (for any other channel).
+    Generic,
+}
+
+impl AdapterName {
+    /// The name as written in the file (`"shopify"`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Shopify => "shopify",
+            Self::Amazon => "amazon",
+            Self::Walmart => "walmart",
+            Self::Generic => "generic",
+        }
+    }
+}
+
+impl std::fmt::Display for AdapterName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `[[channels]]`: a sales channel and its allocation policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelSpec {
+    /// The channel name: the `channel` of its raw orders, the prefix of its order keys
+    /// (`amazon:123-456`) and availability keys (`amazon|SKU-1`). Unique; letters, digits, `.`,
+    /// `_` and `-`, at most 64 characters.
+    pub name: String,
+    /// Which adapter decodes its raw orders: `"shopify"`, `"amazon"`, `"walmart"` or `"generic"`.
+    pub adapter: AdapterName,
+    /// Percentage (0–100) of available-to-sell stock offered on this channel, rounded down.
+    /// Shares of different channels are each taken from the same ATS and need not add up to 100.
+    /// Default `100`.
+    #[serde(default = "default_share_pct")]
+    pub share_pct: i64,
+    /// Units held back from this channel after its share (≥ 0). Default `0`.
+    #[serde(default)]
+    pub buffer: i64,
+    /// Upper bound on the quantity published to this channel (≥ 0). Default: no cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_qty: Option<i64>,
+    /// A computed quantity below this is published as 0, to stop selling the last few units
+    /// (≥ 0). Default `0`.
+    #[serde(default)]
+    pub min_publish: i64,
+    /// Location ids whose stock this channel may sell; each must be a declared location.
+    /// Default: all locations. Reservations at other locations still count against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eligible_locations: Option<Vec<String>>,
+    /// What happens to this channel's order line when physical stock is short: `"reject"` the
+    /// line (default), or `"backorder"` the shortfall.
+    #[serde(default)]
+    pub oversell_policy: OversellPolicy,
+    /// `[channels.push]`: how `shelfsync push` sends this channel's availability to the
+    /// marketplace. Absent: availability is only written to the availability topic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push: Option<PushSpec>,
+}
+
+fn default_share_pct() -> i64 {
+    defaults::SHARE_PCT
+}
+
+impl ChannelSpec {
+    /// A channel with the given adapter and every policy at its default (100% of ATS, no
+    /// buffer, cap or minimum, all locations, `reject`, no push).
+    pub fn new(name: &str, adapter: AdapterName) -> Self {
+        Self {
+            name: name.to_string(),
+            adapter,
+            share_pct: defaults::SHARE_PCT,
+            buffer: 0,
+            max_qty: None,
+            min_publish: 0,
+            eligible_locations: None,
+            oversell_policy: OversellPolicy::default(),
+            push: None,
+        }
+    }
+}
+
+/// Which marketplace API the push sink talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PushKind {
+    /// Shopify Admin API inventory levels.
+    Shopify,
+    /// Amazon Selling Partner API listings.
+    Amazon,
+    /// Walmart Marketplace inventory API.
+    Walmart,
+    /// eBay Inventory API.
+    Ebay,
+    /// A plain HTTPS webhook receiving JSON availability updates.
+    Webhook,
+}
+
+impl PushKind {
+    /// The name as written in the file (`"shopify"`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Shopify => "shopify",
+            Self::Amazon => "amazon",
+            Self::Walmart => "walmart",
+            Self::Ebay => "ebay",
+            Self::Webhook => "webhook",
+        }
+    }
+}
+
+/// `[channels.push]`: the marketplace push sink of one channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushSpec {
+    /// The API: `"shopify"`, `"amazon"`, `"walmart"`, `"ebay"` or `"webhook"`.
+    pub kind: PushKind,
+    /// Base URL of the API (`https://…`), without credentials. Required.
+    #[serde(default)]
+    pub endpoint: String,
+    /// Requests per second (token-bucket refill rate), > 0; fractions allowed (`0.5`). Default `5.0`.
+    #[serde(default = "default_push_rate")]
+    pub rate_per_sec: f64,
+    /// Token-bucket capacity: requests that may go out back to back (≥ 1). Default `10`.
+    #[serde(default = "default_push_burst")]
+    pub burst: i64,
+    /// Availability updates per request where the API accepts batches (≥ 1). Default `50`.
+    #[serde(default = "default_push_batch_size")]
+    pub batch_size: i64,
+    /// Name of the environment variable that holds the API credentials (e.g.
+    /// `"SHELFSYNC_AMAZON_CREDENTIALS"`). Secrets never go in this file. Required for marketplace
+    /// kinds, optional for `webhook`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_env: Option<String>,
+}
+
+fn default_push_rate() -> f64 {
+    defaults::PUSH_RATE_PER_SEC
+}
+fn default_push_burst() -> i64 {
+    defaults::PUSH_BURST
+}
+fn default_push_batch_size() -> i64 {
+    defaults::PUSH_BATCH_SIZE
+}
