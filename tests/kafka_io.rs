@@ -56,15 +56,27 @@ impl TestProducer {
     ///
     /// # Errors
     /// On a produce error other than a full queue.
-    pub fn send(&self, topic: &str, key: Option<&[u8]>, value: &[u8], timestamp: i64) -> Result<()> {
-        let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).payload(value).timestamp(timestamp);
+    pub fn send(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: &[u8],
+        timestamp: i64,
+    ) -> Result<()> {
+        let mut rec: BaseRecord<'_, [u8], [u8]> =
+            BaseRecord::to(topic).payload(value).timestamp(timestamp);
         if let Some(k) = key {
             rec = rec.key(k);
         }
         loop {
             match self.producer.send(rec) {
                 Ok(()) => return Ok(()),
-                Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), r)) => {
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(
+                        rdkafka::types::RDKafkaErrorCode::QueueFull,
+                    ),
+                    r,
+                )) => {
                     rec = r;
                     self.producer.poll(Duration::from_millis(10));
                 }
@@ -94,7 +106,11 @@ pub fn read_topic(bootstrap: &str, topic: &str) -> Result<Vec<Record>> {
         .set("enable.auto.commit", "false")
         .create()?;
     let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-    let partitions: Vec<i32> = md.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
+    let partitions: Vec<i32> = md
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
     let mut out = Vec::new();
     for p in partitions {
         let (low, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10))?;
@@ -115,7 +131,13 @@ pub fn read_topic(bootstrap: &str, topic: &str) -> Result<Vec<Record>> {
                         .headers()
                         .map(|h| {
                             h.iter()
-                                .map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+                                .map(|h| {
+                                    (
+                                        h.key.to_string(),
+                                        String::from_utf8_lossy(h.value.unwrap_or_default())
+                                            .into_owned(),
+                                    )
+                                })
                                 .collect()
                         })
                         .unwrap_or_default();
@@ -144,7 +166,12 @@ pub fn read_topic(bootstrap: &str, topic: &str) -> Result<Vec<Record>> {
 ///
 /// # Errors
 /// On read errors, or when `done` never holds (the message says how many records were there).
-pub fn wait_for<F: FnMut(&[Record]) -> bool>(bootstrap: &str, topic: &str, timeout: Duration, mut done: F) -> Result<Vec<Record>> {
+pub fn wait_for<F: FnMut(&[Record]) -> bool>(
+    bootstrap: &str,
+    topic: &str,
+    timeout: Duration,
+    mut done: F,
+) -> Result<Vec<Record>> {
     let deadline = Instant::now() + timeout;
     loop {
         let records = read_topic(bootstrap, topic)?;
@@ -152,7 +179,10 @@ pub fn wait_for<F: FnMut(&[Record]) -> bool>(bootstrap: &str, topic: &str, timeo
             return Ok(records);
         }
         if Instant::now() > deadline {
-            bail!("timed out waiting on {topic}: {} records so far", records.len());
+            bail!(
+                "timed out waiting on {topic}: {} records so far",
+                records.len()
+            );
         }
         std::thread::sleep(Duration::from_millis(300));
     }
@@ -170,7 +200,10 @@ impl PipelineProcess {
     /// # Errors
     /// When the binary cannot be spawned.
     pub fn start(bin: &Path, topology: &Path, state_dir: &Path, log: &Path) -> Result<Self> {
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
         let child = Command::new(bin)
             .args(["run", "--topology"])
             .arg(topology)
@@ -181,7 +214,10 @@ impl PipelineProcess {
             .stderr(Stdio::from(file))
             .spawn()
             .with_context(|| format!("spawn {}", bin.display()))?;
-        Ok(Self { child, log: log.to_path_buf() })
+        Ok(Self {
+            child,
+            log: log.to_path_buf(),
+        })
     }
 
     /// Sends SIGTERM and waits for a clean exit (bounded).
@@ -200,7 +236,10 @@ impl PipelineProcess {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!("shelfsync did not stop within 60 s; log:\n{}", self.log_tail());
+                bail!(
+                    "shelfsync did not stop within 60 s; log:\n{}",
+                    self.log_tail()
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -237,9 +276,18 @@ impl Drop for PipelineProcess {
 /// When it exits non-zero (with its output in the message).
 pub fn run_cli(bin: &Path, args: &[&str]) -> Result<String> {
     let out = Command::new(bin).args(args).output()?;
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     if !out.status.success() {
-        bail!("{} {:?} failed ({}):\n{text}", bin.display(), args, out.status);
+        bail!(
+            "{} {:?} failed ({}):\n{text}",
+            bin.display(),
+            args,
+            out.status
+        );
     }
     Ok(text)
 }

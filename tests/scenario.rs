@@ -10,8 +10,8 @@ use shelfsync_operators::MemStore;
 use shelfsync_pipeline::stages::{OutRecord, StageLogic};
 use shelfsync_schemas::avro::{self, Framing};
 use shelfsync_schemas::{
-    AdjustmentReason, ChannelAvailability, ChannelOverride, InventoryChange, InventoryChangeKind, OrderStatus,
-    ProductChange, ValidatedOrder,
+    AdjustmentReason, ChannelAvailability, ChannelOverride, InventoryChange, InventoryChangeKind,
+    OrderStatus, ProductChange, ValidatedOrder,
 };
 use shelfsync_topology::{Stage, TopicId, Topology};
 
@@ -114,6 +114,7 @@ eligible_locations = ["dc-east"]
 name = "store-nyc"
 adapter = "generic"
 eligible_locations = ["store-nyc"]
+oversell_policy = "backorder"
 "#
     )
 }
@@ -123,7 +124,13 @@ fn avro_value<T: avro::AvroRecord>(v: &T) -> Vec<u8> {
 }
 
 /// A product master record.
-pub fn product(sku: &str, seq: i64, units: i64, pct: i64, overrides: Vec<ChannelOverride>) -> Vec<u8> {
+pub fn product(
+    sku: &str,
+    seq: i64,
+    units: i64,
+    pct: i64,
+    overrides: Vec<ChannelOverride>,
+) -> Vec<u8> {
     avro_value(&ProductChange {
         sku: sku.into(),
         active: true,
@@ -136,7 +143,15 @@ pub fn product(sku: &str, seq: i64, units: i64, pct: i64, overrides: Vec<Channel
 }
 
 /// An ERP stock record.
-pub fn stock(sku: &str, loc: &str, kind: InventoryChangeKind, qty: i64, seq: i64, reason: Option<AdjustmentReason>, shipped: Option<(&str, &str)>) -> Vec<u8> {
+pub fn stock(
+    sku: &str,
+    loc: &str,
+    kind: InventoryChangeKind,
+    qty: i64,
+    seq: i64,
+    reason: Option<AdjustmentReason>,
+    shipped: Option<(&str, &str)>,
+) -> Vec<u8> {
     avro_value(&InventoryChange {
         sku: sku.into(),
         location: loc.into(),
@@ -151,7 +166,14 @@ pub fn stock(sku: &str, loc: &str, kind: InventoryChangeKind, qty: i64, seq: i64
 }
 
 /// A generic-adapter raw order envelope.
-pub fn generic_order(channel: &str, id: &str, delivery: &str, paid: bool, cancelled: bool, lines: &[(&str, &str, i64)]) -> Vec<u8> {
+pub fn generic_order(
+    channel: &str,
+    id: &str,
+    delivery: &str,
+    paid: bool,
+    cancelled: bool,
+    lines: &[(&str, &str, i64)],
+) -> Vec<u8> {
     let lines: Vec<serde_json::Value> = lines
         .iter()
         .map(|(l, s, q)| serde_json::json!({"line_id": l, "sku": s, "quantity": q}))
@@ -173,8 +195,9 @@ pub struct Scenario {
 
 /// SKUs that appear in the project's raw fixtures.
 fn fixture_skus() -> Result<Vec<String>> {
-    let expected: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(fixtures_dir().join("raw/expected.json")).context("read expected.json")?)?;
+    let expected: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(fixtures_dir().join("raw/expected.json")).context("read expected.json")?,
+    )?;
     let mut skus: Vec<String> = expected
         .as_object()
         .into_iter()
@@ -194,29 +217,102 @@ impl Scenario {
     ///
     /// # Errors
     /// When the fixtures cannot be read.
+    // Pushes with a comment before each read better than one `vec![]` literal here.
+    #[allow(clippy::vec_init_then_push)]
     pub fn retail() -> Result<Self> {
         let mut ts = 1_772_000_000_000i64;
         let mut next = |input: Input, key: Option<&str>, value: Vec<u8>| {
             ts += 1000;
-            InputRecord { input, key: key.map(|k| k.as_bytes().to_vec()), value, timestamp: ts }
+            InputRecord {
+                input,
+                key: key.map(|k| k.as_bytes().to_vec()),
+                value,
+                timestamp: ts,
+            }
         };
         let skus = fixture_skus()?;
+        // Products and stock are separate phases: they are two input topics, and the order in
+        // which two stages' outputs interleave on the command topic is not defined.
+        let mut products = Vec::new();
         let mut erp = Vec::new();
         for (i, sku) in skus.iter().enumerate() {
             let units = (i % 3) as i64;
-            erp.push(next(Input::ErpProducts, Some(sku), product(sku, 1, units, 10, vec![])));
-            erp.push(next(Input::ErpInventory, Some(sku), stock(sku, "dc-east", InventoryChangeKind::SNAPSHOT, 60 + i as i64, 1, None, None)));
-            erp.push(next(Input::ErpInventory, Some(sku), stock(sku, "store-nyc", InventoryChangeKind::SNAPSHOT, 15, 1, None, None)));
+            products.push(next(
+                Input::ErpProducts,
+                Some(sku),
+                product(sku, 1, units, 10, vec![]),
+            ));
+            erp.push(next(
+                Input::ErpInventory,
+                Some(sku),
+                stock(
+                    sku,
+                    "dc-east",
+                    InventoryChangeKind::SNAPSHOT,
+                    60 + i as i64,
+                    1,
+                    None,
+                    None,
+                ),
+            ));
+            erp.push(next(
+                Input::ErpInventory,
+                Some(sku),
+                stock(
+                    sku,
+                    "store-nyc",
+                    InventoryChangeKind::SNAPSHOT,
+                    15,
+                    1,
+                    None,
+                    None,
+                ),
+            ));
         }
         for sku in ["SCARCE-1", "SCARCE-2"] {
-            erp.push(next(Input::ErpInventory, Some(sku), stock(sku, "dc-east", InventoryChangeKind::SNAPSHOT, 1, 1, None, None)));
+            erp.push(next(
+                Input::ErpInventory,
+                Some(sku),
+                stock(
+                    sku,
+                    "dc-east",
+                    InventoryChangeKind::SNAPSHOT,
+                    1,
+                    1,
+                    None,
+                    None,
+                ),
+            ));
         }
-        erp.push(next(
+        products.push(next(
             Input::ErpProducts,
             Some("SKU-OVR"),
-            product("SKU-OVR", 1, 0, 0, vec![ChannelOverride { channel: "ebay".into(), enabled: false, safety_stock_units: None, safety_stock_pct: None }]),
+            product(
+                "SKU-OVR",
+                1,
+                0,
+                0,
+                vec![ChannelOverride {
+                    channel: "ebay".into(),
+                    enabled: false,
+                    safety_stock_units: None,
+                    safety_stock_pct: None,
+                }],
+            ),
         ));
-        erp.push(next(Input::ErpInventory, Some("SKU-OVR"), stock("SKU-OVR", "dc-east", InventoryChangeKind::SNAPSHOT, 30, 1, None, None)));
+        erp.push(next(
+            Input::ErpInventory,
+            Some("SKU-OVR"),
+            stock(
+                "SKU-OVR",
+                "dc-east",
+                InventoryChangeKind::SNAPSHOT,
+                30,
+                1,
+                None,
+                None,
+            ),
+        ));
 
         let mut orders = Vec::new();
         let mut files: Vec<PathBuf> = std::fs::read_dir(fixtures_dir().join("raw"))?
@@ -224,34 +320,168 @@ impl Scenario {
             .filter(|p| p.file_name().is_some_and(|n| n != "expected.json"))
             .collect();
         files.sort();
+        let expected: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(fixtures_dir().join("raw/expected.json"))?)?;
         for f in &files {
             let bytes = std::fs::read(f)?;
-            orders.push(next(Input::RawOrders, None, bytes.clone()));
+            // Raw orders are keyed by order key, so revisions of one order stay in order.
+            let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let order = &expected[name]["order"];
+            let key = format!(
+                "{}:{}",
+                order["channel"].as_str().unwrap_or_default(),
+                order["channel_order_id"].as_str().unwrap_or_default()
+            );
+            let key = Some(key.as_str());
+            orders.push(next(Input::RawOrders, key, bytes.clone()));
             // The same payload again with a new delivery id: dedupe drops it.
             let mut v: serde_json::Value = serde_json::from_slice(&bytes)?;
             v["delivery_id"] = serde_json::json!(format!("redelivery-{}", f.display()));
-            orders.push(next(Input::RawOrders, None, serde_json::to_vec(&v)?));
+            orders.push(next(Input::RawOrders, key, serde_json::to_vec(&v)?));
         }
-        orders.push(next(Input::RawOrders, None, generic_order("amazon-x", "x", "d", true, false, &[("1", "A", 1)])));
-        orders.push(next(Input::RawOrders, None, generic_order("ebay", "E-100", "d100", true, false, &[("1", "SCARCE-1", 3)])));
-        orders.push(next(Input::RawOrders, None, generic_order("shopify-generic", "S", "d", true, false, &[("1", "A", 1)])));
-        orders.push(next(Input::RawOrders, None, generic_order("store-nyc", "N-1", "d101", false, false, &[("1", "SCARCE-2", 3)])));
-        orders.push(next(Input::RawOrders, None, generic_order("ebay", "E-200", "d200", true, false, &[("1", "SKU-OVR", 2), ("2", "MUG-BLUE-350", 1)])));
-        orders.push(next(Input::RawOrders, None, generic_order("store-nyc", "N-2", "d201", true, false, &[("1", "MUG-BLUE-350", 2)])));
+        orders.push(next(
+            Input::RawOrders,
+            Some("amazon-x:x"),
+            generic_order("amazon-x", "x", "d", true, false, &[("1", "A", 1)]),
+        ));
+        orders.push(next(
+            Input::RawOrders,
+            Some("ebay:E-100"),
+            generic_order(
+                "ebay",
+                "E-100",
+                "d100",
+                true,
+                false,
+                &[("1", "SCARCE-1", 3)],
+            ),
+        ));
+        orders.push(next(
+            Input::RawOrders,
+            Some("shopify-generic:S"),
+            generic_order("shopify-generic", "S", "d", true, false, &[("1", "A", 1)]),
+        ));
+        orders.push(next(
+            Input::RawOrders,
+            Some("store-nyc:N-1"),
+            generic_order(
+                "store-nyc",
+                "N-1",
+                "d101",
+                false,
+                false,
+                &[("1", "SCARCE-2", 3)],
+            ),
+        ));
+        orders.push(next(
+            Input::RawOrders,
+            Some("ebay:E-200"),
+            generic_order(
+                "ebay",
+                "E-200",
+                "d200",
+                true,
+                false,
+                &[("1", "SKU-OVR", 2), ("2", "MUG-BLUE-350", 1)],
+            ),
+        ));
+        orders.push(next(
+            Input::RawOrders,
+            Some("store-nyc:N-2"),
+            generic_order(
+                "store-nyc",
+                "N-2",
+                "d201",
+                true,
+                false,
+                &[("1", "MUG-BLUE-350", 2)],
+            ),
+        ));
 
         let mut later = Vec::new();
         // A revision (line quantity 1 → 4) and a cancellation.
-        later.push(next(Input::RawOrders, None, generic_order("ebay", "E-200", "d202", true, false, &[("1", "SKU-OVR", 4), ("2", "MUG-BLUE-350", 1)])));
-        later.push(next(Input::RawOrders, None, generic_order("store-nyc", "N-2", "d203", true, true, &[("1", "MUG-BLUE-350", 2)])));
+        later.push(next(
+            Input::RawOrders,
+            Some("ebay:E-200"),
+            generic_order(
+                "ebay",
+                "E-200",
+                "d202",
+                true,
+                false,
+                &[("1", "SKU-OVR", 4), ("2", "MUG-BLUE-350", 1)],
+            ),
+        ));
+        later.push(next(
+            Input::RawOrders,
+            Some("store-nyc:N-2"),
+            generic_order(
+                "store-nyc",
+                "N-2",
+                "d203",
+                true,
+                true,
+                &[("1", "MUG-BLUE-350", 2)],
+            ),
+        ));
         // A late retry of revision 1 of E-200: dropped, the revision stands.
-        later.push(next(Input::RawOrders, None, generic_order("ebay", "E-200", "d204", true, false, &[("1", "SKU-OVR", 2), ("2", "MUG-BLUE-350", 1)])));
+        later.push(next(
+            Input::RawOrders,
+            Some("ebay:E-200"),
+            generic_order(
+                "ebay",
+                "E-200",
+                "d204",
+                true,
+                false,
+                &[("1", "SKU-OVR", 2), ("2", "MUG-BLUE-350", 1)],
+            ),
+        ));
 
         let mut erp_later = Vec::new();
-        erp_later.push(next(Input::ErpInventory, Some("SKU-OVR"), stock("SKU-OVR", "dc-east", InventoryChangeKind::ADJUSTMENT, -4, 2, Some(AdjustmentReason::SHIPMENT), Some(("ebay:E-200", "1")))));
-        erp_later.push(next(Input::ErpInventory, Some("SCARCE-1"), stock("SCARCE-1", "dc-east", InventoryChangeKind::ADJUSTMENT, 20, 2, Some(AdjustmentReason::RECEIPT), None)));
+        erp_later.push(next(
+            Input::ErpInventory,
+            Some("SKU-OVR"),
+            stock(
+                "SKU-OVR",
+                "dc-east",
+                InventoryChangeKind::ADJUSTMENT,
+                -4,
+                2,
+                Some(AdjustmentReason::SHIPMENT),
+                Some(("ebay:E-200", "1")),
+            ),
+        ));
+        erp_later.push(next(
+            Input::ErpInventory,
+            Some("SCARCE-1"),
+            stock(
+                "SCARCE-1",
+                "dc-east",
+                InventoryChangeKind::ADJUSTMENT,
+                20,
+                2,
+                Some(AdjustmentReason::RECEIPT),
+                None,
+            ),
+        ));
         // Stale: sequence 1 again.
-        erp_later.push(next(Input::ErpInventory, Some("SCARCE-1"), stock("SCARCE-1", "dc-east", InventoryChangeKind::SNAPSHOT, 500, 1, None, None)));
-        Ok(Self { phases: vec![erp, orders, later, erp_later] })
+        erp_later.push(next(
+            Input::ErpInventory,
+            Some("SCARCE-1"),
+            stock(
+                "SCARCE-1",
+                "dc-east",
+                InventoryChangeKind::SNAPSHOT,
+                500,
+                1,
+                None,
+                None,
+            ),
+        ));
+        Ok(Self {
+            phases: vec![products, erp, orders, later, erp_later],
+        })
     }
 }
 
@@ -280,7 +510,10 @@ impl Model {
     /// A fresh model of `topology`.
     pub fn new(topology: &Topology) -> Self {
         Self {
-            logic: Stage::ALL.iter().map(|s| (*s, StageLogic::new(*s, topology))).collect(),
+            logic: Stage::ALL
+                .iter()
+                .map(|s| (*s, StageLogic::new(*s, topology)))
+                .collect(),
             stores: Stage::ALL.iter().map(|s| (*s, MemStore::new())).collect(),
             expected: Expected::default(),
         }
@@ -301,10 +534,17 @@ impl Model {
             let logic = self.logic.get(&stage).context("logic")?;
             let store = self.stores.get_mut(&stage).context("store")?;
             let mut out: Vec<OutRecord> = Vec::new();
-            let store: Option<&mut dyn shelfsync_operators::StateStore> = if stage.is_stateful() { Some(store) } else { None };
+            let store: Option<&mut dyn shelfsync_operators::StateStore> = if stage.is_stateful() {
+                Some(store)
+            } else {
+                None
+            };
             match logic.process(store, rec.timestamp, Some(&value), &mut out)? {
                 Ok(()) => {}
-                Err(rejected) => self.expected.dead.push((stage.name().to_string(), rejected.kind)),
+                Err(rejected) => self
+                    .expected
+                    .dead
+                    .push((stage.name().to_string(), rejected.kind)),
             }
             // Depth first: the outputs of this record are processed before the next record,
             // which is the order one partition per topic gives in the pipeline.
@@ -314,9 +554,13 @@ impl Model {
                     TopicId::Orders => next.push((Stage::Dedupe, o.value)),
                     TopicId::InventoryCommands => next.push((Stage::Inventory, o.value)),
                     TopicId::LineResults => next.push((Stage::Assemble, o.value)),
-                    TopicId::Availability => self.expected.availability.push(avro::decode(&o.value)?),
+                    TopicId::Availability => {
+                        self.expected.availability.push(avro::decode(&o.value)?)
+                    }
                     TopicId::OrderStatus => self.expected.statuses.push(avro::decode(&o.value)?),
-                    TopicId::ValidatedOrders => self.expected.validated.push(avro::decode(&o.value)?),
+                    TopicId::ValidatedOrders => {
+                        self.expected.validated.push(avro::decode(&o.value)?)
+                    }
                     other => anyhow::bail!("unexpected output topic {other:?}"),
                 }
             }

@@ -64,7 +64,12 @@ impl SkuStock {
     pub fn on_hand_at(&self, locations: Option<&[String]>) -> i64 {
         match locations {
             None => self.total_on_hand(),
-            Some(ids) => self.positions.iter().filter(|p| ids.contains(&p.location)).map(|p| p.on_hand.max(0)).sum(),
+            Some(ids) => self
+                .positions
+                .iter()
+                .filter(|p| ids.contains(&p.location))
+                .map(|p| p.on_hand.max(0))
+                .sum(),
         }
     }
 
@@ -74,7 +79,11 @@ impl SkuStock {
     }
 
     fn override_for(&self, channel: &str) -> Option<&ChannelOverride> {
-        self.product.as_ref()?.overrides.iter().find(|o| o.channel == channel)
+        self.product
+            .as_ref()?
+            .overrides
+            .iter()
+            .find(|o| o.channel == channel)
     }
 
     /// Safety stock for `channel`: units + ceil(pct% × total on-hand), override first.
@@ -83,8 +92,10 @@ impl SkuStock {
         let (units, pct) = match &self.product {
             None => (0, 0),
             Some(p) => (
-                over.and_then(|o| o.safety_stock_units).unwrap_or(p.safety_stock_units),
-                over.and_then(|o| o.safety_stock_pct).unwrap_or(p.safety_stock_pct),
+                over.and_then(|o| o.safety_stock_units)
+                    .unwrap_or(p.safety_stock_units),
+                over.and_then(|o| o.safety_stock_pct)
+                    .unwrap_or(p.safety_stock_pct),
             ),
         };
         let total = self.total_on_hand();
@@ -131,7 +142,11 @@ mod tests {
             product,
             positions: positions
                 .iter()
-                .map(|(l, q)| Position { location: l.to_string(), on_hand: *q, erp_sequence: 1 })
+                .map(|(l, q)| Position {
+                    location: l.to_string(),
+                    on_hand: *q,
+                    erp_sequence: 1,
+                })
                 .collect(),
             reserved,
             backordered: 0,
@@ -139,10 +154,22 @@ mod tests {
     }
 
     fn product(units: i64, pct: i64) -> ProductInfo {
-        ProductInfo { active: true, safety_stock_units: units, safety_stock_pct: pct, overrides: vec![], erp_sequence: 1 }
+        ProductInfo {
+            active: true,
+            safety_stock_units: units,
+            safety_stock_pct: pct,
+            overrides: vec![],
+            erp_sequence: 1,
+        }
     }
 
-    fn policy(share: i64, buffer: i64, max: Option<i64>, min: i64, locs: Option<&[&str]>) -> ChannelPolicy {
+    fn policy(
+        share: i64,
+        buffer: i64,
+        max: Option<i64>,
+        min: i64,
+        locs: Option<&[&str]>,
+    ) -> ChannelPolicy {
         ChannelPolicy {
             name: "amazon".into(),
             share_pct: share,
@@ -182,32 +209,69 @@ mod tests {
 
     #[test]
     fn cap_50_limits_ats_80_and_min_publish_5_zeroes_4() {
-        assert_eq!(channel_quantity(&policy(100, 0, Some(50), 0, None), &stock(&[("a", 80)], 0, None)), 50);
-        assert_eq!(channel_quantity(&policy(100, 0, None, 5, None), &stock(&[("a", 4)], 0, None)), 0);
-        assert_eq!(channel_quantity(&policy(100, 0, None, 5, None), &stock(&[("a", 5)], 0, None)), 5);
+        assert_eq!(
+            channel_quantity(
+                &policy(100, 0, Some(50), 0, None),
+                &stock(&[("a", 80)], 0, None)
+            ),
+            50
+        );
+        assert_eq!(
+            channel_quantity(&policy(100, 0, None, 5, None), &stock(&[("a", 4)], 0, None)),
+            0
+        );
+        assert_eq!(
+            channel_quantity(&policy(100, 0, None, 5, None), &stock(&[("a", 5)], 0, None)),
+            5
+        );
     }
 
     #[test]
     fn restricted_channel_sees_only_its_locations_but_all_reservations() {
         // dc 20 + store 10; eligible dc only; reserved 4 (anywhere) → 20 − 4 = 16.
         let s = stock(&[("dc", 20), ("store", 10)], 4, None);
-        assert_eq!(channel_quantity(&policy(100, 0, None, 0, Some(&["dc"])), &s), 16);
+        assert_eq!(
+            channel_quantity(&policy(100, 0, None, 0, Some(&["dc"])), &s),
+            16
+        );
     }
 
     #[test]
     fn inactive_sku_and_disabled_channel_publish_zero() {
         let mut p = product(0, 0);
         p.active = false;
-        assert_eq!(channel_quantity(&policy(100, 0, None, 0, None), &stock(&[("a", 10)], 0, Some(p))), 0);
+        assert_eq!(
+            channel_quantity(
+                &policy(100, 0, None, 0, None),
+                &stock(&[("a", 10)], 0, Some(p))
+            ),
+            0
+        );
         let mut p = product(0, 0);
-        p.overrides.push(ChannelOverride { channel: "amazon".into(), enabled: false, safety_stock_units: None, safety_stock_pct: None });
-        assert_eq!(channel_quantity(&policy(100, 0, None, 0, None), &stock(&[("a", 10)], 0, Some(p))), 0);
+        p.overrides.push(ChannelOverride {
+            channel: "amazon".into(),
+            enabled: false,
+            safety_stock_units: None,
+            safety_stock_pct: None,
+        });
+        assert_eq!(
+            channel_quantity(
+                &policy(100, 0, None, 0, None),
+                &stock(&[("a", 10)], 0, Some(p))
+            ),
+            0
+        );
     }
 
     #[test]
     fn channel_override_replaces_safety_units_5_for_that_channel_only() {
         let mut p = product(1, 0);
-        p.overrides.push(ChannelOverride { channel: "amazon".into(), enabled: true, safety_stock_units: Some(5), safety_stock_pct: None });
+        p.overrides.push(ChannelOverride {
+            channel: "amazon".into(),
+            enabled: true,
+            safety_stock_units: Some(5),
+            safety_stock_pct: None,
+        });
         let s = stock(&[("a", 10)], 0, Some(p));
         assert_eq!(s.safety_stock("amazon"), 5);
         assert_eq!(s.safety_stock("ebay"), 1);
@@ -216,6 +280,9 @@ mod tests {
 
     #[test]
     fn no_product_record_means_active_without_safety_stock() {
-        assert_eq!(channel_quantity(&policy(100, 0, None, 0, None), &stock(&[("a", 7)], 0, None)), 7);
+        assert_eq!(
+            channel_quantity(&policy(100, 0, None, 0, None), &stock(&[("a", 7)], 0, None)),
+            7
+        );
     }
 }

@@ -12,7 +12,9 @@
 //! it is dropped and counted, so the ERP never sees an order go back in time.
 
 use serde::{Deserialize, Serialize};
-use shelfsync_schemas::{stable_id, LineOutcome, LineResult, OrderStatus, OrderStatusCode, ValidatedLine, ValidatedOrder};
+use shelfsync_schemas::{
+    stable_id, LineOutcome, LineResult, OrderStatus, OrderStatusCode, ValidatedLine, ValidatedOrder,
+};
 
 use crate::state::{advance_stream_time, compose_key, load, save, ExpiryIndex};
 use crate::{AssembleConfig, Operator, OperatorError, StateStore, StoreSpec};
@@ -62,9 +64,18 @@ pub fn revision_status(results: &[LineResult]) -> OrderStatusCode {
     if results.iter().any(|r| r.cancelled) {
         return OrderStatusCode::CANCELLED;
     }
-    let active: Vec<&LineResult> = results.iter().filter(|r| r.outcome != LineOutcome::RELEASED).collect();
-    let rejected = active.iter().filter(|r| r.outcome == LineOutcome::REJECTED).count();
-    let backordered = active.iter().filter(|r| r.outcome == LineOutcome::BACKORDERED).count();
+    let active: Vec<&LineResult> = results
+        .iter()
+        .filter(|r| r.outcome != LineOutcome::RELEASED)
+        .collect();
+    let rejected = active
+        .iter()
+        .filter(|r| r.outcome == LineOutcome::REJECTED)
+        .count();
+    let backordered = active
+        .iter()
+        .filter(|r| r.outcome == LineOutcome::BACKORDERED)
+        .count();
     if !active.is_empty() && rejected == active.len() {
         OrderStatusCode::REJECTED
     } else if rejected > 0 {
@@ -89,7 +100,9 @@ impl AssembleOrders {
                 return Ok(());
             }
             for (at, id) in due {
-                let Ok(order_key) = String::from_utf8(id) else { continue };
+                let Ok(order_key) = String::from_utf8(id) else {
+                    continue;
+                };
                 let key = record_key(&order_key);
                 if load::<AssemblyRecord>(store, &key)?.is_some_and(|r| r.expires_at == at) {
                     store.delete(&key);
@@ -99,14 +112,24 @@ impl AssembleOrders {
     }
 
     fn emit(rec: &mut AssemblyRecord, mut results: Vec<LineResult>, out: &mut Vec<AssembleOutput>) {
-        results.sort_by(|a, b| (&a.line_id, &a.sku, a.outcome as u8).cmp(&(&b.line_id, &b.sku, b.outcome as u8)));
+        results.sort_by(|a, b| {
+            (&a.line_id, &a.sku, a.outcome as u8).cmp(&(&b.line_id, &b.sku, b.outcome as u8))
+        });
         let Some(first) = results.first() else { return };
         let status = revision_status(&results);
-        let (order_key, channel, channel_order_id) = (first.order_key.clone(), first.channel.clone(), first.channel_order_id.clone());
+        let (order_key, channel, channel_order_id) = (
+            first.order_key.clone(),
+            first.channel.clone(),
+            first.channel_order_id.clone(),
+        );
         let (revision, paid, placed_at) = (first.revision, first.paid, first.placed_at);
         let count = |o: LineOutcome| results.iter().filter(|r| r.outcome == o).count() as i32;
         out.push(AssembleOutput::Status(OrderStatus {
-            event_id: stable_id(&[order_key.as_bytes(), &revision.to_be_bytes(), format!("{status:?}").as_bytes()]),
+            event_id: stable_id(&[
+                order_key.as_bytes(),
+                &revision.to_be_bytes(),
+                format!("{status:?}").as_bytes(),
+            ]),
             order_key: order_key.clone(),
             channel: channel.clone(),
             channel_order_id: channel_order_id.clone(),
@@ -123,7 +146,9 @@ impl AssembleOrders {
         if to_erp {
             let lines = results
                 .iter()
-                .filter(|r| status == OrderStatusCode::CANCELLED || r.outcome != LineOutcome::RELEASED)
+                .filter(|r| {
+                    status == OrderStatusCode::CANCELLED || r.outcome != LineOutcome::RELEASED
+                })
                 .map(|r| ValidatedLine {
                     line_id: r.line_id.clone(),
                     sku: r.sku.clone(),
@@ -155,7 +180,10 @@ impl Operator for AssembleOrders {
     type Output = AssembleOutput;
 
     fn store(&self) -> StoreSpec {
-        StoreSpec { name: "assemble", max_ttl_ms: Some(self.config.retention_ms) }
+        StoreSpec {
+            name: "assemble",
+            max_ttl_ms: Some(self.config.retention_ms),
+        }
     }
 
     fn process(
@@ -168,28 +196,49 @@ impl Operator for AssembleOrders {
         let now = advance_stream_time(store, timestamp)?;
         self.expire(store, now)?;
         if result.revision < 1 {
-            return Err(OperatorError::invalid("revision", format!("must be ≥ 1, got {}", result.revision)));
+            return Err(OperatorError::invalid(
+                "revision",
+                format!("must be ≥ 1, got {}", result.revision),
+            ));
         }
         if result.lines_in_revision < 1 {
-            return Err(OperatorError::invalid("lines_in_revision", format!("must be ≥ 1, got {}", result.lines_in_revision)));
+            return Err(OperatorError::invalid(
+                "lines_in_revision",
+                format!("must be ≥ 1, got {}", result.lines_in_revision),
+            ));
         }
         let key = record_key(&result.order_key);
         let mut rec = load::<AssemblyRecord>(store, &key)?.unwrap_or_default();
-        let superseded = || AssembleOutput::Superseded { order_key: result.order_key.clone(), revision: result.revision };
+        let superseded = || AssembleOutput::Superseded {
+            order_key: result.order_key.clone(),
+            revision: result.revision,
+        };
         if result.revision <= rec.last_emitted {
             out.push(superseded());
             return Ok(());
         }
-        let idx = match rec.pending.iter().position(|p| p.revision == result.revision) {
+        let idx = match rec
+            .pending
+            .iter()
+            .position(|p| p.revision == result.revision)
+        {
             Some(i) => i,
             None => {
-                rec.pending.push(Pending { revision: result.revision, results: Vec::new() });
+                rec.pending.push(Pending {
+                    revision: result.revision,
+                    results: Vec::new(),
+                });
                 rec.pending.sort_by_key(|p| p.revision);
-                rec.pending.iter().position(|p| p.revision == result.revision).unwrap_or(0)
+                rec.pending
+                    .iter()
+                    .position(|p| p.revision == result.revision)
+                    .unwrap_or(0)
             }
         };
         let pending = &mut rec.pending[idx];
-        if pending.results.iter().any(|r| r.line_id == result.line_id && r.sku == result.sku && r.outcome == result.outcome) {
+        if pending.results.iter().any(|r| {
+            r.line_id == result.line_id && r.sku == result.sku && r.outcome == result.outcome
+        }) {
             out.push(superseded());
             return Ok(());
         }
@@ -223,8 +272,16 @@ mod tests {
             line_id: line.into(),
             sku: format!("SKU-{line}"),
             quantity: 2,
-            reserved: if outcome == LineOutcome::RESERVED { 2 } else { 0 },
-            backordered: if outcome == LineOutcome::BACKORDERED { 2 } else { 0 },
+            reserved: if outcome == LineOutcome::RESERVED {
+                2
+            } else {
+                0
+            },
+            backordered: if outcome == LineOutcome::BACKORDERED {
+                2
+            } else {
+                0
+            },
             outcome,
             paid: true,
             cancelled,
@@ -239,7 +296,9 @@ mod tests {
     }
 
     fn statuses(out: &[AssembleOutput]) -> Vec<(OrderStatusCode, bool)> {
-        let validated = out.iter().any(|o| matches!(o, AssembleOutput::Validated(_)));
+        let validated = out
+            .iter()
+            .any(|o| matches!(o, AssembleOutput::Validated(_)));
         out.iter()
             .filter_map(|o| match o {
                 AssembleOutput::Status(s) => Some((s.status, validated)),
@@ -263,13 +322,31 @@ mod tests {
         let r = |o| result(1, 1, "a", o, false);
         let rr = |o1, o2| vec![result(1, 2, "a", o1, false), result(1, 2, "b", o2, false)];
         assert_eq!(revision_status(&[r(RESERVED)]), OrderStatusCode::ACCEPTED);
-        assert_eq!(revision_status(&[r(BACKORDERED)]), OrderStatusCode::BACKORDERED);
-        assert_eq!(revision_status(&rr(RESERVED, REJECTED)), OrderStatusCode::PARTIALLY_ACCEPTED);
-        assert_eq!(revision_status(&rr(BACKORDERED, REJECTED)), OrderStatusCode::PARTIALLY_ACCEPTED);
-        assert_eq!(revision_status(&rr(REJECTED, REJECTED)), OrderStatusCode::REJECTED);
+        assert_eq!(
+            revision_status(&[r(BACKORDERED)]),
+            OrderStatusCode::BACKORDERED
+        );
+        assert_eq!(
+            revision_status(&rr(RESERVED, REJECTED)),
+            OrderStatusCode::PARTIALLY_ACCEPTED
+        );
+        assert_eq!(
+            revision_status(&rr(BACKORDERED, REJECTED)),
+            OrderStatusCode::PARTIALLY_ACCEPTED
+        );
+        assert_eq!(
+            revision_status(&rr(REJECTED, REJECTED)),
+            OrderStatusCode::REJECTED
+        );
         // A released line (removed in this revision) does not count.
-        assert_eq!(revision_status(&rr(REJECTED, RELEASED)), OrderStatusCode::REJECTED);
-        assert_eq!(revision_status(&[result(1, 1, "a", RELEASED, true)]), OrderStatusCode::CANCELLED);
+        assert_eq!(
+            revision_status(&rr(REJECTED, RELEASED)),
+            OrderStatusCode::REJECTED
+        );
+        assert_eq!(
+            revision_status(&[result(1, 1, "a", RELEASED, true)]),
+            OrderStatusCode::CANCELLED
+        );
     }
 
     #[test]
@@ -300,7 +377,10 @@ mod tests {
         let out = run(&op, &mut s, result(2, 1, "a", LineOutcome::RESERVED, false));
         assert_eq!(statuses(&out).len(), 1);
         let out = run(&op, &mut s, result(1, 2, "b", LineOutcome::RESERVED, false));
-        assert!(matches!(out.as_slice(), [AssembleOutput::Superseded { revision: 1, .. }]));
+        assert!(matches!(
+            out.as_slice(),
+            [AssembleOutput::Superseded { revision: 1, .. }]
+        ));
     }
 
     #[test]
@@ -309,7 +389,10 @@ mod tests {
         let mut s = MemStore::new();
         run(&op, &mut s, result(1, 2, "a", LineOutcome::RESERVED, false));
         let out = run(&op, &mut s, result(1, 2, "a", LineOutcome::RESERVED, false));
-        assert!(matches!(out.as_slice(), [AssembleOutput::Superseded { .. }]));
+        assert!(matches!(
+            out.as_slice(),
+            [AssembleOutput::Superseded { .. }]
+        ));
     }
 
     #[test]
@@ -317,10 +400,20 @@ mod tests {
         let op = AssembleOrders::default();
         let mut s1 = MemStore::new();
         let mut s2 = MemStore::new();
-        let a = run(&op, &mut s1, result(1, 1, "a", LineOutcome::RESERVED, false));
-        let b = run(&op, &mut s2, result(1, 1, "a", LineOutcome::RESERVED, false));
+        let a = run(
+            &op,
+            &mut s1,
+            result(1, 1, "a", LineOutcome::RESERVED, false),
+        );
+        let b = run(
+            &op,
+            &mut s2,
+            result(1, 1, "a", LineOutcome::RESERVED, false),
+        );
         assert_eq!(a, b);
-        let AssembleOutput::Validated(v) = &a[1] else { panic!("{a:?}") };
+        let AssembleOutput::Validated(v) = &a[1] else {
+            panic!("{a:?}")
+        };
         assert_eq!(v.event_id, stable_id(&[b"amazon:1", &1i32.to_be_bytes()]));
     }
 }

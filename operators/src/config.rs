@@ -89,12 +89,16 @@ impl Default for InventoryConfig {
 
 impl Default for DedupeConfig {
     fn default() -> Self {
-        Self { window_ms: SEVEN_DAYS_MS }
+        Self {
+            window_ms: SEVEN_DAYS_MS,
+        }
     }
 }
 
 impl Default for AssembleConfig {
     fn default() -> Self {
-        Self { retention_ms: SEVEN_DAYS_MS }
+        Self {
+            retention_ms: SEVEN_DAYS_MS,
+        }
     }
 }

@@ -64,14 +64,21 @@ impl DedupeOrders {
         Self { config }
     }
 
-    fn expire(&self, store: &mut dyn StateStore, now: i64, out: &mut Vec<DedupeOutput>) -> Result<(), OperatorError> {
+    fn expire(
+        &self,
+        store: &mut dyn StateStore,
+        now: i64,
+        out: &mut Vec<DedupeOutput>,
+    ) -> Result<(), OperatorError> {
         loop {
             let due = ExpiryIndex::take_due(store, now, 256);
             if due.is_empty() {
                 return Ok(());
             }
             for (at, id) in due {
-                let Ok(order_key) = String::from_utf8(id) else { continue };
+                let Ok(order_key) = String::from_utf8(id) else {
+                    continue;
+                };
                 let key = order_state_key(&order_key);
                 // Only expire the record if this deadline is still its current one.
                 if let Some(rec) = load::<OrderRecord>(store, &key)? {
@@ -90,15 +97,24 @@ fn validate(order: &Order) -> Result<(), OperatorError> {
         return Err(OperatorError::invalid("channel", "must not be empty"));
     }
     if order.channel_order_id.is_empty() {
-        return Err(OperatorError::invalid("channel_order_id", "must not be empty"));
+        return Err(OperatorError::invalid(
+            "channel_order_id",
+            "must not be empty",
+        ));
     }
     if order.lines.is_empty() && !order.cancelled {
-        return Err(OperatorError::invalid("lines", "an order needs at least one line (only a cancellation may have none)"));
+        return Err(OperatorError::invalid(
+            "lines",
+            "an order needs at least one line (only a cancellation may have none)",
+        ));
     }
     let mut ids = BTreeSet::new();
     for (i, line) in order.lines.iter().enumerate() {
         if line.sku.is_empty() {
-            return Err(OperatorError::invalid(&format!("lines[{i}].sku"), "must not be empty"));
+            return Err(OperatorError::invalid(
+                &format!("lines[{i}].sku"),
+                "must not be empty",
+            ));
         }
         if line.quantity <= 0 {
             return Err(OperatorError::invalid(
@@ -107,7 +123,10 @@ fn validate(order: &Order) -> Result<(), OperatorError> {
             ));
         }
         if !ids.insert(line.line_id.as_str()) {
-            return Err(OperatorError::invalid(&format!("lines[{i}].line_id"), format!("duplicate line id {:?}", line.line_id)));
+            return Err(OperatorError::invalid(
+                &format!("lines[{i}].line_id"),
+                format!("duplicate line id {:?}", line.line_id),
+            ));
         }
     }
     Ok(())
@@ -118,7 +137,10 @@ impl Operator for DedupeOrders {
     type Output = DedupeOutput;
 
     fn store(&self) -> StoreSpec {
-        StoreSpec { name: "dedupe", max_ttl_ms: Some(self.config.window_ms) }
+        StoreSpec {
+            name: "dedupe",
+            max_ttl_ms: Some(self.config.window_ms),
+        }
     }
 
     fn process(
@@ -136,12 +158,17 @@ impl Operator for DedupeOrders {
         let key = order_state_key(&order_key);
         let previous = load::<OrderRecord>(store, &key)?;
         let print = order.fingerprint();
-        if previous.as_ref().is_some_and(|rec| rec.prints.contains(&print)) {
+        if previous
+            .as_ref()
+            .is_some_and(|rec| rec.prints.contains(&print))
+        {
             out.push(DedupeOutput::DuplicateDropped { order_key });
             return Ok(());
         }
 
-        let revision = previous.as_ref().map_or(1, |rec| rec.revision.saturating_add(1));
+        let revision = previous
+            .as_ref()
+            .map_or(1, |rec| rec.revision.saturating_add(1));
         let prev_lines: &[OrderLine] = previous.as_ref().map_or(&[], |rec| rec.lines.as_slice());
         // (line, reserve?) in a deterministic order: current lines as given, then releases of
         // previous lines sorted by line id.
@@ -149,7 +176,10 @@ impl Operator for DedupeOrders {
         if order.cancelled {
             let mut all: Vec<&OrderLine> = prev_lines.iter().collect();
             for line in &order.lines {
-                if !all.iter().any(|l| l.line_id == line.line_id && l.sku == line.sku) {
+                if !all
+                    .iter()
+                    .any(|l| l.line_id == line.line_id && l.sku == line.sku)
+                {
                     all.push(line);
                 }
             }
@@ -159,7 +189,12 @@ impl Operator for DedupeOrders {
             commands.extend(order.lines.iter().map(|l| (l, true)));
             let mut gone: Vec<&OrderLine> = prev_lines
                 .iter()
-                .filter(|p| !order.lines.iter().any(|l| l.line_id == p.line_id && l.sku == p.sku))
+                .filter(|p| {
+                    !order
+                        .lines
+                        .iter()
+                        .any(|l| l.line_id == p.line_id && l.sku == p.sku)
+                })
                 .collect();
             gone.sort_by(|a, b| (&a.line_id, &a.sku).cmp(&(&b.line_id, &b.sku)));
             commands.extend(gone.into_iter().map(|l| (l, false)));
@@ -186,7 +221,10 @@ impl Operator for DedupeOrders {
             })));
         }
 
-        let mut prints = previous.as_ref().map(|rec| rec.prints.clone()).unwrap_or_default();
+        let mut prints = previous
+            .as_ref()
+            .map(|rec| rec.prints.clone())
+            .unwrap_or_default();
         prints.push(print);
         if let Some(rec) = &previous {
             ExpiryIndex::cancel(store, rec.expires_at, order_key.as_bytes());
@@ -194,8 +232,18 @@ impl Operator for DedupeOrders {
         let expires_at = now.saturating_add(self.config.window_ms);
         ExpiryIndex::schedule(store, expires_at, order_key.as_bytes());
         // A cancellation without lines (some channels send none) keeps the lines it released.
-        let lines = if order.lines.is_empty() { prev_lines.to_vec() } else { order.lines.clone() };
-        let record = OrderRecord { revision, prints, lines, cancelled: order.cancelled, expires_at };
+        let lines = if order.lines.is_empty() {
+            prev_lines.to_vec()
+        } else {
+            order.lines.clone()
+        };
+        let record = OrderRecord {
+            revision,
+            prints,
+            lines,
+            cancelled: order.cancelled,
+            expires_at,
+        };
         save(store, &key, &record);
         Ok(())
     }
@@ -208,7 +256,11 @@ mod tests {
     use shelfsync_schemas::CommandKind;
 
     fn line(id: &str, sku: &str, qty: i64) -> OrderLine {
-        OrderLine { line_id: id.into(), sku: sku.into(), quantity: qty }
+        OrderLine {
+            line_id: id.into(),
+            sku: sku.into(),
+            quantity: qty,
+        }
     }
 
     fn order(id: &str, lines: Vec<OrderLine>) -> Order {
@@ -229,7 +281,13 @@ mod tests {
             .filter_map(|o| match o {
                 DedupeOutput::Command(c) => {
                     let l = c.line.as_ref()?;
-                    Some((c.kind, l.line_id.clone(), l.quantity, l.revision, l.lines_in_revision))
+                    Some((
+                        c.kind,
+                        l.line_id.clone(),
+                        l.quantity,
+                        l.revision,
+                        l.lines_in_revision,
+                    ))
                 }
                 _ => None,
             })
@@ -241,10 +299,19 @@ mod tests {
         let op = DedupeOrders::default();
         let mut s = MemStore::new();
         let mut out = Vec::new();
-        op.process(&mut s, 1_000, &order("1", vec![line("a", "SKU1", 2), line("b", "SKU2", 1)]), &mut out).unwrap();
+        op.process(
+            &mut s,
+            1_000,
+            &order("1", vec![line("a", "SKU1", 2), line("b", "SKU2", 1)]),
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(
             commands(&out),
-            vec![(CommandKind::RESERVE, "a".into(), 2, 1, 2), (CommandKind::RESERVE, "b".into(), 1, 1, 2)]
+            vec![
+                (CommandKind::RESERVE, "a".into(), 2, 1, 2),
+                (CommandKind::RESERVE, "b".into(), 1, 1, 2)
+            ]
         );
     }
 
@@ -261,7 +328,12 @@ mod tests {
         again.received_at = 5_000;
         out.clear();
         op.process(&mut s, 1_000, &again, &mut out).unwrap();
-        assert_eq!(out, vec![DedupeOutput::DuplicateDropped { order_key: "shopify:1".into() }]);
+        assert_eq!(
+            out,
+            vec![DedupeOutput::DuplicateDropped {
+                order_key: "shopify:1".into()
+            }]
+        );
         assert_eq!(s, before);
     }
 
@@ -271,12 +343,27 @@ mod tests {
         let op = DedupeOrders::default();
         let mut s = MemStore::new();
         let mut out = Vec::new();
-        op.process(&mut s, 1_000, &order("1", vec![line("a", "SKU1", 2), line("b", "SKU2", 1)]), &mut out).unwrap();
+        op.process(
+            &mut s,
+            1_000,
+            &order("1", vec![line("a", "SKU1", 2), line("b", "SKU2", 1)]),
+            &mut out,
+        )
+        .unwrap();
         out.clear();
-        op.process(&mut s, 2_000, &order("1", vec![line("a", "SKU1", 3)]), &mut out).unwrap();
+        op.process(
+            &mut s,
+            2_000,
+            &order("1", vec![line("a", "SKU1", 3)]),
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(
             commands(&out),
-            vec![(CommandKind::RESERVE, "a".into(), 3, 2, 2), (CommandKind::RELEASE, "b".into(), 1, 2, 2)]
+            vec![
+                (CommandKind::RESERVE, "a".into(), 3, 2, 2),
+                (CommandKind::RELEASE, "b".into(), 1, 2, 2)
+            ]
         );
     }
 
@@ -291,10 +378,16 @@ mod tests {
         cancel.cancelled = true;
         out.clear();
         op.process(&mut s, 2_000, &cancel, &mut out).unwrap();
-        assert_eq!(commands(&out), vec![(CommandKind::RELEASE, "a".into(), 2, 2, 1)]);
+        assert_eq!(
+            commands(&out),
+            vec![(CommandKind::RELEASE, "a".into(), 2, 2, 1)]
+        );
         out.clear();
         op.process(&mut s, 3_000, &rev1, &mut out).unwrap();
-        assert!(matches!(out.as_slice(), [DedupeOutput::DuplicateDropped { .. }]));
+        assert!(matches!(
+            out.as_slice(),
+            [DedupeOutput::DuplicateDropped { .. }]
+        ));
     }
 
     #[test]
@@ -307,8 +400,16 @@ mod tests {
         op.process(&mut s, 1_000, &o, &mut out).unwrap();
         out.clear();
         op.process(&mut s, 1_010, &o, &mut out).unwrap();
-        assert_eq!(out[0], DedupeOutput::Expired { order_key: "shopify:1".into() });
-        assert_eq!(commands(&out), vec![(CommandKind::RESERVE, "a".into(), 1, 1, 1)]);
+        assert_eq!(
+            out[0],
+            DedupeOutput::Expired {
+                order_key: "shopify:1".into()
+            }
+        );
+        assert_eq!(
+            commands(&out),
+            vec![(CommandKind::RESERVE, "a".into(), 1, 1, 1)]
+        );
     }
 
     #[test]
@@ -316,14 +417,23 @@ mod tests {
         let op = DedupeOrders::default();
         let mut s = MemStore::new();
         let mut out = Vec::new();
-        op.process(&mut s, 1_000, &order("1", vec![line("a", "SKU1", 2), line("b", "SKU2", 1)]), &mut out).unwrap();
+        op.process(
+            &mut s,
+            1_000,
+            &order("1", vec![line("a", "SKU1", 2), line("b", "SKU2", 1)]),
+            &mut out,
+        )
+        .unwrap();
         out.clear();
         let mut cancel = order("1", vec![]);
         cancel.cancelled = true;
         op.process(&mut s, 2_000, &cancel, &mut out).unwrap();
         assert_eq!(
             commands(&out),
-            vec![(CommandKind::RELEASE, "a".into(), 2, 2, 2), (CommandKind::RELEASE, "b".into(), 1, 2, 2)]
+            vec![
+                (CommandKind::RELEASE, "a".into(), 2, 2, 2),
+                (CommandKind::RELEASE, "b".into(), 1, 2, 2)
+            ]
         );
     }
 
@@ -332,9 +442,23 @@ mod tests {
         let op = DedupeOrders::default();
         let mut s = MemStore::new();
         let mut out = Vec::new();
-        let err = op.process(&mut s, 0, &order("1", vec![line("a", "SKU1", 0)]), &mut out).unwrap_err();
-        assert_eq!(err, OperatorError::invalid("lines[0].quantity", "must be at least 1, got 0"));
-        assert!(op.process(&mut s, 0, &order("1", vec![]), &mut out).is_err());
-        assert!(op.process(&mut s, 0, &order("1", vec![line("a", "S", 1), line("a", "T", 1)]), &mut out).is_err());
+        let err = op
+            .process(&mut s, 0, &order("1", vec![line("a", "SKU1", 0)]), &mut out)
+            .unwrap_err();
+        assert_eq!(
+            err,
+            OperatorError::invalid("lines[0].quantity", "must be at least 1, got 0")
+        );
+        assert!(op
+            .process(&mut s, 0, &order("1", vec![]), &mut out)
+            .is_err());
+        assert!(op
+            .process(
+                &mut s,
+                0,
+                &order("1", vec![line("a", "S", 1), line("a", "T", 1)]),
+                &mut out
+            )
+            .is_err());
     }
 }

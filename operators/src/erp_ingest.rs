@@ -1,7 +1,9 @@
 //! `erp_ingest`: the stateless stage that validates ERP inventory and product changes and routes
 //! them to the inventory stage as [`InventoryCommand`]s keyed by SKU.
 
-use shelfsync_schemas::{AdjustmentReason, InventoryChange, InventoryChangeKind, InventoryCommand, ProductChange};
+use shelfsync_schemas::{
+    AdjustmentReason, InventoryChange, InventoryChangeKind, InventoryCommand, ProductChange,
+};
 
 use crate::OperatorError;
 
@@ -15,7 +17,10 @@ fn check_id(field: &str, value: &str) -> Result<(), OperatorError> {
         return Err(OperatorError::invalid(field, "must not be empty"));
     }
     if value.len() > MAX_ID_LEN {
-        return Err(OperatorError::invalid(field, format!("must be at most {MAX_ID_LEN} bytes, got {}", value.len())));
+        return Err(OperatorError::invalid(
+            field,
+            format!("must be at most {MAX_ID_LEN} bytes, got {}", value.len()),
+        ));
     }
     Ok(())
 }
@@ -30,27 +35,48 @@ pub fn ingest_inventory(change: &InventoryChange) -> Result<InventoryCommand, Op
     check_id("sku", &change.sku)?;
     check_id("location", &change.location)?;
     if change.quantity.abs() > MAX_QUANTITY {
-        return Err(OperatorError::invalid("quantity", format!("must be within ±{MAX_QUANTITY}, got {}", change.quantity)));
+        return Err(OperatorError::invalid(
+            "quantity",
+            format!("must be within ±{MAX_QUANTITY}, got {}", change.quantity),
+        ));
     }
     match change.kind {
         InventoryChangeKind::SNAPSHOT => {
             if change.quantity < 0 {
-                return Err(OperatorError::invalid("quantity", format!("a snapshot must be ≥ 0, got {}", change.quantity)));
+                return Err(OperatorError::invalid(
+                    "quantity",
+                    format!("a snapshot must be ≥ 0, got {}", change.quantity),
+                ));
             }
             if change.reason.is_some() {
-                return Err(OperatorError::invalid("reason", "a snapshot has no reason; reasons belong to adjustments"));
+                return Err(OperatorError::invalid(
+                    "reason",
+                    "a snapshot has no reason; reasons belong to adjustments",
+                ));
             }
         }
         InventoryChangeKind::ADJUSTMENT => {
             if change.reason == Some(AdjustmentReason::SHIPMENT) {
                 if change.order_key.as_deref().is_none_or(str::is_empty) {
-                    return Err(OperatorError::invalid("order_key", "a SHIPMENT must name the shipped order"));
+                    return Err(OperatorError::invalid(
+                        "order_key",
+                        "a SHIPMENT must name the shipped order",
+                    ));
                 }
                 if change.line_id.as_deref().is_none_or(str::is_empty) {
-                    return Err(OperatorError::invalid("line_id", "a SHIPMENT must name the shipped line"));
+                    return Err(OperatorError::invalid(
+                        "line_id",
+                        "a SHIPMENT must name the shipped line",
+                    ));
                 }
                 if change.quantity > 0 {
-                    return Err(OperatorError::invalid("quantity", format!("a SHIPMENT lowers on-hand: must be ≤ 0, got {}", change.quantity)));
+                    return Err(OperatorError::invalid(
+                        "quantity",
+                        format!(
+                            "a SHIPMENT lowers on-hand: must be ≤ 0, got {}",
+                            change.quantity
+                        ),
+                    ));
                 }
             }
         }
@@ -66,24 +92,42 @@ pub fn ingest_inventory(change: &InventoryChange) -> Result<InventoryCommand, Op
 pub fn ingest_product(change: &ProductChange) -> Result<InventoryCommand, OperatorError> {
     check_id("sku", &change.sku)?;
     if !(0..=MAX_QUANTITY).contains(&change.safety_stock_units) {
-        return Err(OperatorError::invalid("safety_stock_units", format!("must be ≥ 0, got {}", change.safety_stock_units)));
+        return Err(OperatorError::invalid(
+            "safety_stock_units",
+            format!("must be ≥ 0, got {}", change.safety_stock_units),
+        ));
     }
     if !(0..=100).contains(&change.safety_stock_pct) {
-        return Err(OperatorError::invalid("safety_stock_pct", format!("must be between 0 and 100, got {}", change.safety_stock_pct)));
+        return Err(OperatorError::invalid(
+            "safety_stock_pct",
+            format!("must be between 0 and 100, got {}", change.safety_stock_pct),
+        ));
     }
     for (i, o) in change.channel_overrides.iter().enumerate() {
         check_id(&format!("channel_overrides[{i}].channel"), &o.channel)?;
-        if change.channel_overrides[..i].iter().any(|p| p.channel == o.channel) {
-            return Err(OperatorError::invalid(&format!("channel_overrides[{i}].channel"), format!("channel {:?} appears twice", o.channel)));
+        if change.channel_overrides[..i]
+            .iter()
+            .any(|p| p.channel == o.channel)
+        {
+            return Err(OperatorError::invalid(
+                &format!("channel_overrides[{i}].channel"),
+                format!("channel {:?} appears twice", o.channel),
+            ));
         }
         if let Some(u) = o.safety_stock_units {
             if !(0..=MAX_QUANTITY).contains(&u) {
-                return Err(OperatorError::invalid(&format!("channel_overrides[{i}].safety_stock_units"), format!("must be ≥ 0, got {u}")));
+                return Err(OperatorError::invalid(
+                    &format!("channel_overrides[{i}].safety_stock_units"),
+                    format!("must be ≥ 0, got {u}"),
+                ));
             }
         }
         if let Some(p) = o.safety_stock_pct {
             if !(0..=100).contains(&p) {
-                return Err(OperatorError::invalid(&format!("channel_overrides[{i}].safety_stock_pct"), format!("must be between 0 and 100, got {p}")));
+                return Err(OperatorError::invalid(
+                    &format!("channel_overrides[{i}].safety_stock_pct"),
+                    format!("must be between 0 and 100, got {p}"),
+                ));
             }
         }
     }
@@ -139,6 +183,9 @@ mod tests {
             event_time: 0,
         };
         let err = ingest_product(&p).unwrap_err();
-        assert_eq!(err, OperatorError::invalid("safety_stock_pct", "must be between 0 and 100, got 140"));
+        assert_eq!(
+            err,
+            OperatorError::invalid("safety_stock_pct", "must be between 0 and 100, got 140")
+        );
     }
 }

@@ -61,7 +61,10 @@ impl OperatorError {
     }
 
     pub(crate) fn invalid(field: &str, reason: impl Into<String>) -> Self {
-        Self::InvalidInput { field: field.to_string(), reason: reason.into() }
+        Self::InvalidInput {
+            field: field.to_string(),
+            reason: reason.into(),
+        }
     }
 }
 

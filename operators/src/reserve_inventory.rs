@@ -24,8 +24,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use shelfsync_schemas::{
-    stable_id, AdjustmentReason, ChannelAvailability, CommandKind, InventoryChange, InventoryChangeKind, InventoryCommand,
-    LineCommand, LineOutcome, LineResult, ProductChange,
+    stable_id, AdjustmentReason, ChannelAvailability, CommandKind, InventoryChange,
+    InventoryChangeKind, InventoryCommand, LineCommand, LineOutcome, LineResult, ProductChange,
 };
 
 use crate::allocate_channels::{channel_quantity, Position, ProductInfo, SkuStock};
@@ -151,7 +151,10 @@ impl<'a> Touched<'a> {
         }
         self.records
             .get_mut(sku)
-            .ok_or_else(|| OperatorError::CorruptState { key: sku.to_string(), reason: "vanished from step cache".into() })
+            .ok_or_else(|| OperatorError::CorruptState {
+                key: sku.to_string(),
+                reason: "vanished from step cache".into(),
+            })
     }
 }
 
@@ -167,7 +170,11 @@ impl ReserveInventory {
     }
 
     fn policy(&self, channel: &str) -> OversellPolicy {
-        self.config.channels.iter().find(|c| c.name == channel).map_or(OversellPolicy::Reject, |c| c.oversell_policy)
+        self.config
+            .channels
+            .iter()
+            .find(|c| c.name == channel)
+            .map_or(OversellPolicy::Reject, |c| c.oversell_policy)
     }
 
     fn set_expiry(store: &mut dyn StateStore, key: &[u8], hold: &mut Hold, at: Option<i64>) {
@@ -180,14 +187,21 @@ impl ReserveInventory {
         hold.expires_at = at;
     }
 
-    fn expire(&self, t: &mut Touched<'_>, now: i64, out: &mut Vec<InventoryOutput>) -> Result<(), OperatorError> {
+    fn expire(
+        &self,
+        t: &mut Touched<'_>,
+        now: i64,
+        out: &mut Vec<InventoryOutput>,
+    ) -> Result<(), OperatorError> {
         loop {
             let due = ExpiryIndex::take_due(t.store, now, 256);
             if due.is_empty() {
                 return Ok(());
             }
             for (at, key) in due {
-                let Some(hold) = load::<Hold>(t.store, &key)? else { continue };
+                let Some(hold) = load::<Hold>(t.store, &key)? else {
+                    continue;
+                };
                 if hold.expires_at != Some(at) {
                     continue;
                 }
@@ -196,31 +210,55 @@ impl ReserveInventory {
                     let rec = t.get(&hold.sku)?;
                     rec.stock.reserved -= hold.reserved;
                     rec.stock.backordered -= hold.backordered;
-                    out.push(InventoryOutput::HoldExpired { sku: hold.sku, order_key: hold.order_key });
+                    out.push(InventoryOutput::HoldExpired {
+                        sku: hold.sku,
+                        order_key: hold.order_key,
+                    });
                 }
             }
         }
     }
 
-    fn apply_inventory(&self, t: &mut Touched<'_>, now: i64, change: &InventoryChange, out: &mut Vec<InventoryOutput>) -> Result<(), OperatorError> {
+    fn apply_inventory(
+        &self,
+        t: &mut Touched<'_>,
+        now: i64,
+        change: &InventoryChange,
+        out: &mut Vec<InventoryOutput>,
+    ) -> Result<(), OperatorError> {
         let retention = self.config.shipped_line_retention_ms;
         let rec = t.get(&change.sku)?;
-        let idx = match rec.stock.positions.binary_search_by(|p| p.location.as_str().cmp(&change.location)) {
+        let idx = match rec
+            .stock
+            .positions
+            .binary_search_by(|p| p.location.as_str().cmp(&change.location))
+        {
             Ok(i) => i,
             Err(i) => {
-                rec.stock.positions.insert(i, Position { location: change.location.clone(), on_hand: 0, erp_sequence: i64::MIN });
+                rec.stock.positions.insert(
+                    i,
+                    Position {
+                        location: change.location.clone(),
+                        on_hand: 0,
+                        erp_sequence: i64::MIN,
+                    },
+                );
                 i
             }
         };
         let pos = &mut rec.stock.positions[idx];
         if change.erp_sequence <= pos.erp_sequence {
-            out.push(InventoryOutput::StaleIgnored { sku: change.sku.clone() });
+            out.push(InventoryOutput::StaleIgnored {
+                sku: change.sku.clone(),
+            });
             return Ok(());
         }
         pos.erp_sequence = change.erp_sequence;
         match change.kind {
             InventoryChangeKind::SNAPSHOT => pos.on_hand = change.quantity,
-            InventoryChangeKind::ADJUSTMENT => pos.on_hand = pos.on_hand.saturating_add(change.quantity),
+            InventoryChangeKind::ADJUSTMENT => {
+                pos.on_hand = pos.on_hand.saturating_add(change.quantity)
+            }
         }
         if change.reason == Some(AdjustmentReason::SHIPMENT) {
             if let (Some(order_key), Some(line_id)) = (&change.order_key, &change.line_id) {
@@ -235,7 +273,12 @@ impl ReserveInventory {
                             rec.stock.backordered -= hold.backordered;
                             hold.backordered = 0;
                             hold.state = HoldState::Shipped;
-                            Self::set_expiry(t.store, &key, &mut hold, Some(now.saturating_add(retention)));
+                            Self::set_expiry(
+                                t.store,
+                                &key,
+                                &mut hold,
+                                Some(now.saturating_add(retention)),
+                            );
                         }
                         save(t.store, &key, &hold);
                     }
@@ -245,10 +288,22 @@ impl ReserveInventory {
         Ok(())
     }
 
-    fn apply_product(&self, t: &mut Touched<'_>, change: &ProductChange, out: &mut Vec<InventoryOutput>) -> Result<(), OperatorError> {
+    fn apply_product(
+        &self,
+        t: &mut Touched<'_>,
+        change: &ProductChange,
+        out: &mut Vec<InventoryOutput>,
+    ) -> Result<(), OperatorError> {
         let rec = t.get(&change.sku)?;
-        if rec.stock.product.as_ref().is_some_and(|p| change.erp_sequence <= p.erp_sequence) {
-            out.push(InventoryOutput::StaleIgnored { sku: change.sku.clone() });
+        if rec
+            .stock
+            .product
+            .as_ref()
+            .is_some_and(|p| change.erp_sequence <= p.erp_sequence)
+        {
+            out.push(InventoryOutput::StaleIgnored {
+                sku: change.sku.clone(),
+            });
             return Ok(());
         }
         rec.stock.product = Some(ProductInfo {
@@ -261,7 +316,12 @@ impl ReserveInventory {
         Ok(())
     }
 
-    fn result(line: &LineCommand, outcome: LineOutcome, reserved: i64, backordered: i64) -> InventoryOutput {
+    fn result(
+        line: &LineCommand,
+        outcome: LineOutcome,
+        reserved: i64,
+        backordered: i64,
+    ) -> InventoryOutput {
         InventoryOutput::LineResult(LineResult {
             order_key: line.order_key.clone(),
             channel: line.channel.clone(),
@@ -292,9 +352,18 @@ impl ReserveInventory {
         Ok(())
     }
 
-    fn reserve(&self, t: &mut Touched<'_>, now: i64, line: &LineCommand, out: &mut Vec<InventoryOutput>) -> Result<(), OperatorError> {
+    fn reserve(
+        &self,
+        t: &mut Touched<'_>,
+        now: i64,
+        line: &LineCommand,
+        out: &mut Vec<InventoryOutput>,
+    ) -> Result<(), OperatorError> {
         if line.quantity <= 0 {
-            return Err(OperatorError::invalid("line.quantity", format!("must be at least 1, got {}", line.quantity)));
+            return Err(OperatorError::invalid(
+                "line.quantity",
+                format!("must be at least 1, got {}", line.quantity),
+            ));
         }
         let key = hold_key(&line.sku, &line.order_key, &line.line_id);
         if let Some(mut hold) = load::<Hold>(t.store, &key)? {
@@ -311,7 +380,12 @@ impl ReserveInventory {
                     Self::set_expiry(t.store, &key, &mut hold, None);
                     save(t.store, &key, &hold);
                 }
-                out.push(Self::result(line, hold.outcome(), hold.reserved, hold.backordered));
+                out.push(Self::result(
+                    line,
+                    hold.outcome(),
+                    hold.reserved,
+                    hold.backordered,
+                ));
                 return Ok(());
             }
             Self::drop_hold(t, &key, &mut hold)?;
@@ -353,7 +427,12 @@ impl ReserveInventory {
         Ok(())
     }
 
-    fn release(&self, t: &mut Touched<'_>, line: &LineCommand, out: &mut Vec<InventoryOutput>) -> Result<(), OperatorError> {
+    fn release(
+        &self,
+        t: &mut Touched<'_>,
+        line: &LineCommand,
+        out: &mut Vec<InventoryOutput>,
+    ) -> Result<(), OperatorError> {
         let key = hold_key(&line.sku, &line.order_key, &line.line_id);
         if let Some(mut hold) = load::<Hold>(t.store, &key)? {
             Self::drop_hold(t, &key, &mut hold)?;
@@ -374,12 +453,20 @@ impl ReserveInventory {
                     p.version
                 }
                 None => {
-                    rec.published.push(ChannelPublished { channel: policy.name.clone(), quantity, version: 1 });
+                    rec.published.push(ChannelPublished {
+                        channel: policy.name.clone(),
+                        quantity,
+                        version: 1,
+                    });
                     1
                 }
             };
             out.push(InventoryOutput::Availability(ChannelAvailability {
-                event_id: stable_id(&[policy.name.as_bytes(), sku.as_bytes(), &version.to_be_bytes()]),
+                event_id: stable_id(&[
+                    policy.name.as_bytes(),
+                    sku.as_bytes(),
+                    &version.to_be_bytes(),
+                ]),
                 channel: policy.name.clone(),
                 sku: sku.to_string(),
                 quantity,
@@ -397,8 +484,14 @@ fn check_command(cmd: &InventoryCommand) -> Result<(), OperatorError> {
         CommandKind::RESERVE | CommandKind::RELEASE => cmd.line.as_ref().map(|c| &c.sku),
     };
     match sku_of {
-        None => Err(OperatorError::invalid("kind", format!("{:?} command without its payload", cmd.kind))),
-        Some(sku) if *sku != cmd.sku => Err(OperatorError::invalid("sku", format!("record SKU {:?} differs from payload SKU {sku:?}", cmd.sku))),
+        None => Err(OperatorError::invalid(
+            "kind",
+            format!("{:?} command without its payload", cmd.kind),
+        )),
+        Some(sku) if *sku != cmd.sku => Err(OperatorError::invalid(
+            "sku",
+            format!("record SKU {:?} differs from payload SKU {sku:?}", cmd.sku),
+        )),
         Some(sku) if sku.is_empty() => Err(OperatorError::invalid("sku", "must not be empty")),
         Some(_) => Ok(()),
     }
@@ -411,7 +504,11 @@ impl Operator for ReserveInventory {
     fn store(&self) -> StoreSpec {
         StoreSpec {
             name: "inventory",
-            max_ttl_ms: Some(self.config.soft_hold_ttl_ms.max(self.config.shipped_line_retention_ms)),
+            max_ttl_ms: Some(
+                self.config
+                    .soft_hold_ttl_ms
+                    .max(self.config.shipped_line_retention_ms),
+            ),
         }
     }
 
@@ -423,14 +520,21 @@ impl Operator for ReserveInventory {
         out: &mut Vec<InventoryOutput>,
     ) -> Result<(), OperatorError> {
         let now = advance_stream_time(store, timestamp)?;
-        let mut t = Touched { records: BTreeMap::new(), store };
+        let mut t = Touched {
+            records: BTreeMap::new(),
+            store,
+        };
         self.expire(&mut t, now, out)?;
-        let step = check_command(cmd).and_then(|()| match (cmd.kind, &cmd.inventory, &cmd.product, &cmd.line) {
-            (CommandKind::INVENTORY, Some(c), _, _) => self.apply_inventory(&mut t, now, c, out),
-            (CommandKind::PRODUCT, _, Some(c), _) => self.apply_product(&mut t, c, out),
-            (CommandKind::RESERVE, _, _, Some(l)) => self.reserve(&mut t, now, l, out),
-            (CommandKind::RELEASE, _, _, Some(l)) => self.release(&mut t, l, out),
-            _ => Ok(()),
+        let step = check_command(cmd).and_then(|()| {
+            match (cmd.kind, &cmd.inventory, &cmd.product, &cmd.line) {
+                (CommandKind::INVENTORY, Some(c), _, _) => {
+                    self.apply_inventory(&mut t, now, c, out)
+                }
+                (CommandKind::PRODUCT, _, Some(c), _) => self.apply_product(&mut t, c, out),
+                (CommandKind::RESERVE, _, _, Some(l)) => self.reserve(&mut t, now, l, out),
+                (CommandKind::RELEASE, _, _, Some(l)) => self.release(&mut t, l, out),
+                _ => Ok(()),
+            }
         });
         if step.is_ok() {
             // The command's SKU is always evaluated (first sight publishes version 1).

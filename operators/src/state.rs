@@ -29,10 +29,12 @@ pub fn encode_value<T: Serialize>(value: &T) -> Vec<u8> {
 /// [`OperatorError::CorruptState`] when the version byte is unknown or the bytes do not decode.
 pub fn decode_value<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, OperatorError> {
     match bytes.split_first() {
-        Some((&VALUE_FORMAT_V1, rest)) => postcard::from_bytes(rest).map_err(|e| OperatorError::CorruptState {
-            key: String::from_utf8_lossy(key).into_owned(),
-            reason: e.to_string(),
-        }),
+        Some((&VALUE_FORMAT_V1, rest)) => {
+            postcard::from_bytes(rest).map_err(|e| OperatorError::CorruptState {
+                key: String::from_utf8_lossy(key).into_owned(),
+                reason: e.to_string(),
+            })
+        }
         Some((v, _)) => Err(OperatorError::CorruptState {
             key: String::from_utf8_lossy(key).into_owned(),
             reason: format!("unknown value format version {v}"),
@@ -48,8 +50,14 @@ pub fn decode_value<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, 
 ///
 /// # Errors
 /// [`OperatorError::CorruptState`] when the stored bytes do not decode.
-pub fn load<T: DeserializeOwned>(store: &dyn StateStore, key: &[u8]) -> Result<Option<T>, OperatorError> {
-    store.get(key).map(|bytes| decode_value(key, &bytes)).transpose()
+pub fn load<T: DeserializeOwned>(
+    store: &dyn StateStore,
+    key: &[u8],
+) -> Result<Option<T>, OperatorError> {
+    store
+        .get(key)
+        .map(|bytes| decode_value(key, &bytes))
+        .transpose()
 }
 
 /// Encodes and stores `value` under `key` (atomic for this key).
@@ -59,7 +67,8 @@ pub fn save<T: Serialize>(store: &mut dyn StateStore, key: &[u8], value: &T) {
 
 /// Builds `prefix ++ (len(part) as u32 BE ++ part)*`: injective, so parts may hold any byte.
 pub fn compose_key(prefix: &[u8], parts: &[&str]) -> Vec<u8> {
-    let mut key = Vec::with_capacity(prefix.len() + parts.iter().map(|p| p.len() + 4).sum::<usize>());
+    let mut key =
+        Vec::with_capacity(prefix.len() + parts.iter().map(|p| p.len() + 4).sum::<usize>());
     key.extend_from_slice(prefix);
     for part in parts {
         key.extend_from_slice(&(part.len() as u32).to_be_bytes());
@@ -75,9 +84,12 @@ pub fn compose_key(prefix: &[u8], parts: &[&str]) -> Vec<u8> {
 pub fn stream_time(store: &dyn StateStore) -> Result<i64, OperatorError> {
     match store.get(STREAM_TIME_KEY) {
         None => Ok(i64::MIN),
-        Some(bytes) => <[u8; 8]>::try_from(bytes.as_slice()).map(i64::from_be_bytes).map_err(|_| {
-            OperatorError::CorruptState { key: "m:stream_time".into(), reason: "not 8 bytes".into() }
-        }),
+        Some(bytes) => <[u8; 8]>::try_from(bytes.as_slice())
+            .map(i64::from_be_bytes)
+            .map_err(|_| OperatorError::CorruptState {
+                key: "m:stream_time".into(),
+                reason: "not 8 bytes".into(),
+            }),
     }
 }
 
@@ -86,7 +98,10 @@ pub fn stream_time(store: &dyn StateStore) -> Result<i64, OperatorError> {
 ///
 /// # Errors
 /// [`OperatorError::CorruptState`] when the stored stream time is corrupt.
-pub fn advance_stream_time(store: &mut dyn StateStore, timestamp: i64) -> Result<i64, OperatorError> {
+pub fn advance_stream_time(
+    store: &mut dyn StateStore,
+    timestamp: i64,
+) -> Result<i64, OperatorError> {
     let current = stream_time(store)?;
     if timestamp > current {
         store.put(STREAM_TIME_KEY, &timestamp.to_be_bytes());
@@ -131,7 +146,11 @@ impl ExpiryIndex {
         }
         let from = Self::PREFIX.to_vec();
         let to = Self::key(now.saturating_add(1), &[]);
-        let due = if now == i64::MAX { store.range(&from, b"x;", limit) } else { store.range(&from, &to, limit) };
+        let due = if now == i64::MAX {
+            store.range(&from, b"x;", limit)
+        } else {
+            store.range(&from, &to, limit)
+        };
         due.into_iter()
             .filter_map(|(key, _)| {
                 store.delete(&key);
@@ -160,7 +179,10 @@ mod tests {
 
     #[test]
     fn composite_keys_are_injective() {
-        assert_ne!(compose_key(b"l:", &["ab", "c"]), compose_key(b"l:", &["a", "bc"]));
+        assert_ne!(
+            compose_key(b"l:", &["ab", "c"]),
+            compose_key(b"l:", &["a", "bc"])
+        );
     }
 
     #[test]

@@ -105,8 +105,20 @@ pub mod conformance {
         for k in [&b"b2"[..], b"a9", b"b1", b"b10", b"c", b"b"] {
             s.put(k, k);
         }
-        let keys: Vec<Vec<u8>> = s.range(b"b", b"c", 100).into_iter().map(|(k, _)| k).collect();
-        assert_eq!(keys, vec![b"b".to_vec(), b"b1".to_vec(), b"b10".to_vec(), b"b2".to_vec()]);
+        let keys: Vec<Vec<u8>> = s
+            .range(b"b", b"c", 100)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(
+            keys,
+            vec![
+                b"b".to_vec(),
+                b"b1".to_vec(),
+                b"b10".to_vec(),
+                b"b2".to_vec()
+            ]
+        );
         let limited: Vec<Vec<u8>> = s.range(b"b", b"c", 2).into_iter().map(|(k, _)| k).collect();
         assert_eq!(limited, vec![b"b".to_vec(), b"b1".to_vec()]);
         assert!(s.range(b"c", b"b", 10).is_empty());
@@ -120,7 +132,13 @@ pub mod conformance {
         s.delete(b"p2");
         s.put(b"p1", b"x2");
         let got = s.range(b"p", b"q", 10);
-        assert_eq!(got, vec![(b"p1".to_vec(), b"x2".to_vec()), (b"p3".to_vec(), b"z".to_vec())]);
+        assert_eq!(
+            got,
+            vec![
+                (b"p1".to_vec(), b"x2".to_vec()),
+                (b"p3".to_vec(), b"z".to_vec())
+            ]
+        );
     }
 
     fn binary_keys_and_empty_values<S: StateStore>(s: &mut S) {

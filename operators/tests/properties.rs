@@ -10,11 +10,12 @@ use shelfsync_operators::assemble_orders::{AssembleOrders, AssembleOutput};
 use shelfsync_operators::dedupe_orders::{DedupeOrders, DedupeOutput};
 use shelfsync_operators::reserve_inventory::{load_sku, InventoryOutput, ReserveInventory};
 use shelfsync_operators::{
-    erp_ingest, AssembleConfig, SEVEN_DAYS_MS, ChannelPolicy, DedupeConfig, InventoryConfig, MemStore, Operator, OversellPolicy, StateStore,
+    erp_ingest, AssembleConfig, ChannelPolicy, DedupeConfig, InventoryConfig, MemStore, Operator,
+    OversellPolicy, StateStore, SEVEN_DAYS_MS,
 };
 use shelfsync_schemas::{
-    AdjustmentReason, InventoryChange, InventoryChangeKind, InventoryCommand, LineOutcome, Order, OrderLine, OrderStatusCode,
-    ProductChange,
+    AdjustmentReason, InventoryChange, InventoryChangeKind, InventoryCommand, LineOutcome, Order,
+    OrderLine, OrderStatusCode, ProductChange,
 };
 
 const SKUS: [&str; 3] = ["SKU-A", "SKU-B", "SKU-C"];
@@ -23,15 +24,38 @@ const LOCATIONS: [&str; 2] = ["dc-east", "store-nyc"];
 #[derive(Debug, Clone)]
 enum Op {
     Advance(i64),
-    Snapshot { sku: usize, loc: usize, qty: i64, stale: bool },
-    Adjust { sku: usize, loc: usize, delta: i64, stale: bool },
-    Product { sku: usize, active: bool, units: i64, pct: i64 },
+    Snapshot {
+        sku: usize,
+        loc: usize,
+        qty: i64,
+        stale: bool,
+    },
+    Adjust {
+        sku: usize,
+        loc: usize,
+        delta: i64,
+        stale: bool,
+    },
+    Product {
+        sku: usize,
+        active: bool,
+        units: i64,
+        pct: i64,
+    },
     /// A new payload for order `order` (new lines or quantities, maybe paid).
-    Order { order: usize, channel: usize, lines: Vec<(usize, i64)>, paid: bool },
+    Order {
+        order: usize,
+        channel: usize,
+        lines: Vec<(usize, i64)>,
+        paid: bool,
+    },
     /// Redeliver an earlier payload (index modulo the payloads sent so far).
     Duplicate(usize),
     Cancel(usize),
-    Ship { order: usize, line: usize },
+    Ship {
+        order: usize,
+        line: usize,
+    },
 }
 
 fn op_strategy() -> impl Strategy<Value = Op> {
@@ -87,13 +111,17 @@ struct Sim {
 impl Sim {
     fn new(policy: OversellPolicy) -> Self {
         Self {
-            dedupe: DedupeOrders::new(DedupeConfig { window_ms: SEVEN_DAYS_MS }),
+            dedupe: DedupeOrders::new(DedupeConfig {
+                window_ms: SEVEN_DAYS_MS,
+            }),
             inventory: ReserveInventory::new(InventoryConfig {
                 channels: channels(policy),
                 soft_hold_ttl_ms: 1_800_000,
                 shipped_line_retention_ms: 3_600_000,
             }),
-            assemble: AssembleOrders::new(AssembleConfig { retention_ms: SEVEN_DAYS_MS }),
+            assemble: AssembleOrders::new(AssembleConfig {
+                retention_ms: SEVEN_DAYS_MS,
+            }),
             s_dedupe: MemStore::new(),
             s_inventory: MemStore::new(),
             s_assemble: MemStore::new(),
@@ -108,30 +136,46 @@ impl Sim {
     fn inventory_step(&mut self, ts: i64, cmd: &InventoryCommand) {
         let before = load_sku(&self.s_inventory, &cmd.sku).unwrap();
         let mut out = Vec::new();
-        self.inventory.process(&mut self.s_inventory, ts, cmd, &mut out).unwrap();
+        self.inventory
+            .process(&mut self.s_inventory, ts, cmd, &mut out)
+            .unwrap();
         let after = load_sku(&self.s_inventory, &cmd.sku).unwrap().unwrap();
         // Reserving never takes more than physical stock (under `reject`, checked by caller).
         let grew = after.stock.reserved > before.as_ref().map_or(0, |b| b.stock.reserved);
         if grew {
-            assert!(after.stock.reserved <= after.stock.total_on_hand(), "reserved beyond physical: {after:?}");
+            assert!(
+                after.stock.reserved <= after.stock.total_on_hand(),
+                "reserved beyond physical: {after:?}"
+            );
         }
         for o in out {
             self.log.push(format!("{o:?}"));
             match o {
                 InventoryOutput::LineResult(r) => {
                     let mut asm = Vec::new();
-                    self.assemble.process(&mut self.s_assemble, ts, &r, &mut asm).unwrap();
+                    self.assemble
+                        .process(&mut self.s_assemble, ts, &r, &mut asm)
+                        .unwrap();
                     for a in asm {
                         self.log.push(format!("{a:?}"));
                         match a {
-                            AssembleOutput::Validated(v) => self.validated.push((v.order_key, v.revision, v.status)),
-                            AssembleOutput::Status(s) => self.statuses.push((s.order_key, s.revision, s.status)),
-                            AssembleOutput::Superseded { .. } => panic!("sequential run must never supersede"),
+                            AssembleOutput::Validated(v) => {
+                                self.validated.push((v.order_key, v.revision, v.status))
+                            }
+                            AssembleOutput::Status(s) => {
+                                self.statuses.push((s.order_key, s.revision, s.status))
+                            }
+                            AssembleOutput::Superseded { .. } => {
+                                panic!("sequential run must never supersede")
+                            }
                         }
                     }
                 }
                 InventoryOutput::Availability(a) => {
-                    let last = self.availability_versions.entry((a.channel.clone(), a.sku.clone())).or_insert(0);
+                    let last = self
+                        .availability_versions
+                        .entry((a.channel.clone(), a.sku.clone()))
+                        .or_insert(0);
                     assert_eq!(a.version, *last + 1, "versions grow by one per change");
                     *last = a.version;
                 }
@@ -142,7 +186,9 @@ impl Sim {
 
     fn order(&mut self, ts: i64, order: &Order) -> bool {
         let mut out = Vec::new();
-        self.dedupe.process(&mut self.s_dedupe, ts, order, &mut out).unwrap();
+        self.dedupe
+            .process(&mut self.s_dedupe, ts, order, &mut out)
+            .unwrap();
         let mut dropped = false;
         for o in out {
             self.log.push(format!("{o:?}"));
@@ -179,7 +225,18 @@ fn run(ops: &[Op], policy: OversellPolicy) -> (Sim, Model) {
     for op in ops {
         match op {
             Op::Advance(ms) => now += ms,
-            Op::Snapshot { sku, loc, qty, stale } | Op::Adjust { sku, loc, delta: qty, stale } => {
+            Op::Snapshot {
+                sku,
+                loc,
+                qty,
+                stale,
+            }
+            | Op::Adjust {
+                sku,
+                loc,
+                delta: qty,
+                stale,
+            } => {
                 let is_snapshot = matches!(op, Op::Snapshot { .. });
                 model.seq += 1;
                 let seq = if *stale { model.seq - 5 } else { model.seq };
@@ -191,10 +248,18 @@ fn run(ops: &[Op], policy: OversellPolicy) -> (Sim, Model) {
                 let change = InventoryChange {
                     sku: SKUS[*sku].into(),
                     location: LOCATIONS[*loc].into(),
-                    kind: if is_snapshot { InventoryChangeKind::SNAPSHOT } else { InventoryChangeKind::ADJUSTMENT },
+                    kind: if is_snapshot {
+                        InventoryChangeKind::SNAPSHOT
+                    } else {
+                        InventoryChangeKind::ADJUSTMENT
+                    },
                     quantity: *qty,
                     erp_sequence: seq,
-                    reason: if is_snapshot { None } else { Some(AdjustmentReason::CORRECTION) },
+                    reason: if is_snapshot {
+                        None
+                    } else {
+                        Some(AdjustmentReason::CORRECTION)
+                    },
                     order_key: None,
                     line_id: None,
                     event_time: now,
@@ -202,7 +267,12 @@ fn run(ops: &[Op], policy: OversellPolicy) -> (Sim, Model) {
                 let cmd = erp_ingest::ingest_inventory(&change).unwrap();
                 sim.inventory_step(now, &cmd);
             }
-            Op::Product { sku, active, units, pct } => {
+            Op::Product {
+                sku,
+                active,
+                units,
+                pct,
+            } => {
                 let seq = model.product_seq.entry(*sku).or_insert(0);
                 *seq += 1;
                 let change = ProductChange {
@@ -216,13 +286,22 @@ fn run(ops: &[Op], policy: OversellPolicy) -> (Sim, Model) {
                 };
                 sim.inventory_step(now, &erp_ingest::ingest_product(&change).unwrap());
             }
-            Op::Order { order, channel, lines, paid } => {
+            Op::Order {
+                order,
+                channel,
+                lines,
+                paid,
+            } => {
                 let mut seen = BTreeSet::new();
                 let lines: Vec<OrderLine> = lines
                     .iter()
                     .enumerate()
                     .filter(|(_, (sku, _))| seen.insert(*sku))
-                    .map(|(i, (sku, q))| OrderLine { line_id: format!("L{i}"), sku: SKUS[*sku].into(), quantity: *q })
+                    .map(|(i, (sku, q))| OrderLine {
+                        line_id: format!("L{i}"),
+                        sku: SKUS[*sku].into(),
+                        quantity: *q,
+                    })
                     .collect();
                 let o = Order {
                     channel: chans[*channel].into(),
@@ -236,7 +315,10 @@ fn run(ops: &[Op], policy: OversellPolicy) -> (Sim, Model) {
                 };
                 // Keep an order on one channel: the first payload decides it.
                 let o = match latest.get(order) {
-                    Some(prev) => Order { channel: prev.channel.clone(), ..o },
+                    Some(prev) => Order {
+                        channel: prev.channel.clone(),
+                        ..o
+                    },
                     None => o,
                 };
                 sim.order(now, &o);
@@ -252,7 +334,11 @@ fn run(ops: &[Op], policy: OversellPolicy) -> (Sim, Model) {
                 o.received_at = now;
                 // An exact repeat of an order still inside its window is dropped and changes
                 // no state (stream time does not move: same timestamp as the last record).
-                let before = (sim.s_dedupe.clone(), sim.s_inventory.clone(), sim.s_assemble.clone());
+                let before = (
+                    sim.s_dedupe.clone(),
+                    sim.s_inventory.clone(),
+                    sim.s_assemble.clone(),
+                );
                 let stream_now = shelfsync_operators::state::stream_time(&sim.s_dedupe).unwrap();
                 if stream_now == i64::MIN {
                     continue;
@@ -260,7 +346,10 @@ fn run(ops: &[Op], policy: OversellPolicy) -> (Sim, Model) {
                 let dropped = sim.order(stream_now, &o);
                 if dropped {
                     assert_eq!(before.0, sim.s_dedupe, "duplicate changed dedupe state");
-                    assert_eq!(before.1, sim.s_inventory, "duplicate changed inventory state");
+                    assert_eq!(
+                        before.1, sim.s_inventory,
+                        "duplicate changed inventory state"
+                    );
                     assert_eq!(before.2, sim.s_assemble, "duplicate changed assemble state");
                 }
             }
@@ -276,7 +365,9 @@ fn run(ops: &[Op], policy: OversellPolicy) -> (Sim, Model) {
             }
             Op::Ship { order, line } => {
                 let Some(o) = latest.get(order) else { continue };
-                let Some(l) = o.lines.get(*line % o.lines.len()) else { continue };
+                let Some(l) = o.lines.get(*line % o.lines.len()) else {
+                    continue;
+                };
                 if o.cancelled {
                     continue;
                 }
@@ -307,18 +398,37 @@ fn run(ops: &[Op], policy: OversellPolicy) -> (Sim, Model) {
 /// Invariants on the inventory store after every step.
 fn check_state(sim: &Sim, model: &Model) {
     for (i, sku) in SKUS.iter().enumerate() {
-        let Some(rec) = load_sku(&sim.s_inventory, sku).unwrap() else { continue };
+        let Some(rec) = load_sku(&sim.s_inventory, sku).unwrap() else {
+            continue;
+        };
         // On-hand per position equals the naive model.
         for (l, loc) in LOCATIONS.iter().enumerate() {
             let expect = model.positions.get(&(i, l)).map_or(0, |p| p.1);
-            let got = rec.stock.positions.iter().find(|p| p.location == *loc).map_or(0, |p| p.on_hand);
+            let got = rec
+                .stock
+                .positions
+                .iter()
+                .find(|p| p.location == *loc)
+                .map_or(0, |p| p.on_hand);
             assert_eq!(got, expect, "on-hand of {sku}@{loc}");
         }
-        assert!(rec.stock.reserved >= 0 && rec.stock.backordered >= 0, "{rec:?}");
+        assert!(
+            rec.stock.reserved >= 0 && rec.stock.backordered >= 0,
+            "{rec:?}"
+        );
         // Published quantity never exceeds ATS, and equals the allocation rule.
         for policy in sim.inventory.config().channels.iter() {
-            let p = rec.published.iter().find(|p| p.channel == policy.name).expect("every channel evaluated");
-            assert!(p.quantity <= rec.stock.ats(policy), "{} publishes {} > ATS", policy.name, p.quantity);
+            let p = rec
+                .published
+                .iter()
+                .find(|p| p.channel == policy.name)
+                .expect("every channel evaluated");
+            assert!(
+                p.quantity <= rec.stock.ats(policy),
+                "{} publishes {} > ATS",
+                policy.name,
+                p.quantity
+            );
             assert_eq!(p.quantity, channel_quantity(policy, &rec.stock));
         }
     }
@@ -326,14 +436,19 @@ fn check_state(sim: &Sim, model: &Model) {
     let holds = sim.s_inventory.range(b"l:", b"l;", usize::MAX);
     let mut sums: BTreeMap<String, i64> = BTreeMap::new();
     for (k, v) in holds {
-        let hold: shelfsync_operators::reserve_inventory::Hold = shelfsync_operators::state::decode_value(&k, &v).unwrap();
+        let hold: shelfsync_operators::reserve_inventory::Hold =
+            shelfsync_operators::state::decode_value(&k, &v).unwrap();
         if hold.state == shelfsync_operators::reserve_inventory::HoldState::Held {
             *sums.entry(hold.sku).or_default() += hold.reserved;
         }
     }
     for sku in SKUS {
         if let Some(rec) = load_sku(&sim.s_inventory, sku).unwrap() {
-            assert_eq!(rec.stock.reserved, sums.get(sku).copied().unwrap_or(0), "reserved of {sku} vs its holds");
+            assert_eq!(
+                rec.stock.reserved,
+                sums.get(sku).copied().unwrap_or(0),
+                "reserved of {sku} vs its holds"
+            );
         }
     }
 }
@@ -344,20 +459,32 @@ fn check_erp_stream(sim: &Sim) {
     // ERP never saw excepted).
     let mut seen = BTreeSet::new();
     for v in &sim.validated {
-        assert!(seen.insert((v.0.clone(), v.1)), "revision sent to the ERP twice: {v:?}");
+        assert!(
+            seen.insert((v.0.clone(), v.1)),
+            "revision sent to the ERP twice: {v:?}"
+        );
     }
     let mut status_seen = BTreeSet::new();
     for (key, rev, status) in &sim.statuses {
-        assert!(status_seen.insert((key.clone(), *rev)), "two statuses for one revision");
+        assert!(
+            status_seen.insert((key.clone(), *rev)),
+            "two statuses for one revision"
+        );
         let to_erp = seen.contains(&(key.clone(), *rev));
         match status {
             OrderStatusCode::REJECTED => assert!(!to_erp),
             OrderStatusCode::CANCELLED => {}
-            _ => assert!(to_erp, "accepted revision {key}#{rev} missing from the ERP stream"),
+            _ => assert!(
+                to_erp,
+                "accepted revision {key}#{rev} missing from the ERP stream"
+            ),
         }
     }
     for (key, rev) in &sim.revisions {
-        assert!(status_seen.contains(&(key.clone(), *rev)), "latest revision of {key} has no status");
+        assert!(
+            status_seen.contains(&(key.clone(), *rev)),
+            "latest revision of {key} has no status"
+        );
     }
 }
 
@@ -426,12 +553,33 @@ proptest! {
 fn reserved_outcomes_only_when_stock_was_there() {
     // A worked case: 5 on hand, two orders of 3 under reject: first RESERVED, second REJECTED.
     let ops = vec![
-        Op::Snapshot { sku: 0, loc: 0, qty: 5, stale: false },
-        Op::Order { order: 0, channel: 0, lines: vec![(0, 3)], paid: true },
-        Op::Order { order: 1, channel: 0, lines: vec![(0, 3)], paid: true },
+        Op::Snapshot {
+            sku: 0,
+            loc: 0,
+            qty: 5,
+            stale: false,
+        },
+        Op::Order {
+            order: 0,
+            channel: 0,
+            lines: vec![(0, 3)],
+            paid: true,
+        },
+        Op::Order {
+            order: 1,
+            channel: 0,
+            lines: vec![(0, 3)],
+            paid: true,
+        },
     ];
     let (sim, _) = run(&ops, OversellPolicy::Reject);
     let statuses: Vec<OrderStatusCode> = sim.statuses.iter().map(|s| s.2).collect();
-    assert_eq!(statuses, vec![OrderStatusCode::ACCEPTED, OrderStatusCode::REJECTED]);
-    assert!(sim.log.iter().any(|l| l.contains(&format!("{:?}", LineOutcome::REJECTED))));
+    assert_eq!(
+        statuses,
+        vec![OrderStatusCode::ACCEPTED, OrderStatusCode::REJECTED]
+    );
+    assert!(sim
+        .log
+        .iter()
+        .any(|l| l.contains(&format!("{:?}", LineOutcome::REJECTED))));
 }

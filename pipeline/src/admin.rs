@@ -45,7 +45,9 @@ pub async fn create_topics(topology: &Topology) -> Result<Vec<(String, TopicActi
     let mut to_create = Vec::new();
     for spec in &specs {
         match existing.get(&spec.name) {
-            Some(&n) if n == spec.partitions => actions.push((spec.name.clone(), TopicAction::Exists(n))),
+            Some(&n) if n == spec.partitions => {
+                actions.push((spec.name.clone(), TopicAction::Exists(n)))
+            }
             Some(&n) => {
                 // A source topic with more partitions than configured is fine for stateless
                 // stages, but every stage's tasks and changelogs are sized by the topology.
@@ -71,7 +73,11 @@ pub async fn create_topics(topology: &Topology) -> Result<Vec<(String, TopicActi
     let new_topics: Vec<NewTopic<'_>> = to_create
         .iter()
         .map(|s| {
-            let mut t = NewTopic::new(&s.name, s.partitions, TopicReplication::Fixed(i32::from(s.replication_factor)));
+            let mut t = NewTopic::new(
+                &s.name,
+                s.partitions,
+                TopicReplication::Fixed(i32::from(s.replication_factor)),
+            );
             t = t.set("cleanup.policy", s.cleanup_policy());
             if s.compacted {
                 // Keep the tail of a crashed epoch uncompacted long enough to restore cleanly.
@@ -81,15 +87,24 @@ pub async fn create_topics(topology: &Topology) -> Result<Vec<(String, TopicActi
         })
         .collect();
     if !new_topics.is_empty() {
-        let results = admin.create_topics(&new_topics, &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)))).await?;
+        let results = admin
+            .create_topics(
+                &new_topics,
+                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+            )
+            .await?;
         for (result, spec) in results.into_iter().zip(&to_create) {
             match result {
                 Ok(name) => {
                     info!(topic = %name, partitions = spec.partitions, compacted = spec.compacted, "created topic");
                     actions.push((name, TopicAction::Created(spec.partitions)));
                 }
-                Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => actions.push((name, TopicAction::Exists(spec.partitions))),
-                Err((name, code)) => return Err(Error::Topics(format!("creating {name:?} failed: {code}"))),
+                Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                    actions.push((name, TopicAction::Exists(spec.partitions)))
+                }
+                Err((name, code)) => {
+                    return Err(Error::Topics(format!("creating {name:?} failed: {code}")))
+                }
             }
         }
     }

@@ -5,9 +5,9 @@ use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+use crate::engine::{self, EngineStatus, RunOptions};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use crate::engine::{self, EngineStatus, RunOptions};
 use shelfsync_topology::Topology;
 
 /// shelfsync: keeps every sales channel's stock right.
@@ -35,7 +35,11 @@ enum Command {
         #[arg(long, env = "SHELFSYNC_TOPOLOGY")]
         topology: PathBuf,
         /// Directory of the RocksDB state.
-        #[arg(long, env = "SHELFSYNC_STATE_DIR", default_value = "./.shelfsync/state")]
+        #[arg(
+            long,
+            env = "SHELFSYNC_STATE_DIR",
+            default_value = "./.shelfsync/state"
+        )]
         state_dir: PathBuf,
     },
     /// Manage topics.
@@ -61,9 +65,13 @@ enum TopicsCommand {
 }
 
 fn init_logs(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SHELFSYNC_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,librdkafka=warn,rdkafka=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("SHELFSYNC_LOG").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new("info,librdkafka=warn,rdkafka=warn")
+        });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Pretty => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
@@ -107,23 +115,38 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::from(2))
             }
         },
-        Command::Topics { command: TopicsCommand::Create { topology } } => {
+        Command::Topics {
+            command: TopicsCommand::Create { topology },
+        } => {
             let topology = load(&topology)?;
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
             let actions = rt.block_on(crate::admin::create_topics(&topology))?;
             for (name, action) in actions {
                 println!("{name}: {action:?}");
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { topology, state_dir } => {
+        Command::Run {
+            topology,
+            state_dir,
+        } => {
             let topology = Arc::new(load(&topology)?);
             let shutdown = Arc::new(AtomicBool::new(false));
             for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-                signal_hook::flag::register(signal, Arc::clone(&shutdown)).context("install signal handler")?;
+                signal_hook::flag::register(signal, Arc::clone(&shutdown))
+                    .context("install signal handler")?;
             }
             let status = Arc::new(EngineStatus::default());
-            engine::run(topology, RunOptions { state_dir, shutdown }, status)?;
+            engine::run(
+                topology,
+                RunOptions {
+                    state_dir,
+                    shutdown,
+                },
+                status,
+            )?;
             Ok(ExitCode::SUCCESS)
         }
     }

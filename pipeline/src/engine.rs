@@ -50,7 +50,8 @@ impl Checkpoint {
     }
 
     fn decode(bytes: &[u8]) -> Result<Self> {
-        shelfsync_operators::state::decode_value(CHECKPOINT_KEY, bytes).map_err(|e| Error::State(e.to_string()))
+        shelfsync_operators::state::decode_value(CHECKPOINT_KEY, bytes)
+            .map_err(|e| Error::State(e.to_string()))
     }
 }
 
@@ -105,12 +106,19 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("tasks", &self.tasks.values().map(BTreeMap::len).sum::<usize>()).finish()
+        f.debug_struct("Engine")
+            .field(
+                "tasks",
+                &self.tasks.values().map(BTreeMap::len).sum::<usize>(),
+            )
+            .finish()
     }
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Engine {
@@ -118,13 +126,27 @@ impl Engine {
     ///
     /// # Errors
     /// [`Error::State`] when RocksDB cannot open; [`Error::Kafka`] for a bad producer config.
-    pub fn new(topology: Arc<Topology>, options: &RunOptions, status: Arc<EngineStatus>) -> Result<Self> {
-        let budget = usize::try_from(topology.processing.rocksdb_memory_budget.0).unwrap_or(usize::MAX);
+    pub fn new(
+        topology: Arc<Topology>,
+        options: &RunOptions,
+        status: Arc<EngineStatus>,
+    ) -> Result<Self> {
+        let budget =
+            usize::try_from(topology.processing.rocksdb_memory_budget.0).unwrap_or(usize::MAX);
         let db = StateDb::open(&options.state_dir, budget)?;
         let producer = KafkaProducer::new(&topology)?;
-        let names = TopicId::ALL.iter().map(|id| (*id, topology.topic_name(*id))).collect();
-        let stage_by_topic = Stage::ALL.iter().map(|s| (topology.topic_name(s.input()), *s)).collect();
-        let logic = Stage::ALL.iter().map(|s| (*s, Arc::new(StageLogic::new(*s, &topology)))).collect();
+        let names = TopicId::ALL
+            .iter()
+            .map(|id| (*id, topology.topic_name(*id)))
+            .collect();
+        let stage_by_topic = Stage::ALL
+            .iter()
+            .map(|s| (topology.topic_name(s.input()), *s))
+            .collect();
+        let logic = Stage::ALL
+            .iter()
+            .map(|s| (*s, Arc::new(StageLogic::new(*s, &topology))))
+            .collect();
         Ok(Self {
             topology,
             names,
@@ -156,8 +178,15 @@ impl Engine {
     /// [`Error::Bug`] on corrupt state; [`Error::Kafka`] when a record cannot be enqueued.
     pub fn process(&mut self, msg: &BorrowedMessage<'_>) -> Result<()> {
         let (offset, partition) = (msg.offset(), msg.partition());
-        let Some(task) = self.tasks.get_mut(msg.topic()).and_then(|t| t.get_mut(&partition)) else {
-            debug!(topic = msg.topic(), partition, offset, "record for a partition we do not own; skipped");
+        let Some(task) = self
+            .tasks
+            .get_mut(msg.topic())
+            .and_then(|t| t.get_mut(&partition))
+        else {
+            debug!(
+                topic = msg.topic(),
+                partition, offset, "record for a partition we do not own; skipped"
+            );
             return Ok(());
         };
         if offset < task.next_offset {
@@ -180,11 +209,16 @@ impl Engine {
         }
         let ts = msg.timestamp().to_millis().unwrap_or(0);
         let started = Instant::now();
-        let logic = Arc::clone(self.logic.get(&stage).ok_or_else(|| Error::Bug(format!("no logic for {stage}")))?);
+        let logic = Arc::clone(
+            self.logic
+                .get(&stage)
+                .ok_or_else(|| Error::Bug(format!("no logic for {stage}")))?,
+        );
         self.out.clear();
         let store = task.store.as_mut().map(|s| s as &mut dyn StateStore);
         let result = logic.process(store, ts, msg.payload(), &mut self.out)?;
-        metrics::histogram!(m::PROCESSING_SECONDS, "stage" => stage.name()).record(started.elapsed().as_secs_f64());
+        metrics::histogram!(m::PROCESSING_SECONDS, "stage" => stage.name())
+            .record(started.elapsed().as_secs_f64());
         let task_name = task.name.clone();
         if let Some((src, off, idx)) = stamp {
             task.upstream.insert(src.to_string(), (off, idx));
@@ -195,7 +229,10 @@ impl Engine {
             Ok(()) => {
                 let out = std::mem::take(&mut self.out);
                 for (i, rec) in out.iter().enumerate() {
-                    let mut headers = vec![(kafka::STAMP_HEADER, format!("{task_name}/{offset}/{i}").into_bytes())];
+                    let mut headers = vec![(
+                        kafka::STAMP_HEADER,
+                        format!("{task_name}/{offset}/{i}").into_bytes(),
+                    )];
                     if let Some(id) = &rec.event_id {
                         headers.push((kafka::EVENT_ID_HEADER, id.clone().into_bytes()));
                     }
@@ -214,7 +251,8 @@ impl Engine {
             }
             Err(rejected) => {
                 warn!(stage = stage.name(), topic = msg.topic(), partition, offset, kind = rejected.kind, reason = %rejected.reason, "record dead-lettered");
-                metrics::counter!(m::DLQ, "stage" => stage.name(), "kind" => rejected.kind).increment(1);
+                metrics::counter!(m::DLQ, "stage" => stage.name(), "kind" => rejected.kind)
+                    .increment(1);
                 let dlq = self.topic(TopicId::Dlq);
                 self.producer.send(ProduceRecord {
                     topic: dlq,
@@ -229,7 +267,10 @@ impl Engine {
                         (kafka::DLQ_OFFSET, offset.to_string().into_bytes()),
                         (kafka::DLQ_KIND, rejected.kind.as_bytes().to_vec()),
                         (kafka::DLQ_REASON, rejected.reason.into_bytes()),
-                        (kafka::STAMP_HEADER, format!("{task_name}/{offset}/0").into_bytes()),
+                        (
+                            kafka::STAMP_HEADER,
+                            format!("{task_name}/{offset}/0").into_bytes(),
+                        ),
                     ],
                 })?;
             }
@@ -255,9 +296,15 @@ impl Engine {
         let mut offsets = TopicPartitionList::new();
         for (topic, tasks) in &self.tasks {
             for task in tasks.values().filter(|t| t.dirty) {
-                offsets.add_partition_offset(topic, task.partition, Offset::Offset(task.next_offset))?;
+                offsets.add_partition_offset(
+                    topic,
+                    task.partition,
+                    Offset::Offset(task.next_offset),
+                )?;
                 let Some(store) = &task.store else { continue };
-                let Some(store_id) = task.stage.store() else { continue };
+                let Some(store_id) = task.stage.store() else {
+                    continue;
+                };
                 let changelog = self.topology.topic_name(TopicId::Changelog(store_id));
                 let stamp = (task.next_offset - 1).to_string().into_bytes();
                 for (key, value) in store.pending() {
@@ -270,7 +317,11 @@ impl Engine {
                         headers: vec![(kafka::CHANGELOG_OFFSET_HEADER, stamp.clone())],
                     })?;
                 }
-                let cp = Checkpoint { next_offset: task.next_offset, upstream: task.upstream.clone() }.encode();
+                let cp = Checkpoint {
+                    next_offset: task.next_offset,
+                    upstream: task.upstream.clone(),
+                }
+                .encode();
                 self.producer.send(ProduceRecord {
                     topic: &changelog,
                     partition: Some(task.partition),
@@ -294,7 +345,12 @@ impl Engine {
             )));
         }
         for (topic, partition, cp) in checkpoints {
-            if let Some(store) = self.tasks.get_mut(&topic).and_then(|t| t.get_mut(&partition)).and_then(|t| t.store.as_mut()) {
+            if let Some(store) = self
+                .tasks
+                .get_mut(&topic)
+                .and_then(|t| t.get_mut(&partition))
+                .and_then(|t| t.store.as_mut())
+            {
                 store.commit(&[(CHECKPOINT_KEY, &cp)], true)?;
             }
         }
@@ -312,11 +368,19 @@ impl Engine {
         metrics::counter!(m::EPOCHS).increment(1);
         metrics::histogram!(m::EPOCH_COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
         metrics::gauge!(m::ROCKSDB_MEMORY_BYTES).set(self.db.memory_usage() as f64);
-        debug!(elapsed_ms = started.elapsed().as_millis() as u64, delivered = acks.delivered, "epoch committed");
+        debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            delivered = acks.delivered,
+            "epoch committed"
+        );
         Ok(())
     }
 
-    fn open_tasks<C: ConsumerContext>(&mut self, tpl: &TopicPartitionList, consumer: &BaseConsumer<C>) -> Result<()> {
+    fn open_tasks<C: ConsumerContext>(
+        &mut self,
+        tpl: &TopicPartitionList,
+        consumer: &BaseConsumer<C>,
+    ) -> Result<()> {
         for elem in tpl.elements() {
             let (topic, partition) = (elem.topic().to_string(), elem.partition());
             let Some(stage) = self.stage_by_topic.get(&topic).copied() else {
@@ -324,11 +388,22 @@ impl Engine {
                 continue;
             };
             let name = format!("{}-{partition}", stage.name());
-            let mut task = Task { name: name.clone(), stage, partition, store: None, next_offset: -1, upstream: BTreeMap::new(), dirty: false };
+            let mut task = Task {
+                name: name.clone(),
+                stage,
+                partition,
+                store: None,
+                next_offset: -1,
+                upstream: BTreeMap::new(),
+                dirty: false,
+            };
             if let Some(store_id) = stage.store() {
                 let mut store = self.db.store(&name)?;
                 let committed = committed_offset(consumer, &topic, partition)?;
-                let local = store.get_committed(CHECKPOINT_KEY)?.map(|b| Checkpoint::decode(&b)).transpose()?;
+                let local = store
+                    .get_committed(CHECKPOINT_KEY)?
+                    .map(|b| Checkpoint::decode(&b))
+                    .transpose()?;
                 let usable = local.filter(|cp| committed.is_none_or(|c| c <= cp.next_offset));
                 let cp = match usable {
                     Some(cp) => {
@@ -343,7 +418,13 @@ impl Engine {
                         let changelog = self.topology.topic_name(TopicId::Changelog(store_id));
                         self.status.restoring_tasks.fetch_add(1, Ordering::SeqCst);
                         metrics::gauge!(m::RESTORING_TASKS).increment(1.0);
-                        let restored = restore(&self.topology, &mut store, &changelog, partition, committed.unwrap_or(0));
+                        let restored = restore(
+                            &self.topology,
+                            &mut store,
+                            &changelog,
+                            partition,
+                            committed.unwrap_or(0),
+                        );
                         self.status.restoring_tasks.fetch_sub(1, Ordering::SeqCst);
                         metrics::gauge!(m::RESTORING_TASKS).decrement(1.0);
                         let mut cp = restored?;
@@ -366,7 +447,11 @@ impl Engine {
 
     fn close_tasks(&mut self, tpl: &TopicPartitionList) {
         for elem in tpl.elements() {
-            if let Some(task) = self.tasks.get_mut(elem.topic()).and_then(|t| t.remove(&elem.partition())) {
+            if let Some(task) = self
+                .tasks
+                .get_mut(elem.topic())
+                .and_then(|t| t.remove(&elem.partition()))
+            {
                 metrics::gauge!(m::TASKS, "stage" => task.stage.name()).decrement(1.0);
                 self.status.ready_tasks.fetch_sub(1, Ordering::SeqCst);
                 info!(task = %task.name, "task closed");
@@ -385,7 +470,11 @@ impl Engine {
     }
 }
 
-fn committed_offset<C: ConsumerContext>(consumer: &BaseConsumer<C>, topic: &str, partition: i32) -> Result<Option<i64>> {
+fn committed_offset<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    partition: i32,
+) -> Result<Option<i64>> {
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition(topic, partition);
     let committed = consumer.committed_offsets(tpl, Duration::from_secs(30))?;
@@ -399,7 +488,13 @@ fn committed_offset<C: ConsumerContext>(consumer: &BaseConsumer<C>, topic: &str,
 /// whose input offsets are below `below` (the group's committed offset). Bulk writes skip the
 /// WAL; the memtables are flushed before the checkpoint is written with the WAL, so a crash
 /// mid-restore restores again.
-fn restore(topology: &Topology, store: &mut RocksStore, changelog: &str, partition: i32, below: i64) -> Result<Checkpoint> {
+fn restore(
+    topology: &Topology,
+    store: &mut RocksStore,
+    changelog: &str,
+    partition: i32,
+    below: i64,
+) -> Result<Checkpoint> {
     let started = Instant::now();
     let mut config = kafka::base_config(topology);
     config.set("group.id", format!("{}-restore", topology.application_id));
@@ -413,13 +508,21 @@ fn restore(topology: &Topology, store: &mut RocksStore, changelog: &str, partiti
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(changelog, partition, Offset::Beginning)?;
         consumer.assign(&tpl)?;
-        info!(changelog, partition, records = high - low, below, "restoring store from changelog");
+        info!(
+            changelog,
+            partition,
+            records = high - low,
+            below,
+            "restoring store from changelog"
+        );
         let mut last_log = Instant::now();
         loop {
             match consumer.poll(Duration::from_secs(5)) {
                 None => {
                     if started.elapsed() > Duration::from_secs(600) {
-                        return Err(Error::State(format!("restore of {changelog}[{partition}] made no progress for too long")));
+                        return Err(Error::State(format!(
+                            "restore of {changelog}[{partition}] made no progress for too long"
+                        )));
                     }
                 }
                 Some(Err(KafkaError::PartitionEOF(_))) => break,
@@ -450,7 +553,14 @@ fn restore(topology: &Topology, store: &mut RocksStore, changelog: &str, partiti
                     }
                     if last_log.elapsed() > Duration::from_secs(5) {
                         last_log = Instant::now();
-                        info!(changelog, partition, at = msg.offset(), high, applied, "restoring");
+                        info!(
+                            changelog,
+                            partition,
+                            at = msg.offset(),
+                            high,
+                            applied,
+                            "restoring"
+                        );
                     }
                 }
             }
@@ -470,7 +580,9 @@ pub struct GroupContext {
 }
 
 fn lock(engine: &Mutex<Engine>) -> MutexGuard<'_, Engine> {
-    engine.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    engine
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl ClientContext for GroupContext {
@@ -524,15 +636,26 @@ impl ConsumerContext for GroupContext {
 /// Whatever stopped the engine: a broker refusing records for good, RocksDB failing, corrupt
 /// state. Bad records never stop it (they go to the DLQ).
 pub fn run(topology: Arc<Topology>, options: RunOptions, status: Arc<EngineStatus>) -> Result<()> {
-    let engine = Arc::new(Mutex::new(Engine::new(Arc::clone(&topology), &options, status)?));
-    let consumer: BaseConsumer<GroupContext> =
-        kafka::consumer_config(&topology).create_with_context(GroupContext { engine: Arc::clone(&engine) })?;
-    let topics: Vec<String> = Stage::ALL.iter().map(|s| topology.topic_name(s.input())).collect();
+    let engine = Arc::new(Mutex::new(Engine::new(
+        Arc::clone(&topology),
+        &options,
+        status,
+    )?));
+    let consumer: BaseConsumer<GroupContext> = kafka::consumer_config(&topology)
+        .create_with_context(GroupContext {
+            engine: Arc::clone(&engine),
+        })?;
+    let topics: Vec<String> = Stage::ALL
+        .iter()
+        .map(|s| topology.topic_name(s.input()))
+        .collect();
     let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topic_refs)?;
     info!(group = %topology.application_id, topics = ?topics, "joined the consumer group");
     let epoch = topology.processing.epoch_interval;
-    let max_records = u64::try_from(topology.processing.epoch_max_records).unwrap_or(10_000).max(1);
+    let max_records = u64::try_from(topology.processing.epoch_max_records)
+        .unwrap_or(10_000)
+        .max(1);
     let result = (|| -> Result<()> {
         while !options.shutdown.load(Ordering::SeqCst) {
             let deadline = Instant::now() + epoch;

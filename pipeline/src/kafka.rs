@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use shelfsync_topology::Topology;
 use tracing::{debug, error, info, warn};
 
@@ -121,11 +121,16 @@ impl ProducerContext for AckContext {
     type DeliveryOpaque = ();
 
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        let Ok(mut acks) = self.acks.lock() else { return };
+        let Ok(mut acks) = self.acks.lock() else {
+            return;
+        };
         match result {
             Ok(msg) => {
                 acks.delivered += 1;
-                let e = acks.offsets.entry((msg.topic().to_string(), msg.partition())).or_insert(-1);
+                let e = acks
+                    .offsets
+                    .entry((msg.topic().to_string(), msg.partition()))
+                    .or_insert(-1);
                 *e = (*e).max(msg.offset());
             }
             Err((e, msg)) => {
@@ -175,7 +180,8 @@ impl KafkaProducer {
     /// [`Error::Kafka`] when librdkafka refuses the configuration.
     pub fn new(topology: &Topology) -> Result<Self> {
         let context = AckContext::default();
-        let producer: BaseProducer<AckContext> = producer_config(topology).create_with_context(context.clone())?;
+        let producer: BaseProducer<AckContext> =
+            producer_config(topology).create_with_context(context.clone())?;
         Ok(Self { producer, context })
     }
 
@@ -187,7 +193,10 @@ impl KafkaProducer {
     pub fn send(&self, rec: ProduceRecord<'_>) -> Result<()> {
         let mut headers = OwnedHeaders::new_with_capacity(rec.headers.len());
         for (k, v) in &rec.headers {
-            headers = headers.insert(Header { key: k, value: Some(v.as_slice()) });
+            headers = headers.insert(Header {
+                key: k,
+                value: Some(v.as_slice()),
+            });
         }
         let mut record: BaseRecord<'_, [u8], [u8], ()> = BaseRecord::to(rec.topic).headers(headers);
         if let Some(p) = rec.partition {
@@ -209,8 +218,11 @@ impl KafkaProducer {
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                     record = r;
                     waited += 1;
-                    if waited % 100 == 0 {
-                        warn!(queued = self.producer.in_flight_count(), "producer queue full; waiting for the broker");
+                    if waited.is_multiple_of(100) {
+                        warn!(
+                            queued = self.producer.in_flight_count(),
+                            "producer queue full; waiting for the broker"
+                        );
                     }
                     self.producer.poll(Duration::from_millis(10));
                 }
@@ -233,7 +245,10 @@ impl KafkaProducer {
             warn!(in_flight = self.producer.in_flight_count(), waited_s = rounds * 5, error = %e, "waiting for the broker to acknowledge the epoch");
         }
         if rounds > 0 {
-            info!(waited_s = rounds * 5, "broker acknowledged the epoch after waiting");
+            info!(
+                waited_s = rounds * 5,
+                "broker acknowledged the epoch after waiting"
+            );
         }
         self.context.take()
     }

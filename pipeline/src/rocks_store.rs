@@ -12,8 +12,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBWithThreadMode, Direction, IteratorMode, MultiThreaded, Options,
-    ReadOptions, WriteBatch, WriteBufferManager, WriteOptions,
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBWithThreadMode, Direction, IteratorMode,
+    MultiThreaded, Options, ReadOptions, WriteBatch, WriteBufferManager, WriteOptions,
 };
 use shelfsync_operators::StateStore;
 
@@ -42,7 +42,11 @@ fn options(budget_bytes: usize) -> (Options, Options) {
     // Half of the budget for the block cache, half for memtables; the write-buffer manager
     // charges memtables to the same cache, so the total stays within the budget.
     let cache = Cache::new_lru_cache(budget_bytes / 2);
-    let wbm = WriteBufferManager::new_write_buffer_manager_with_cache(budget_bytes / 2, false, cache.clone());
+    let wbm = WriteBufferManager::new_write_buffer_manager_with_cache(
+        budget_bytes / 2,
+        false,
+        cache.clone(),
+    );
     let mut table = BlockBasedOptions::default();
     table.set_block_cache(&cache);
     table.set_cache_index_and_filter_blocks(true);
@@ -68,12 +72,18 @@ impl StateDb {
     /// holds its lock, corruption).
     pub fn open(path: &Path, budget_bytes: usize) -> Result<Self> {
         let (db_opts, cf_opts) = options(budget_bytes);
-        std::fs::create_dir_all(path).map_err(|e| Error::State(format!("create {}: {e}", path.display())))?;
+        std::fs::create_dir_all(path)
+            .map_err(|e| Error::State(format!("create {}: {e}", path.display())))?;
         let existing = Db::list_cf(&db_opts, path).unwrap_or_default();
-        let cfs = existing.into_iter().map(|name| ColumnFamilyDescriptor::new(name, cf_opts.clone()));
+        let cfs = existing
+            .into_iter()
+            .map(|name| ColumnFamilyDescriptor::new(name, cf_opts.clone()));
         let db = Db::open_cf_descriptors(&db_opts, path, cfs)
             .map_err(|e| Error::State(format!("open RocksDB at {}: {e}", path.display())))?;
-        Ok(Self { db: Arc::new(db), cf_options: Arc::new(cf_opts) })
+        Ok(Self {
+            db: Arc::new(db),
+            cf_options: Arc::new(cf_opts),
+        })
     }
 
     /// Opens the store of task `name`, creating its column family if needed.
@@ -82,9 +92,15 @@ impl StateDb {
     /// [`Error::State`] when the column family cannot be created.
     pub fn store(&self, name: &str) -> Result<RocksStore> {
         if self.db.cf_handle(name).is_none() {
-            self.db.create_cf(name, &self.cf_options).map_err(|e| Error::State(format!("create column family {name}: {e}")))?;
+            self.db
+                .create_cf(name, &self.cf_options)
+                .map_err(|e| Error::State(format!("create column family {name}: {e}")))?;
         }
-        Ok(RocksStore { db: Arc::clone(&self.db), cf: name.to_string(), overlay: BTreeMap::new() })
+        Ok(RocksStore {
+            db: Arc::clone(&self.db),
+            cf: name.to_string(),
+            overlay: BTreeMap::new(),
+        })
     }
 
     /// Drops the column family of a task that is gone for good.
@@ -93,7 +109,9 @@ impl StateDb {
     /// [`Error::State`] when RocksDB refuses.
     pub fn drop_store(&self, name: &str) -> Result<()> {
         if self.db.cf_handle(name).is_some() {
-            self.db.drop_cf(name).map_err(|e| Error::State(format!("drop column family {name}: {e}")))?;
+            self.db
+                .drop_cf(name)
+                .map_err(|e| Error::State(format!("drop column family {name}: {e}")))?;
         }
         Ok(())
     }
@@ -115,7 +133,10 @@ pub struct RocksStore {
 
 impl std::fmt::Debug for RocksStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RocksStore").field("cf", &self.cf).field("pending", &self.overlay.len()).finish()
+        f.debug_struct("RocksStore")
+            .field("cf", &self.cf)
+            .field("pending", &self.overlay.len())
+            .finish()
     }
 }
 
@@ -140,8 +161,13 @@ impl RocksStore {
     /// # Errors
     /// [`Error::State`] on a RocksDB read error.
     pub fn get_committed(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let cf = self.db.cf_handle(&self.cf).ok_or_else(|| Error::State(format!("column family {} vanished", self.cf)))?;
-        self.db.get_cf(&cf, key).map_err(|e| Error::State(format!("read {}: {e}", self.cf)))
+        let cf = self
+            .db
+            .cf_handle(&self.cf)
+            .ok_or_else(|| Error::State(format!("column family {} vanished", self.cf)))?;
+        self.db
+            .get_cf(&cf, key)
+            .map_err(|e| Error::State(format!("read {}: {e}", self.cf)))
     }
 
     /// Writes the overlay plus `extra` (e.g. the checkpoint) to RocksDB in **one atomic
@@ -151,7 +177,10 @@ impl RocksStore {
     /// # Errors
     /// [`Error::State`] on a RocksDB write error; the overlay is kept so the caller may retry.
     pub fn commit(&mut self, extra: &[(&[u8], &[u8])], wal: bool) -> Result<()> {
-        let cf = self.db.cf_handle(&self.cf).ok_or_else(|| Error::State(format!("column family {} vanished", self.cf)))?;
+        let cf = self
+            .db
+            .cf_handle(&self.cf)
+            .ok_or_else(|| Error::State(format!("column family {} vanished", self.cf)))?;
         let mut batch = WriteBatch::default();
         for (k, v) in &self.overlay {
             match v {
@@ -164,7 +193,9 @@ impl RocksStore {
         }
         let mut opts = WriteOptions::default();
         opts.disable_wal(!wal);
-        self.db.write_opt(batch, &opts).map_err(|e| Error::State(format!("write batch to {}: {e}", self.cf)))?;
+        self.db
+            .write_opt(batch, &opts)
+            .map_err(|e| Error::State(format!("write batch to {}: {e}", self.cf)))?;
         self.overlay.clear();
         Ok(())
     }
@@ -174,12 +205,19 @@ impl RocksStore {
     /// # Errors
     /// [`Error::State`] on a RocksDB error.
     pub fn flush(&self) -> Result<()> {
-        let cf = self.db.cf_handle(&self.cf).ok_or_else(|| Error::State(format!("column family {} vanished", self.cf)))?;
-        self.db.flush_cf(&cf).map_err(|e| Error::State(format!("flush {}: {e}", self.cf)))
+        let cf = self
+            .db
+            .cf_handle(&self.cf)
+            .ok_or_else(|| Error::State(format!("column family {} vanished", self.cf)))?;
+        self.db
+            .flush_cf(&cf)
+            .map_err(|e| Error::State(format!("flush {}: {e}", self.cf)))
     }
 
     fn committed_range(&self, from: &[u8], to: &[u8], limit: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
-        let Some(cf) = self.db.cf_handle(&self.cf) else { return Vec::new() };
+        let Some(cf) = self.db.cf_handle(&self.cf) else {
+            return Vec::new();
+        };
         let mut opts = ReadOptions::default();
         opts.set_iterate_upper_bound(to.to_vec());
         self.db
@@ -214,9 +252,15 @@ impl StateStore for RocksStore {
         }
         // Merge committed entries with the overlay; the overlay wins and its deletes hide keys.
         // Fetch enough committed rows that deleted ones cannot starve the result.
-        let deletes = self.overlay.range(from.to_vec()..to.to_vec()).filter(|(_, v)| v.is_none()).count();
-        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> =
-            self.committed_range(from, to, limit.saturating_add(deletes)).into_iter().collect();
+        let deletes = self
+            .overlay
+            .range(from.to_vec()..to.to_vec())
+            .filter(|(_, v)| v.is_none())
+            .count();
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = self
+            .committed_range(from, to, limit.saturating_add(deletes))
+            .into_iter()
+            .collect();
         for (k, v) in self.overlay.range(from.to_vec()..to.to_vec()) {
             match v {
                 Some(v) => {
@@ -285,7 +329,10 @@ mod tests {
                 s.delete(&[b'k', i]);
             }
             let got = s.range(b"k", b"l", 3);
-            assert_eq!(got.iter().map(|(k, _)| k[1]).collect::<Vec<_>>(), vec![5, 6, 7]);
+            assert_eq!(
+                got.iter().map(|(k, _)| k[1]).collect::<Vec<_>>(),
+                vec![5, 6, 7]
+            );
             // Not committed: the deletes vanish with the process.
         }
         let db = StateDb::open(dir.path(), 64 << 20).unwrap();

@@ -14,7 +14,8 @@ use shelfsync_operators::{Operator, OperatorError, StateStore};
 use shelfsync_schemas::adapters::{normalize, AdapterKind};
 use shelfsync_schemas::avro::{self, AvroRecord, Framing};
 use shelfsync_schemas::{
-    availability_key, InventoryChange, InventoryCommand, LineOutcome, LineResult, Order, OrderStatusCode, ProductChange,
+    availability_key, InventoryChange, InventoryCommand, LineOutcome, LineResult, Order,
+    OrderStatusCode, ProductChange,
 };
 use shelfsync_topology::{AdapterName, Stage, TopicId, Topology};
 
@@ -64,13 +65,22 @@ fn adapter_kind(name: AdapterName) -> AdapterKind {
 }
 
 fn decode<T: AvroRecord>(value: Option<&[u8]>) -> Result<T, Rejected> {
-    let bytes = value.ok_or_else(|| Rejected { kind: "empty", reason: "record has no value".into() })?;
-    avro::decode::<T>(bytes).map_err(|e| Rejected { kind: e.kind(), reason: e.to_string() })
+    let bytes = value.ok_or_else(|| Rejected {
+        kind: "empty",
+        reason: "record has no value".into(),
+    })?;
+    avro::decode::<T>(bytes).map_err(|e| Rejected {
+        kind: e.kind(),
+        reason: e.to_string(),
+    })
 }
 
 fn invalid(e: OperatorError) -> Result<std::result::Result<(), Rejected>> {
     match e {
-        OperatorError::InvalidInput { .. } => Ok(Err(Rejected { kind: "invalid", reason: e.to_string() })),
+        OperatorError::InvalidInput { .. } => Ok(Err(Rejected {
+            kind: "invalid",
+            reason: e.to_string(),
+        })),
         OperatorError::CorruptState { .. } => Err(Error::Bug(e.to_string())),
     }
 }
@@ -80,7 +90,11 @@ impl StageLogic {
     pub fn new(stage: Stage, topology: &Topology) -> Self {
         Self {
             stage,
-            adapters: topology.channels.iter().map(|c| (c.name.clone(), adapter_kind(c.adapter))).collect(),
+            adapters: topology
+                .channels
+                .iter()
+                .map(|c| (c.name.clone(), adapter_kind(c.adapter)))
+                .collect(),
             dedupe: DedupeOrders::new(topology.dedupe_config()),
             inventory: ReserveInventory::new(topology.inventory_config()),
             assemble: AssembleOrders::new(topology.assemble_config()),
@@ -93,9 +107,22 @@ impl StageLogic {
         self.stage
     }
 
-    fn push<T: AvroRecord>(&self, out: &mut Vec<OutRecord>, topic: TopicId, key: String, v: &T, event_id: Option<String>) -> Result<()> {
-        let value = avro::encode(v, self.framing).map_err(|e| Error::Bug(format!("encode {}: {e}", T::NAME)))?;
-        out.push(OutRecord { topic, key: key.into_bytes(), value, event_id });
+    fn push<T: AvroRecord>(
+        &self,
+        out: &mut Vec<OutRecord>,
+        topic: TopicId,
+        key: String,
+        v: &T,
+        event_id: Option<String>,
+    ) -> Result<()> {
+        let value = avro::encode(v, self.framing)
+            .map_err(|e| Error::Bug(format!("encode {}: {e}", T::NAME)))?;
+        out.push(OutRecord {
+            topic,
+            key: key.into_bytes(),
+            value,
+            event_id,
+        });
         Ok(())
     }
 
@@ -116,11 +143,19 @@ impl StageLogic {
         match self.stage {
             Stage::Normalize => {
                 let Some(bytes) = value else {
-                    return Ok(Err(Rejected { kind: "empty", reason: "record has no value".into() }));
+                    return Ok(Err(Rejected {
+                        kind: "empty",
+                        reason: "record has no value".into(),
+                    }));
                 };
                 let order = match normalize(bytes, |channel| self.adapters.get(channel).copied()) {
                     Ok(o) => o,
-                    Err(e) => return Ok(Err(Rejected { kind: e.kind(), reason: e.to_string() })),
+                    Err(e) => {
+                        return Ok(Err(Rejected {
+                            kind: e.kind(),
+                            reason: e.to_string(),
+                        }))
+                    }
                 };
                 self.push(out, TopicId::Orders, order.key(), &order, None)?;
             }
@@ -130,7 +165,9 @@ impl StageLogic {
                     Err(r) => return Ok(Err(r)),
                 };
                 match ingest_inventory(&change) {
-                    Ok(cmd) => self.push(out, TopicId::InventoryCommands, cmd.sku.clone(), &cmd, None)?,
+                    Ok(cmd) => {
+                        self.push(out, TopicId::InventoryCommands, cmd.sku.clone(), &cmd, None)?
+                    }
                     Err(e) => return invalid(e),
                 }
             }
@@ -140,7 +177,9 @@ impl StageLogic {
                     Err(r) => return Ok(Err(r)),
                 };
                 match ingest_product(&change) {
-                    Ok(cmd) => self.push(out, TopicId::InventoryCommands, cmd.sku.clone(), &cmd, None)?,
+                    Ok(cmd) => {
+                        self.push(out, TopicId::InventoryCommands, cmd.sku.clone(), &cmd, None)?
+                    }
                     Err(e) => return invalid(e),
                 }
             }
@@ -149,16 +188,27 @@ impl StageLogic {
                     Ok(o) => o,
                     Err(r) => return Ok(Err(r)),
                 };
-                let store = store.ok_or_else(|| Error::Bug("dedupe task without a store".into()))?;
+                let store =
+                    store.ok_or_else(|| Error::Bug("dedupe task without a store".into()))?;
                 let mut outputs = Vec::new();
                 if let Err(e) = self.dedupe.process(store, ts, &order, &mut outputs) {
                     return invalid(e);
                 }
                 for o in outputs {
                     match o {
-                        DedupeOutput::Command(cmd) => self.push(out, TopicId::InventoryCommands, cmd.sku.clone(), &*cmd, None)?,
-                        DedupeOutput::DuplicateDropped { .. } => metrics::counter!(m::DUPLICATES_DROPPED).increment(1),
-                        DedupeOutput::Expired { .. } => metrics::counter!(m::STATE_EXPIRED, "stage" => stage).increment(1),
+                        DedupeOutput::Command(cmd) => self.push(
+                            out,
+                            TopicId::InventoryCommands,
+                            cmd.sku.clone(),
+                            &*cmd,
+                            None,
+                        )?,
+                        DedupeOutput::DuplicateDropped { .. } => {
+                            metrics::counter!(m::DUPLICATES_DROPPED).increment(1)
+                        }
+                        DedupeOutput::Expired { .. } => {
+                            metrics::counter!(m::STATE_EXPIRED, "stage" => stage).increment(1)
+                        }
                     }
                 }
             }
@@ -167,7 +217,8 @@ impl StageLogic {
                     Ok(c) => c,
                     Err(r) => return Ok(Err(r)),
                 };
-                let store = store.ok_or_else(|| Error::Bug("inventory task without a store".into()))?;
+                let store =
+                    store.ok_or_else(|| Error::Bug("inventory task without a store".into()))?;
                 let mut outputs = Vec::new();
                 if let Err(e) = self.inventory.process(store, ts, &cmd, &mut outputs) {
                     return invalid(e);
@@ -181,10 +232,20 @@ impl StageLogic {
                         InventoryOutput::Availability(a) => {
                             metrics::counter!(m::AVAILABILITY_UPDATES, "channel" => a.channel.clone()).increment(1);
                             let id = a.event_id.clone();
-                            self.push(out, TopicId::Availability, availability_key(&a.channel, &a.sku), &a, Some(id))?;
+                            self.push(
+                                out,
+                                TopicId::Availability,
+                                availability_key(&a.channel, &a.sku),
+                                &a,
+                                Some(id),
+                            )?;
                         }
-                        InventoryOutput::StaleIgnored { .. } => metrics::counter!(m::STALE_ERP_IGNORED).increment(1),
-                        InventoryOutput::HoldExpired { .. } => metrics::counter!(m::STATE_EXPIRED, "stage" => stage).increment(1),
+                        InventoryOutput::StaleIgnored { .. } => {
+                            metrics::counter!(m::STALE_ERP_IGNORED).increment(1)
+                        }
+                        InventoryOutput::HoldExpired { .. } => {
+                            metrics::counter!(m::STATE_EXPIRED, "stage" => stage).increment(1)
+                        }
                     }
                 }
             }
@@ -193,7 +254,8 @@ impl StageLogic {
                     Ok(r) => r,
                     Err(r) => return Ok(Err(r)),
                 };
-                let store = store.ok_or_else(|| Error::Bug("assemble task without a store".into()))?;
+                let store =
+                    store.ok_or_else(|| Error::Bug("assemble task without a store".into()))?;
                 let mut outputs = Vec::new();
                 if let Err(e) = self.assemble.process(store, ts, &result, &mut outputs) {
                     return invalid(e);
@@ -202,14 +264,29 @@ impl StageLogic {
                     match o {
                         AssembleOutput::Validated(v) => {
                             let id = v.event_id.clone();
-                            self.push(out, TopicId::ValidatedOrders, v.order_key.clone(), &v, Some(id))?;
+                            self.push(
+                                out,
+                                TopicId::ValidatedOrders,
+                                v.order_key.clone(),
+                                &v,
+                                Some(id),
+                            )?;
                         }
                         AssembleOutput::Status(s) => {
-                            metrics::counter!(m::ORDERS, "status" => status_label(s.status)).increment(1);
+                            metrics::counter!(m::ORDERS, "status" => status_label(s.status))
+                                .increment(1);
                             let id = s.event_id.clone();
-                            self.push(out, TopicId::OrderStatus, s.order_key.clone(), &s, Some(id))?;
+                            self.push(
+                                out,
+                                TopicId::OrderStatus,
+                                s.order_key.clone(),
+                                &s,
+                                Some(id),
+                            )?;
                         }
-                        AssembleOutput::Superseded { .. } => metrics::counter!(m::SUPERSEDED).increment(1),
+                        AssembleOutput::Superseded { .. } => {
+                            metrics::counter!(m::SUPERSEDED).increment(1)
+                        }
                     }
                 }
             }

@@ -242,19 +242,43 @@ pub struct InventoryCommand {
 impl InventoryCommand {
     /// Wraps an ERP stock change.
     pub fn inventory(change: InventoryChange) -> Self {
-        Self { kind: CommandKind::INVENTORY, sku: change.sku.clone(), inventory: Some(change), product: None, line: None }
+        Self {
+            kind: CommandKind::INVENTORY,
+            sku: change.sku.clone(),
+            inventory: Some(change),
+            product: None,
+            line: None,
+        }
     }
     /// Wraps a product master change.
     pub fn product(change: ProductChange) -> Self {
-        Self { kind: CommandKind::PRODUCT, sku: change.sku.clone(), inventory: None, product: Some(change), line: None }
+        Self {
+            kind: CommandKind::PRODUCT,
+            sku: change.sku.clone(),
+            inventory: None,
+            product: Some(change),
+            line: None,
+        }
     }
     /// Wraps a line reservation.
     pub fn reserve(line: LineCommand) -> Self {
-        Self { kind: CommandKind::RESERVE, sku: line.sku.clone(), inventory: None, product: None, line: Some(line) }
+        Self {
+            kind: CommandKind::RESERVE,
+            sku: line.sku.clone(),
+            inventory: None,
+            product: None,
+            line: Some(line),
+        }
     }
     /// Wraps a line release.
     pub fn release(line: LineCommand) -> Self {
-        Self { kind: CommandKind::RELEASE, sku: line.sku.clone(), inventory: None, product: None, line: Some(line) }
+        Self {
+            kind: CommandKind::RELEASE,
+            sku: line.sku.clone(),
+            inventory: None,
+            product: None,
+            line: Some(line),
+        }
     }
 }
 

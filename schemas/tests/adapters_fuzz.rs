@@ -5,11 +5,14 @@ mod adapters_support;
 
 use std::sync::OnceLock;
 
-use adapters_support::{envelope, json_files, project_fixtures, read_bytes, read_json, shared_fixtures};
+use adapters_support::{
+    envelope, json_files, project_fixtures, read_bytes, read_json, shared_fixtures,
+};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 use shelfsync_schemas::adapters::{
-    parse_envelope, to_order, AdapterError, AdapterKind, MAX_ID_BYTES, MAX_LINES, MAX_QUANTITY, MAX_SKU_BYTES,
+    parse_envelope, to_order, AdapterError, AdapterKind, MAX_ID_BYTES, MAX_LINES, MAX_QUANTITY,
+    MAX_SKU_BYTES,
 };
 use shelfsync_schemas::Order;
 
@@ -24,7 +27,11 @@ fn seeds() -> &'static [Value] {
             .map(|f| read_json(&raw.join(f))["payload"].clone())
             .collect();
         if let Some(dir) = shared_fixtures() {
-            seeds.extend(json_files(&dir).into_iter().map(|f| read_json(&dir.join(f))));
+            seeds.extend(
+                json_files(&dir)
+                    .into_iter()
+                    .map(|f| read_json(&dir.join(f))),
+            );
         }
         seeds
     })
@@ -37,7 +44,12 @@ fn seed_bytes() -> &'static [Vec<u8>] {
         let mut out = Vec::new();
         for sub in ["raw", "malformed"] {
             let dir = project_fixtures().join(sub);
-            out.extend(json_files(&dir).into_iter().filter(|f| f != "expected.json").map(|f| read_bytes(&dir.join(f))));
+            out.extend(
+                json_files(&dir)
+                    .into_iter()
+                    .filter(|f| f != "expected.json")
+                    .map(|f| read_bytes(&dir.join(f))),
+            );
         }
         out
     })
@@ -51,8 +63,14 @@ fn check_order(order: &Order) {
     let mut ids = std::collections::BTreeSet::new();
     for line in &order.lines {
         assert!((1..=MAX_QUANTITY).contains(&line.quantity), "{line:?}");
-        assert!(!line.sku.trim().is_empty() && line.sku.len() <= MAX_SKU_BYTES, "{line:?}");
-        assert!(!line.line_id.is_empty() && line.line_id.len() <= MAX_ID_BYTES, "{line:?}");
+        assert!(
+            !line.sku.trim().is_empty() && line.sku.len() <= MAX_SKU_BYTES,
+            "{line:?}"
+        );
+        assert!(
+            !line.line_id.is_empty() && line.line_id.len() <= MAX_ID_BYTES,
+            "{line:?}"
+        );
         assert!(ids.insert(line.line_id.clone()), "duplicate {line:?}");
     }
 }
@@ -95,7 +113,14 @@ fn arb_json() -> impl Strategy<Value = Value> {
         any::<i64>().prop_map(Value::from),
         any::<u64>().prop_map(Value::from),
         (-1e20f64..1e20).prop_map(Value::from),
-        prop_oneof![Just(0_i64), Just(1), Just(-1), Just(MAX_QUANTITY), Just(MAX_QUANTITY + 1)].prop_map(Value::from),
+        prop_oneof![
+            Just(0_i64),
+            Just(1),
+            Just(-1),
+            Just(MAX_QUANTITY),
+            Just(MAX_QUANTITY + 1)
+        ]
+        .prop_map(Value::from),
         "[ -~]{0,12}".prop_map(Value::String),
         prop_oneof![
             Just("2026-03-02T10:15:22-05:00"),
@@ -112,7 +137,8 @@ fn arb_json() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(4, 48, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::btree_map(field_name(), inner, 0..6).prop_map(|m| Value::Object(m.into_iter().collect())),
+            prop::collection::btree_map(field_name(), inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
 }
@@ -241,7 +267,8 @@ proptest! {
 
 #[test]
 fn deeply_nested_json_is_a_typed_error() {
-    let mut bytes = br#"{"channel": "ebay", "delivery_id": "d", "received_at": 1, "payload": "#.to_vec();
+    let mut bytes =
+        br#"{"channel": "ebay", "delivery_id": "d", "received_at": 1, "payload": "#.to_vec();
     bytes.extend(std::iter::repeat_n(b'[', 100_000));
     bytes.extend(std::iter::repeat_n(b']', 100_000));
     bytes.push(b'}');

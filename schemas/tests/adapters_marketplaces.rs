@@ -72,7 +72,11 @@ fn err_kind(kind: AdapterKind, payload: Value) -> (&'static str, String) {
 
 /// `(line_id, sku, quantity)` of each line.
 fn lines(order: &Order) -> Vec<(&str, &str, i64)> {
-    order.lines.iter().map(|l| (l.line_id.as_str(), l.sku.as_str(), l.quantity)).collect()
+    order
+        .lines
+        .iter()
+        .map(|l| (l.line_id.as_str(), l.sku.as_str(), l.quantity))
+        .collect()
 }
 
 #[test]
@@ -88,14 +92,22 @@ fn every_marketplace_fixture_is_classified() {
         );
     }
     for name in ORDER_FILES.iter().chain(NOT_ORDERS) {
-        assert!(files.iter().any(|f| f == name), "{name} is listed but missing from {}", dir.display());
+        assert!(
+            files.iter().any(|f| f == name),
+            "{name} is listed but missing from {}",
+            dir.display()
+        );
     }
 }
 
 #[test]
 fn shopify_webhooks() {
     let Some(dir) = dir() else { return };
-    for name in ["shopify-orders-create-webhook.json", "shopify-orders-updated-webhook.json", "shopify-orders-cancelled-webhook.json"] {
+    for name in [
+        "shopify-orders-create-webhook.json",
+        "shopify-orders-updated-webhook.json",
+        "shopify-orders-cancelled-webhook.json",
+    ] {
         let order = ok(AdapterKind::Shopify, load(&dir, name));
         // Keyed on admin_graphql_api_id: `id` itself was rounded to 820982911946154500 (caveat 1).
         assert_eq!(order.channel_order_id, "820982911946154508", "{name}");
@@ -103,7 +115,10 @@ fn shopify_webhooks() {
         // Shopify's sample is `financial_status: "voided"` with `cancelled_at` set (caveat 2).
         assert!(!order.paid, "{name}");
         assert!(order.cancelled, "{name}");
-        assert_eq!(order.placed_at, 1_640_995_200_000, "{name}: 2021-12-31T19:00:00-05:00");
+        assert_eq!(
+            order.placed_at, 1_640_995_200_000,
+            "{name}: 2021-12-31T19:00:00-05:00"
+        );
         assert_eq!(
             lines(&order),
             vec![
@@ -147,14 +162,24 @@ fn strip_key(value: &mut Value, key: &str) {
 #[test]
 fn shopify_legacy_rest_order() {
     let Some(dir) = dir() else { return };
-    let order = ok(AdapterKind::Shopify, load(&dir, "shopify-rest-order-legacy-fixture.json"));
+    let order = ok(
+        AdapterKind::Shopify,
+        load(&dir, "shopify-rest-order-legacy-fixture.json"),
+    );
     assert_eq!(order.channel_order_id, "450789469");
     assert!(order.paid, "financial_status authorized counts as paid");
     assert!(!order.cancelled);
-    assert_eq!(order.placed_at, 1_199_980_800_000, "2008-01-10T11:00:00-05:00");
+    assert_eq!(
+        order.placed_at, 1_199_980_800_000,
+        "2008-01-10T11:00:00-05:00"
+    );
     assert_eq!(
         lines(&order),
-        vec![("466157049", "IPOD2008GREEN", 1), ("518995019", "IPOD2008RED", 1), ("703073504", "IPOD2008BLACK", 1)]
+        vec![
+            ("466157049", "IPOD2008GREEN", 1),
+            ("518995019", "IPOD2008RED", 1),
+            ("703073504", "IPOD2008BLACK", 1)
+        ]
     );
 }
 
@@ -176,13 +201,22 @@ fn items_for(mut items: Value, order_id: &str) -> Value {
 fn amazon_sandbox_order_with_its_items() {
     let Some(dir) = dir() else { return };
     // The sandbox getOrder and getOrderItems cases are the same order, 902-1845936-5435065.
-    let payload = combined(load(&dir, "amazon-getOrder-response.json"), load(&dir, "amazon-getOrderItems-response.json"));
+    let payload = combined(
+        load(&dir, "amazon-getOrder-response.json"),
+        load(&dir, "amazon-getOrderItems-response.json"),
+    );
     let order = ok(AdapterKind::Amazon, payload);
     assert_eq!(order.channel_order_id, "902-1845936-5435065");
     assert!(order.paid, "Unshipped is paid");
     assert!(!order.cancelled, "BuyerRequestedCancel is only a request");
-    assert_eq!(order.placed_at, 1_569_510_000, "1970-01-19T03:58:30Z, as published");
-    assert_eq!(lines(&order), vec![("05015851154158", "NABetaASINB00551Q3CS", 1)]);
+    assert_eq!(
+        order.placed_at, 1_569_510_000,
+        "1970-01-19T03:58:30Z, as published"
+    );
+    assert_eq!(
+        lines(&order),
+        vec![("05015851154158", "NABetaASINB00551Q3CS", 1)]
+    );
 }
 
 #[test]
@@ -193,19 +227,34 @@ fn amazon_bare_payload_objects_are_accepted_too() {
     let payload = combined(order["payload"].clone(), json!([items["payload"].clone()]));
     let parsed = ok(AdapterKind::Amazon, payload);
     assert_eq!(parsed.channel_order_id, "902-1845936-5435065");
-    assert_eq!(lines(&parsed), vec![("05015851154158", "NABetaASINB00551Q3CS", 1)]);
+    assert_eq!(
+        lines(&parsed),
+        vec![("05015851154158", "NABetaASINB00551Q3CS", 1)]
+    );
 }
 
 #[test]
 fn amazon_pending_order_is_not_paid() {
     let Some(dir) = dir() else { return };
-    let items = items_for(load(&dir, "amazon-getOrderItems-response.json"), "902-3159896-1390916");
-    let order = ok(AdapterKind::Amazon, combined(load(&dir, "amazon-getOrder-response-example-pending.json"), items));
+    let items = items_for(
+        load(&dir, "amazon-getOrderItems-response.json"),
+        "902-3159896-1390916",
+    );
+    let order = ok(
+        AdapterKind::Amazon,
+        combined(
+            load(&dir, "amazon-getOrder-response-example-pending.json"),
+            items,
+        ),
+    );
     assert_eq!(order.channel_order_id, "902-3159896-1390916");
     assert!(!order.paid);
     assert!(!order.cancelled);
     assert_eq!(order.placed_at, 1_484_941_775_000, "2017-01-20T19:49:35Z");
-    assert_eq!(lines(&order), vec![("05015851154158", "NABetaASINB00551Q3CS", 1)]);
+    assert_eq!(
+        lines(&order),
+        vec![("05015851154158", "NABetaASINB00551Q3CS", 1)]
+    );
 }
 
 #[test]
@@ -215,19 +264,46 @@ fn amazon_shipped_order_with_two_items() {
     let order_response = load(&dir, "amazon-getOrder-response-iba-afn-shipped.json");
 
     // As published, the two-item page is for another order and has a NextToken: both refused.
-    let (kind, path) = err_kind(AdapterKind::Amazon, combined(order_response.clone(), raw_items.clone()));
-    assert_eq!((kind, path.as_str()), ("inconsistent_payload", "payload.items.payload.AmazonOrderId"));
+    let (kind, path) = err_kind(
+        AdapterKind::Amazon,
+        combined(order_response.clone(), raw_items.clone()),
+    );
+    assert_eq!(
+        (kind, path.as_str()),
+        (
+            "inconsistent_payload",
+            "payload.items.payload.AmazonOrderId"
+        )
+    );
     let mut same_order = raw_items.clone();
     same_order["payload"]["AmazonOrderId"] = json!("921-3175655-0452641");
-    let (kind, path) = err_kind(AdapterKind::Amazon, combined(order_response.clone(), same_order));
-    assert_eq!((kind, path.as_str()), ("inconsistent_payload", "payload.items.payload.NextToken"));
+    let (kind, path) = err_kind(
+        AdapterKind::Amazon,
+        combined(order_response.clone(), same_order),
+    );
+    assert_eq!(
+        (kind, path.as_str()),
+        ("inconsistent_payload", "payload.items.payload.NextToken")
+    );
 
-    let order = ok(AdapterKind::Amazon, combined(order_response, items_for(raw_items, "921-3175655-0452641")));
+    let order = ok(
+        AdapterKind::Amazon,
+        combined(order_response, items_for(raw_items, "921-3175655-0452641")),
+    );
     assert_eq!(order.channel_order_id, "921-3175655-0452641");
     assert!(order.paid, "Shipped is paid");
     assert!(!order.cancelled);
-    assert_eq!(order.placed_at, 1_557_243_777_058, "2019-05-07T15:42:57.058Z");
-    assert_eq!(lines(&order), vec![("68828574383266", "CBA_OTF_1", 1), ("79039765272157", "CBA_OTF_5", 2)]);
+    assert_eq!(
+        order.placed_at, 1_557_243_777_058,
+        "2019-05-07T15:42:57.058Z"
+    );
+    assert_eq!(
+        lines(&order),
+        vec![
+            ("68828574383266", "CBA_OTF_1", 1),
+            ("79039765272157", "CBA_OTF_5", 2)
+        ]
+    );
 }
 
 #[test]
@@ -240,7 +316,10 @@ fn amazon_canceled_status_cancels() {
     let order = ok(AdapterKind::Amazon, payload);
     assert!(order.cancelled);
     assert!(!order.paid);
-    assert_eq!(lines(&order), vec![("05015851154158", "NABetaASINB00551Q3CS", 1)]);
+    assert_eq!(
+        lines(&order),
+        vec![("05015851154158", "NABetaASINB00551Q3CS", 1)]
+    );
     // Amazon reports the items of a canceled order with QuantityOrdered 0: no lines, still a
     // valid cancellation.
     items["payload"]["OrderItems"][0]["QuantityOrdered"] = json!(0);
@@ -252,59 +331,99 @@ fn amazon_canceled_status_cancels() {
 #[test]
 fn amazon_order_change_notification() {
     let Some(dir) = dir() else { return };
-    let order = ok(AdapterKind::Amazon, load(&dir, "amazon-ORDER_CHANGE-notification.json"));
+    let order = ok(
+        AdapterKind::Amazon,
+        load(&dir, "amazon-ORDER_CHANGE-notification.json"),
+    );
     assert_eq!(order.channel_order_id, "903-8868176-2219830");
     assert!(order.paid, "Summary.OrderStatus Unshipped");
     assert!(!order.cancelled, "a buyer's cancel request does not cancel");
-    assert_eq!(order.placed_at, 1_657_741_324_284, "2022-07-13T19:42:04.284Z");
+    assert_eq!(
+        order.placed_at, 1_657_741_324_284,
+        "2022-07-13T19:42:04.284Z"
+    );
     assert_eq!(lines(&order), vec![("OIID34853450", "SellerSKUID1", 10)]);
 }
 
 #[test]
 fn amazon_deprecated_order_status_change_is_refused() {
     let Some(dir) = dir() else { return };
-    let (kind, path) = err_kind(AdapterKind::Amazon, load(&dir, "amazon-ORDER_STATUS_CHANGE-notification-deprecated.json"));
-    assert_eq!((kind, path.as_str()), ("unsupported_payload", "payload.NotificationType"));
+    let (kind, path) = err_kind(
+        AdapterKind::Amazon,
+        load(
+            &dir,
+            "amazon-ORDER_STATUS_CHANGE-notification-deprecated.json",
+        ),
+    );
+    assert_eq!(
+        (kind, path.as_str()),
+        ("unsupported_payload", "payload.NotificationType")
+    );
 }
 
 #[test]
 fn amazon_orders_api_2026_01_01() {
     let Some(dir) = dir() else { return };
-    let order = ok(AdapterKind::Amazon, load(&dir, "amazon-getOrder-2026-01-01-response-example.json"));
+    let order = ok(
+        AdapterKind::Amazon,
+        load(&dir, "amazon-getOrder-2026-01-01-response-example.json"),
+    );
     assert_eq!(order.channel_order_id, "202-1234567-8901234");
     assert!(order.paid, "fulfillmentStatus SHIPPED");
     assert!(!order.cancelled);
     assert_eq!(order.placed_at, 1_735_118_100_000, "2024-12-25T09:15:00Z");
-    assert_eq!(lines(&order), vec![("20212345678901", "ECHO-DOT-4-UK-CHARCOAL-3PACK", 3)]);
+    assert_eq!(
+        lines(&order),
+        vec![("20212345678901", "ECHO-DOT-4-UK-CHARCOAL-3PACK", 3)]
+    );
 }
 
 #[test]
 fn amazon_lone_responses_and_order_lists_are_refused() {
     let Some(dir) = dir() else { return };
-    for name in ["amazon-getOrders-response.json", "amazon-getOrders-response-example-nexttoken.json"] {
+    for name in [
+        "amazon-getOrders-response.json",
+        "amazon-getOrders-response-example-nexttoken.json",
+    ] {
         let (kind, path) = err_kind(AdapterKind::Amazon, load(&dir, name));
-        assert_eq!((kind, path.as_str()), ("unsupported_payload", "payload"), "{name}");
+        assert_eq!(
+            (kind, path.as_str()),
+            ("unsupported_payload", "payload"),
+            "{name}"
+        );
     }
-    for name in ["amazon-getOrderItems-response.json", "amazon-getOrder-response.json"] {
+    for name in [
+        "amazon-getOrderItems-response.json",
+        "amazon-getOrder-response.json",
+    ] {
         let (kind, _) = err_kind(AdapterKind::Amazon, load(&dir, name));
         assert_eq!(kind, "unsupported_payload", "{name}");
     }
     // `{"order": getOrder}` without items names the missing half.
-    let (kind, path) = err_kind(AdapterKind::Amazon, json!({"order": load(&dir, "amazon-getOrder-response.json")}));
+    let (kind, path) = err_kind(
+        AdapterKind::Amazon,
+        json!({"order": load(&dir, "amazon-getOrder-response.json")}),
+    );
     assert_eq!((kind, path.as_str()), ("missing_field", "payload.items"));
 }
 
 #[test]
 fn walmart_single_purchase_orders() {
     let Some(dir) = dir() else { return };
-    let order = ok(AdapterKind::Walmart, load(&dir, "walmart-getAnOrder-response.json"));
+    let order = ok(
+        AdapterKind::Walmart,
+        load(&dir, "walmart-getAnOrder-response.json"),
+    );
     assert_eq!(order.channel_order_id, "1815367951431");
     assert!(order.paid);
     assert!(!order.cancelled, "Shipped");
     assert_eq!(order.placed_at, 1_623_796_407_000);
     assert_eq!(lines(&order), vec![("1", "YHY-FN25200B2", 1)]);
 
-    for name in ["walmart-getAnOrder-response-replacement-order.json", "walmart-acknowledgeOrders-response.json"] {
+    for name in [
+        "walmart-getAnOrder-response-replacement-order.json",
+        "walmart-acknowledgeOrders-response.json",
+    ] {
         let order = ok(AdapterKind::Walmart, load(&dir, name));
         assert_eq!(order.channel_order_id, "1796277083022", "{name}");
         assert!(order.paid && !order.cancelled, "{name}");
@@ -312,15 +431,25 @@ fn walmart_single_purchase_orders() {
         assert_eq!(lines(&order), vec![("4", "test1", 1)], "{name}");
     }
 
-    let order = ok(AdapterKind::Walmart, load(&dir, "walmart-cancelOrderLines-response.json"));
+    let order = ok(
+        AdapterKind::Walmart,
+        load(&dir, "walmart-cancelOrderLines-response.json"),
+    );
     assert_eq!(order.channel_order_id, "1577914061094");
     assert!(order.cancelled, "its only line is Cancelled");
     assert_eq!(order.placed_at, 1_476_387_173_000);
-    assert_eq!(lines(&order), vec![("1", "NJ_WITHOUT_RCA_003", 1)], "a cancelled order keeps its lines");
+    assert_eq!(
+        lines(&order),
+        vec![("1", "NJ_WITHOUT_RCA_003", 1)],
+        "a cancelled order keeps its lines"
+    );
 
     // The bare purchase order (no {"order": …} wrapper) reads the same.
     let bare = load(&dir, "walmart-getAnOrder-response.json")["order"].clone();
-    assert_eq!(lines(&ok(AdapterKind::Walmart, bare)), vec![("1", "YHY-FN25200B2", 1)]);
+    assert_eq!(
+        lines(&ok(AdapterKind::Walmart, bare)),
+        vec![("1", "YHY-FN25200B2", 1)]
+    );
 }
 
 #[test]
@@ -352,14 +481,25 @@ fn walmart_order_lists() {
         ("1796673088779", "3", "StressTestHome_13", false),
         ("4792982839704", "1", "StressTestHome_31", false),
     ];
-    check_list(&dir, "walmart-getAllReleasedOrders-response.json", &released);
+    check_list(
+        &dir,
+        "walmart-getAllReleasedOrders-response.json",
+        &released,
+    );
 }
 
 fn check_list(dir: &Path, name: &str, expected: &[(&str, &str, &str, bool)]) {
     let page = load(dir, name);
     let (kind, path) = err_kind(AdapterKind::Walmart, page.clone());
-    assert_eq!((kind, path.as_str()), ("unsupported_payload", "payload"), "{name}: a whole page is refused");
-    let elements = page["list"]["elements"]["order"].as_array().cloned().unwrap_or_default();
+    assert_eq!(
+        (kind, path.as_str()),
+        ("unsupported_payload", "payload"),
+        "{name}: a whole page is refused"
+    );
+    let elements = page["list"]["elements"]["order"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(elements.len(), expected.len(), "{name}");
     for (element, &(po, line, sku, cancelled)) in elements.into_iter().zip(expected) {
         let order = ok(AdapterKind::Walmart, element);
@@ -376,7 +516,10 @@ fn non_order_files_are_refused_by_every_adapter() {
     for name in NOT_ORDERS {
         let payload = load(&dir, name);
         for kind in AdapterKind::ALL {
-            assert!(parse(kind, payload.clone()).is_err(), "{kind} took {name} for an order");
+            assert!(
+                parse(kind, payload.clone()).is_err(),
+                "{kind} took {name} for an order"
+            );
         }
     }
 }
@@ -394,7 +537,10 @@ fn order_files_are_refused_by_the_other_adapters() {
         };
         let payload = load(&dir, name);
         for kind in AdapterKind::ALL.into_iter().filter(|k| *k != own) {
-            assert!(parse(kind, payload.clone()).is_err(), "{kind} took {name} for an order");
+            assert!(
+                parse(kind, payload.clone()).is_err(),
+                "{kind} took {name} for an order"
+            );
         }
     }
 }

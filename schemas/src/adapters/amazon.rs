@@ -46,16 +46,23 @@
 use serde_json::{Map, Value};
 
 use super::{
-    as_array, as_object, as_str, get, inconsistent, missing, optional_str, optional_timestamp, required, required_id,
-    required_quantity, required_sku, unsupported, AdapterError, LineSet, Parsed, Path, RawLine,
+    as_array, as_object, as_str, get, inconsistent, missing, optional_str, optional_timestamp,
+    required, required_id, required_quantity, required_sku, unsupported, AdapterError, LineSet,
+    Parsed, Path, RawLine,
 };
 
 /// v0 `OrderStatus` values of an order whose payment is authorized.
-const PAID_STATUSES: [&str; 4] = ["Unshipped", "PartiallyShipped", "Shipped", "InvoiceUnconfirmed"];
+const PAID_STATUSES: [&str; 4] = [
+    "Unshipped",
+    "PartiallyShipped",
+    "Shipped",
+    "InvoiceUnconfirmed",
+];
 /// v2026-01-01 `fulfillmentStatus` values of an order whose payment is authorized.
 const PAID_STATUSES_2026: [&str; 3] = ["UNSHIPPED", "PARTIALLY_SHIPPED", "SHIPPED"];
 
-const SHAPES: &str = "expected {\"order\": getOrder, \"items\": getOrderItems}, an ORDER_CHANGE notification \
+const SHAPES: &str =
+    "expected {\"order\": getOrder, \"items\": getOrderItems}, an ORDER_CHANGE notification \
                       or an Orders API 2026-01-01 getOrder response";
 
 pub(super) fn parse(payload: &Value, path: &Path<'_>) -> Result<Parsed, AdapterError> {
@@ -77,7 +84,10 @@ pub(super) fn parse(payload: &Value, path: &Path<'_>) -> Result<Parsed, AdapterE
     }
     if let Some(inner) = get(top, "payload").and_then(Value::as_object) {
         if inner.contains_key("Orders") {
-            return Err(unsupported(path, format!("a getOrders page lists orders without their items; {SHAPES}")));
+            return Err(unsupported(
+                path,
+                format!("a getOrders page lists orders without their items; {SHAPES}"),
+            ));
         }
         if inner.contains_key("AmazonOrderId") {
             return Err(unsupported(
@@ -91,7 +101,10 @@ pub(super) fn parse(payload: &Value, path: &Path<'_>) -> Result<Parsed, AdapterE
 
 /// `(paid, cancelled)` for a v0 `OrderStatus`.
 fn v0_status(status: &str) -> (bool, bool) {
-    (PAID_STATUSES.contains(&status), status == "Canceled" || status == "Cancelled")
+    (
+        PAID_STATUSES.contains(&status),
+        status == "Canceled" || status == "Cancelled",
+    )
 }
 
 /// An API response object or its `payload`: `{"payload": {...}}` → `{...}`.
@@ -123,7 +136,10 @@ fn combined(top: &Map<String, Value>, path: &Path<'_>) -> Result<Parsed, Adapter
         Value::Array(pages) => pages.as_slice(),
         single => std::slice::from_ref(single),
     };
-    let total: usize = pages.iter().map(|page| page_items(page).map_or(0, <[Value]>::len)).sum();
+    let total: usize = pages
+        .iter()
+        .map(|page| page_items(page).map_or(0, <[Value]>::len))
+        .sum();
     let mut lines = LineSet::with_len(total, &items_path)?;
     let mut lines_path = items_path.render();
     for (p, page) in pages.iter().enumerate() {
@@ -135,7 +151,10 @@ fn combined(top: &Map<String, Value>, path: &Path<'_>) -> Result<Parsed, Adapter
         if let Some(id) = get(page, "AmazonOrderId") {
             let at = pp.key("AmazonOrderId");
             if as_str(id, &at)? != order_id {
-                return Err(inconsistent(&at, format!("items belong to another order than {order_id:?}")));
+                return Err(inconsistent(
+                    &at,
+                    format!("items belong to another order than {order_id:?}"),
+                ));
             }
         }
         let is_last = p + 1 == pages.len();
@@ -154,10 +173,25 @@ fn combined(top: &Map<String, Value>, path: &Path<'_>) -> Result<Parsed, Adapter
             let line_id = required_id(item, "OrderItemId", "order item id", &item_path)?;
             let sku = required_sku(item, "SellerSKU", &item_path)?;
             let quantity = required_quantity(item, "QuantityOrdered", 0, &item_path)?;
-            lines.push(RawLine { line_id, sku, ordered: quantity, remaining: quantity }, &item_path)?;
+            lines.push(
+                RawLine {
+                    line_id,
+                    sku,
+                    ordered: quantity,
+                    remaining: quantity,
+                },
+                &item_path,
+            )?;
         }
     }
-    Ok(Parsed { order_id, paid, cancelled, placed_at, lines: lines.lines, lines_path })
+    Ok(Parsed {
+        order_id,
+        paid,
+        cancelled,
+        placed_at,
+        lines: lines.lines,
+        lines_path,
+    })
 }
 
 /// The `OrderItems` array of a getOrderItems page, if it has the expected shape (for counting).
@@ -170,7 +204,11 @@ fn page_items(page: &Value) -> Option<&[Value]> {
     page.get("OrderItems")?.as_array().map(Vec::as_slice)
 }
 
-fn notification(top: &Map<String, Value>, kind: &Value, path: &Path<'_>) -> Result<Parsed, AdapterError> {
+fn notification(
+    top: &Map<String, Value>,
+    kind: &Value,
+    path: &Path<'_>,
+) -> Result<Parsed, AdapterError> {
     let kind_path = path.key("NotificationType");
     match as_str(kind, &kind_path)? {
         "ORDER_CHANGE" => {}
@@ -189,11 +227,17 @@ fn notification(top: &Map<String, Value>, kind: &Value, path: &Path<'_>) -> Resu
     let payload_path = path.key("Payload");
     let payload = as_object(required(top, "Payload", path)?, &payload_path)?;
     let change_path = payload_path.key("OrderChangeNotification");
-    let change = as_object(required(payload, "OrderChangeNotification", &payload_path)?, &change_path)?;
+    let change = as_object(
+        required(payload, "OrderChangeNotification", &payload_path)?,
+        &change_path,
+    )?;
     let order_id = required_id(change, "AmazonOrderId", "order id", &change_path)?;
     let summary_path = change_path.key("Summary");
     let summary = as_object(required(change, "Summary", &change_path)?, &summary_path)?;
-    let status = as_str(required(summary, "OrderStatus", &summary_path)?, &summary_path.key("OrderStatus"))?;
+    let status = as_str(
+        required(summary, "OrderStatus", &summary_path)?,
+        &summary_path.key("OrderStatus"),
+    )?;
     let (paid, cancelled) = v0_status(status);
     let placed_at = optional_timestamp(summary, "PurchaseDate", &summary_path)?;
 
@@ -206,12 +250,27 @@ fn notification(top: &Map<String, Value>, kind: &Value, path: &Path<'_>) -> Resu
         let line_id = required_id(item, "OrderItemId", "order item id", &item_path)?;
         let sku = required_sku(item, "SellerSKU", &item_path)?;
         let ordered = required_quantity(item, "Quantity", 0, &item_path)?;
-        let item_cancelled =
-            optional_str(item, "OrderItemStatus", &item_path)?.is_some_and(|s| s == "Canceled" || s == "Cancelled");
+        let item_cancelled = optional_str(item, "OrderItemStatus", &item_path)?
+            .is_some_and(|s| s == "Canceled" || s == "Cancelled");
         let remaining = if item_cancelled { 0 } else { ordered };
-        lines.push(RawLine { line_id, sku, ordered, remaining }, &item_path)?;
+        lines.push(
+            RawLine {
+                line_id,
+                sku,
+                ordered,
+                remaining,
+            },
+            &item_path,
+        )?;
     }
-    Ok(Parsed { order_id, paid, cancelled, placed_at, lines: lines.lines, lines_path: items_path.render() })
+    Ok(Parsed {
+        order_id,
+        paid,
+        cancelled,
+        placed_at,
+        lines: lines.lines,
+        lines_path: items_path.render(),
+    })
 }
 
 fn v2026(order: &Map<String, Value>, path: &Path<'_>) -> Result<Parsed, AdapterError> {
@@ -219,8 +278,10 @@ fn v2026(order: &Map<String, Value>, path: &Path<'_>) -> Result<Parsed, AdapterE
     let placed_at = optional_timestamp(order, "createdTime", path)?;
     let fulfillment_path = path.key("fulfillment");
     let fulfillment = as_object(required(order, "fulfillment", path)?, &fulfillment_path)?;
-    let status =
-        as_str(required(fulfillment, "fulfillmentStatus", &fulfillment_path)?, &fulfillment_path.key("fulfillmentStatus"))?;
+    let status = as_str(
+        required(fulfillment, "fulfillmentStatus", &fulfillment_path)?,
+        &fulfillment_path.key("fulfillmentStatus"),
+    )?;
     let paid = PAID_STATUSES_2026.contains(&status);
     let cancelled = status == "CANCELLED";
 
@@ -235,7 +296,22 @@ fn v2026(order: &Map<String, Value>, path: &Path<'_>) -> Result<Parsed, AdapterE
         let product_path = item_path.key("product");
         let product = as_object(required(item, "product", &item_path)?, &product_path)?;
         let sku = required_sku(product, "sellerSku", &product_path)?;
-        lines.push(RawLine { line_id, sku, ordered: quantity, remaining: quantity }, &item_path)?;
+        lines.push(
+            RawLine {
+                line_id,
+                sku,
+                ordered: quantity,
+                remaining: quantity,
+            },
+            &item_path,
+        )?;
     }
-    Ok(Parsed { order_id, paid, cancelled, placed_at, lines: lines.lines, lines_path: items_path.render() })
+    Ok(Parsed {
+        order_id,
+        paid,
+        cancelled,
+        placed_at,
+        lines: lines.lines,
+        lines_path: items_path.render(),
+    })
 }

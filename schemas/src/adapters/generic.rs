@@ -41,8 +41,8 @@
 use serde_json::Value;
 
 use super::{
-    as_array, as_bool, as_object, optional_timestamp, required, required_id, required_quantity, required_sku, AdapterError,
-    LineSet, Parsed, Path, RawLine,
+    as_array, as_bool, as_object, optional_timestamp, required, required_id, required_quantity,
+    required_sku, AdapterError, LineSet, Parsed, Path, RawLine,
 };
 
 pub(super) fn parse(payload: &Value, path: &Path<'_>) -> Result<Parsed, AdapterError> {
@@ -60,7 +60,22 @@ pub(super) fn parse(payload: &Value, path: &Path<'_>) -> Result<Parsed, AdapterE
         let line_id = required_id(line, "line_id", "line id", &line_path)?;
         let sku = required_sku(line, "sku", &line_path)?;
         let quantity = required_quantity(line, "quantity", 1, &line_path)?;
-        lines.push(RawLine { line_id, sku, ordered: quantity, remaining: quantity }, &line_path)?;
+        lines.push(
+            RawLine {
+                line_id,
+                sku,
+                ordered: quantity,
+                remaining: quantity,
+            },
+            &line_path,
+        )?;
     }
-    Ok(Parsed { order_id, paid, cancelled, placed_at, lines: lines.lines, lines_path: lines_path.render() })
+    Ok(Parsed {
+        order_id,
+        paid,
+        cancelled,
+        placed_at,
+        lines: lines.lines,
+        lines_path: lines_path.render(),
+    })
 }

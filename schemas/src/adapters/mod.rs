@@ -293,7 +293,9 @@ impl AdapterError {
     /// The error for an envelope whose channel the topology does not know; for callers that
     /// resolve channels themselves instead of through [`normalize`].
     pub fn unknown_channel(channel: &str) -> Self {
-        Self::UnknownChannel { channel: truncated(channel) }
+        Self::UnknownChannel {
+            channel: truncated(channel),
+        }
     }
 }
 
@@ -311,7 +313,10 @@ impl AdapterError {
 /// channel, an overlong delivery id or a negative `received_at`.
 pub fn parse_envelope(bytes: &[u8]) -> Result<RawOrderEnvelope, AdapterError> {
     if bytes.len() > MAX_INPUT_BYTES {
-        return Err(AdapterError::PayloadTooLarge { size: bytes.len(), limit: MAX_INPUT_BYTES });
+        return Err(AdapterError::PayloadTooLarge {
+            size: bytes.len(),
+            limit: MAX_INPUT_BYTES,
+        });
     }
     let value: Value = serde_json::from_slice(bytes).map_err(|e| AdapterError::BadJson {
         message: e.to_string(),
@@ -325,16 +330,28 @@ pub fn parse_envelope(bytes: &[u8]) -> Result<RawOrderEnvelope, AdapterError> {
     };
     let channel = as_str(required(&map, "channel", &root)?, &root.key("channel"))?;
     check_channel(channel, &root.key("channel"))?;
-    let delivery_id = as_str(required(&map, "delivery_id", &root)?, &root.key("delivery_id"))?;
+    let delivery_id = as_str(
+        required(&map, "delivery_id", &root)?,
+        &root.key("delivery_id"),
+    )?;
     if delivery_id.len() > MAX_DELIVERY_ID_BYTES {
         return Err(invalid(
             &root.key("delivery_id"),
-            format!("{} bytes, more than the limit of {MAX_DELIVERY_ID_BYTES}", delivery_id.len()),
+            format!(
+                "{} bytes, more than the limit of {MAX_DELIVERY_ID_BYTES}",
+                delivery_id.len()
+            ),
         ));
     }
-    let received_at = as_int(required(&map, "received_at", &root)?, &root.key("received_at"))?;
+    let received_at = as_int(
+        required(&map, "received_at", &root)?,
+        &root.key("received_at"),
+    )?;
     if received_at < 0 {
-        return Err(invalid(&root.key("received_at"), format!("{received_at} is negative; expected epoch milliseconds")));
+        return Err(invalid(
+            &root.key("received_at"),
+            format!("{received_at} is negative; expected epoch milliseconds"),
+        ));
     }
     let channel = channel.to_owned();
     let delivery_id = delivery_id.to_owned();
@@ -342,7 +359,12 @@ pub fn parse_envelope(bytes: &[u8]) -> Result<RawOrderEnvelope, AdapterError> {
         None | Some(Value::Null) => return Err(missing(&root.key("payload"))),
         Some(payload) => payload,
     };
-    Ok(RawOrderEnvelope { channel, delivery_id, received_at, payload })
+    Ok(RawOrderEnvelope {
+        channel,
+        delivery_id,
+        received_at,
+        payload,
+    })
 }
 
 /// Turns an envelope's payload into a canonical order with the adapter `kind`.
@@ -357,7 +379,11 @@ pub fn parse_envelope(bytes: &[u8]) -> Result<RawOrderEnvelope, AdapterError> {
 /// naming the offending field. An invalid `channel` (empty, longer than [`MAX_CHANNEL_BYTES`],
 /// containing `:`, `|` or control characters) is an [`InvalidField`](AdapterError::InvalidField)
 /// at `channel`.
-pub fn to_order(kind: AdapterKind, channel: &str, envelope: &RawOrderEnvelope) -> Result<Order, AdapterError> {
+pub fn to_order(
+    kind: AdapterKind,
+    channel: &str,
+    envelope: &RawOrderEnvelope,
+) -> Result<Order, AdapterError> {
     check_channel(channel, &Path::ROOT.key("channel"))?;
     let path = Path::ROOT.key("payload");
     let parsed = match kind {
@@ -382,7 +408,8 @@ where
     F: FnOnce(&str) -> Option<AdapterKind>,
 {
     let envelope = parse_envelope(bytes)?;
-    let kind = resolve(&envelope.channel).ok_or_else(|| AdapterError::unknown_channel(&envelope.channel))?;
+    let kind = resolve(&envelope.channel)
+        .ok_or_else(|| AdapterError::unknown_channel(&envelope.channel))?;
     to_order(kind, &envelope.channel, &envelope)
 }
 
@@ -417,17 +444,28 @@ impl Parsed {
     /// Applies the rules in the module docs: removed lines are left out, an order whose lines are
     /// all removed is cancelled, a cancelled order keeps its ordered quantities.
     fn into_order(self, channel: &str, envelope: &RawOrderEnvelope) -> Result<Order, AdapterError> {
-        let all_removed = !self.lines.is_empty() && self.lines.iter().all(|line| line.remaining <= 0);
+        let all_removed =
+            !self.lines.is_empty() && self.lines.iter().all(|line| line.remaining <= 0);
         let cancelled = self.cancelled || all_removed;
         if !cancelled && self.lines.is_empty() {
-            return Err(AdapterError::NoLines { path: self.lines_path });
+            return Err(AdapterError::NoLines {
+                path: self.lines_path,
+            });
         }
         let lines = self
             .lines
             .into_iter()
             .filter_map(|line| {
-                let quantity = if cancelled { line.ordered } else { line.remaining };
-                (quantity > 0).then_some(OrderLine { line_id: line.line_id, sku: line.sku, quantity })
+                let quantity = if cancelled {
+                    line.ordered
+                } else {
+                    line.remaining
+                };
+                (quantity > 0).then_some(OrderLine {
+                    line_id: line.line_id,
+                    sku: line.sku,
+                    quantity,
+                })
             })
             .collect();
         Ok(Order {
@@ -454,15 +492,25 @@ impl LineSet {
     /// An empty set for an array of `len` lines at `path`; refuses more than [`MAX_LINES`].
     fn with_len(len: usize, path: &Path<'_>) -> Result<Self, AdapterError> {
         if len > MAX_LINES {
-            return Err(AdapterError::TooManyLines { path: path.render(), count: len, limit: MAX_LINES });
+            return Err(AdapterError::TooManyLines {
+                path: path.render(),
+                count: len,
+                limit: MAX_LINES,
+            });
         }
-        Ok(Self { seen: HashSet::with_capacity(len), lines: Vec::with_capacity(len) })
+        Ok(Self {
+            seen: HashSet::with_capacity(len),
+            lines: Vec::with_capacity(len),
+        })
     }
 
     /// Adds a line read at `path`.
     fn push(&mut self, line: RawLine, path: &Path<'_>) -> Result<(), AdapterError> {
         if !self.seen.insert(line.line_id.clone()) {
-            return Err(AdapterError::DuplicateLineId { path: path.render(), line_id: line.line_id });
+            return Err(AdapterError::DuplicateLineId {
+                path: path.render(),
+                line_id: line.line_id,
+            });
         }
         self.lines.push(line);
         Ok(())
@@ -488,16 +536,25 @@ enum Seg<'a> {
 
 impl<'a> Path<'a> {
     /// The envelope root, rendered `$`.
-    const ROOT: Path<'static> = Path { parent: None, seg: Seg::Root };
+    const ROOT: Path<'static> = Path {
+        parent: None,
+        seg: Seg::Root,
+    };
 
     /// The path of field `key` of this object.
     fn key<'b>(&'b self, key: &'b str) -> Path<'b> {
-        Path { parent: Some(self), seg: Seg::Key(key) }
+        Path {
+            parent: Some(self),
+            seg: Seg::Key(key),
+        }
     }
 
     /// The path of element `index` of this array.
     fn index(&self, index: usize) -> Path<'_> {
-        Path { parent: Some(self), seg: Seg::Index(index) }
+        Path {
+            parent: Some(self),
+            seg: Seg::Index(index),
+        }
     }
 
     /// `payload.line_items[2].quantity`; `$` for the root.
@@ -536,23 +593,38 @@ impl<'a> Path<'a> {
 // Field access and validation helpers shared by the adapters.
 
 fn missing(path: &Path<'_>) -> AdapterError {
-    AdapterError::MissingField { path: path.render() }
+    AdapterError::MissingField {
+        path: path.render(),
+    }
 }
 
 fn invalid(path: &Path<'_>, reason: impl Into<String>) -> AdapterError {
-    AdapterError::InvalidField { path: path.render(), reason: reason.into() }
+    AdapterError::InvalidField {
+        path: path.render(),
+        reason: reason.into(),
+    }
 }
 
 fn unsupported(path: &Path<'_>, reason: impl Into<String>) -> AdapterError {
-    AdapterError::UnsupportedPayload { path: path.render(), reason: reason.into() }
+    AdapterError::UnsupportedPayload {
+        path: path.render(),
+        reason: reason.into(),
+    }
 }
 
 fn inconsistent(path: &Path<'_>, reason: impl Into<String>) -> AdapterError {
-    AdapterError::InconsistentPayload { path: path.render(), reason: reason.into() }
+    AdapterError::InconsistentPayload {
+        path: path.render(),
+        reason: reason.into(),
+    }
 }
 
 fn wrong_type(path: &Path<'_>, expected: &'static str, found: &Value) -> AdapterError {
-    AdapterError::WrongType { path: path.render(), expected, found: type_name(found) }
+    AdapterError::WrongType {
+        path: path.render(),
+        expected,
+        found: type_name(found),
+    }
 }
 
 fn type_name(value: &Value) -> &'static str {
@@ -582,24 +654,40 @@ fn get<'v>(map: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
 }
 
 /// Field `key` of the object at `path`; absent or `null` is [`AdapterError::MissingField`].
-fn required<'v>(map: &'v Map<String, Value>, key: &str, path: &Path<'_>) -> Result<&'v Value, AdapterError> {
+fn required<'v>(
+    map: &'v Map<String, Value>,
+    key: &str,
+    path: &Path<'_>,
+) -> Result<&'v Value, AdapterError> {
     get(map, key).ok_or_else(|| missing(&path.key(key)))
 }
 
-fn as_object<'v>(value: &'v Value, path: &Path<'_>) -> Result<&'v Map<String, Value>, AdapterError> {
-    value.as_object().ok_or_else(|| wrong_type(path, "object", value))
+fn as_object<'v>(
+    value: &'v Value,
+    path: &Path<'_>,
+) -> Result<&'v Map<String, Value>, AdapterError> {
+    value
+        .as_object()
+        .ok_or_else(|| wrong_type(path, "object", value))
 }
 
 fn as_array<'v>(value: &'v Value, path: &Path<'_>) -> Result<&'v [Value], AdapterError> {
-    value.as_array().map(Vec::as_slice).ok_or_else(|| wrong_type(path, "array", value))
+    value
+        .as_array()
+        .map(Vec::as_slice)
+        .ok_or_else(|| wrong_type(path, "array", value))
 }
 
 fn as_str<'v>(value: &'v Value, path: &Path<'_>) -> Result<&'v str, AdapterError> {
-    value.as_str().ok_or_else(|| wrong_type(path, "string", value))
+    value
+        .as_str()
+        .ok_or_else(|| wrong_type(path, "string", value))
 }
 
 fn as_bool(value: &Value, path: &Path<'_>) -> Result<bool, AdapterError> {
-    value.as_bool().ok_or_else(|| wrong_type(path, "boolean", value))
+    value
+        .as_bool()
+        .ok_or_else(|| wrong_type(path, "boolean", value))
 }
 
 /// A JSON integer that fits `i64`. Fractions are [`AdapterError::WrongType`]; integers beyond
@@ -625,7 +713,10 @@ fn check_text(s: &str, what: &str, max: usize, path: &Path<'_>) -> Result<(), Ad
         return Err(invalid(path, format!("{what} is empty")));
     }
     if s.len() > max {
-        return Err(invalid(path, format!("{what} is {} bytes, more than the limit of {max}", s.len())));
+        return Err(invalid(
+            path,
+            format!("{what} is {} bytes, more than the limit of {max}", s.len()),
+        ));
     }
     if s.chars().any(char::is_control) {
         return Err(invalid(path, format!("{what} contains control characters")));
@@ -638,7 +729,9 @@ fn id_value(value: &Value, what: &str, path: &Path<'_>) -> Result<String, Adapte
     let id = match value {
         Value::String(s) => s.clone(),
         Value::Number(n) if n.is_u64() => n.to_string(),
-        Value::Number(n) if n.is_i64() => return Err(invalid(path, format!("{what} {n} is negative"))),
+        Value::Number(n) if n.is_i64() => {
+            return Err(invalid(path, format!("{what} {n} is negative")))
+        }
         other => return Err(wrong_type(path, "string or non-negative integer", other)),
     };
     check_text(&id, what, MAX_ID_BYTES, path)?;
@@ -646,12 +739,21 @@ fn id_value(value: &Value, what: &str, path: &Path<'_>) -> Result<String, Adapte
 }
 
 /// A required id field `key` of the object at `path`.
-fn required_id(map: &Map<String, Value>, key: &str, what: &str, path: &Path<'_>) -> Result<String, AdapterError> {
+fn required_id(
+    map: &Map<String, Value>,
+    key: &str,
+    what: &str,
+    path: &Path<'_>,
+) -> Result<String, AdapterError> {
     id_value(required(map, key, path)?, what, &path.key(key))
 }
 
 /// A required SKU field `key` of the object at `path`.
-fn required_sku(map: &Map<String, Value>, key: &str, path: &Path<'_>) -> Result<String, AdapterError> {
+fn required_sku(
+    map: &Map<String, Value>,
+    key: &str,
+    path: &Path<'_>,
+) -> Result<String, AdapterError> {
     let sku = as_str(required(map, key, path)?, &path.key(key))?;
     check_text(sku, "SKU", MAX_SKU_BYTES, &path.key(key))?;
     Ok(sku.to_owned())
@@ -660,17 +762,32 @@ fn required_sku(map: &Map<String, Value>, key: &str, path: &Path<'_>) -> Result<
 /// A quantity in `min..=MAX_QUANTITY` (`min` is 0 or 1).
 fn check_quantity(quantity: i64, min: i64, path: &Path<'_>) -> Result<i64, AdapterError> {
     if quantity < min {
-        let what = if quantity < 0 { format!("quantity {quantity} is negative") } else { "quantity is 0".to_owned() };
-        return Err(invalid(path, format!("{what}; expected {min} to {MAX_QUANTITY}")));
+        let what = if quantity < 0 {
+            format!("quantity {quantity} is negative")
+        } else {
+            "quantity is 0".to_owned()
+        };
+        return Err(invalid(
+            path,
+            format!("{what}; expected {min} to {MAX_QUANTITY}"),
+        ));
     }
     if quantity > MAX_QUANTITY {
-        return Err(invalid(path, format!("quantity {quantity} is more than the limit of {MAX_QUANTITY}")));
+        return Err(invalid(
+            path,
+            format!("quantity {quantity} is more than the limit of {MAX_QUANTITY}"),
+        ));
     }
     Ok(quantity)
 }
 
 /// A required integer quantity field `key` of the object at `path`, in `min..=MAX_QUANTITY`.
-fn required_quantity(map: &Map<String, Value>, key: &str, min: i64, path: &Path<'_>) -> Result<i64, AdapterError> {
+fn required_quantity(
+    map: &Map<String, Value>,
+    key: &str,
+    min: i64,
+    path: &Path<'_>,
+) -> Result<i64, AdapterError> {
     let at = path.key(key);
     check_quantity(as_int(required(map, key, path)?, &at)?, min, &at)
 }
@@ -681,20 +798,39 @@ fn timestamp(value: &Value, path: &Path<'_>) -> Result<i64, AdapterError> {
     match value {
         Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
             .map(|t| t.timestamp_millis())
-            .map_err(|e| invalid(path, format!("{:?} is not an RFC 3339 timestamp ({e})", truncated(s)))),
+            .map_err(|e| {
+                invalid(
+                    path,
+                    format!("{:?} is not an RFC 3339 timestamp ({e})", truncated(s)),
+                )
+            }),
         Value::Number(_) => as_int(value, path),
-        other => Err(wrong_type(path, "RFC 3339 string or epoch-ms integer", other)),
+        other => Err(wrong_type(
+            path,
+            "RFC 3339 string or epoch-ms integer",
+            other,
+        )),
     }
 }
 
 /// An optional timestamp field; 0 when absent or `null`.
-fn optional_timestamp(map: &Map<String, Value>, key: &str, path: &Path<'_>) -> Result<i64, AdapterError> {
+fn optional_timestamp(
+    map: &Map<String, Value>,
+    key: &str,
+    path: &Path<'_>,
+) -> Result<i64, AdapterError> {
     get(map, key).map_or(Ok(0), |value| timestamp(value, &path.key(key)))
 }
 
 /// An optional string field; `None` when absent or `null`.
-fn optional_str<'v>(map: &'v Map<String, Value>, key: &str, path: &Path<'_>) -> Result<Option<&'v str>, AdapterError> {
-    get(map, key).map(|value| as_str(value, &path.key(key))).transpose()
+fn optional_str<'v>(
+    map: &'v Map<String, Value>,
+    key: &str,
+    path: &Path<'_>,
+) -> Result<Option<&'v str>, AdapterError> {
+    get(map, key)
+        .map(|value| as_str(value, &path.key(key)))
+        .transpose()
 }
 
 /// A configured channel name goes into order keys (`channel:id`) and availability keys
@@ -702,7 +838,10 @@ fn optional_str<'v>(map: &'v Map<String, Value>, key: &str, path: &Path<'_>) -> 
 fn check_channel(channel: &str, path: &Path<'_>) -> Result<(), AdapterError> {
     check_text(channel, "channel", MAX_CHANNEL_BYTES, path)?;
     if channel.contains([':', '|']) {
-        return Err(invalid(path, "channel contains ':' or '|', which separate the parts of order and availability keys"));
+        return Err(invalid(
+            path,
+            "channel contains ':' or '|', which separate the parts of order and availability keys",
+        ));
     }
     Ok(())
 }
@@ -718,7 +857,10 @@ mod tests {
         let payload = root.key("payload");
         let items = payload.key("line_items");
         let item = items.index(2);
-        assert_eq!(item.key("quantity").render(), "payload.line_items[2].quantity");
+        assert_eq!(
+            item.key("quantity").render(),
+            "payload.line_items[2].quantity"
+        );
     }
 
     #[test]
@@ -738,17 +880,49 @@ mod tests {
     fn error_kinds_are_listed() {
         let samples = [
             AdapterError::PayloadTooLarge { size: 2, limit: 1 },
-            AdapterError::BadJson { message: String::new(), line: 1, column: 1 },
-            AdapterError::MissingField { path: String::new() },
-            AdapterError::WrongType { path: String::new(), expected: "", found: "" },
-            AdapterError::InvalidField { path: String::new(), reason: String::new() },
-            AdapterError::NoLines { path: String::new() },
-            AdapterError::TooManyLines { path: String::new(), count: 0, limit: 0 },
-            AdapterError::DuplicateLineId { path: String::new(), line_id: String::new() },
-            AdapterError::UnsupportedPayload { path: String::new(), reason: String::new() },
-            AdapterError::InconsistentPayload { path: String::new(), reason: String::new() },
-            AdapterError::UnknownAdapter { name: String::new() },
-            AdapterError::UnknownChannel { channel: String::new() },
+            AdapterError::BadJson {
+                message: String::new(),
+                line: 1,
+                column: 1,
+            },
+            AdapterError::MissingField {
+                path: String::new(),
+            },
+            AdapterError::WrongType {
+                path: String::new(),
+                expected: "",
+                found: "",
+            },
+            AdapterError::InvalidField {
+                path: String::new(),
+                reason: String::new(),
+            },
+            AdapterError::NoLines {
+                path: String::new(),
+            },
+            AdapterError::TooManyLines {
+                path: String::new(),
+                count: 0,
+                limit: 0,
+            },
+            AdapterError::DuplicateLineId {
+                path: String::new(),
+                line_id: String::new(),
+            },
+            AdapterError::UnsupportedPayload {
+                path: String::new(),
+                reason: String::new(),
+            },
+            AdapterError::InconsistentPayload {
+                path: String::new(),
+                reason: String::new(),
+            },
+            AdapterError::UnknownAdapter {
+                name: String::new(),
+            },
+            AdapterError::UnknownChannel {
+                channel: String::new(),
+            },
         ];
         let kinds: Vec<&str> = samples.iter().map(AdapterError::kind).collect();
         assert_eq!(kinds, AdapterError::KINDS);
@@ -769,7 +943,10 @@ mod tests {
         assert_eq!(timestamp(&v, &p).ok(), Some(1_640_995_200_000));
         let v = Value::String("2019-05-07T15:42:57.058Z".into());
         assert_eq!(timestamp(&v, &p).ok(), Some(1_557_243_777_058));
-        assert_eq!(timestamp(&Value::from(1_623_796_407_000_i64), &p).ok(), Some(1_623_796_407_000));
+        assert_eq!(
+            timestamp(&Value::from(1_623_796_407_000_i64), &p).ok(),
+            Some(1_623_796_407_000)
+        );
         assert!(timestamp(&Value::String("yesterday".into()), &p).is_err());
         assert!(timestamp(&Value::Bool(true), &p).is_err());
     }

@@ -37,12 +37,19 @@
 use serde_json::{Map, Value};
 
 use super::{
-    as_array, as_object, as_str, as_int, check_quantity, get, invalid, optional_str, optional_timestamp, required,
-    required_id, required_quantity, required_sku, AdapterError, LineSet, Parsed, Path, RawLine,
+    as_array, as_int, as_object, as_str, check_quantity, get, invalid, optional_str,
+    optional_timestamp, required, required_id, required_quantity, required_sku, AdapterError,
+    LineSet, Parsed, Path, RawLine,
 };
 
 /// `financial_status` values that mean the buyer's payment is secured.
-const PAID_STATUSES: [&str; 5] = ["authorized", "paid", "partially_paid", "partially_refunded", "refunded"];
+const PAID_STATUSES: [&str; 5] = [
+    "authorized",
+    "paid",
+    "partially_paid",
+    "partially_refunded",
+    "refunded",
+];
 
 pub(super) fn parse(payload: &Value, path: &Path<'_>) -> Result<Parsed, AdapterError> {
     let outer = as_object(payload, path)?;
@@ -57,7 +64,8 @@ pub(super) fn parse(payload: &Value, path: &Path<'_>) -> Result<Parsed, AdapterE
     };
 
     let order_id = id_of(order, "Order", "order id", path)?;
-    let paid = optional_str(order, "financial_status", path)?.is_some_and(|status| PAID_STATUSES.contains(&status));
+    let paid = optional_str(order, "financial_status", path)?
+        .is_some_and(|status| PAID_STATUSES.contains(&status));
     let cancelled = optional_str(order, "cancelled_at", path)?.is_some();
     let placed_at = optional_timestamp(order, "created_at", path)?;
 
@@ -77,15 +85,35 @@ pub(super) fn parse(payload: &Value, path: &Path<'_>) -> Result<Parsed, AdapterE
             }
             None => ordered,
         };
-        lines.push(RawLine { line_id, sku, ordered, remaining }, &item_path)?;
+        lines.push(
+            RawLine {
+                line_id,
+                sku,
+                ordered,
+                remaining,
+            },
+            &item_path,
+        )?;
     }
 
-    Ok(Parsed { order_id, paid, cancelled, placed_at, lines: lines.lines, lines_path: items_path.render() })
+    Ok(Parsed {
+        order_id,
+        paid,
+        cancelled,
+        placed_at,
+        lines: lines.lines,
+        lines_path: items_path.render(),
+    })
 }
 
 /// The id of a Shopify object: the numeric suffix of `admin_graphql_api_id` when present (exact
 /// even after a JavaScript hop), else `id`.
-fn id_of(object: &Map<String, Value>, gid_type: &str, what: &str, path: &Path<'_>) -> Result<String, AdapterError> {
+fn id_of(
+    object: &Map<String, Value>,
+    gid_type: &str,
+    what: &str,
+    path: &Path<'_>,
+) -> Result<String, AdapterError> {
     match get(object, "admin_graphql_api_id") {
         Some(value) => {
             let at = path.key("admin_graphql_api_id");
@@ -99,10 +127,16 @@ fn id_of(object: &Map<String, Value>, gid_type: &str, what: &str, path: &Path<'_
 fn gid_suffix(gid: &str, gid_type: &str, path: &Path<'_>) -> Result<String, AdapterError> {
     let bad = || {
         let shown: String = gid.chars().take(80).collect();
-        invalid(path, format!("{shown:?} is not a Shopify GID of the form gid://shopify/{gid_type}/<number>"))
+        invalid(
+            path,
+            format!("{shown:?} is not a Shopify GID of the form gid://shopify/{gid_type}/<number>"),
+        )
     };
     let rest = gid.strip_prefix("gid://shopify/").ok_or_else(bad)?;
-    let rest = rest.strip_prefix(gid_type).and_then(|r| r.strip_prefix('/')).ok_or_else(bad)?;
+    let rest = rest
+        .strip_prefix(gid_type)
+        .and_then(|r| r.strip_prefix('/'))
+        .ok_or_else(bad)?;
     let digits = rest.split_once('?').map_or(rest, |(digits, _query)| digits);
     // u64 ids have at most 20 digits; longer is not a Shopify id.
     if digits.is_empty() || digits.len() > 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -118,8 +152,18 @@ mod tests {
     #[test]
     fn gid_suffixes() {
         let p = Path::ROOT;
-        assert_eq!(gid_suffix("gid://shopify/Order/820982911946154508", "Order", &p).ok().as_deref(), Some("820982911946154508"));
-        assert_eq!(gid_suffix("gid://shopify/LineItem/1?x=1", "LineItem", &p).ok().as_deref(), Some("1"));
+        assert_eq!(
+            gid_suffix("gid://shopify/Order/820982911946154508", "Order", &p)
+                .ok()
+                .as_deref(),
+            Some("820982911946154508")
+        );
+        assert_eq!(
+            gid_suffix("gid://shopify/LineItem/1?x=1", "LineItem", &p)
+                .ok()
+                .as_deref(),
+            Some("1")
+        );
         assert!(gid_suffix("gid://shopify/Order/", "Order", &p).is_err());
         assert!(gid_suffix("gid://shopify/Order/12a", "Order", &p).is_err());
         assert!(gid_suffix("gid://shopify/LineItem/12", "Order", &p).is_err());

@@ -28,8 +28,9 @@
 use serde_json::{Map, Value};
 
 use super::{
-    as_array, as_object, as_str, check_quantity, get, invalid, optional_timestamp, required, required_id, required_sku,
-    unsupported, wrong_type, AdapterError, LineSet, Parsed, Path, RawLine,
+    as_array, as_object, as_str, check_quantity, get, invalid, optional_timestamp, required,
+    required_id, required_sku, unsupported, wrong_type, AdapterError, LineSet, Parsed, Path,
+    RawLine,
 };
 
 pub(super) fn parse(payload: &Value, path: &Path<'_>) -> Result<Parsed, AdapterError> {
@@ -42,7 +43,9 @@ pub(super) fn parse(payload: &Value, path: &Path<'_>) -> Result<Parsed, AdapterE
     }
     let wrapped_path = path.key("order");
     let (order, path) = match get(top, "order") {
-        Some(inner) if !top.contains_key("purchaseOrderId") => (as_object(inner, &wrapped_path)?, &wrapped_path),
+        Some(inner) if !top.contains_key("purchaseOrderId") => {
+            (as_object(inner, &wrapped_path)?, &wrapped_path)
+        }
         _ => (top, path),
     };
 
@@ -52,7 +55,10 @@ pub(super) fn parse(payload: &Value, path: &Path<'_>) -> Result<Parsed, AdapterE
     let order_lines_path = path.key("orderLines");
     let order_lines = as_object(required(order, "orderLines", path)?, &order_lines_path)?;
     let lines_path = order_lines_path.key("orderLine");
-    let array = as_array(required(order_lines, "orderLine", &order_lines_path)?, &lines_path)?;
+    let array = as_array(
+        required(order_lines, "orderLine", &order_lines_path)?,
+        &lines_path,
+    )?;
     let mut lines = LineSet::with_len(array.len(), &lines_path)?;
     for (i, line) in array.iter().enumerate() {
         let line_path = lines_path.index(i);
@@ -62,29 +68,58 @@ pub(super) fn parse(payload: &Value, path: &Path<'_>) -> Result<Parsed, AdapterE
         let item = as_object(required(line, "item", &line_path)?, &item_path)?;
         let sku = required_sku(item, "sku", &item_path)?;
         let quantity_path = line_path.key("orderLineQuantity");
-        let quantity = as_object(required(line, "orderLineQuantity", &line_path)?, &quantity_path)?;
+        let quantity = as_object(
+            required(line, "orderLineQuantity", &line_path)?,
+            &quantity_path,
+        )?;
         let ordered = amount(quantity, 1, &quantity_path)?;
         let cancelled = cancelled_units(line, ordered, &line_path)?;
         let remaining = ordered.saturating_sub(cancelled).max(0);
-        lines.push(RawLine { line_id, sku, ordered, remaining }, &line_path)?;
+        lines.push(
+            RawLine {
+                line_id,
+                sku,
+                ordered,
+                remaining,
+            },
+            &line_path,
+        )?;
     }
 
-    Ok(Parsed { order_id, paid: true, cancelled: false, placed_at, lines: lines.lines, lines_path: lines_path.render() })
+    Ok(Parsed {
+        order_id,
+        paid: true,
+        cancelled: false,
+        placed_at,
+        lines: lines.lines,
+        lines_path: lines_path.render(),
+    })
 }
 
 /// Units of a line covered by `Cancelled` status entries (at most `ordered`).
-fn cancelled_units(line: &Map<String, Value>, ordered: i64, path: &Path<'_>) -> Result<i64, AdapterError> {
+fn cancelled_units(
+    line: &Map<String, Value>,
+    ordered: i64,
+    path: &Path<'_>,
+) -> Result<i64, AdapterError> {
     let statuses_path = path.key("orderLineStatuses");
-    let Some(statuses) = get(line, "orderLineStatuses") else { return Ok(0) };
+    let Some(statuses) = get(line, "orderLineStatuses") else {
+        return Ok(0);
+    };
     let statuses = as_object(statuses, &statuses_path)?;
     let list_path = statuses_path.key("orderLineStatus");
-    let Some(list) = get(statuses, "orderLineStatus") else { return Ok(0) };
+    let Some(list) = get(statuses, "orderLineStatus") else {
+        return Ok(0);
+    };
     let list = as_array(list, &list_path)?;
     let mut cancelled: i64 = 0;
     for (i, status) in list.iter().enumerate() {
         let status_path = list_path.index(i);
         let status = as_object(status, &status_path)?;
-        let name = as_str(required(status, "status", &status_path)?, &status_path.key("status"))?;
+        let name = as_str(
+            required(status, "status", &status_path)?,
+            &status_path.key("status"),
+        )?;
         if name != "Cancelled" {
             continue;
         }
@@ -119,14 +154,18 @@ fn amount(quantity: &Map<String, Value>, min: i64, path: &Path<'_>) -> Result<i6
 /// `"12"` or `"12.0"` → 12. Numbers too large for `i64` saturate (and fail the range check).
 fn parse_units(s: &str) -> Option<i64> {
     let whole = match s.split_once('.') {
-        Some((whole, fraction)) if !fraction.is_empty() && fraction.bytes().all(|b| b == b'0') => whole,
+        Some((whole, fraction)) if !fraction.is_empty() && fraction.bytes().all(|b| b == b'0') => {
+            whole
+        }
         Some(_) => return None,
         None => s,
     };
     if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    Some(whole.bytes().fold(0_i64, |n, b| n.saturating_mul(10).saturating_add(i64::from(b - b'0'))))
+    Some(whole.bytes().fold(0_i64, |n, b| {
+        n.saturating_mul(10).saturating_add(i64::from(b - b'0'))
+    }))
 }
 
 #[cfg(test)]

@@ -11,7 +11,10 @@ use shelfsync_schemas::RawOrderEnvelope;
 
 /// The project's own fixtures, `tests/fixtures` at the workspace root.
 pub fn project_fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("tests").join("fixtures")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("tests")
+        .join("fixtures")
 }
 
 /// The marketplaces' published examples: `$SHELFSYNC_SHARED_FIXTURES`, else
@@ -59,7 +62,8 @@ pub fn read_bytes(path: &Path) -> Vec<u8> {
 }
 
 pub fn read_json(path: &Path) -> Value {
-    serde_json::from_slice(&read_bytes(path)).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
+    serde_json::from_slice(&read_bytes(path))
+        .unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
 }
 
 /// The channel → adapter map the fixtures assume (`tests/fixtures/channels.json`), standing in
