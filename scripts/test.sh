@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # THE test command of shelfsync (README "Quick start", CI: .ci/run).
 #
-#   bash scripts/test.sh                      deps, clippy (fail fast), every test of the workspace
+#   bash scripts/test.sh                      deps, yamllint of deploy/, clippy (fail fast), every test
 #   bash scripts/test.sh -p shelfsync-tests   deps, clippy, then `cargo test --locked -p shelfsync-tests`
 #
 # Arguments, when given, replace `--workspace --no-fail-fast` in the cargo test command line.
@@ -26,6 +26,8 @@ phase() {
 
 shelfsync_log "CARGO_TARGET_DIR=${CARGO_TARGET_DIR} TANSU_BIN=${TANSU_BIN}"
 phase deps bash scripts/deps.sh
+# deps.sh installs yamllint (apt); the Rust test deploy_manifests checks what the files mean.
+phase yamllint yamllint --strict --config-file deploy/.yamllint.yaml deploy
 if [[ "${SHELFSYNC_SKIP_CLIPPY:-0}" != 1 ]]; then
     phase clippy cargo clippy --workspace --all-targets --locked -- -D warnings
 fi

@@ -162,6 +162,41 @@ pub fn read_topic(bootstrap: &str, topic: &str) -> Result<Vec<Record>> {
     Ok(out)
 }
 
+/// How many records `topic` holds (sum over partitions of high − low watermark): cheap, no
+/// records are read.
+///
+/// # Errors
+/// When the metadata or watermarks cannot be fetched.
+pub fn count(bootstrap: &str, topic: &str) -> Result<i64> {
+    // A busy test broker may time a request out: try a few times before failing the test.
+    let mut last = None;
+    for attempt in 0..5u64 {
+        match try_count(bootstrap, topic) {
+            Ok(n) => return Ok(n),
+            Err(e) => last = Some(e),
+        }
+        std::thread::sleep(Duration::from_millis(500 * (attempt + 1)));
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("count {topic}")))
+}
+
+fn try_count(bootstrap: &str, topic: &str) -> Result<i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()?;
+    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(30))?;
+    let mut n = 0;
+    for p in md
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+    {
+        let (low, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(30))?;
+        n += high - low;
+    }
+    Ok(n)
+}
+
 /// Polls `read_topic` until `done` says the records are complete, or `timeout` passes.
 ///
 /// # Errors
@@ -195,11 +230,28 @@ pub struct PipelineProcess {
 }
 
 impl PipelineProcess {
-    /// Starts `bin run --topology FILE --state-dir DIR`, logging to `log`.
+    /// Starts `bin run --topology FILE --state-dir DIR`, logging to `log`. Its HTTP endpoints
+    /// listen on a free port (`SHELFSYNC_HTTP_ADDR=127.0.0.1:0`), so that processes of tests
+    /// running side by side do not fight over the default port.
     ///
     /// # Errors
     /// When the binary cannot be spawned.
     pub fn start(bin: &Path, topology: &Path, state_dir: &Path, log: &Path) -> Result<Self> {
+        Self::start_with_env(bin, topology, state_dir, log, &[])
+    }
+
+    /// As [`PipelineProcess::start`], with extra environment variables for the child (applied
+    /// last, so `("SHELFSYNC_HTTP_ADDR", "127.0.0.1:PORT")` picks the HTTP address).
+    ///
+    /// # Errors
+    /// When the binary cannot be spawned.
+    pub fn start_with_env(
+        bin: &Path,
+        topology: &Path,
+        state_dir: &Path,
+        log: &Path,
+        env: &[(&str, &str)],
+    ) -> Result<Self> {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -210,6 +262,8 @@ impl PipelineProcess {
             .arg("--state-dir")
             .arg(state_dir)
             .env("SHELFSYNC_LOG", "info,shelfsync_pipeline=debug")
+            .env("SHELFSYNC_HTTP_ADDR", "127.0.0.1:0")
+            .envs(env.iter().copied())
             .stdout(Stdio::from(file.try_clone()?))
             .stderr(Stdio::from(file))
             .spawn()

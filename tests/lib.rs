@@ -9,4 +9,5 @@ mod broker;
 pub mod kafka_io;
 
 pub use broker::{tansu_bin, Broker, Engine};
+pub mod harness;
 pub mod scenario;

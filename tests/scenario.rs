@@ -64,8 +64,8 @@ pub fn topology_toml(bootstrap: &str, application_id: &str, partitions: i32) -> 
 bootstrap_servers = "{bootstrap}"
 
 [kafka.properties]
-"session.timeout.ms" = "6000"
-"heartbeat.interval.ms" = "500"
+"session.timeout.ms" = "15000"
+"heartbeat.interval.ms" = "1000"
 "topic.metadata.refresh.interval.ms" = "2000"
 
 [processing]

@@ -1,5 +1,6 @@
-//! The `shelfsync` command line: `run`, `topics create`, `validate`.
+//! The `shelfsync` command line: `run`, `topics create`, `validate`, `generate`, `demo`.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -41,6 +42,10 @@ enum Command {
             default_value = "./.shelfsync/state"
         )]
         state_dir: PathBuf,
+        /// Listen address of the HTTP endpoints: `/metrics`, `/healthz`, `/readyz` and
+        /// `/v1/availability/{sku}`. Use `0.0.0.0:9464` to be reachable from other hosts.
+        #[arg(long, env = "SHELFSYNC_HTTP_ADDR", default_value = crate::http::DEFAULT_ADDR)]
+        http_addr: SocketAddr,
     },
     /// Manage topics.
     Topics {
@@ -52,6 +57,22 @@ enum Command {
         /// The topology file (TOML).
         topology: PathBuf,
     },
+    /// Produce seeded, realistic retail traffic to the topology's input topics: the catalog
+    /// (product master, stock snapshots), then channel orders with repeats, revisions and
+    /// cancellations, ERP updates and a flash sale.
+    Generate {
+        /// The topology file (TOML): its input topics, channels and locations.
+        #[arg(long, env = "SHELFSYNC_TOPOLOGY")]
+        topology: PathBuf,
+        /// Skip the catalog (product master and stock snapshots) and send traffic only.
+        #[arg(long)]
+        no_catalog: bool,
+        #[command(flatten)]
+        generator: crate::generator::GeneratorConfig,
+    },
+    /// Run the whole pipeline against a broker with generated traffic and a live view, then
+    /// print a summary (what `scripts/demo.sh` runs).
+    Demo(crate::demo::DemoArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -64,11 +85,9 @@ enum TopicsCommand {
     },
 }
 
-fn init_logs(format: LogFormat) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("SHELFSYNC_LOG").unwrap_or_else(|_| {
-            tracing_subscriber::EnvFilter::new("info,librdkafka=warn,rdkafka=warn")
-        });
+fn init_logs(format: LogFormat, default_filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SHELFSYNC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -85,7 +104,13 @@ fn load(path: &PathBuf) -> anyhow::Result<Topology> {
 /// Parses the command line and runs the command; the exit code says how it went.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logs(cli.log_format);
+    // The demo's live view owns the terminal: only warnings and errors are logged there, and
+    // not the producer's "waiting for the broker" (the view shows the lag instead).
+    let default_filter = match cli.command {
+        Command::Demo(_) => "warn,librdkafka=error,rdkafka=error,shelfsync_pipeline::kafka=error",
+        _ => "info,librdkafka=warn,rdkafka=warn",
+    };
+    init_logs(cli.log_format, default_filter);
     match real_main(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -128,25 +153,68 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Generate {
+            topology,
+            no_catalog,
+            generator,
+        } => {
+            let topology = load(&topology)?;
+            let stop = Arc::new(AtomicBool::new(false));
+            for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+                signal_hook::flag::register(signal, Arc::clone(&stop))
+                    .context("install signal handler")?;
+            }
+            let report =
+                crate::generator::run_with_progress(&topology, &generator, !no_catalog, &stop)?;
+            println!("{report}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo(args) => {
+            let interrupted = Arc::new(AtomicBool::new(false));
+            for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+                // A second signal exits at once; the first asks the demo to stop cleanly.
+                signal_hook::flag::register_conditional_shutdown(
+                    signal,
+                    130,
+                    Arc::clone(&interrupted),
+                )
+                .context("install signal handler")?;
+                signal_hook::flag::register(signal, Arc::clone(&interrupted))
+                    .context("install signal handler")?;
+            }
+            crate::demo::run(args, interrupted)
+        }
         Command::Run {
             topology,
             state_dir,
+            http_addr,
         } => {
             let topology = Arc::new(load(&topology)?);
+            // The recorder first, so that nothing the engine records is lost; the HTTP server
+            // before the engine, so that probes answer (not ready) while it joins and restores.
+            let metrics = crate::http::install_recorder()?;
             let shutdown = Arc::new(AtomicBool::new(false));
             for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
                 signal_hook::flag::register(signal, Arc::clone(&shutdown))
                     .context("install signal handler")?;
             }
             let status = Arc::new(EngineStatus::default());
-            engine::run(
+            let http = crate::http::serve(
+                http_addr,
+                Arc::clone(&topology),
+                Arc::clone(&status),
+                metrics,
+            )?;
+            let result = engine::run(
                 topology,
                 RunOptions {
                     state_dir,
                     shutdown,
                 },
                 status,
-            )?;
+            );
+            http.shutdown();
+            result?;
             Ok(ExitCode::SUCCESS)
         }
     }

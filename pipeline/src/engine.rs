@@ -42,6 +42,9 @@ pub struct Checkpoint {
     pub next_offset: i64,
     /// Per upstream task, the highest `(offset, index)` stamp applied.
     pub upstream: BTreeMap<String, (i64, i32)>,
+    /// Per external output topic and partition, the last offset acknowledged before the epoch
+    /// of this checkpoint started: anything this task wrote after the checkpoint lies above.
+    pub delivered: BTreeMap<String, BTreeMap<i32, i64>>,
 }
 
 impl Checkpoint {
@@ -65,7 +68,25 @@ struct Task {
     next_offset: i64,
     upstream: BTreeMap<String, (i64, i32)>,
     dirty: bool,
+    /// Output stamps `(offset, index)` already on an external topic from before a crash: not
+    /// produced again when the input is replayed.
+    suppress: std::collections::BTreeSet<(i64, i32)>,
+    /// Checkpoint this task was opened from (its `delivered` map drives the tail scan).
+    opened_from: Checkpoint,
 }
+
+/// How long a broker request at task open is retried before the process gives up (and exits
+/// non-zero, so its supervisor restarts it).
+const RETRY_BUDGET: Duration = Duration::from_secs(300);
+
+/// The external topics whose tails are scanned on resume (internal topics need no scan: their
+/// receivers drop repeats by stamp).
+const EXTERNAL: [TopicId; 4] = [
+    TopicId::Availability,
+    TopicId::ValidatedOrders,
+    TopicId::OrderStatus,
+    TopicId::Dlq,
+];
 
 /// Runtime options that are not part of the topology.
 #[derive(Debug, Clone)]
@@ -76,7 +97,7 @@ pub struct RunOptions {
     pub shutdown: Arc<AtomicBool>,
 }
 
-/// Shared view of the engine for health and metrics.
+/// Shared view of the engine for health checks, metrics and queries.
 #[derive(Debug, Default)]
 pub struct EngineStatus {
     /// Tasks assigned and ready.
@@ -85,6 +106,27 @@ pub struct EngineStatus {
     pub restoring_tasks: std::sync::atomic::AtomicUsize,
     /// True once the consumer got its first assignment.
     pub assigned: AtomicBool,
+    /// Names of the tasks this process owns and has opened (`inventory-3`, …).
+    pub owned: Mutex<std::collections::BTreeSet<String>>,
+    /// The process's RocksDB, once open (read committed state for queries).
+    pub db: std::sync::OnceLock<StateDb>,
+}
+
+impl EngineStatus {
+    /// Whether this process owns the task `name` and has finished opening it.
+    pub fn owns(&self, name: &str) -> bool {
+        self.owned.lock().map(|o| o.contains(name)).unwrap_or(false)
+    }
+
+    fn set_owned(&self, name: &str, owned: bool) {
+        if let Ok(mut o) = self.owned.lock() {
+            if owned {
+                o.insert(name.to_string());
+            } else {
+                o.remove(name);
+            }
+        }
+    }
 }
 
 /// The engine state shared between the poll loop and the rebalance callbacks.
@@ -102,6 +144,8 @@ pub struct Engine {
     epoch_timestamps: Vec<i64>,
     since_poll: u32,
     status: Arc<EngineStatus>,
+    /// Last acknowledged offset per external output partition (all epochs so far).
+    delivered: BTreeMap<String, BTreeMap<i32, i64>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -134,6 +178,7 @@ impl Engine {
         let budget =
             usize::try_from(topology.processing.rocksdb_memory_budget.0).unwrap_or(usize::MAX);
         let db = StateDb::open(&options.state_dir, budget)?;
+        let _ = status.db.set(db.clone());
         let producer = KafkaProducer::new(&topology)?;
         let names = TopicId::ALL
             .iter()
@@ -147,6 +192,7 @@ impl Engine {
             .iter()
             .map(|s| (*s, Arc::new(StageLogic::new(*s, &topology))))
             .collect();
+        let delivered = external_high_watermarks(&topology)?;
         Ok(Self {
             topology,
             names,
@@ -160,6 +206,7 @@ impl Engine {
             epoch_timestamps: Vec::new(),
             since_poll: 0,
             status,
+            delivered,
         })
     }
 
@@ -215,7 +262,11 @@ impl Engine {
                 .ok_or_else(|| Error::Bug(format!("no logic for {stage}")))?,
         );
         self.out.clear();
-        let store = task.store.as_mut().map(|s| s as &mut dyn StateStore);
+        let store = if stage.is_stateful() {
+            task.store.as_mut().map(|s| s as &mut dyn StateStore)
+        } else {
+            None
+        };
         let result = logic.process(store, ts, msg.payload(), &mut self.out)?;
         metrics::histogram!(m::PROCESSING_SECONDS, "stage" => stage.name())
             .record(started.elapsed().as_secs_f64());
@@ -225,10 +276,29 @@ impl Engine {
         }
         task.next_offset = offset + 1;
         task.dirty = true;
+        // Outputs of this offset that a previous incarnation already delivered.
+        let skip: std::collections::BTreeSet<i32> = if task.suppress.is_empty() {
+            std::collections::BTreeSet::new()
+        } else {
+            let mut later = task.suppress.split_off(&(offset + 1, i32::MIN));
+            std::mem::swap(&mut later, &mut task.suppress);
+            later
+                .into_iter()
+                .filter(|(o, _)| *o == offset)
+                .map(|(_, i)| i)
+                .collect()
+        };
+        if !skip.is_empty() {
+            metrics::counter!(m::TAIL_SUPPRESSED, "stage" => stage.name())
+                .increment(skip.len() as u64);
+        }
         match result {
             Ok(()) => {
                 let out = std::mem::take(&mut self.out);
                 for (i, rec) in out.iter().enumerate() {
+                    if skip.contains(&(i as i32)) {
+                        continue;
+                    }
                     let mut headers = vec![(
                         kafka::STAMP_HEADER,
                         format!("{task_name}/{offset}/{i}").into_bytes(),
@@ -249,6 +319,7 @@ impl Engine {
                 }
                 self.out = out;
             }
+            Err(_) if skip.contains(&0) => {}
             Err(rejected) => {
                 warn!(stage = stage.name(), topic = msg.topic(), partition, offset, kind = rejected.kind, reason = %rejected.reason, "record dead-lettered");
                 metrics::counter!(m::DLQ, "stage" => stage.name(), "kind" => rejected.kind)
@@ -301,35 +372,34 @@ impl Engine {
                     task.partition,
                     Offset::Offset(task.next_offset),
                 )?;
-                let Some(store) = &task.store else { continue };
-                let Some(store_id) = task.stage.store() else {
-                    continue;
-                };
-                let changelog = self.topology.topic_name(TopicId::Changelog(store_id));
-                let stamp = (task.next_offset - 1).to_string().into_bytes();
-                for (key, value) in store.pending() {
-                    self.producer.send(ProduceRecord {
-                        topic: &changelog,
-                        partition: Some(task.partition),
-                        key: Some(key),
-                        value: value.as_deref(),
-                        timestamp: None,
-                        headers: vec![(kafka::CHANGELOG_OFFSET_HEADER, stamp.clone())],
-                    })?;
-                }
                 let cp = Checkpoint {
                     next_offset: task.next_offset,
                     upstream: task.upstream.clone(),
+                    delivered: self.delivered.clone(),
                 }
                 .encode();
-                self.producer.send(ProduceRecord {
-                    topic: &changelog,
-                    partition: Some(task.partition),
-                    key: Some(CHECKPOINT_KEY),
-                    value: Some(&cp),
-                    timestamp: None,
-                    headers: vec![(kafka::CHANGELOG_OFFSET_HEADER, stamp)],
-                })?;
+                if let (Some(store), Some(store_id)) = (&task.store, task.stage.store()) {
+                    let changelog = self.topology.topic_name(TopicId::Changelog(store_id));
+                    let stamp = (task.next_offset - 1).to_string().into_bytes();
+                    for (key, value) in store.pending() {
+                        self.producer.send(ProduceRecord {
+                            topic: &changelog,
+                            partition: Some(task.partition),
+                            key: Some(key),
+                            value: value.as_deref(),
+                            timestamp: None,
+                            headers: vec![(kafka::CHANGELOG_OFFSET_HEADER, stamp.clone())],
+                        })?;
+                    }
+                    self.producer.send(ProduceRecord {
+                        topic: &changelog,
+                        partition: Some(task.partition),
+                        key: Some(CHECKPOINT_KEY),
+                        value: Some(&cp),
+                        timestamp: None,
+                        headers: vec![(kafka::CHANGELOG_OFFSET_HEADER, stamp)],
+                    })?;
+                }
                 checkpoints.push((topic.clone(), task.partition, cp));
             }
         }
@@ -357,6 +427,21 @@ impl Engine {
         for task in self.tasks.values_mut().flat_map(BTreeMap::values_mut) {
             task.dirty = false;
         }
+        let external: Vec<&str> = EXTERNAL
+            .iter()
+            .map(|id| self.names.get(id).map_or("", String::as_str))
+            .collect();
+        for ((topic, partition), offset) in acks.offsets {
+            if external.contains(&topic.as_str()) {
+                let e = self
+                    .delivered
+                    .entry(topic)
+                    .or_default()
+                    .entry(partition)
+                    .or_insert(-1);
+                *e = (*e).max(offset);
+            }
+        }
         let now = now_ms();
         for ts in self.epoch_timestamps.drain(..) {
             metrics::histogram!(m::END_TO_END_SECONDS).record((now - ts).max(0) as f64 / 1000.0);
@@ -381,67 +466,158 @@ impl Engine {
         tpl: &TopicPartitionList,
         consumer: &BaseConsumer<C>,
     ) -> Result<()> {
+        let mut opened = Vec::new();
         for elem in tpl.elements() {
             let (topic, partition) = (elem.topic().to_string(), elem.partition());
             let Some(stage) = self.stage_by_topic.get(&topic).copied() else {
                 warn!(topic, "assigned a topic no stage reads; ignored");
                 continue;
             };
-            let name = format!("{}-{partition}", stage.name());
-            let mut task = Task {
-                name: name.clone(),
-                stage,
-                partition,
-                store: None,
-                next_offset: -1,
-                upstream: BTreeMap::new(),
-                dirty: false,
-            };
-            if let Some(store_id) = stage.store() {
-                let mut store = self.db.store(&name)?;
-                let committed = committed_offset(consumer, &topic, partition)?;
-                let local = store
-                    .get_committed(CHECKPOINT_KEY)?
-                    .map(|b| Checkpoint::decode(&b))
-                    .transpose()?;
-                let usable = local.filter(|cp| committed.is_none_or(|c| c <= cp.next_offset));
-                let cp = match usable {
-                    Some(cp) => {
-                        info!(task = %name, next_offset = cp.next_offset, "resuming from local checkpoint");
-                        cp
-                    }
-                    None => {
-                        // No (or stale) local state: rebuild from the changelog.
-                        drop(store);
-                        self.db.drop_store(&name)?;
-                        store = self.db.store(&name)?;
-                        let changelog = self.topology.topic_name(TopicId::Changelog(store_id));
-                        self.status.restoring_tasks.fetch_add(1, Ordering::SeqCst);
-                        metrics::gauge!(m::RESTORING_TASKS).increment(1.0);
-                        let restored = restore(
-                            &self.topology,
-                            &mut store,
-                            &changelog,
-                            partition,
-                            committed.unwrap_or(0),
-                        );
-                        self.status.restoring_tasks.fetch_sub(1, Ordering::SeqCst);
-                        metrics::gauge!(m::RESTORING_TASKS).decrement(1.0);
-                        let mut cp = restored?;
-                        cp.next_offset = committed.unwrap_or(-1);
-                        cp
-                    }
-                };
-                task.next_offset = cp.next_offset;
-                task.upstream = cp.upstream;
-                task.store = Some(store);
-            }
-            metrics::gauge!(m::TASKS, "stage" => stage.name()).increment(1.0);
+            let task = self.open_task(stage, &topic, partition, consumer)?;
+            opened.push((topic, task));
+        }
+        if let Err(e) = self.scan_output_tails(&mut opened) {
+            // Without the scan a replayed epoch may repeat outputs (same event ids): log it.
+            warn!(error = %e, "could not scan output tails; replayed outputs may repeat");
+        }
+        for (topic, task) in opened {
+            metrics::gauge!(m::TASKS, "stage" => task.stage.name()).increment(1.0);
             self.status.ready_tasks.fetch_add(1, Ordering::SeqCst);
-            info!(task = %name, topic, next_offset = task.next_offset, "task opened");
-            self.tasks.entry(topic).or_default().insert(partition, task);
+            self.status.set_owned(&task.name, true);
+            info!(task = %task.name, topic, next_offset = task.next_offset, suppressed = task.suppress.len(), "task opened");
+            self.tasks
+                .entry(topic)
+                .or_default()
+                .insert(task.partition, task);
         }
         self.status.assigned.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Opens one task: from its local checkpoint when that is not behind the group's committed
+    /// offset, else (stateful stages) by restoring its store from the changelog.
+    fn open_task<C: ConsumerContext>(
+        &mut self,
+        stage: Stage,
+        topic: &str,
+        partition: i32,
+        consumer: &BaseConsumer<C>,
+    ) -> Result<Task> {
+        let name = format!("{}-{partition}", stage.name());
+        let mut store = self.db.store(&name)?;
+        let committed = committed_offset(consumer, topic, partition)?;
+        let local = store
+            .get_committed(CHECKPOINT_KEY)?
+            .map(|b| Checkpoint::decode(&b))
+            .transpose()?;
+        let fresh = local
+            .as_ref()
+            .is_some_and(|cp| committed.is_none_or(|c| c <= cp.next_offset));
+        let cp = match (local, stage.store()) {
+            (Some(cp), _) if fresh => {
+                info!(task = %name, next_offset = cp.next_offset, "resuming from local checkpoint");
+                cp
+            }
+            (local, None) => {
+                // Stateless: nothing to restore; the group's offset says where to go on.
+                let mut cp = local.unwrap_or_default();
+                cp.next_offset = committed.unwrap_or(-1);
+                cp
+            }
+            (_, Some(store_id)) => {
+                // No (or stale) local state: rebuild from the changelog.
+                drop(store);
+                self.db.drop_store(&name)?;
+                store = self.db.store(&name)?;
+                let changelog = self.topology.topic_name(TopicId::Changelog(store_id));
+                self.status.restoring_tasks.fetch_add(1, Ordering::SeqCst);
+                metrics::gauge!(m::RESTORING_TASKS).increment(1.0);
+                let restored = restore(
+                    &self.topology,
+                    &mut store,
+                    &changelog,
+                    partition,
+                    committed.unwrap_or(0),
+                );
+                self.status.restoring_tasks.fetch_sub(1, Ordering::SeqCst);
+                metrics::gauge!(m::RESTORING_TASKS).decrement(1.0);
+                let mut cp = restored?;
+                cp.next_offset = committed.unwrap_or(-1);
+                cp
+            }
+        };
+        Ok(Task {
+            name,
+            stage,
+            partition,
+            store: Some(store),
+            next_offset: cp.next_offset,
+            upstream: cp.upstream.clone(),
+            dirty: false,
+            suppress: std::collections::BTreeSet::new(),
+            opened_from: cp,
+        })
+    }
+
+    /// Reads every external output partition from the lowest offset any opened task's
+    /// checkpoint had delivered, and records, per task, the stamps it already wrote at or
+    /// after its resume offset: replaying those inputs will not produce them again.
+    fn scan_output_tails(&self, opened: &mut [(String, Task)]) -> Result<()> {
+        if opened.is_empty() {
+            return Ok(());
+        }
+        let consumer = reader(&self.topology, "tail-scan")?;
+        let mut by_name: HashMap<String, usize> = HashMap::new();
+        for (i, (_, t)) in opened.iter().enumerate() {
+            by_name.insert(t.name.clone(), i);
+        }
+        let mut ranges = Vec::new();
+        for id in EXTERNAL {
+            let topic = self.topology.topic_name(id);
+            for partition in 0..self.topology.partitions(id) {
+                // From the lowest delivered offset among the tasks (a task without one: from 0).
+                let from = opened
+                    .iter()
+                    .map(|(_, t)| {
+                        t.opened_from
+                            .delivered
+                            .get(&topic)
+                            .and_then(|m| m.get(&partition))
+                            .map_or(0, |o| o + 1)
+                    })
+                    .min()
+                    .unwrap_or(0);
+                ranges.push((topic.clone(), partition, from));
+            }
+        }
+        let started = Instant::now();
+        let mut found = 0usize;
+        read_partitions(&consumer, &ranges, |msg| {
+            let Some((task, offset, index)) =
+                kafka::header(msg, kafka::STAMP_HEADER).and_then(kafka::parse_stamp)
+            else {
+                return Ok(());
+            };
+            if let Some(&i) = by_name.get(task) {
+                let t = &mut opened[i].1;
+                if offset >= t.next_offset {
+                    t.suppress.insert((offset, index));
+                    found += 1;
+                }
+            }
+            Ok(())
+        })?;
+        debug!(
+            found,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "output tails scanned"
+        );
+        if found > 0 {
+            info!(
+                found,
+                "outputs already delivered before the restart will not be repeated"
+            );
+        }
         Ok(())
     }
 
@@ -454,6 +630,7 @@ impl Engine {
             {
                 metrics::gauge!(m::TASKS, "stage" => task.stage.name()).decrement(1.0);
                 self.status.ready_tasks.fetch_sub(1, Ordering::SeqCst);
+                self.status.set_owned(&task.name, false);
                 info!(task = %task.name, "task closed");
             }
         }
@@ -464,10 +641,96 @@ impl Engine {
             for task in tasks.into_values() {
                 metrics::gauge!(m::TASKS, "stage" => task.stage.name()).decrement(1.0);
                 self.status.ready_tasks.fetch_sub(1, Ordering::SeqCst);
+                self.status.set_owned(&task.name, false);
                 info!(task = %task.name, "task closed");
             }
         }
     }
+}
+
+/// The current last offset of every external output partition.
+fn external_high_watermarks(topology: &Topology) -> Result<BTreeMap<String, BTreeMap<i32, i64>>> {
+    let consumer: BaseConsumer = kafka::base_config(topology).create()?;
+    let mut out: BTreeMap<String, BTreeMap<i32, i64>> = BTreeMap::new();
+    for id in EXTERNAL {
+        let topic = topology.topic_name(id);
+        for partition in 0..topology.partitions(id) {
+            let (_, high) = kafka::retry("fetch watermarks", RETRY_BUDGET, || {
+                Ok(consumer.fetch_watermarks(&topic, partition, Duration::from_secs(10))?)
+            })?;
+            out.entry(topic.clone())
+                .or_default()
+                .insert(partition, high - 1);
+        }
+    }
+    Ok(out)
+}
+
+/// A consumer for reading partitions directly (restore, tail scans): no group membership, short
+/// fetch waits so that reading a tail is quick.
+fn reader(topology: &Topology, purpose: &str) -> Result<BaseConsumer> {
+    let mut config = kafka::base_config(topology);
+    config.set("group.id", format!("{}-{purpose}", topology.application_id));
+    config.set("enable.auto.commit", "false");
+    config.set("fetch.wait.max.ms", "10");
+    Ok(config.create()?)
+}
+
+/// Calls `f` on every record of each `(topic, partition)` from its `from` offset to the end the
+/// partition had when the call started. All partitions are read at once.
+fn read_partitions<F>(
+    consumer: &BaseConsumer,
+    ranges: &[(String, i32, i64)],
+    mut f: F,
+) -> Result<()>
+where
+    F: FnMut(&BorrowedMessage<'_>) -> Result<()>,
+{
+    let mut tpl = TopicPartitionList::new();
+    let mut ends: HashMap<(String, i32), i64> = HashMap::new();
+    for (topic, partition, from) in ranges {
+        let (low, high) = kafka::retry("fetch watermarks", RETRY_BUDGET, || {
+            Ok(consumer.fetch_watermarks(topic, *partition, Duration::from_secs(10))?)
+        })?;
+        let from = (*from).max(low);
+        if from < high {
+            tpl.add_partition_offset(topic, *partition, Offset::Offset(from))?;
+            ends.insert((topic.clone(), *partition), high);
+        }
+    }
+    if ends.is_empty() {
+        return Ok(());
+    }
+    consumer.assign(&tpl)?;
+    let mut last_progress = Instant::now();
+    while !ends.is_empty() {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(msg)) => {
+                last_progress = Instant::now();
+                let key = (msg.topic().to_string(), msg.partition());
+                let Some(&high) = ends.get(&key) else {
+                    continue;
+                };
+                if msg.offset() < high {
+                    f(&msg)?;
+                }
+                if msg.offset() + 1 >= high {
+                    ends.remove(&key);
+                }
+            }
+            Some(Err(e)) => kafka::log_client_error(&e, "read partitions"),
+            None => {}
+        }
+        if last_progress.elapsed() > Duration::from_secs(120) {
+            return Err(Error::State(format!(
+                "reading {} partition(s) made no progress for 120 s: {:?}",
+                ends.len(),
+                ends.keys().collect::<Vec<_>>()
+            )));
+        }
+    }
+    consumer.unassign()?;
+    Ok(())
 }
 
 fn committed_offset<C: ConsumerContext>(
@@ -477,7 +740,9 @@ fn committed_offset<C: ConsumerContext>(
 ) -> Result<Option<i64>> {
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition(topic, partition);
-    let committed = consumer.committed_offsets(tpl, Duration::from_secs(30))?;
+    let committed = kafka::retry("committed offsets", RETRY_BUDGET, || {
+        Ok(consumer.committed_offsets(tpl.clone(), Duration::from_secs(10))?)
+    })?;
     Ok(committed.elements().first().and_then(|e| match e.offset() {
         Offset::Offset(o) => Some(o),
         _ => None,
@@ -496,76 +761,49 @@ fn restore(
     below: i64,
 ) -> Result<Checkpoint> {
     let started = Instant::now();
-    let mut config = kafka::base_config(topology);
-    config.set("group.id", format!("{}-restore", topology.application_id));
-    config.set("enable.auto.commit", "false");
-    config.set("enable.partition.eof", "true");
-    let consumer: BaseConsumer = config.create()?;
-    let (low, high) = consumer.fetch_watermarks(changelog, partition, Duration::from_secs(30))?;
+    let consumer = reader(topology, "restore")?;
     let mut checkpoint = Checkpoint::default();
     let mut applied = 0u64;
-    if high > low && below > 0 {
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(changelog, partition, Offset::Beginning)?;
-        consumer.assign(&tpl)?;
+    if below > 0 {
         info!(
             changelog,
-            partition,
-            records = high - low,
-            below,
-            "restoring store from changelog"
+            partition, below, "restoring store from changelog"
         );
         let mut last_log = Instant::now();
-        loop {
-            match consumer.poll(Duration::from_secs(5)) {
-                None => {
-                    if started.elapsed() > Duration::from_secs(600) {
-                        return Err(Error::State(format!(
-                            "restore of {changelog}[{partition}] made no progress for too long"
-                        )));
+        read_partitions(&consumer, &[(changelog.to_string(), partition, 0)], |msg| {
+            let input_offset = kafka::header(msg, kafka::CHANGELOG_OFFSET_HEADER)
+                .and_then(|h| std::str::from_utf8(h).ok()?.parse::<i64>().ok())
+                .unwrap_or(i64::MAX);
+            if input_offset < below {
+                let key = msg.key().unwrap_or_default();
+                if key == CHECKPOINT_KEY {
+                    if let Some(v) = msg.payload() {
+                        checkpoint = Checkpoint::decode(v)?;
+                    }
+                } else {
+                    match msg.payload() {
+                        Some(v) => store.put(key, v),
+                        None => store.delete(key),
                     }
                 }
-                Some(Err(KafkaError::PartitionEOF(_))) => break,
-                Some(Err(e)) => kafka::log_client_error(&e, "restore"),
-                Some(Ok(msg)) => {
-                    let input_offset = kafka::header(&msg, kafka::CHANGELOG_OFFSET_HEADER)
-                        .and_then(|h| std::str::from_utf8(h).ok()?.parse::<i64>().ok())
-                        .unwrap_or(i64::MAX);
-                    if input_offset < below {
-                        let key = msg.key().unwrap_or_default();
-                        if key == CHECKPOINT_KEY {
-                            if let Some(v) = msg.payload() {
-                                checkpoint = Checkpoint::decode(v)?;
-                            }
-                        } else {
-                            match msg.payload() {
-                                Some(v) => store.put(key, v),
-                                None => store.delete(key),
-                            }
-                        }
-                        applied += 1;
-                        if store.pending().len() >= 50_000 {
-                            store.commit(&[], false)?;
-                        }
-                    }
-                    if msg.offset() + 1 >= high {
-                        break;
-                    }
-                    if last_log.elapsed() > Duration::from_secs(5) {
-                        last_log = Instant::now();
-                        info!(
-                            changelog,
-                            partition,
-                            at = msg.offset(),
-                            high,
-                            applied,
-                            "restoring"
-                        );
-                    }
+                applied += 1;
+                metrics::counter!(m::RESTORE_RECORDS).increment(1);
+                if store.pending().len() >= 50_000 {
+                    store.commit(&[], false)?;
                 }
             }
-        }
-        metrics::counter!(m::RESTORE_RECORDS).increment(applied);
+            if last_log.elapsed() > Duration::from_secs(5) {
+                last_log = Instant::now();
+                info!(
+                    changelog,
+                    partition,
+                    at = msg.offset(),
+                    applied,
+                    "restoring"
+                );
+            }
+            Ok(())
+        })?;
     }
     store.commit(&[], false)?;
     store.flush()?;

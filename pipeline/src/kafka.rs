@@ -72,6 +72,10 @@ pub fn consumer_config(topology: &Topology) -> ClientConfig {
     set_default(&mut c, "session.timeout.ms", "10000");
     set_default(&mut c, "statistics.interval.ms", "5000");
     set_default(&mut c, "fetch.wait.max.ms", "50");
+    // librdkafka prefetches up to 100k records per partition by default; a backlog then keeps
+    // the broker busy serving fetches that wait in memory. A few epochs' worth is enough.
+    set_default(&mut c, "queued.min.messages", "5000");
+    set_default(&mut c, "queued.max.messages.kbytes", "16384");
     c.set("group.id", &topology.application_id);
     c.set("partition.assignment.strategy", "cooperative-sticky");
     c.set("enable.auto.commit", "false");
@@ -251,6 +255,27 @@ impl KafkaProducer {
             );
         }
         self.context.take()
+    }
+}
+
+/// Runs a broker request, retrying while the broker is slow or unreachable: waits 0.5 s,
+/// 1 s, 2 s … (capped at 10 s) between tries and logs each failure, for up to `budget`.
+///
+/// # Errors
+/// The last error once `budget` is spent.
+pub fn retry<T>(what: &str, budget: Duration, mut f: impl FnMut() -> Result<T>) -> Result<T> {
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(500);
+    loop {
+        match f() {
+            Ok(v) => return Ok(v),
+            Err(e) if started.elapsed() + pause < budget => {
+                warn!(request = what, error = %e, retry_in_ms = pause.as_millis() as u64, "broker request failed; retrying");
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_secs(10));
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 

@@ -8,13 +8,19 @@
 //! - [`rocks_store`]: RocksDB state (`StateDb`, `RocksStore`);
 //! - [`kafka`]: client configuration, the idempotent producer, header names;
 //! - [`admin`]: `topics create`;
-//! - [`metrics`]: every metric name;
+//! - [`metrics`]: every metric name, kind, labels and help text;
+//! - [`http`]: `/metrics`, `/healthz`, `/readyz` and the availability query;
+//! - [`generator`]: seeded retail traffic for the input topics (`shelfsync generate`);
+//! - [`demo`]: the pipeline, the generator and a live view in one process (`shelfsync demo`);
 //! - [`cli`]: the `shelfsync` command line.
 
 pub mod admin;
 pub mod cli;
+pub mod demo;
 pub mod engine;
 pub mod error;
+pub mod generator;
+pub mod http;
 pub mod kafka;
 pub mod metrics;
 pub mod rocks_store;

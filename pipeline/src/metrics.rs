@@ -1,5 +1,9 @@
 //! Every metric name shelfsync exports, in one place. Counters end in `_total`; labels stay
 //! low-cardinality (stage, partition, channel, topic, kind — never an order id or SKU).
+//!
+//! [`ALL`] lists every metric with its kind, labels and help text; [`describe_all`] hands the
+//! help texts to the recorder and [`register_known_series`] exports the series whose labels are
+//! known up front at 0. The recorder itself and `/metrics` live in [`crate::http`].
 
 /// Input records read, by `stage`.
 pub const RECORDS_IN: &str = "shelfsync_records_in_total";
@@ -11,6 +15,8 @@ pub const DLQ: &str = "shelfsync_dlq_records_total";
 pub const DUPLICATES_DROPPED: &str = "shelfsync_dedup_dropped_total";
 /// Internal-topic records dropped as already applied (per-upstream high-water mark), by `stage`.
 pub const STAMP_DUPLICATES: &str = "shelfsync_stamp_duplicates_dropped_total";
+/// Outputs not produced again after a restart because the output topic already held them.
+pub const TAIL_SUPPRESSED: &str = "shelfsync_tail_suppressed_total";
 /// Order lines rejected for short stock, by `channel`.
 pub const OVERSELL_REJECTIONS: &str = "shelfsync_oversell_rejections_total";
 /// Availability updates emitted, by `channel`.
@@ -25,11 +31,13 @@ pub const STALE_ERP_IGNORED: &str = "shelfsync_stale_erp_ignored_total";
 pub const STATE_EXPIRED: &str = "shelfsync_state_expired_total";
 /// Epochs committed.
 pub const EPOCHS: &str = "shelfsync_epochs_total";
-/// Time from the end of an epoch's processing to its state commit (seconds).
+/// Time to commit an epoch: changelogs and checkpoints produced, every record acknowledged,
+/// RocksDB `WriteBatch` written (seconds).
 pub const EPOCH_COMMIT_SECONDS: &str = "shelfsync_epoch_commit_seconds";
 /// Processing time per input record (seconds), by `stage`.
 pub const PROCESSING_SECONDS: &str = "shelfsync_processing_seconds";
-/// End-to-end latency: input record timestamp to its outputs acknowledged (seconds), by `stage`.
+/// End-to-end latency: input record timestamp to the commit of the epoch that processed it,
+/// i.e. after its outputs were acknowledged (seconds). No labels.
 pub const END_TO_END_SECONDS: &str = "shelfsync_end_to_end_seconds";
 /// Consumer lag per input partition (records), by `topic` and `partition`.
 pub const CONSUMER_LAG: &str = "shelfsync_consumer_lag";
@@ -45,3 +53,298 @@ pub const RESTORE_RECORDS: &str = "shelfsync_restore_records_total";
 pub const ROCKSDB_MEMORY_BYTES: &str = "shelfsync_rocksdb_memory_bytes";
 /// Producer delivery failures reported by the broker (each retried by restarting the epoch).
 pub const DELIVERY_ERRORS: &str = "shelfsync_delivery_errors_total";
+/// Build information: always 1, with the `version` of the binary as a label.
+pub const BUILD_INFO: &str = "shelfsync_build_info";
+
+/// What kind of Prometheus series a metric is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    /// Only goes up (resets on restart); query it with `rate()`/`increase()`.
+    Counter,
+    /// Goes up and down; the current value is what counts.
+    Gauge,
+    /// Distribution in buckets; exported as `<name>_bucket`, `<name>_sum` and `<name>_count`.
+    Histogram,
+}
+
+impl MetricKind {
+    /// The Prometheus `# TYPE` word: `counter`, `gauge` or `histogram`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Counter => "counter",
+            Self::Gauge => "gauge",
+            Self::Histogram => "histogram",
+        }
+    }
+}
+
+/// One exported metric: its name, kind, label names and help text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Metric {
+    /// Series name as exported.
+    pub name: &'static str,
+    /// Counter, gauge or histogram.
+    pub kind: MetricKind,
+    /// Label names (low-cardinality only).
+    pub labels: &'static [&'static str],
+    /// The `# HELP` text.
+    pub help: &'static str,
+}
+
+const fn metric(
+    name: &'static str,
+    kind: MetricKind,
+    labels: &'static [&'static str],
+    help: &'static str,
+) -> Metric {
+    Metric {
+        name,
+        kind,
+        labels,
+        help,
+    }
+}
+
+/// Every metric shelfsync exports, with its kind, labels and help text: the source of
+/// [`describe_all`], of the README's metric table, and of the check that the Grafana dashboard
+/// and the alert rules in `deploy/` only use metrics that exist.
+pub const ALL: &[Metric] = {
+    use MetricKind::{Counter, Gauge, Histogram};
+    &[
+        metric(RECORDS_IN, Counter, &["stage"], "Input records read, by stage."),
+        metric(
+            RECORDS_OUT,
+            Counter,
+            &["stage", "topic"],
+            "Output records produced, by stage and logical output topic (orders, inventory_commands, line_results, availability, validated_orders, order_status).",
+        ),
+        metric(
+            DLQ,
+            Counter,
+            &["stage", "kind"],
+            "Records sent to the dead-letter topic, by stage and error kind.",
+        ),
+        metric(
+            DUPLICATES_DROPPED,
+            Counter,
+            &[],
+            "Exact order repeats dropped by dedupe inside the dedup window.",
+        ),
+        metric(
+            STAMP_DUPLICATES,
+            Counter,
+            &["stage"],
+            "Internal-topic records dropped as already applied (per-upstream high-water mark), by stage.",
+        ),
+        metric(
+            TAIL_SUPPRESSED,
+            Counter,
+            &["stage"],
+            "Outputs not produced again after a restart because the output topic already held them, by stage.",
+        ),
+        metric(
+            OVERSELL_REJECTIONS,
+            Counter,
+            &["channel"],
+            "Order lines rejected for short stock, by channel.",
+        ),
+        metric(
+            AVAILABILITY_UPDATES,
+            Counter,
+            &["channel"],
+            "Availability updates emitted, by channel.",
+        ),
+        metric(
+            ORDERS,
+            Counter,
+            &["status"],
+            "Order revisions assembled, by status.",
+        ),
+        metric(
+            SUPERSEDED,
+            Counter,
+            &[],
+            "Order revisions dropped because a newer one was already emitted.",
+        ),
+        metric(
+            STALE_ERP_IGNORED,
+            Counter,
+            &[],
+            "ERP records ignored for a stale or repeated erp_sequence.",
+        ),
+        metric(
+            STATE_EXPIRED,
+            Counter,
+            &["stage"],
+            "State entries expired by TTL in stream time (dedup window, soft holds), by stage.",
+        ),
+        metric(EPOCHS, Counter, &[], "Epochs committed."),
+        metric(
+            EPOCH_COMMIT_SECONDS,
+            Histogram,
+            &[],
+            "Time to commit an epoch: changelogs and checkpoints produced, every record acknowledged, RocksDB WriteBatch written (seconds).",
+        ),
+        metric(
+            PROCESSING_SECONDS,
+            Histogram,
+            &["stage"],
+            "Processing time of one input record by its stage's operator (seconds), by stage.",
+        ),
+        metric(
+            END_TO_END_SECONDS,
+            Histogram,
+            &[],
+            "End-to-end latency: input record timestamp to the commit of the epoch that processed it (seconds).",
+        ),
+        metric(
+            CONSUMER_LAG,
+            Gauge,
+            &["topic", "partition"],
+            "Consumer lag per input partition (records), by topic and partition, from librdkafka statistics.",
+        ),
+        metric(
+            REBALANCES,
+            Counter,
+            &["kind"],
+            "Consumer-group rebalance callbacks, by kind (assign, revoke).",
+        ),
+        metric(
+            TASKS,
+            Gauge,
+            &["stage"],
+            "Tasks currently open on this instance, by stage.",
+        ),
+        metric(
+            RESTORING_TASKS,
+            Gauge,
+            &[],
+            "Tasks currently restoring their store from the changelog.",
+        ),
+        metric(
+            RESTORE_RECORDS,
+            Counter,
+            &[],
+            "Changelog records applied while restoring stores.",
+        ),
+        metric(
+            ROCKSDB_MEMORY_BYTES,
+            Gauge,
+            &[],
+            "Approximate RocksDB memory (memtables + shared block cache), bytes.",
+        ),
+        metric(
+            DELIVERY_ERRORS,
+            Counter,
+            &[],
+            "Producer deliveries the broker refused for good (the epoch is not committed and is replayed).",
+        ),
+        metric(
+            BUILD_INFO,
+            Gauge,
+            &["version"],
+            "Always 1; the version label names the running shelfsync.",
+        ),
+    ]
+};
+
+/// The entry of [`ALL`] named `name`.
+pub fn find(name: &str) -> Option<&'static Metric> {
+    ALL.iter().find(|m| m.name == name)
+}
+
+/// Registers the help text of every metric in [`ALL`] with the installed recorder (Prometheus
+/// shows it as `# HELP`). Call once, right after installing the recorder.
+pub fn describe_all() {
+    for m in ALL {
+        let (name, help) = (m.name, m.help);
+        match m.kind {
+            MetricKind::Counter => metrics::describe_counter!(name, help),
+            MetricKind::Gauge => metrics::describe_gauge!(name, help),
+            MetricKind::Histogram => {
+                metrics::describe_histogram!(name, metrics::Unit::Seconds, help)
+            }
+        }
+    }
+}
+
+/// Exports every series whose labels are known up front at 0 (records per stage, tasks per
+/// stage, rebalances per kind, the label-less counters and gauges) and sets [`BUILD_INFO`], so
+/// that dashboards and `rate()`/`absent()` alerts see them from the first scrape on, before the
+/// first record. Series labelled by channel, topic, kind of error or status appear with their
+/// first event.
+pub fn register_known_series() {
+    use shelfsync_topology::Stage;
+    for stage in Stage::ALL {
+        let stage = stage.name();
+        metrics::counter!(RECORDS_IN, "stage" => stage).increment(0);
+        metrics::gauge!(TASKS, "stage" => stage).increment(0.0);
+        let _ = metrics::histogram!(PROCESSING_SECONDS, "stage" => stage);
+    }
+    for kind in ["assign", "revoke"] {
+        metrics::counter!(REBALANCES, "kind" => kind).increment(0);
+    }
+    for m in ALL.iter().filter(|m| m.labels.is_empty()) {
+        match m.kind {
+            MetricKind::Counter => metrics::counter!(m.name).increment(0),
+            MetricKind::Gauge => metrics::gauge!(m.name).increment(0.0),
+            MetricKind::Histogram => {
+                let _ = metrics::histogram!(m.name);
+            }
+        }
+    }
+    metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `pub const … = "shelfsync_…"` of this file is in [`ALL`], once.
+    #[test]
+    fn every_declared_metric_is_in_the_table() {
+        let source = include_str!("metrics.rs");
+        let declared: Vec<&str> = source
+            .lines()
+            .filter(|l| l.starts_with("pub const ") && l.contains(": &str = \"shelfsync_"))
+            .filter_map(|l| l.split('"').nth(1))
+            .collect();
+        assert!(declared.len() >= 20, "{declared:?}");
+        for name in &declared {
+            assert!(find(name).is_some(), "{name} is declared but not in ALL");
+        }
+        let mut names: Vec<&str> = ALL.iter().map(|m| m.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ALL.len(), "a metric is listed twice in ALL");
+        assert_eq!(
+            names.len(),
+            declared.len(),
+            "ALL lists a metric with no constant"
+        );
+    }
+
+    #[test]
+    fn names_follow_the_conventions() {
+        for m in ALL {
+            assert!(m.name.starts_with("shelfsync_"), "{}", m.name);
+            assert_eq!(
+                m.kind == MetricKind::Counter,
+                m.name.ends_with("_total"),
+                "{}: counters (and only counters) end in _total",
+                m.name
+            );
+            if m.kind == MetricKind::Histogram {
+                assert!(m.name.ends_with("_seconds"), "{}", m.name);
+            }
+            assert!(!m.help.is_empty());
+            for label in m.labels {
+                assert!(
+                    !["sku", "order", "order_key", "order_id"].contains(label),
+                    "{}: high-cardinality label {label}",
+                    m.name
+                );
+            }
+        }
+    }
+}

@@ -116,6 +116,20 @@ impl StateDb {
         Ok(())
     }
 
+    /// Reads a committed value of task `name`'s store (what the last acknowledged epoch wrote),
+    /// or `None` when the task has no column family here.
+    ///
+    /// # Errors
+    /// [`Error::State`] on a RocksDB read error.
+    pub fn read_committed(&self, name: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let Some(cf) = self.db.cf_handle(name) else {
+            return Ok(None);
+        };
+        self.db
+            .get_cf(&cf, key)
+            .map_err(|e| Error::State(format!("read {name}: {e}")))
+    }
+
     /// Approximate memory RocksDB uses (memtables + block cache), in bytes.
     pub fn memory_usage(&self) -> u64 {
         let prop = |name: &str| self.db.property_int_value(name).ok().flatten().unwrap_or(0);

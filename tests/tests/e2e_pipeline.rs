@@ -4,105 +4,46 @@
 //! what the same stage logic predicts over `MemStore`. Then bad input, and a clean restart.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{ensure, Context, Result};
-use shelfsync_schemas::avro;
+use anyhow::{Context, Result};
 use shelfsync_schemas::{ChannelAvailability, OrderStatus, ValidatedOrder};
-use shelfsync_tests::kafka_io::{
-    read_topic, run_cli, wait_for, PipelineProcess, Record, TestProducer,
+use shelfsync_tests::harness::{
+    assert_same, decode_all, final_quantities, no_duplicate_event_ids, Setup,
 };
-use shelfsync_tests::scenario::{topology_toml, Expected, InputRecord, Model, Scenario};
-use shelfsync_tests::Broker;
-use shelfsync_topology::{TopicId, Topology};
+use shelfsync_tests::kafka_io::{read_topic, wait_for, Record};
+use shelfsync_tests::scenario::{Expected, InputRecord, Model, Scenario};
+use shelfsync_topology::TopicId;
 
 const BIN: &str = env!("CARGO_BIN_EXE_shelfsync-under-test");
 const WAIT: Duration = Duration::from_secs(120);
 
-struct Setup {
-    broker: Broker,
-    dir: tempfile::TempDir,
-    topology_path: PathBuf,
-    topology: Topology,
-}
-
 fn setup(app: &str, partitions: i32) -> Result<Setup> {
-    let broker = Broker::start()?;
-    let dir = tempfile::tempdir()?;
-    let topology_path = dir.path().join("topology.toml");
-    std::fs::write(
-        &topology_path,
-        topology_toml(&broker.bootstrap(), app, partitions),
-    )?;
-    let topology = Topology::load(&topology_path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    run_cli(
-        Path::new(BIN),
-        &[
-            "topics",
-            "create",
-            "--topology",
-            topology_path.to_str().context("path")?,
-        ],
-    )?;
-    Ok(Setup {
-        broker,
-        dir,
-        topology_path,
-        topology,
-    })
+    Setup::new(BIN, app, partitions)
 }
 
-impl Setup {
-    fn start(&self, state: &str) -> Result<PipelineProcess> {
-        PipelineProcess::start(
-            Path::new(BIN),
-            &self.topology_path,
-            &self.dir.path().join(state),
-            &self.dir.path().join(format!("{state}.log")),
-        )
-    }
-
-    fn topic(&self, id: TopicId) -> String {
-        self.topology.topic_name(id)
-    }
-
-    fn produce(&self, records: &[InputRecord]) -> Result<()> {
-        let p = TestProducer::new(&self.broker.bootstrap())?;
-        for r in records {
-            p.send(
-                &self.topic(r.input.topic()),
-                r.key.as_deref(),
-                &r.value,
-                r.timestamp,
-            )?;
-        }
-        p.flush()
-    }
-
-    /// Waits until the output topics hold at least what `expected` predicts, then decodes them.
-    fn outputs(&self, expected: &Expected) -> Result<Outputs> {
-        let b = self.broker.bootstrap();
-        let avail = wait_for(&b, &self.topic(TopicId::Availability), WAIT, |r| {
-            r.len() >= expected.availability.len()
-        })?;
-        let status = wait_for(&b, &self.topic(TopicId::OrderStatus), WAIT, |r| {
-            r.len() >= expected.statuses.len()
-        })?;
-        let validated = wait_for(&b, &self.topic(TopicId::ValidatedOrders), WAIT, |r| {
-            r.len() >= expected.validated.len()
-        })?;
-        let dlq = wait_for(&b, &self.topic(TopicId::Dlq), WAIT, |r| {
-            r.len() >= expected.dead.len()
-        })?;
-        Ok(Outputs {
-            availability: decode_all(&avail)?,
-            statuses: decode_all(&status)?,
-            validated: decode_all(&validated)?,
-            raw: [avail, status, validated].concat(),
-            dlq,
-        })
-    }
+/// Waits until the output topics hold at least what `expected` predicts, then decodes them.
+fn outputs(s: &Setup, expected: &Expected) -> Result<Outputs> {
+    let b = s.broker.bootstrap();
+    let avail = wait_for(&b, &s.topic(TopicId::Availability), WAIT, |r| {
+        r.len() >= expected.availability.len()
+    })?;
+    let status = wait_for(&b, &s.topic(TopicId::OrderStatus), WAIT, |r| {
+        r.len() >= expected.statuses.len()
+    })?;
+    let validated = wait_for(&b, &s.topic(TopicId::ValidatedOrders), WAIT, |r| {
+        r.len() >= expected.validated.len()
+    })?;
+    let dlq = wait_for(&b, &s.topic(TopicId::Dlq), WAIT, |r| {
+        r.len() >= expected.dead.len()
+    })?;
+    Ok(Outputs {
+        availability: decode_all(&avail)?,
+        statuses: decode_all(&status)?,
+        validated: decode_all(&validated)?,
+        raw: [avail, status, validated].concat(),
+        dlq,
+    })
 }
 
 struct Outputs {
@@ -111,40 +52,6 @@ struct Outputs {
     validated: Vec<ValidatedOrder>,
     raw: Vec<Record>,
     dlq: Vec<Record>,
-}
-
-fn decode_all<T: avro::AvroRecord>(records: &[Record]) -> Result<Vec<T>> {
-    records
-        .iter()
-        .map(|r| Ok(avro::decode::<T>(r.value.as_deref().context("no value")?)?))
-        .collect()
-}
-
-/// Asserts two sequences are equal, reporting the first difference instead of both lists.
-fn assert_same<T: PartialEq + std::fmt::Debug>(what: &str, got: &[T], want: &[T]) {
-    if let Some(i) = (0..got.len().min(want.len())).find(|&i| got[i] != want[i]) {
-        panic!(
-            "{what}: first difference at #{i}:\n got: {:?}\nwant: {:?}",
-            got[i], want[i]
-        );
-    }
-    assert_eq!(got.len(), want.len(), "{what}: lengths differ");
-}
-
-fn no_duplicate_event_ids(records: &[Record]) -> Result<()> {
-    let mut seen = BTreeSet::new();
-    for r in records {
-        let id = r
-            .headers
-            .get("shelfsync-event-id")
-            .context("output without event id header")?;
-        ensure!(
-            seen.insert((r.topic.clone(), id.clone())),
-            "event_id {id} twice on {}",
-            r.topic
-        );
-    }
-    Ok(())
 }
 
 fn model(setup: &Setup, scenario: &Scenario) -> Result<Vec<Expected>> {
@@ -159,19 +66,6 @@ fn model(setup: &Setup, scenario: &Scenario) -> Result<Vec<Expected>> {
     Ok(after_phase)
 }
 
-fn final_availability(events: &[ChannelAvailability]) -> BTreeMap<(String, String), (i64, i64)> {
-    let mut out: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
-    for a in events {
-        let e = out
-            .entry((a.channel.clone(), a.sku.clone()))
-            .or_insert((0, 0));
-        if a.version > e.1 {
-            *e = (a.quantity, a.version);
-        }
-    }
-    out
-}
-
 /// One partition per topic: every output topic equals the model's prediction record for record.
 #[test]
 fn single_partition_outputs_equal_the_model_exactly() -> Result<()> {
@@ -181,16 +75,16 @@ fn single_partition_outputs_equal_the_model_exactly() -> Result<()> {
     let p = s.start("state")?;
     for (phase, exp) in scenario.phases.iter().zip(&expected) {
         s.produce(phase)?;
-        s.outputs(exp).with_context(|| p.log_tail())?;
+        outputs(&s, exp).with_context(|| p.log_tail())?;
     }
     let last = expected.last().context("phases")?;
-    let out = s.outputs(last)?;
+    let out = outputs(&s, last)?;
     p.stop()?;
     assert_same("availability", &out.availability, &last.availability);
     assert_same("statuses", &out.statuses, &last.statuses);
     assert_same("validated", &out.validated, &last.validated);
     assert_eq!(out.dlq.len(), last.dead.len());
-    no_duplicate_event_ids(&out.raw)?;
+    no_duplicate_event_ids("outputs", &out.raw)?;
     // The scenario exercises every status the scarce SKUs and cancellations can give.
     let codes: BTreeSet<String> = out
         .statuses
@@ -201,14 +95,6 @@ fn single_partition_outputs_equal_the_model_exactly() -> Result<()> {
         assert!(codes.contains(c), "no {c} status in {codes:?}");
     }
     Ok(())
-}
-
-/// Final quantity per (channel, SKU) of an availability stream.
-fn final_quantities(events: &[ChannelAvailability]) -> BTreeMap<(String, String), i64> {
-    final_availability(events)
-        .into_iter()
-        .map(|(k, v)| (k, v.0))
-        .collect()
 }
 
 /// Three partitions per topic: orders of different partitions interleave in any order, so the
@@ -267,7 +153,7 @@ fn three_partitions_final_state_equals_the_model() -> Result<()> {
     let vset = |v: &[ValidatedOrder]| v.iter().map(|o| format!("{o:?}")).collect::<BTreeSet<_>>();
     assert_eq!(vset(&validated_orders), vset(&last.validated));
     assert_eq!(validated_orders.len(), last.validated.len());
-    no_duplicate_event_ids(&[avail, status, validated].concat())?;
+    no_duplicate_event_ids("outputs", &[avail, status, validated].concat())?;
     // Versions per (channel, SKU) only grow, one by one.
     let mut versions: BTreeMap<(String, String), i64> = BTreeMap::new();
     for a in &availability {
@@ -290,23 +176,23 @@ fn clean_restart_resumes_from_the_checkpoint_without_changing_results() -> Resul
     let p = s.start("state")?;
     for (phase, exp) in scenario.phases.iter().zip(&expected).take(2) {
         s.produce(phase)?;
-        s.outputs(exp).with_context(|| p.log_tail())?;
+        outputs(&s, exp).with_context(|| p.log_tail())?;
     }
     p.stop()?;
     let p = s.start("state")?;
     for (phase, exp) in scenario.phases.iter().zip(&expected).skip(2) {
         s.produce(phase)?;
-        s.outputs(exp).with_context(|| p.log_tail())?;
+        outputs(&s, exp).with_context(|| p.log_tail())?;
     }
     let last = expected.last().context("phases")?;
     std::thread::sleep(Duration::from_secs(2));
-    let out = s.outputs(last)?;
+    let out = outputs(&s, last)?;
     let log = std::fs::read_to_string(s.dir.path().join("state.log"))?;
     p.stop()?;
     assert_same("availability", &out.availability, &last.availability);
     assert_same("statuses", &out.statuses, &last.statuses);
     assert_same("validated", &out.validated, &last.validated);
-    no_duplicate_event_ids(&out.raw)?;
+    no_duplicate_event_ids("outputs", &out.raw)?;
     assert!(
         log.contains("resuming from local checkpoint"),
         "the restart did not use the local checkpoint:\n{log}"
@@ -393,7 +279,7 @@ fn bad_records_go_to_the_dlq_and_good_ones_are_processed() -> Result<()> {
     assert_eq!(expected.dead.len(), 9, "{:?}", expected.dead);
     let p = s.start("state")?;
     s.produce(&records)?;
-    let out = s.outputs(&expected).with_context(|| p.log_tail())?;
+    let out = outputs(&s, &expected).with_context(|| p.log_tail())?;
     p.stop()?;
     assert_eq!(out.dlq.len(), 9);
     for r in &out.dlq {

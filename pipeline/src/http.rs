@@ -1,0 +1,816 @@
+//! The HTTP side of `shelfsync run` (DESIGN §6): Prometheus metrics, health and readiness
+//! probes, and the availability query answered from local state.
+//!
+//! | route | answers |
+//! |---|---|
+//! | `GET /metrics` | every metric of [`crate::metrics::ALL`] in the Prometheus text format |
+//! | `GET /healthz` | `200 {"status":"ok"}` while the process runs (liveness) |
+//! | `GET /readyz` | `200` once the instance has its partitions and no task is restoring, else `503`; the JSON body says why |
+//! | `GET /v1/availability/{sku}` | the SKU's committed stock and published channel quantities when this instance owns its inventory task; else where to ask |
+//!
+//! The server runs on a small tokio runtime in its own thread, so the engine (synchronous,
+//! librdkafka-driven) never waits on it and it keeps answering probes while the engine is
+//! busy restoring. It only reads: [`EngineStatus`] (atomics and a lock held for a set lookup)
+//! and the committed state in RocksDB, never an epoch's uncommitted writes.
+//!
+//! The availability query routes a SKU exactly as the producers do: the inventory stage reads
+//! `<application_id>-inventory-commands`, keyed by SKU and partitioned by librdkafka's
+//! `murmur2_random` partitioner, which is Java's `Utils.murmur2` ([`murmur2`]) of the key bytes,
+//! made positive and taken modulo the partition count ([`partition_for_key`]). The partition
+//! names the task (`inventory-<p>`); whichever instance owns that task holds the SKU's state.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::future::IntoFuture;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use serde::Serialize;
+use shelfsync_operators::reserve_inventory::{load_sku, SkuRecord};
+use shelfsync_operators::StateStore;
+use shelfsync_topology::{Stage, TopicId, Topology};
+use tokio::sync::oneshot;
+use tracing::{info, warn};
+
+use crate::engine::EngineStatus;
+use crate::error::{Error, Result};
+use crate::metrics as m;
+use crate::rocks_store::StateDb;
+
+/// The default listen address of `shelfsync run --http-addr`.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:9464";
+/// Route of the Prometheus scrape endpoint.
+pub const METRICS_PATH: &str = "/metrics";
+/// Route of the liveness probe.
+pub const HEALTHZ_PATH: &str = "/healthz";
+/// Route of the readiness probe.
+pub const READYZ_PATH: &str = "/readyz";
+/// Route of the availability query (`{sku}` is the percent-encoded SKU).
+pub const AVAILABILITY_PATH: &str = "/v1/availability/{sku}";
+
+/// Histogram buckets (seconds) for per-record processing time: 10 µs to 1 s.
+pub const PROCESSING_BUCKETS: &[f64] = &[
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
+    0.05, 0.1, 0.25, 0.5, 1.0,
+];
+/// Histogram buckets (seconds) for epoch commits: 1 ms to 60 s (an epoch waits for the broker).
+pub const EPOCH_COMMIT_BUCKETS: &[f64] = &[
+    0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+/// Histogram buckets (seconds) for end-to-end latency: 5 ms to 1 h (backlogs after an outage).
+pub const END_TO_END_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+];
+
+/// The Prometheus recorder configuration: real histograms (not summaries) with the buckets
+/// above for every `_seconds` metric.
+///
+/// # Errors
+/// Never in practice: only an empty bucket list is refused.
+pub fn prometheus_builder() -> Result<PrometheusBuilder> {
+    let bug = |e: metrics_exporter_prometheus::BuildError| Error::Bug(format!("buckets: {e}"));
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full(m::PROCESSING_SECONDS.into()),
+            PROCESSING_BUCKETS,
+        )
+        .and_then(|b| {
+            b.set_buckets_for_metric(
+                Matcher::Full(m::EPOCH_COMMIT_SECONDS.into()),
+                EPOCH_COMMIT_BUCKETS,
+            )
+        })
+        .and_then(|b| {
+            b.set_buckets_for_metric(
+                Matcher::Full(m::END_TO_END_SECONDS.into()),
+                END_TO_END_BUCKETS,
+            )
+        })
+        // Any histogram added later still renders as a histogram, not a summary.
+        .and_then(|b| {
+            b.set_buckets_for_metric(Matcher::Suffix("_seconds".into()), END_TO_END_BUCKETS)
+        })
+        .map_err(bug)
+}
+
+/// Installs the process-wide Prometheus recorder, registers every metric's help text and the
+/// series known up front (see [`m::register_known_series`]), and returns the handle that
+/// renders `/metrics`. Call once per process, before the engine records anything.
+///
+/// # Errors
+/// [`Error::Bug`] when a recorder is already installed.
+pub fn install_recorder() -> Result<PrometheusHandle> {
+    let handle = prometheus_builder()?
+        .install_recorder()
+        .map_err(|e| Error::Bug(format!("install the Prometheus recorder: {e}")))?;
+    m::describe_all();
+    m::register_known_series();
+    Ok(handle)
+}
+
+/// Java's `org.apache.kafka.common.utils.Utils.murmur2` (and librdkafka's `rd_murmur2`): the
+/// 32-bit MurmurHash2 with Kafka's seed `0x9747b28c`, as a signed `i32` like Java's.
+pub fn murmur2(data: &[u8]) -> i32 {
+    const SEED: u32 = 0x9747_b28c;
+    const M: u32 = 0x5bd1_e995;
+    const R: u32 = 24;
+    // Java hashes `int length`; keys are far below 2 GiB.
+    let mut h: u32 = SEED ^ (data.len() as u32);
+    let mut chunks = data.chunks_exact(4);
+    for c in &mut chunks {
+        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> R;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M);
+        h ^= k;
+    }
+    let tail = chunks.remainder();
+    if tail.len() >= 3 {
+        h ^= u32::from(tail[2]) << 16;
+    }
+    if tail.len() >= 2 {
+        h ^= u32::from(tail[1]) << 8;
+    }
+    if !tail.is_empty() {
+        h ^= u32::from(tail[0]);
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    h as i32
+}
+
+/// The partition a keyed record lands on under the `murmur2_random` partitioner (librdkafka)
+/// and Java's default partitioner: `(murmur2(key) & 0x7fffffff) % partitions`. `partitions`
+/// below 1 counts as 1.
+pub fn partition_for_key(key: &[u8], partitions: i32) -> i32 {
+    (murmur2(key) & 0x7fff_ffff) % partitions.max(1)
+}
+
+/// The running HTTP server; [`HttpServer::shutdown`] (or drop) stops it.
+#[derive(Debug)]
+pub struct HttpServer {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl HttpServer {
+    /// The address the server listens on (the real port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish (at most 5 s) and joins the
+    /// server thread.
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                warn!("the HTTP server thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+/// What the handlers share.
+#[derive(Clone)]
+struct AppState {
+    topology: Arc<Topology>,
+    status: Arc<EngineStatus>,
+    metrics: PrometheusHandle,
+    inventory_topic: Arc<str>,
+    inventory_partitions: i32,
+}
+
+/// Binds `addr` and serves the endpoints of this module on a tokio runtime in a thread of its
+/// own, until [`HttpServer::shutdown`]. `shelfsync run` calls it before starting the engine, so
+/// probes answer (not ready) while the instance joins its group and restores state.
+///
+/// `metrics` is the handle of the installed recorder ([`install_recorder`]); a background task
+/// runs its upkeep every 5 s.
+///
+/// # Errors
+/// [`Error::Config`] when `addr` cannot be bound (in use, not a local address, no permission);
+/// [`Error::Bug`] when the runtime or thread cannot start.
+pub fn serve(
+    addr: SocketAddr,
+    topology: Arc<Topology>,
+    status: Arc<EngineStatus>,
+    metrics: PrometheusHandle,
+) -> Result<HttpServer> {
+    let listener = std::net::TcpListener::bind(addr).map_err(|e| {
+        Error::Config(format!(
+            "--http-addr (SHELFSYNC_HTTP_ADDR) {addr}: cannot listen: {e}"
+        ))
+    })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| Error::Bug(format!("non-blocking HTTP listener: {e}")))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Error::Bug(format!("HTTP listener address: {e}")))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Bug(format!("HTTP runtime: {e}")))?;
+    let state = AppState {
+        inventory_topic: topology.topic_name(TopicId::InventoryCommands).into(),
+        inventory_partitions: topology.partitions(TopicId::InventoryCommands),
+        topology,
+        status,
+        metrics,
+    };
+    let listener = {
+        let _runtime = runtime.enter();
+        tokio::net::TcpListener::from_std(listener)
+            .map_err(|e| Error::Bug(format!("HTTP listener: {e}")))?
+    };
+    let (stop, stopped) = oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("shelfsync-http".into())
+        .spawn(move || runtime.block_on(run_server(listener, state, stopped)))
+        .map_err(|e| Error::Bug(format!("spawn the HTTP thread: {e}")))?;
+    info!(addr = %local, "HTTP endpoints listening (/metrics, /healthz, /readyz, /v1/availability/{{sku}})");
+    Ok(HttpServer {
+        addr: local,
+        stop: Some(stop),
+        thread: Some(thread),
+    })
+}
+
+async fn run_server(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    stopped: oneshot::Receiver<()>,
+) {
+    let upkeep = state.metrics.clone();
+    let upkeep_task = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    let (draining, drain_started) = oneshot::channel::<()>();
+    let server = axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move {
+            let _ = stopped.await;
+            let _ = draining.send(());
+        })
+        .into_future();
+    // Bounded drain: once stopping, a stuck client must not hold up the process's exit.
+    let drain_deadline = async {
+        if drain_started.await.is_ok() {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = server => {
+            if let Err(e) = result {
+                warn!(error = %e, "HTTP server stopped with an error");
+            }
+        }
+        () = drain_deadline => warn!("HTTP connections still open 5 s after shutdown; closing them"),
+    }
+    upkeep_task.abort();
+}
+
+fn router(state: AppState) -> Router {
+    Router::new()
+        .route(METRICS_PATH, get(metrics_handler))
+        .route(HEALTHZ_PATH, get(healthz))
+        .route(READYZ_PATH, get(readyz))
+        .route(AVAILABILITY_PATH, get(availability))
+        .with_state(state)
+}
+
+async fn metrics_handler(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// The body of `/readyz`.
+#[derive(Debug, Serialize)]
+struct Readiness {
+    ready: bool,
+    assigned: bool,
+    ready_tasks: usize,
+    restoring_tasks: usize,
+    tasks: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+fn readiness(status: &EngineStatus) -> Readiness {
+    let assigned = status.assigned.load(Ordering::SeqCst);
+    let ready_tasks = status.ready_tasks.load(Ordering::SeqCst);
+    let restoring_tasks = status.restoring_tasks.load(Ordering::SeqCst);
+    let tasks = status
+        .owned
+        .lock()
+        .map(|o| o.iter().cloned().collect())
+        .unwrap_or_default();
+    let reason = if !assigned {
+        Some("not assigned any partition yet: joining the consumer group".to_string())
+    } else if restoring_tasks > 0 {
+        Some(format!(
+            "{restoring_tasks} task(s) restoring state from their changelog"
+        ))
+    } else {
+        None
+    };
+    Readiness {
+        ready: reason.is_none(),
+        assigned,
+        ready_tasks,
+        restoring_tasks,
+        tasks,
+        reason,
+    }
+}
+
+async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
+    let r = readiness(&state.status);
+    let code = if r.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(r))
+}
+
+/// A channel's last published availability.
+#[derive(Debug, Serialize)]
+struct ChannelView {
+    channel: String,
+    quantity: i64,
+    version: i64,
+}
+
+/// The availability answer for a SKU whose inventory task this instance owns.
+#[derive(Debug, Serialize)]
+struct LocalAvailability {
+    sku: String,
+    partition: i32,
+    task: String,
+    owner: &'static str,
+    found: bool,
+    active: bool,
+    channels: Vec<ChannelView>,
+    on_hand: BTreeMap<String, i64>,
+    reserved: i64,
+    backordered: i64,
+    safety_stock: BTreeMap<String, i64>,
+    ats: BTreeMap<String, i64>,
+}
+
+fn local_view(
+    topology: &Topology,
+    sku: &str,
+    partition: i32,
+    task: &str,
+    record: SkuRecord,
+) -> LocalAvailability {
+    let stock = &record.stock;
+    let policies: Vec<_> = topology.channels.iter().map(|c| c.policy()).collect();
+    LocalAvailability {
+        sku: sku.to_string(),
+        partition,
+        task: task.to_string(),
+        owner: "local",
+        found: true,
+        active: stock.product.as_ref().is_none_or(|p| p.active),
+        channels: record
+            .published
+            .iter()
+            .map(|p| ChannelView {
+                channel: p.channel.clone(),
+                quantity: p.quantity,
+                version: p.version,
+            })
+            .collect(),
+        on_hand: stock
+            .positions
+            .iter()
+            .map(|p| (p.location.clone(), p.on_hand))
+            .collect(),
+        reserved: stock.reserved,
+        backordered: stock.backordered,
+        safety_stock: policies
+            .iter()
+            .map(|p| (p.name.clone(), stock.safety_stock(&p.name)))
+            .collect(),
+        ats: policies
+            .iter()
+            .map(|p| (p.name.clone(), stock.ats(p)))
+            .collect(),
+    }
+}
+
+/// A read-only [`StateStore`] over the committed state of one task: `get` reads what the last
+/// acknowledged epoch wrote to RocksDB. The query path never writes and never scans, so
+/// `put`, `delete` and `range` do nothing but record a bug, which the handler answers with 500
+/// instead of a wrong answer.
+struct CommittedView<'a> {
+    db: &'a StateDb,
+    task: &'a str,
+    error: RefCell<Option<Error>>,
+}
+
+impl CommittedView<'_> {
+    fn fail(&self, e: Error) {
+        self.error.borrow_mut().get_or_insert(e);
+    }
+}
+
+impl StateStore for CommittedView<'_> {
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        match self.db.read_committed(self.task, key) {
+            Ok(v) => v,
+            Err(e) => {
+                self.fail(e);
+                None
+            }
+        }
+    }
+
+    fn put(&mut self, _key: &[u8], _value: &[u8]) {
+        self.fail(Error::Bug("write through the read-only query view".into()));
+    }
+
+    fn delete(&mut self, _key: &[u8]) {
+        self.fail(Error::Bug("delete through the read-only query view".into()));
+    }
+
+    fn range(&self, _from: &[u8], _to: &[u8], _limit: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.fail(Error::Bug(
+            "range scan through the read-only query view".into(),
+        ));
+        Vec::new()
+    }
+}
+
+fn json(code: StatusCode, body: serde_json::Value) -> Response {
+    (code, Json(body)).into_response()
+}
+
+fn remote(state: &AppState, sku: &str, partition: i32, task: &str) -> Response {
+    let restoring = state.status.restoring_tasks.load(Ordering::SeqCst);
+    let mut detail = format!(
+        "partition {partition} of {} is not assigned to this instance; the instance that owns task {task} answers for this SKU",
+        state.inventory_topic
+    );
+    if restoring > 0 {
+        detail.push_str(&format!(
+            " ({restoring} task(s) are restoring here; it may be one of them: retry shortly)"
+        ));
+    }
+    json(
+        StatusCode::MISDIRECTED_REQUEST,
+        serde_json::json!({
+            "sku": sku,
+            "partition": partition,
+            "owner": "remote",
+            "task": task,
+            "detail": detail,
+        }),
+    )
+}
+
+async fn availability(State(state): State<AppState>, Path(sku): Path<String>) -> Response {
+    let partition = partition_for_key(sku.as_bytes(), state.inventory_partitions);
+    let task = format!("{}-{partition}", Stage::Inventory.name());
+    if !state.status.owns(&task) {
+        return remote(&state, &sku, partition, &task);
+    }
+    let Some(db) = state.status.db.get().cloned() else {
+        return json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"sku": sku, "partition": partition, "task": task, "detail": "state store not open yet"}),
+        );
+    };
+    let (sku_b, task_b) = (sku.clone(), task.clone());
+    let read = tokio::task::spawn_blocking(move || {
+        let view = CommittedView {
+            db: &db,
+            task: &task_b,
+            error: RefCell::new(None),
+        };
+        let loaded = load_sku(&view, &sku_b).map_err(|e| Error::Bug(e.to_string()));
+        match view.error.into_inner() {
+            Some(e) => Err(e),
+            None => loaded,
+        }
+    })
+    .await;
+    // The task may have been revoked while we read: the answer then belongs to its new owner.
+    if !state.status.owns(&task) {
+        return remote(&state, &sku, partition, &task);
+    }
+    match read {
+        Ok(Ok(Some(record))) => {
+            let body = local_view(&state.topology, &sku, partition, &task, record);
+            (StatusCode::OK, Json(body)).into_response()
+        }
+        Ok(Ok(None)) => json(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({"sku": sku, "partition": partition, "task": task, "owner": "local", "found": false}),
+        ),
+        Ok(Err(e)) => {
+            warn!(sku = %sku, task = %task, error = %e, "availability query failed");
+            json(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                serde_json::json!({"sku": sku, "partition": partition, "task": task, "detail": e.to_string()}),
+            )
+        }
+        Err(e) => json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            serde_json::json!({"sku": sku, "partition": partition, "task": task, "detail": format!("query task failed: {e}")}),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use shelfsync_operators::reserve_inventory::ReserveInventory;
+    use shelfsync_operators::Operator;
+    use shelfsync_schemas::{InventoryChange, InventoryChangeKind, InventoryCommand};
+
+    use super::*;
+
+    /// `UtilsTest.testMurmur2` of Apache Kafka's clients module.
+    #[test]
+    fn murmur2_matches_kafkas_java_test_vectors() {
+        let cases: [(&str, i32); 6] = [
+            ("21", -973_932_308),
+            ("foobar", -790_332_482),
+            ("a-little-bit-long-string", -985_981_536),
+            ("a-little-bit-longer-string", -1_486_304_829),
+            (
+                "lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
+                -58_897_971,
+            ),
+            ("abc", 479_470_107),
+        ];
+        for (key, want) in cases {
+            assert_eq!(murmur2(key.as_bytes()), want, "murmur2({key:?})");
+        }
+    }
+
+    #[test]
+    fn partition_is_the_positive_hash_modulo_the_partition_count() {
+        // murmur2("21") = -973932308; & 0x7fffffff = 1173551340; % 6 = 0, % 7 = 4.
+        assert_eq!(partition_for_key(b"21", 6), 1_173_551_340 % 6);
+        assert_eq!(partition_for_key(b"21", 7), 1_173_551_340 % 7);
+        assert_eq!(partition_for_key(b"anything", 1), 0);
+        assert_eq!(partition_for_key(b"anything", 0), 0);
+        for key in ["", "a", "ab", "abc", "abcd", "SKU-00042"] {
+            let p = partition_for_key(key.as_bytes(), 12);
+            assert!((0..12).contains(&p), "{key}: {p}");
+        }
+    }
+
+    const TOPOLOGY: &str = r#"
+        application_id = "http-unit"
+        [kafka]
+        bootstrap_servers = "127.0.0.1:1"
+        [topics]
+        partitions = 4
+        [[locations]]
+        id = "dc-east"
+        name = "East"
+        [[locations]]
+        id = "store-nyc"
+        name = "NYC"
+        [[channels]]
+        name = "amazon"
+        adapter = "amazon"
+        share_pct = 40
+        buffer = 2
+        [[channels]]
+        name = "ebay"
+        adapter = "generic"
+        eligible_locations = ["dc-east"]
+    "#;
+
+    fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        let code = text
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+        (code, body.to_string())
+    }
+
+    fn json_of(body: &str) -> serde_json::Value {
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+    }
+
+    fn snapshot(sku: &str, location: &str, qty: i64, seq: i64) -> InventoryCommand {
+        InventoryCommand::inventory(InventoryChange {
+            sku: sku.into(),
+            location: location.into(),
+            kind: InventoryChangeKind::SNAPSHOT,
+            quantity: qty,
+            erp_sequence: seq,
+            reason: None,
+            order_key: None,
+            line_id: None,
+            event_time: 0,
+        })
+    }
+
+    #[test]
+    fn endpoints_answer_from_status_and_committed_state() {
+        let topology = Arc::new(Topology::from_toml_str(TOPOLOGY).unwrap());
+        let status = Arc::new(EngineStatus::default());
+        let recorder = prometheus_builder().unwrap().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            m::describe_all();
+            m::register_known_series();
+            metrics::histogram!(m::EPOCH_COMMIT_SECONDS).record(0.003);
+        });
+        let server = serve(
+            "127.0.0.1:0".parse().unwrap(),
+            Arc::clone(&topology),
+            Arc::clone(&status),
+            handle,
+        )
+        .unwrap();
+        let addr = server.local_addr();
+
+        // Liveness always; readiness only once assigned and not restoring.
+        assert_eq!(get(addr, "/healthz").0, 200);
+        let (code, body) = get(addr, "/readyz");
+        assert_eq!(code, 503, "{body}");
+        assert!(json_of(&body)["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not assigned"));
+        status.assigned.store(true, Ordering::SeqCst);
+        status.restoring_tasks.store(2, Ordering::SeqCst);
+        let (code, body) = get(addr, "/readyz");
+        assert_eq!(code, 503);
+        assert!(json_of(&body)["reason"]
+            .as_str()
+            .unwrap()
+            .contains("2 task(s) restoring"));
+        status.restoring_tasks.store(0, Ordering::SeqCst);
+        let (code, body) = get(addr, "/readyz");
+        assert_eq!(code, 200, "{body}");
+        assert_eq!(json_of(&body)["ready"], true);
+
+        // Metrics: text format, help lines, zeroed known series, real histogram buckets.
+        let (code, text) = get(addr, "/metrics");
+        assert_eq!(code, 200);
+        assert!(text.contains("# HELP shelfsync_records_in_total Input records read"));
+        assert!(text.contains("shelfsync_records_in_total{stage=\"inventory\"} 0"));
+        assert!(text.contains("# TYPE shelfsync_epoch_commit_seconds histogram"));
+        assert!(text.contains("shelfsync_epoch_commit_seconds_bucket{le=\"0.005\"} 1"));
+        assert!(text.contains("shelfsync_build_info{version="));
+
+        // Availability: state of a SKU on an owned partition, committed to RocksDB.
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateDb::open(dir.path(), 16 << 20).unwrap();
+        let sku = "SKU-42";
+        let p = partition_for_key(sku.as_bytes(), 4);
+        let task = format!("inventory-{p}");
+        let op = ReserveInventory::new(topology.inventory_config());
+        let mut store = db.store(&task).unwrap();
+        let mut out = Vec::new();
+        op.process(
+            &mut store,
+            1_000,
+            &snapshot(sku, "dc-east", 30, 1),
+            &mut out,
+        )
+        .unwrap();
+        op.process(
+            &mut store,
+            2_000,
+            &snapshot(sku, "store-nyc", 10, 1),
+            &mut out,
+        )
+        .unwrap();
+        store.commit(&[], true).unwrap();
+        // Not owned here yet: a pointer to the owning task.
+        let _ = status.db.set(db.clone());
+        let (code, body) = get(addr, &format!("/v1/availability/{sku}"));
+        assert_eq!(code, 421, "{body}");
+        let v = json_of(&body);
+        assert_eq!(v["owner"], "remote");
+        assert_eq!(v["task"], task.as_str());
+        assert_eq!(v["partition"], p);
+
+        status.owned.lock().unwrap().insert(task.clone());
+        let (code, body) = get(addr, &format!("/v1/availability/{sku}"));
+        assert_eq!(code, 200, "{body}");
+        let v = json_of(&body);
+        assert_eq!(v["owner"], "local");
+        assert_eq!(v["found"], true);
+        assert_eq!(v["partition"], p);
+        assert_eq!(
+            v["on_hand"],
+            serde_json::json!({"dc-east": 30, "store-nyc": 10})
+        );
+        assert_eq!(v["reserved"], 0);
+        // ATS 40 on every location: amazon 40% of 40 − 2 = 14; ebay sees dc-east only: 30.
+        assert_eq!(v["ats"], serde_json::json!({"amazon": 40, "ebay": 30}));
+        assert_eq!(
+            v["safety_stock"],
+            serde_json::json!({"amazon": 0, "ebay": 0})
+        );
+        let channels: Vec<(String, i64, i64)> = v["channels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["channel"].as_str().unwrap().to_string(),
+                    c["quantity"].as_i64().unwrap(),
+                    c["version"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            channels,
+            [("amazon".to_string(), 14, 2), ("ebay".to_string(), 30, 1)]
+        );
+
+        // A SKU nobody wrote, on an owned partition.
+        let unknown = (0..)
+            .map(|i| format!("NOPE-{i}"))
+            .find(|s| partition_for_key(s.as_bytes(), 4) == p)
+            .unwrap();
+        let (code, body) = get(addr, &format!("/v1/availability/{unknown}"));
+        assert_eq!(code, 404, "{body}");
+        assert_eq!(json_of(&body)["found"], false);
+        assert_eq!(json_of(&body)["owner"], "local");
+
+        server.shutdown();
+        assert!(std::net::TcpStream::connect(addr).is_err());
+    }
+
+    #[test]
+    fn a_busy_address_is_a_config_error() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let topology = Arc::new(Topology::from_toml_str(TOPOLOGY).unwrap());
+        let handle = prometheus_builder().unwrap().build_recorder().handle();
+        let err = serve(
+            taken.local_addr().unwrap(),
+            topology,
+            Arc::new(EngineStatus::default()),
+            handle,
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::Config(_)), "{err}");
+    }
+}

@@ -1,0 +1,171 @@
+//! The set-up every broker test shares: a broker, a topology file with its topics created, and
+//! helpers to produce the scenario's input, start `shelfsync run` and read outputs back.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::{ensure, Context, Result};
+use shelfsync_schemas::avro;
+use shelfsync_schemas::ChannelAvailability;
+use shelfsync_topology::{TopicId, Topology};
+
+use crate::kafka_io::{read_topic, run_cli, PipelineProcess, Record, TestProducer};
+use crate::scenario::{topology_toml, InputRecord};
+use crate::Broker;
+
+/// A broker with the test topology's topics created, and a temp dir for state and logs.
+pub struct Setup {
+    /// The broker.
+    pub broker: Broker,
+    /// State dirs, logs and the topology file live here.
+    pub dir: tempfile::TempDir,
+    /// The topology file.
+    pub topology_path: PathBuf,
+    /// The parsed topology.
+    pub topology: Topology,
+    bin: PathBuf,
+}
+
+impl Setup {
+    /// Starts a broker and creates the topics of [`topology_toml`] with `bin topics create`.
+    ///
+    /// # Errors
+    /// When the broker does not start or topic creation fails.
+    pub fn new(bin: &str, app: &str, partitions: i32) -> Result<Self> {
+        let broker = Broker::start()?;
+        let dir = tempfile::tempdir()?;
+        let topology_path = dir.path().join("topology.toml");
+        std::fs::write(
+            &topology_path,
+            topology_toml(&broker.bootstrap(), app, partitions),
+        )?;
+        let topology = Topology::load(&topology_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+        run_cli(
+            Path::new(bin),
+            &[
+                "topics",
+                "create",
+                "--topology",
+                topology_path.to_str().context("path")?,
+            ],
+        )?;
+        Ok(Self {
+            broker,
+            dir,
+            topology_path,
+            topology,
+            bin: PathBuf::from(bin),
+        })
+    }
+
+    /// Starts `shelfsync run` with state dir and log named after `state`.
+    ///
+    /// # Errors
+    /// When the process cannot be spawned.
+    pub fn start(&self, state: &str) -> Result<PipelineProcess> {
+        PipelineProcess::start(
+            &self.bin,
+            &self.topology_path,
+            &self.dir.path().join(state),
+            &self.log_path(state),
+        )
+    }
+
+    /// The log file of the process started with `state`.
+    pub fn log_path(&self, state: &str) -> PathBuf {
+        self.dir.path().join(format!("{state}.log"))
+    }
+
+    /// The topic name of a logical topic.
+    pub fn topic(&self, id: TopicId) -> String {
+        self.topology.topic_name(id)
+    }
+
+    /// Produces `records` and waits for their acknowledgement.
+    ///
+    /// # Errors
+    /// On produce errors.
+    pub fn produce(&self, records: &[InputRecord]) -> Result<()> {
+        let p = TestProducer::new(&self.broker.bootstrap())?;
+        for r in records {
+            p.send(
+                &self.topic(r.input.topic()),
+                r.key.as_deref(),
+                &r.value,
+                r.timestamp,
+            )?;
+        }
+        p.flush()
+    }
+
+    /// Reads a whole output topic and decodes it.
+    ///
+    /// # Errors
+    /// On read or decode errors.
+    pub fn read<T: avro::AvroRecord>(&self, id: TopicId) -> Result<(Vec<Record>, Vec<T>)> {
+        let records = read_topic(&self.broker.bootstrap(), &self.topic(id))?;
+        let decoded = decode_all(&records)?;
+        Ok((records, decoded))
+    }
+}
+
+/// Decodes every record's value as `T`.
+///
+/// # Errors
+/// When a record has no value or does not decode.
+pub fn decode_all<T: avro::AvroRecord>(records: &[Record]) -> Result<Vec<T>> {
+    records
+        .iter()
+        .map(|r| Ok(avro::decode::<T>(r.value.as_deref().context("no value")?)?))
+        .collect()
+}
+
+/// The latest quantity per (channel, SKU) of an availability stream (highest version wins).
+pub fn final_quantities(events: &[ChannelAvailability]) -> BTreeMap<(String, String), i64> {
+    let mut out: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
+    for a in events {
+        let e = out
+            .entry((a.channel.clone(), a.sku.clone()))
+            .or_insert((0, 0));
+        if a.version > e.1 {
+            *e = (a.quantity, a.version);
+        }
+    }
+    out.into_iter().map(|(k, (q, _))| (k, q)).collect()
+}
+
+/// Fails when two records of `records` carry the same `shelfsync-event-id` header.
+///
+/// # Errors
+/// On a repeated or missing event id.
+pub fn no_duplicate_event_ids(what: &str, records: &[Record]) -> Result<()> {
+    let mut seen = BTreeSet::new();
+    for r in records {
+        let id = r
+            .headers
+            .get("shelfsync-event-id")
+            .context("output without event id header")?;
+        ensure!(
+            seen.insert(id.clone()),
+            "{what}: event_id {id} appears twice"
+        );
+    }
+    Ok(())
+}
+
+/// Asserts two sequences are equal, reporting the first difference instead of both lists.
+///
+/// # Panics
+/// When they differ.
+pub fn assert_same<T: PartialEq + std::fmt::Debug>(what: &str, got: &[T], want: &[T]) {
+    if let Some(i) = (0..got.len().min(want.len())).find(|&i| got[i] != want[i]) {
+        panic!(
+            "{what}: first difference at #{i} of {}/{}:\n got: {:?}\nwant: {:?}",
+            got.len(),
+            want.len(),
+            got[i],
+            want[i]
+        );
+    }
+    assert_eq!(got.len(), want.len(), "{what}: lengths differ");
+}

@@ -1,0 +1,343 @@
+//! The HTTP endpoints of `shelfsync run` against a real broker (tansu): readiness before and
+//! after the group assignment, Prometheus metrics that exist and move while input flows, and
+//! the availability query equal to the last availability event of each SKU on the output topic,
+//! answered by the partition the producers route the SKU to.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use shelfsync_pipeline::metrics::{self as m, ALL};
+use shelfsync_schemas::{avro, ChannelAvailability};
+use shelfsync_tests::kafka_io::{read_topic, run_cli, wait_for, PipelineProcess, TestProducer};
+use shelfsync_tests::scenario::{topology_toml, InputRecord, Model, Scenario};
+use shelfsync_tests::Broker;
+use shelfsync_topology::{TopicId, Topology};
+
+const BIN: &str = env!("CARGO_BIN_EXE_shelfsync-under-test");
+const WAIT: Duration = Duration::from_secs(120);
+
+/// A plain HTTP/1.1 GET: `(status, body)`.
+fn get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    let code = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .with_context(|| format!("no status line in {text:?}"))?;
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    Ok((code, body.to_string()))
+}
+
+fn get_json(addr: SocketAddr, path: &str) -> Result<(u16, serde_json::Value)> {
+    let (code, body) = get(addr, path)?;
+    let v = serde_json::from_str(&body).with_context(|| format!("{path}: {body}"))?;
+    Ok((code, v))
+}
+
+/// Retries `f` every 100 ms until it returns `Some`, or fails after `timeout` with `what`.
+fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> Result<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Ok(v);
+        }
+        if Instant::now() > deadline {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The sum of every series of `name` in a Prometheus text scrape (`None` when absent).
+fn sample_sum(scrape: &str, name: &str) -> Option<f64> {
+    let mut found = None;
+    for line in scrape.lines().filter(|l| !l.starts_with('#')) {
+        let series = line.split(['{', ' ']).next().unwrap_or("");
+        if series != name {
+            continue;
+        }
+        let value: f64 = line.rsplit(' ').next()?.parse().ok()?;
+        *found.get_or_insert(0.0) += value;
+    }
+    found
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn produce(bootstrap: &str, topology: &Topology, records: &[InputRecord]) -> Result<()> {
+    let p = TestProducer::new(bootstrap)?;
+    for r in records {
+        p.send(
+            &topology.topic_name(r.input.topic()),
+            r.key.as_deref(),
+            &r.value,
+            r.timestamp,
+        )?;
+    }
+    p.flush()
+}
+
+/// Latest `(quantity, version)` per SKU and channel of an availability stream.
+fn latest(events: &[ChannelAvailability]) -> BTreeMap<String, BTreeMap<String, (i64, i64)>> {
+    let mut out: BTreeMap<String, BTreeMap<String, (i64, i64)>> = BTreeMap::new();
+    for a in events {
+        let e = out
+            .entry(a.sku.clone())
+            .or_default()
+            .entry(a.channel.clone())
+            .or_insert((0, 0));
+        if a.version > e.1 {
+            *e = (a.quantity, a.version);
+        }
+    }
+    out
+}
+
+fn decode_availability(records: &[shelfsync_tests::kafka_io::Record]) -> Vec<ChannelAvailability> {
+    records
+        .iter()
+        .filter_map(|r| avro::decode(r.value.as_deref()?).ok())
+        .collect()
+}
+
+fn quantities(events: &[ChannelAvailability]) -> BTreeMap<(String, String), i64> {
+    latest(events)
+        .into_iter()
+        .flat_map(|(sku, by_channel)| {
+            by_channel
+                .into_iter()
+                .map(move |(channel, (q, _))| ((channel, sku.clone()), q))
+        })
+        .collect()
+}
+
+#[test]
+fn readiness_metrics_and_availability_query_against_a_real_broker() -> Result<()> {
+    let mut broker = Broker::start()?;
+    let bootstrap = broker.bootstrap();
+    let dir = tempfile::tempdir()?;
+    let topology_path: PathBuf = dir.path().join("topology.toml");
+    std::fs::write(&topology_path, topology_toml(&bootstrap, "http-metrics", 3))?;
+    let topology = Topology::load(&topology_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    run_cli(
+        Path::new(BIN),
+        &[
+            "topics",
+            "create",
+            "--topology",
+            topology_path.to_str().context("path")?,
+        ],
+    )?;
+
+    // Start the pipeline while the broker is down: it cannot be assigned anything yet.
+    broker.kill()?;
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+    let addr_text = addr.to_string();
+    let p = PipelineProcess::start_with_env(
+        Path::new(BIN),
+        &topology_path,
+        &dir.path().join("state"),
+        &dir.path().join("state.log"),
+        &[("SHELFSYNC_HTTP_ADDR", addr_text.as_str())],
+    )?;
+    eventually(Duration::from_secs(30), "/healthz", || {
+        get(addr, "/healthz").ok().filter(|(c, _)| *c == 200)
+    })
+    .with_context(|| p.log_tail())?;
+    for _ in 0..5 {
+        let (code, body) = get_json(addr, "/readyz")?;
+        ensure!(code == 503, "ready without a broker: {body}");
+        ensure!(body["assigned"] == false, "{body}");
+        ensure!(
+            body["reason"]
+                .as_str()
+                .unwrap_or("")
+                .contains("not assigned"),
+            "{body}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Every series known up front is exported, at 0, before the first record.
+    let (_, scrape) = get(addr, "/metrics")?;
+    for metric in ALL
+        .iter()
+        .filter(|m| m.labels.is_empty() || m.name == m::RECORDS_IN || m.name == m::TASKS)
+    {
+        ensure!(
+            scrape.contains(&format!("# TYPE {} ", metric.name)),
+            "{} missing from the first scrape:\n{scrape}",
+            metric.name
+        );
+    }
+    ensure!(sample_sum(&scrape, m::RECORDS_IN) == Some(0.0), "{scrape}");
+
+    // The broker comes back: the instance joins, opens its tasks and turns ready.
+    broker.restart()?;
+    let ready = eventually(Duration::from_secs(90), "/readyz 200", || {
+        get_json(addr, "/readyz").ok().filter(|(c, _)| *c == 200)
+    })
+    .with_context(|| p.log_tail())?
+    .1;
+    ensure!(ready["restoring_tasks"] == 0, "{ready}");
+    let owned = ready["tasks"].as_array().map_or(0, Vec::len);
+    // 6 stages × 3 partitions (the DLQ has 1 but no stage reads it).
+    ensure!(owned == 18, "owns {owned} tasks: {ready}");
+
+    // Input flows, metrics move: records_in grows between two scrapes, phase after phase.
+    let scenario = Scenario::retail()?;
+    let mut model = Model::new(&topology);
+    let mut records_in = 0.0;
+    for phase in &scenario.phases {
+        for rec in phase {
+            model.feed(rec)?;
+        }
+        produce(&bootstrap, &topology, phase)?;
+        let before = records_in;
+        records_in = eventually(WAIT, "records_in to grow", || {
+            let (_, text) = get(addr, "/metrics").ok()?;
+            sample_sum(&text, m::RECORDS_IN).filter(|v| *v > before)
+        })
+        .with_context(|| p.log_tail())?;
+        let want = quantities(&model.expected.availability);
+        wait_for(
+            &bootstrap,
+            &topology.topic_name(TopicId::Availability),
+            WAIT,
+            |r| quantities(&decode_availability(r)) == want,
+        )
+        .with_context(|| p.log_tail())?;
+        wait_for(
+            &bootstrap,
+            &topology.topic_name(TopicId::OrderStatus),
+            WAIT,
+            |r| r.len() >= model.expected.statuses.len(),
+        )
+        .with_context(|| p.log_tail())?;
+    }
+
+    // After the run, every metric the scenario exercises is there and counted what happened.
+    let availability = read_topic(&bootstrap, &topology.topic_name(TopicId::Availability))?;
+    let text = eventually(
+        Duration::from_secs(30),
+        "consumer lag and final counts",
+        || {
+            let (_, text) = get(addr, "/metrics").ok()?;
+            let lag_seen = sample_sum(&text, m::CONSUMER_LAG).is_some();
+            let updates = sample_sum(&text, m::AVAILABILITY_UPDATES)?;
+            (lag_seen && updates as usize == availability.len()).then_some(text)
+        },
+    )
+    .with_context(|| p.log_tail())?;
+    // Only on events this clean, single-instance run does not have: bad records, replays,
+    // restarts and TTL expiry.
+    let event_only = [
+        m::DLQ,
+        m::STAMP_DUPLICATES,
+        m::TAIL_SUPPRESSED,
+        m::STATE_EXPIRED,
+    ];
+    for metric in ALL.iter().filter(|m| !event_only.contains(&m.name)) {
+        ensure!(
+            text.contains(&format!("# TYPE {} {}", metric.name, metric.kind.as_str())),
+            "{} ({}) missing:\n{text}",
+            metric.name,
+            metric.kind.as_str()
+        );
+        ensure!(
+            text.contains(&format!("# HELP {} ", metric.name)),
+            "{} has no help",
+            metric.name
+        );
+    }
+    for moved in [
+        m::RECORDS_OUT,
+        m::DUPLICATES_DROPPED,
+        m::OVERSELL_REJECTIONS,
+        m::ORDERS,
+        m::EPOCHS,
+        "shelfsync_epoch_commit_seconds_count",
+        "shelfsync_end_to_end_seconds_count",
+        "shelfsync_processing_seconds_count",
+    ] {
+        let v = sample_sum(&text, moved).unwrap_or(0.0);
+        ensure!(v > 0.0, "{moved} did not move: {v}");
+    }
+    ensure!(sample_sum(&text, m::REBALANCES).unwrap_or(0.0) >= 1.0);
+    ensure!(sample_sum(&text, m::TASKS) == Some(18.0), "tasks gauge");
+    ensure!(sample_sum(&text, m::DELIVERY_ERRORS) == Some(0.0));
+
+    // The availability query equals the last event per (channel, SKU) on the output topic, and
+    // names the partition the producer put the SKU's inventory commands on.
+    let want = latest(&decode_availability(&availability));
+    ensure!(want.len() >= 5, "too few SKUs to be interesting: {want:?}");
+    let commands = read_topic(&bootstrap, &topology.topic_name(TopicId::InventoryCommands))?;
+    let mut partition_of: BTreeMap<String, i32> = BTreeMap::new();
+    for r in &commands {
+        let key = String::from_utf8(r.key.clone().context("command without key")?)?;
+        let p = *partition_of.entry(key.clone()).or_insert(r.partition);
+        ensure!(
+            p == r.partition,
+            "{key} on partitions {p} and {}",
+            r.partition
+        );
+    }
+    let mut partitions_seen = std::collections::BTreeSet::new();
+    for (sku, channels) in &want {
+        let path = format!("/v1/availability/{sku}");
+        let body = eventually(Duration::from_secs(30), &path, || {
+            let (code, v) = get_json(addr, &path).ok()?;
+            let got: BTreeMap<String, (i64, i64)> = v["channels"]
+                .as_array()?
+                .iter()
+                .map(|c| {
+                    Some((
+                        c["channel"].as_str()?.to_string(),
+                        (c["quantity"].as_i64()?, c["version"].as_i64()?),
+                    ))
+                })
+                .collect::<Option<_>>()?;
+            (code == 200 && &got == channels).then_some(v)
+        })
+        .with_context(|| {
+            format!(
+                "{sku}: want {channels:?}, got {:?}",
+                get(addr, &format!("/v1/availability/{sku}")).ok()
+            )
+        })?;
+        ensure!(body["owner"] == "local" && body["found"] == true, "{body}");
+        let partition = body["partition"].as_i64().context("partition")? as i32;
+        ensure!(
+            partition_of.get(sku) == Some(&partition),
+            "{sku}: endpoint says partition {partition}, the producer used {:?}",
+            partition_of.get(sku)
+        );
+        ensure!(body["task"] == format!("inventory-{partition}"), "{body}");
+        partitions_seen.insert(partition);
+        for field in ["on_hand", "safety_stock", "ats"] {
+            ensure!(body[field].is_object(), "{field} missing: {body}");
+        }
+    }
+    ensure!(
+        partitions_seen.len() > 1,
+        "every SKU on one partition: the routing check proves little ({partitions_seen:?})"
+    );
+    let (code, body) = get_json(addr, "/v1/availability/NO-SUCH-SKU")?;
+    ensure!(code == 404 && body["found"] == false, "{code} {body}");
+
+    p.stop()?;
+    Ok(())
+}
