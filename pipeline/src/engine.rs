@@ -628,23 +628,30 @@ impl Engine {
                 .get_mut(elem.topic())
                 .and_then(|t| t.remove(&elem.partition()))
             {
-                metrics::gauge!(m::TASKS, "stage" => task.stage.name()).decrement(1.0);
-                self.status.ready_tasks.fetch_sub(1, Ordering::SeqCst);
-                self.status.set_owned(&task.name, false);
-                info!(task = %task.name, "task closed");
+                self.forget(elem.topic(), &task);
             }
         }
     }
 
     fn close_all(&mut self) {
-        for (_, tasks) in self.tasks.drain() {
-            for task in tasks.into_values() {
-                metrics::gauge!(m::TASKS, "stage" => task.stage.name()).decrement(1.0);
-                self.status.ready_tasks.fetch_sub(1, Ordering::SeqCst);
-                self.status.set_owned(&task.name, false);
-                info!(task = %task.name, "task closed");
-            }
+        let tasks: Vec<(String, Task)> = self
+            .tasks
+            .drain()
+            .flat_map(|(topic, tasks)| tasks.into_values().map(move |t| (topic.clone(), t)))
+            .collect();
+        for (topic, task) in tasks {
+            self.forget(&topic, &task);
         }
+    }
+
+    /// Bookkeeping of a closed task: gauges, readiness, ownership.
+    fn forget(&self, topic: &str, task: &Task) {
+        metrics::gauge!(m::TASKS, "stage" => task.stage.name()).decrement(1.0);
+        // The lag of a partition we no longer own is another member's to report.
+        metrics::gauge!(m::CONSUMER_LAG, "topic" => topic.to_string(), "partition" => task.partition.to_string()).set(0.0);
+        self.status.ready_tasks.fetch_sub(1, Ordering::SeqCst);
+        self.status.set_owned(&task.name, false);
+        info!(task = %task.name, "task closed");
     }
 }
 

@@ -21,6 +21,7 @@ use shelfsync_topology::{AdapterName, Stage, TopicId, Topology};
 
 use crate::error::{Error, Result};
 use crate::metrics as m;
+use tracing::{debug, info};
 
 /// A record a stage wants produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,7 +204,8 @@ impl StageLogic {
                             &*cmd,
                             None,
                         )?,
-                        DedupeOutput::DuplicateDropped { .. } => {
+                        DedupeOutput::DuplicateDropped { order_key } => {
+                            debug!(%order_key, "repeated order delivery dropped");
                             metrics::counter!(m::DUPLICATES_DROPPED).increment(1)
                         }
                         DedupeOutput::Expired { .. } => {
@@ -240,10 +242,12 @@ impl StageLogic {
                                 Some(id),
                             )?;
                         }
-                        InventoryOutput::StaleIgnored { .. } => {
+                        InventoryOutput::StaleIgnored { sku } => {
+                            debug!(%sku, "stale ERP record ignored (erp_sequence not newer)");
                             metrics::counter!(m::STALE_ERP_IGNORED).increment(1)
                         }
-                        InventoryOutput::HoldExpired { .. } => {
+                        InventoryOutput::HoldExpired { sku, order_key } => {
+                            debug!(%sku, %order_key, "soft hold expired and released");
                             metrics::counter!(m::STATE_EXPIRED, "stage" => stage).increment(1)
                         }
                     }
@@ -273,6 +277,7 @@ impl StageLogic {
                             )?;
                         }
                         AssembleOutput::Status(s) => {
+                            debug!(order_key = %s.order_key, revision = s.revision, status = status_label(s.status), "order status");
                             metrics::counter!(m::ORDERS, "status" => status_label(s.status))
                                 .increment(1);
                             let id = s.event_id.clone();
@@ -284,7 +289,11 @@ impl StageLogic {
                                 Some(id),
                             )?;
                         }
-                        AssembleOutput::Superseded { .. } => {
+                        AssembleOutput::Superseded {
+                            order_key,
+                            revision,
+                        } => {
+                            debug!(%order_key, revision, "superseded revision dropped");
                             metrics::counter!(m::SUPERSEDED).increment(1)
                         }
                     }
@@ -297,6 +306,7 @@ impl StageLogic {
 
 fn count_line(r: &LineResult) {
     if r.outcome == LineOutcome::REJECTED {
+        info!(order_key = %r.order_key, sku = %r.sku, channel = %r.channel, quantity = r.quantity, "order line rejected: short stock");
         metrics::counter!(m::OVERSELL_REJECTIONS, "channel" => r.channel.clone()).increment(1);
     }
 }
