@@ -66,6 +66,7 @@ bootstrap_servers = "{bootstrap}"
 [kafka.properties]
 "session.timeout.ms" = "15000"
 "heartbeat.interval.ms" = "1000"
+"max.poll.interval.ms" = "60000"
 "topic.metadata.refresh.interval.ms" = "2000"
 
 [processing]
