@@ -175,6 +175,12 @@ impl Engine {
         options: &RunOptions,
         status: Arc<EngineStatus>,
     ) -> Result<Self> {
+        if let Some(url) = &topology.kafka.schema_registry_url {
+            return Err(Error::Config(format!(
+                "kafka.schema_registry_url = {url:?}: registry-backed Confluent framing is not supported yet; \
+                 remove it to use Avro single-object encoding"
+            )));
+        }
         let budget =
             usize::try_from(topology.processing.rocksdb_memory_budget.0).unwrap_or(usize::MAX);
         let db = StateDb::open(&options.state_dir, budget)?;

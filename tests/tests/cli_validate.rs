@@ -81,3 +81,33 @@ fn the_example_topology_validates() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn run_refuses_a_schema_registry_it_cannot_use_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.toml");
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../topology/retail.example.toml"
+    ))
+    .unwrap();
+    let with_registry = example.replacen(
+        "[kafka]\n",
+        "[kafka]\nschema_registry_url = \"http://127.0.0.1:8081\"\n",
+        1,
+    );
+    assert_ne!(with_registry, example, "the example has no [kafka] table");
+    std::fs::write(&path, with_registry).unwrap();
+    let out = Command::new(BIN)
+        .args(["run", "--topology"])
+        .arg(&path)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .env("SHELFSYNC_HTTP_ADDR", "127.0.0.1:0")
+        .env("SHELFSYNC_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("schema_registry_url"), "{text}");
+}

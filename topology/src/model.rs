@@ -46,8 +46,9 @@ pub struct KafkaSection {
     /// Comma-separated `host:port` list of brokers (librdkafka `bootstrap.servers`). Required
     /// here or in `SHELFSYNC_BOOTSTRAP_SERVERS`.
     pub bootstrap_servers: String,
-    /// URL of a Confluent-compatible schema registry. When set, records are framed in the
-    /// Confluent wire format (magic byte + schema id); when absent, in Avro single-object encoding.
+    /// URL of a Confluent-compatible schema registry, for framing records in the Confluent wire
+    /// format (magic byte + schema id). Not supported by `shelfsync run` yet: it refuses to start
+    /// when this is set. Without it, records are Avro single-object encoded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schema_registry_url: Option<String>,
     /// librdkafka properties passed to every client untouched (`"security.protocol" = "SASL_SSL"`).
