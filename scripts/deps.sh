@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs, only when missing, what building and testing shelfsync needs on Debian/Ubuntu:
 #   - the apt packages for librdkafka (cmake build), rocksdb (bindgen/clang) and tansu, and
-#     yamllint (scripts/test.sh lints deploy/);
+#     yamllint (scripts/test.sh lints deploy/), sqlite3 (indexes tansu's sqlite file, see
+#     scripts/tansu.sh);
 #   - the pinned tansu broker (cargo install into $TANSU_ROOT, ~20 min on 2 cores, once).
 # Idempotent and quiet when everything is present. Run it as `bash scripts/deps.sh`.
 set -euo pipefail
@@ -12,7 +13,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 APT_PACKAGES=(
     libclang-dev clang cmake build-essential pkg-config
     libssl-dev libsasl2-dev zlib1g-dev libzstd-dev libcurl4-openssl-dev
-    yamllint
+    yamllint sqlite3
 )
 
 as_root() {

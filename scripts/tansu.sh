@@ -158,6 +158,19 @@ start() {
         fi
         sleep 0.1
     done
+    if [[ "${engine}" == sqlite ]]; then
+        # tansu 0.6.0 has no index on header(topition, offset_id) but looks up every fetched
+        # record's headers by those columns: a scan of the whole header table per record, which
+        # makes fetches slower with every record written until the broker stops answering.
+        # The same fix as tests/broker.rs (TANSU_HEADER_INDEX_SQL); idempotent.
+        local tries=0
+        until sqlite3 -cmd ".timeout 5000" "${data}/tansu.db" \
+            "create index if not exists shelfsync_header_topition_offset on header (topition, offset_id);" 2>/dev/null; do
+            tries=$((tries + 1))
+            ((tries < 100)) || { stop; shelfsync_die "could not index tansu's header table in ${data}/tansu.db"; }
+            sleep 0.1
+        done
+    fi
     shelfsync_log "$(print_status "${pid}")"
     echo "bootstrap=127.0.0.1:${port}"
 }

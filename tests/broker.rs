@@ -264,7 +264,10 @@ impl Broker {
                 )));
             }
             if running.tansu_pid != 0 && api_versions(self.port, Duration::from_secs(1)).is_ok() {
-                break Ok(());
+                break match self.engine {
+                    Engine::Sqlite => index_headers(dir).map_err(Launch::Failed),
+                    Engine::Memory => Ok(()),
+                };
             }
             if Instant::now() >= deadline {
                 break Err(Launch::Failed(anyhow!(
@@ -284,6 +287,38 @@ impl Broker {
             );
             e.map(|e| e.context(context))
         })
+    }
+}
+
+/// tansu 0.6.0's sqlite schema has no index on `header (topition, offset_id)`, and its fetch
+/// looks the headers of every record up by exactly those columns: each fetched record scans the
+/// whole header table, so fetching gets slower with every record written (quadratic). Every
+/// record shelfsync writes to an internal topic carries a stamp header, so after a few tens of
+/// thousands of records the broker spends its one core on these scans and stops answering
+/// heartbeats and fetches for minutes. Adding the index (which tansu's own queries then use) fixes
+/// it; `scripts/tansu.sh` does the same for the demo. The statement is idempotent.
+pub(crate) const TANSU_HEADER_INDEX_SQL: &str =
+    "create index if not exists shelfsync_header_topition_offset on header (topition, offset_id);";
+
+/// Applies [`TANSU_HEADER_INDEX_SQL`] to the broker's sqlite file with the `sqlite3` command,
+/// waiting up to 10 s for tansu to have created its schema.
+fn index_headers(dir: &Path) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = Command::new("sqlite3")
+            .args(["-cmd", ".timeout 5000"])
+            .arg(dir.join("tansu.db"))
+            .arg(TANSU_HEADER_INDEX_SQL)
+            .output()
+            .context("running sqlite3 (apt package sqlite3; `bash scripts/deps.sh` installs it)")?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        if Instant::now() >= deadline {
+            bail!("indexing tansu's header table: {err}");
+        }
+        thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -354,12 +389,20 @@ fn temp_dir() -> Result<TempDir> {
     let shm = Path::new("/dev/shm");
     let mut builder = tempfile::Builder::new();
     builder.prefix("shelfsync-broker-");
+    // SHELFSYNC_KEEP_TEST_DIRS=1 keeps the broker's directory (its sqlite file and tansu.log)
+    // for a post-mortem of a failed test.
+    builder.disable_cleanup(keep_test_dirs());
     if shm.is_dir() {
         if let Ok(dir) = builder.tempdir_in(shm) {
             return Ok(dir);
         }
     }
     builder.tempdir().context("creating the broker's temp dir")
+}
+
+/// Whether `SHELFSYNC_KEEP_TEST_DIRS` asks to keep test directories after the test.
+pub(crate) fn keep_test_dirs() -> bool {
+    env::var_os("SHELFSYNC_KEEP_TEST_DIRS").is_some_and(|v| !v.is_empty() && v != "0")
 }
 
 fn free_port() -> Result<u16> {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{ensure, Context, Result};
 use shelfsync_schemas::avro;
-use shelfsync_schemas::ChannelAvailability;
+use shelfsync_schemas::{ChannelAvailability, OrderStatus, OrderStatusCode, ValidatedOrder};
 use shelfsync_topology::{TopicId, Topology};
 
 use crate::kafka_io::{read_topic, run_cli, PipelineProcess, Record, TestProducer};
@@ -33,7 +33,17 @@ impl Setup {
     /// When the broker does not start or topic creation fails.
     pub fn new(bin: &str, app: &str, partitions: i32) -> Result<Self> {
         let broker = Broker::start()?;
-        let dir = tempfile::tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("shelfsync-test-")
+            .disable_cleanup(crate::broker::keep_test_dirs())
+            .tempdir()?;
+        if crate::broker::keep_test_dirs() {
+            eprintln!(
+                "keeping {} and {}",
+                dir.path().display(),
+                broker.dir().display()
+            );
+        }
         let topology_path = dir.path().join("topology.toml");
         std::fs::write(
             &topology_path,
@@ -168,4 +178,96 @@ pub fn assert_same<T: PartialEq + std::fmt::Debug>(what: &str, got: &[T], want: 
         );
     }
     assert_eq!(got.len(), want.len(), "{what}: lengths differ");
+}
+
+/// Each order's latest revision and its status, from a status stream.
+pub fn final_statuses(statuses: &[OrderStatus]) -> BTreeMap<String, (i32, OrderStatusCode)> {
+    let mut out: BTreeMap<String, (i32, OrderStatusCode)> = BTreeMap::new();
+    for s in statuses {
+        let e = out.entry(s.order_key.clone()).or_insert((0, s.status));
+        if s.revision > e.0 {
+            *e = (s.revision, s.status);
+        }
+    }
+    out
+}
+
+/// Checks a multi-partition run against the model where only what is independent of how
+/// partitions interleave can be compared record for record.
+///
+/// A revision whose line results complete after a newer revision's were emitted is dropped by
+/// the assemble stage (the ERP never goes back), and which revision completes first depends on
+/// how fast each inventory partition runs. So: every order's latest revision has the model's
+/// status (none lost), every status and validated order emitted is one the model emitted (none
+/// invented, none changed), and every emitted non-rejected status reached the ERP.
+///
+/// # Errors
+/// With the first differences found.
+pub fn assert_orders_consistent(
+    got_statuses: &[OrderStatus],
+    got_validated: &[ValidatedOrder],
+    want: &crate::scenario::Expected,
+) -> Result<()> {
+    let key = |s: &OrderStatus| (s.order_key.clone(), s.revision, format!("{:?}", s.status));
+    let want_set: BTreeSet<_> = want.statuses.iter().map(key).collect();
+    let invented: Vec<_> = got_statuses
+        .iter()
+        .map(key)
+        .filter(|k| !want_set.contains(k))
+        .take(10)
+        .collect();
+    ensure!(
+        invented.is_empty(),
+        "statuses the model never emitted: {invented:?}"
+    );
+
+    let (got_final, want_final) = (final_statuses(got_statuses), final_statuses(&want.statuses));
+    let lost: Vec<_> = want_final
+        .iter()
+        .filter(|(k, v)| got_final.get(*k) != Some(v))
+        .map(|(k, v)| (k, v, got_final.get(k)))
+        .take(10)
+        .collect();
+    ensure!(
+        lost.is_empty(),
+        "{} of {} orders' latest status differs or is missing (order, want, got): {lost:?}",
+        want_final
+            .iter()
+            .filter(|(k, v)| got_final.get(*k) != Some(v))
+            .count(),
+        want_final.len()
+    );
+
+    let want_validated: BTreeSet<String> =
+        want.validated.iter().map(|v| format!("{v:?}")).collect();
+    let invented: Vec<_> = got_validated
+        .iter()
+        .filter(|v| !want_validated.contains(&format!("{v:?}")))
+        .take(5)
+        .collect();
+    ensure!(
+        invented.is_empty(),
+        "validated orders the model never emitted: {invented:?}"
+    );
+    let to_erp: BTreeSet<(String, i32)> = got_validated
+        .iter()
+        .map(|v| (v.order_key.clone(), v.revision))
+        .collect();
+    let not_sent: Vec<_> = got_statuses
+        .iter()
+        .filter(|s| {
+            !matches!(
+                s.status,
+                OrderStatusCode::REJECTED | OrderStatusCode::CANCELLED
+            )
+        })
+        .filter(|s| !to_erp.contains(&(s.order_key.clone(), s.revision)))
+        .map(|s| (s.order_key.clone(), s.revision))
+        .take(10)
+        .collect();
+    ensure!(
+        not_sent.is_empty(),
+        "accepted revisions that never reached the ERP: {not_sent:?}"
+    );
+    Ok(())
 }

@@ -274,6 +274,37 @@ impl PipelineProcess {
         })
     }
 
+    /// Starts `bin push --topology FILE` (the marketplace push sink), logging to `log`, with
+    /// extra environment variables (credentials, `SHELFSYNC_HTTP_ADDR`).
+    ///
+    /// # Errors
+    /// When the binary cannot be spawned.
+    pub fn start_push(
+        bin: &Path,
+        topology: &Path,
+        log: &Path,
+        env: &[(&str, &str)],
+    ) -> Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
+        let child = Command::new(bin)
+            .args(["push", "--topology"])
+            .arg(topology)
+            .env("SHELFSYNC_LOG", "info,shelfsync_pipeline=debug")
+            .env("SHELFSYNC_HTTP_ADDR", "127.0.0.1:0")
+            .envs(env.iter().copied())
+            .stdout(Stdio::from(file.try_clone()?))
+            .stderr(Stdio::from(file))
+            .spawn()
+            .with_context(|| format!("spawn {}", bin.display()))?;
+        Ok(Self {
+            child,
+            log: log.to_path_buf(),
+        })
+    }
+
     /// Sends SIGTERM and waits for a clean exit (bounded).
     ///
     /// # Errors
@@ -311,7 +342,8 @@ impl PipelineProcess {
 
     /// The last 80 lines of the process's log.
     pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let bytes = std::fs::read(&self.log).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(80)..].join("\n")
     }

@@ -221,7 +221,7 @@ impl Scenario {
     // Pushes with a comment before each read better than one `vec![]` literal here.
     #[allow(clippy::vec_init_then_push)]
     pub fn retail() -> Result<Self> {
-        let mut ts = 1_772_000_000_000i64;
+        let mut ts = base_timestamp();
         let mut next = |input: Input, key: Option<&str>, value: Vec<u8>| {
             ts += 1000;
             InputRecord {
@@ -571,4 +571,21 @@ impl Model {
         }
         Ok(())
     }
+}
+
+/// The Kafka timestamp (ms) the tests' input starts at: one hour before the test process
+/// started, the same for every call in one process.
+///
+/// Not a fixed date: brokers delete records whose timestamp is older than the topic's
+/// `retention.ms` (7 days by default; tansu runs that deletion every few minutes), so a fixed
+/// date in the past makes the broker delete test input before the pipeline has read it, which
+/// looks exactly like lost orders.
+pub fn base_timestamp() -> i64 {
+    static BASE: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *BASE.get_or_init(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        now - 3_600_000
+    })
 }

@@ -207,7 +207,7 @@ fn bad_records_go_to_the_dlq_and_good_ones_are_processed() -> Result<()> {
     use shelfsync_schemas::InventoryChangeKind;
     use shelfsync_tests::scenario::{generic_order, stock, Input};
     let s = setup("e2e-dlq", 2)?;
-    let mut ts = 1_772_000_000_000i64;
+    let mut ts = shelfsync_tests::scenario::base_timestamp();
     let mut rec = |input, value: Vec<u8>| {
         ts += 1000;
         InputRecord {

@@ -3,12 +3,14 @@
 //! with a crashed one. The promises checked: no accepted order is lost, no `event_id` appears
 //! twice on any output topic, and the final state equals an uninterrupted run (the model).
 
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use shelfsync_schemas::{ChannelAvailability, InventoryChangeKind, OrderStatus, ValidatedOrder};
-use shelfsync_tests::harness::{assert_same, final_quantities, no_duplicate_event_ids, Setup};
+use shelfsync_tests::harness::{
+    assert_orders_consistent, assert_same, final_quantities, final_statuses,
+    no_duplicate_event_ids, Setup,
+};
 use shelfsync_tests::kafka_io::count;
 use shelfsync_tests::scenario::{generic_order, stock, Input, InputRecord, Model, Scenario};
 use shelfsync_topology::TopicId;
@@ -38,7 +40,7 @@ impl Rng {
 /// SKUs with plenty of stock, so every outcome is independent of how partitions interleave.
 fn crash_load(events: usize) -> (Vec<InputRecord>, Vec<InputRecord>) {
     let mut rng = Rng(0x5eed_cafe_f00d);
-    let mut ts = 1_772_000_000_000i64;
+    let mut ts = shelfsync_tests::scenario::base_timestamp();
     let skus: Vec<String> = (0..300).map(|i| format!("SKU-{i:04}")).collect();
     let erp = skus
         .iter()
@@ -146,46 +148,71 @@ fn wait_until<F: FnMut(&[OrderStatus], &[ChannelAvailability]) -> bool>(
     }
 }
 
-/// 5k (CI; `SHELFSYNC_CRASH_EVENTS` for more) raw events with duplicates; the process is SIGKILLed at five random points and restarted
-/// on the same state dir. 0 lost orders, 0 duplicate event ids, final state = the model's.
+/// Raw order events with duplicates (5k by default; `SHELFSYNC_CRASH_EVENTS=100000` for the
+/// issue's run) over three partitions; `shelfsync run` is SIGKILLed at five random points
+/// (`SHELFSYNC_CRASH_KILLS`; 0 is the uninterrupted run) and restarted on the same state dir.
+/// 0 lost orders (every order's latest revision has the model's status), 0 duplicate event ids
+/// on any output topic, final availability = the model's. See
+/// [`assert_orders_consistent`] for why intermediate revisions are not compared one to one.
 #[test]
-#[ignore = "flaky on this machine: after a SIGKILL under a backlog the tansu sqlite broker stops answering \
-            fetches for minutes (REQTMOUT); run with `cargo test -p shelfsync-tests --test fault_tolerance -- --ignored`"]
+#[ignore = "a 5-minute stress run; `cargo test -p shelfsync-tests --test fault_tolerance -- --ignored`"]
 fn sigkill_five_times_loses_nothing_and_duplicates_nothing() -> Result<()> {
     let s = setup("crash", 3)?;
-    // SHELFSYNC_CRASH_EVENTS sets the size: CI runs 5k; the issue's 100k run is
-    // `SHELFSYNC_CRASH_EVENTS=100000 cargo test -p shelfsync-tests --test fault_tolerance sigkill`.
-    let events = std::env::var("SHELFSYNC_CRASH_EVENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5_000);
+    let env_or = |name: &str, default: usize| -> usize {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let events = env_or("SHELFSYNC_CRASH_EVENTS", 5_000);
+    let want_kills = env_or("SHELFSYNC_CRASH_KILLS", 5);
     let (erp, orders) = crash_load(events);
     let mut model = Model::new(&s.topology);
     for r in erp.iter().chain(&orders) {
         model.feed(r)?;
     }
     let expected = model.expected.clone();
-    let want_final = final_quantities(&expected.availability);
-    let want_statuses: BTreeSet<(String, i32, String)> = expected
-        .statuses
-        .iter()
-        .map(|s| (s.order_key.clone(), s.revision, format!("{:?}", s.status)))
-        .collect();
+    let want_quantities = final_quantities(&expected.availability);
+    let want_final = final_statuses(&expected.statuses);
+    eprintln!(
+        "{} input events, {} orders, {} statuses and {} availability events expected",
+        erp.len() + orders.len(),
+        want_final.len(),
+        expected.statuses.len(),
+        expected.availability.len()
+    );
+    // Done: every order's latest revision has its status.
+    let complete = |statuses: &[OrderStatus]| {
+        let got = final_statuses(statuses);
+        want_final.iter().all(|(k, v)| got.get(k) == Some(v))
+    };
 
+    let started = Instant::now();
     s.produce(&erp)?;
     s.produce(&orders)?;
+    eprintln!("input produced in {:?}", started.elapsed());
     let b = s.broker.bootstrap();
     let status_topic = s.topic(TopicId::OrderStatus);
-    let want = expected.statuses.len() as i64;
     let mut rng = Rng(0xdead_beef);
     let mut kills = 0;
     let mut last = 0;
-    let started = Instant::now();
-    while kills < 5 {
+    while kills < want_kills {
+        let log_start = std::fs::metadata(s.log_path("state")).map_or(0, |m| m.len()) as usize;
         let p = s.start("state")?;
-        // Wait for progress (it first waits for its partitions), then a random while, then kill -9.
-        let deadline = Instant::now() + Duration::from_secs(180);
+        // Wait until it has its partitions, then for progress, then a random while, then kill -9.
+        // (Killing a member in the middle of a rebalance is a fine test on Apache Kafka, but
+        // tansu 0.6's coordinator then may never assign the partitions to the next member; see
+        // README "Guarantees".)
+        wait_for_partitions(&s, "state", log_start, Duration::from_secs(120))
+            .with_context(|| format!("restart #{kills}:\n{}", p.log_tail()))?;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut polls = 0u32;
         while count(&b, &status_topic)? <= last {
+            polls += 1;
+            // Nothing left to emit (the rest was superseded revisions): finished.
+            if polls.is_multiple_of(8) && complete(&s.read::<OrderStatus>(TopicId::OrderStatus)?.1) {
+                break;
+            }
             ensure!(
                 Instant::now() < deadline,
                 "no progress after restart #{kills}:\n{}",
@@ -195,38 +222,42 @@ fn sigkill_five_times_loses_nothing_and_duplicates_nothing() -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(200 + rng.below(1_500)));
         last = count(&b, &status_topic)?;
-        if last >= want {
+        if complete(&s.read::<OrderStatus>(TopicId::OrderStatus)?.1) {
             p.stop()?;
             break;
         }
         p.kill()?;
         kills += 1;
-        eprintln!(
-            "kill #{kills} at {last}/{want} statuses ({:?})",
-            started.elapsed()
-        );
+        eprintln!("kill #{kills} at {last} statuses ({:?})", started.elapsed());
     }
     ensure!(
-        kills == 5,
-        "the run finished before five kills ({kills}); make the load bigger"
+        kills == want_kills,
+        "the run finished before {want_kills} kills ({kills}); make the load bigger"
     );
     let p = s.start("state")?;
-    let deadline = Instant::now() + Duration::from_secs(900);
-    while count(&b, &status_topic)? < want {
-        ensure!(
-            Instant::now() < deadline,
-            "statuses incomplete:\n{}",
+    wait_until(
+        &s,
+        Duration::from_secs(180 + events as u64 / 100),
+        |st, av| complete(st) && final_quantities(av) == want_quantities,
+    )
+    .with_context(|| {
+        let got = s
+            .read::<OrderStatus>(TopicId::OrderStatus)
+            .map(|(_, st)| final_statuses(&st))
+            .unwrap_or_default();
+        let lost: Vec<_> = want_final
+            .iter()
+            .filter(|(k, v)| got.get(*k) != Some(v))
+            .take(10)
+            .collect();
+        format!(
+            "orders without their final status (first 10): {lost:?}\n{}",
             p.log_tail()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    wait_until(&s, Duration::from_secs(120), |st, av| {
-        st.len() >= expected.statuses.len() && final_quantities(av) == want_final
-    })
-    .with_context(|| p.log_tail())?;
+        )
+    })?;
     std::thread::sleep(Duration::from_secs(2));
     p.stop()?;
-    eprintln!("done in {:?}", started.elapsed());
+    eprintln!("done in {:?} after {kills} kills", started.elapsed());
 
     let (avail_records, avail) = s.read::<ChannelAvailability>(TopicId::Availability)?;
     let (status_records, statuses) = s.read::<OrderStatus>(TopicId::OrderStatus)?;
@@ -234,24 +265,15 @@ fn sigkill_five_times_loses_nothing_and_duplicates_nothing() -> Result<()> {
     no_duplicate_event_ids("availability", &avail_records)?;
     no_duplicate_event_ids("order-status", &status_records)?;
     no_duplicate_event_ids("validated", &validated_records)?;
-    assert_eq!(final_quantities(&avail), want_final);
-    let got: BTreeSet<(String, i32, String)> = statuses
-        .iter()
-        .map(|s| (s.order_key.clone(), s.revision, format!("{:?}", s.status)))
-        .collect();
-    assert_eq!(got.len(), statuses.len(), "a status twice");
-    assert_eq!(
-        got, want_statuses,
-        "statuses differ from the model (lost or extra orders)"
+    assert_eq!(final_quantities(&avail), want_quantities);
+    assert_orders_consistent(&statuses, &validated, &expected)?;
+    eprintln!(
+        "{} statuses ({} in the model: the rest were superseded revisions), {} validated orders, {} availability events",
+        statuses.len(),
+        expected.statuses.len(),
+        validated.len(),
+        avail.len()
     );
-    let vgot: BTreeSet<String> = validated.iter().map(|v| format!("{v:?}")).collect();
-    let vwant: BTreeSet<String> = expected
-        .validated
-        .iter()
-        .map(|v| format!("{v:?}"))
-        .collect();
-    assert_eq!(vgot.len(), validated.len(), "a validated order twice");
-    assert_eq!(vgot, vwant);
     Ok(())
 }
 
@@ -312,5 +334,121 @@ fn crash_then_move_to_an_empty_host_equals_the_straight_run() -> Result<()> {
     assert_same("availability", &avail, &last.availability);
     assert_same("statuses", &statuses, &last.statuses);
     assert_same("validated", &validated, &last.validated);
+    Ok(())
+}
+
+/// Waits until `state`'s log (from byte `from` on) says a task was opened: the process got
+/// partitions.
+fn wait_for_partitions(s: &Setup, state: &str, from: usize, timeout: Duration) -> Result<()> {
+    let path = s.log_path(state);
+    let deadline = Instant::now() + timeout;
+    loop {
+        let log = std::fs::read(&path).unwrap_or_default();
+        if String::from_utf8_lossy(&log[from.min(log.len())..]).contains("task opened") {
+            return Ok(());
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "{state} got no partitions within {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Scale 1 → 3 → 1 while load runs: a second and a third process (each with its own, empty
+/// state dir) join the group one after the other, take over tasks (restoring their state from
+/// the changelogs), then leave again (SIGTERM, as Kubernetes scales down) and the first process
+/// takes everything back. 0 lost orders, 0 duplicate event ids, final availability = the model's.
+#[test]
+fn scale_one_to_three_to_one_under_load() -> Result<()> {
+    let s = setup("scale", 6)?;
+    let events: usize = std::env::var("SHELFSYNC_SCALE_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12_000);
+    let (erp, orders) = crash_load(events);
+    let mut model = Model::new(&s.topology);
+    for r in erp.iter().chain(&orders) {
+        model.feed(r)?;
+    }
+    let expected = model.expected.clone();
+    let want_quantities = final_quantities(&expected.availability);
+    let want_final = final_statuses(&expected.statuses);
+    let complete = |statuses: &[OrderStatus]| {
+        let got = final_statuses(statuses);
+        want_final.iter().all(|(k, v)| got.get(k) == Some(v))
+    };
+    let b = s.broker.bootstrap();
+    let status_topic = s.topic(TopicId::OrderStatus);
+    let started = Instant::now();
+    let log_len =
+        |state: &str| std::fs::metadata(s.log_path(state)).map_or(0, |m| m.len()) as usize;
+    // Progress: more statuses than `after` within 120 s.
+    let progress = |after: i64, who: &str| -> Result<i64> {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let n = count(&b, &status_topic)?;
+            if n > after {
+                return Ok(n);
+            }
+            ensure!(Instant::now() < deadline, "no progress with {who}");
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    };
+
+    let a = s.start("host-a")?;
+    wait_for_partitions(&s, "host-a", 0, Duration::from_secs(60))?;
+    s.produce(&erp)?;
+    // The orders go in in four slices, so that load keeps arriving while the group changes.
+    let slices: Vec<&[InputRecord]> = orders.chunks(orders.len().div_ceil(4)).collect();
+    s.produce(slices[0])?;
+    let mut n = progress(0, "host-a")?;
+    eprintln!("1 process: {n} statuses ({:?})", started.elapsed());
+
+    let from_b = log_len("host-b");
+    let b2 = s.start("host-b")?;
+    s.produce(slices[1])?;
+    wait_for_partitions(&s, "host-b", from_b, Duration::from_secs(120))?;
+    n = progress(n, "two processes")?;
+    eprintln!("2 processes: {n} statuses ({:?})", started.elapsed());
+
+    let from_c = log_len("host-c");
+    let c = s.start("host-c")?;
+    s.produce(slices[2])?;
+    wait_for_partitions(&s, "host-c", from_c, Duration::from_secs(120))?;
+    n = progress(n, "three processes")?;
+    eprintln!("3 processes: {n} statuses ({:?})", started.elapsed());
+
+    s.produce(slices[3])?;
+    c.stop()?;
+    n = progress(n, "two processes after the scale-down")?;
+    eprintln!("back to 2: {n} statuses ({:?})", started.elapsed());
+    b2.stop()?;
+    wait_until(
+        &s,
+        Duration::from_secs(180 + events as u64 / 100),
+        |st, av| complete(st) && final_quantities(av) == want_quantities,
+    )
+    .with_context(|| a.log_tail())?;
+    std::thread::sleep(Duration::from_secs(2));
+    a.stop()?;
+    eprintln!("back to 1 and done in {:?}", started.elapsed());
+
+    for host in ["host-b", "host-c"] {
+        let log = std::fs::read(s.log_path(host))?;
+        ensure!(
+            String::from_utf8_lossy(&log).contains("restore finished")
+                || String::from_utf8_lossy(&log).contains("restoring store from changelog"),
+            "{host} never restored a task from the changelogs"
+        );
+    }
+    let (avail_records, avail) = s.read::<ChannelAvailability>(TopicId::Availability)?;
+    let (status_records, statuses) = s.read::<OrderStatus>(TopicId::OrderStatus)?;
+    let (validated_records, validated) = s.read::<ValidatedOrder>(TopicId::ValidatedOrders)?;
+    no_duplicate_event_ids("availability", &avail_records)?;
+    no_duplicate_event_ids("order-status", &status_records)?;
+    no_duplicate_event_ids("validated", &validated_records)?;
+    assert_eq!(final_quantities(&avail), want_quantities);
+    assert_orders_consistent(&statuses, &validated, &expected)?;
     Ok(())
 }
