@@ -1,4 +1,5 @@
-//! The `shelfsync` command line: `run`, `topics create`, `validate`, `generate`, `demo`.
+//! The `shelfsync` command line: `run`, `push`, `topics create`, `validate`, `generate`, `demo`,
+//! `bench`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -47,6 +48,20 @@ enum Command {
         #[arg(long, env = "SHELFSYNC_HTTP_ADDR", default_value = crate::http::DEFAULT_ADDR)]
         http_addr: SocketAddr,
     },
+    /// Send every channel's availability to its marketplace (the channels with a
+    /// `[channels.push]` table), as a member of the consumer group `<application_id>-push`.
+    Push {
+        /// The topology file (TOML).
+        #[arg(long, env = "SHELFSYNC_TOPOLOGY")]
+        topology: PathBuf,
+        /// Listen address of the HTTP endpoints: `/metrics`, `/healthz`, `/readyz` (next to
+        /// `run`'s default port, so both fit on one host).
+        #[arg(long, env = "SHELFSYNC_HTTP_ADDR", default_value = crate::push::DEFAULT_HTTP_ADDR)]
+        http_addr: SocketAddr,
+        /// How often offsets the marketplaces acknowledged are committed, e.g. `1s`.
+        #[arg(long, env = "SHELFSYNC_PUSH_COMMIT_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+        commit_interval: std::time::Duration,
+    },
     /// Manage topics.
     Topics {
         #[command(subcommand)]
@@ -73,6 +88,10 @@ enum Command {
     /// Run the whole pipeline against a broker with generated traffic and a live view, then
     /// print a summary (what `scripts/demo.sh` runs).
     Demo(crate::demo::DemoArgs),
+    /// Measure the pipeline against a broker: backlog throughput per stage and end to end as a
+    /// ratio of a passthrough baseline on the same broker, produce → readable latency
+    /// percentiles under live traffic, changelog restore speed, peak RSS; then print a report.
+    Bench(Box<crate::bench::BenchArgs>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -108,6 +127,8 @@ pub fn main() -> ExitCode {
     // not the producer's "waiting for the broker" (the view shows the lag instead).
     let default_filter = match cli.command {
         Command::Demo(_) => "warn,librdkafka=error,rdkafka=error,shelfsync_pipeline::kafka=error",
+        // The benchmark prints its own progress on stderr and its report on stdout.
+        Command::Bench(_) => "warn,librdkafka=error,rdkafka=error",
         _ => "info,librdkafka=warn,rdkafka=warn",
     };
     init_logs(cli.log_format, default_filter);
@@ -183,6 +204,38 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     .context("install signal handler")?;
             }
             crate::demo::run(args, interrupted)
+        }
+        Command::Bench(args) => crate::bench::run(*args),
+        Command::Push {
+            topology,
+            http_addr,
+            commit_interval,
+        } => {
+            let topology = Arc::new(load(&topology)?);
+            let metrics = crate::http::install_recorder()?;
+            let shutdown = Arc::new(AtomicBool::new(false));
+            for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+                signal_hook::flag::register(signal, Arc::clone(&shutdown))
+                    .context("install signal handler")?;
+            }
+            let status = Arc::new(EngineStatus::default());
+            let http = crate::http::serve(
+                http_addr,
+                Arc::clone(&topology),
+                Arc::clone(&status),
+                metrics,
+            )?;
+            let result = crate::push::run(
+                topology,
+                crate::push::PushOptions {
+                    shutdown,
+                    commit_interval,
+                },
+                status,
+            );
+            http.shutdown();
+            result?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Run {
             topology,

@@ -12,9 +12,12 @@
 //! - [`http`]: `/metrics`, `/healthz`, `/readyz` and the availability query;
 //! - [`generator`]: seeded retail traffic for the input topics (`shelfsync generate`);
 //! - [`demo`]: the pipeline, the generator and a live view in one process (`shelfsync demo`);
+//! - [`push`]: the marketplace push sink (`shelfsync push`);
+//! - [`bench`]: the end-to-end benchmark against a broker (`shelfsync bench`);
 //! - [`cli`]: the `shelfsync` command line.
 
 pub mod admin;
+pub mod bench;
 pub mod cli;
 pub mod demo;
 pub mod engine;
@@ -23,6 +26,7 @@ pub mod generator;
 pub mod http;
 pub mod kafka;
 pub mod metrics;
+pub mod push;
 pub mod rocks_store;
 pub mod stages;
 

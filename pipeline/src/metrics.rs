@@ -55,6 +55,24 @@ pub const ROCKSDB_MEMORY_BYTES: &str = "shelfsync_rocksdb_memory_bytes";
 pub const DELIVERY_ERRORS: &str = "shelfsync_delivery_errors_total";
 /// Build information: always 1, with the `version` of the binary as a label.
 pub const BUILD_INFO: &str = "shelfsync_build_info";
+/// `shelfsync push`: updates the marketplace accepted, by `channel`.
+pub const PUSH_SENT: &str = "shelfsync_push_updates_sent_total";
+/// `shelfsync push`: updates never sent because a newer version of the SKU replaced them (or
+/// one at least as new was already delivered or in flight), by `channel`.
+pub const PUSH_COALESCED: &str = "shelfsync_push_updates_coalesced_total";
+/// `shelfsync push`: updates dead-lettered, by `channel` and `kind`
+/// (`marketplace_rejected`, `retries_exhausted`).
+pub const PUSH_FAILED: &str = "shelfsync_push_updates_failed_total";
+/// `shelfsync push`: updates sent again, by `channel` and `reason` (`throttled`,
+/// `server_error`, `timeout`, `connection`, `cas_conflict`, …).
+pub const PUSH_RETRIES: &str = "shelfsync_push_retries_total";
+/// `shelfsync push`: marketplace request latency (seconds), by `channel`.
+pub const PUSH_REQUEST_SECONDS: &str = "shelfsync_push_request_seconds";
+/// `shelfsync push`: updates waiting to be sent, by `channel`.
+pub const PUSH_QUEUE_DEPTH: &str = "shelfsync_push_queue_depth";
+/// `shelfsync push`: age of the oldest change not yet accepted by the marketplace (seconds;
+/// 0 when nothing waits), by `channel`.
+pub const PUSH_FRESHNESS: &str = "shelfsync_push_freshness_seconds";
 
 /// What kind of Prometheus series a metric is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -244,6 +262,48 @@ pub const ALL: &[Metric] = {
             Gauge,
             &["version"],
             "Always 1; the version label names the running shelfsync.",
+        ),
+        metric(
+            PUSH_SENT,
+            Counter,
+            &["channel"],
+            "shelfsync push: availability updates the marketplace accepted, by channel.",
+        ),
+        metric(
+            PUSH_COALESCED,
+            Counter,
+            &["channel"],
+            "shelfsync push: availability updates never sent because a newer version of the SKU replaced them, by channel.",
+        ),
+        metric(
+            PUSH_FAILED,
+            Counter,
+            &["channel", "kind"],
+            "shelfsync push: availability updates dead-lettered, by channel and kind (marketplace_rejected, retries_exhausted).",
+        ),
+        metric(
+            PUSH_RETRIES,
+            Counter,
+            &["channel", "reason"],
+            "shelfsync push: availability updates sent again, by channel and reason (throttled, server_error, timeout, connection, cas_conflict, ...).",
+        ),
+        metric(
+            PUSH_REQUEST_SECONDS,
+            Histogram,
+            &["channel"],
+            "shelfsync push: marketplace request latency (seconds), by channel.",
+        ),
+        metric(
+            PUSH_QUEUE_DEPTH,
+            Gauge,
+            &["channel"],
+            "shelfsync push: availability updates waiting to be sent (coalesced, one per SKU), by channel.",
+        ),
+        metric(
+            PUSH_FRESHNESS,
+            Gauge,
+            &["channel"],
+            "shelfsync push: age of the oldest availability change not yet accepted by the marketplace (seconds, 0 when none waits), by channel.",
         ),
     ]
 };

@@ -55,3 +55,13 @@ pub const PUSH_RATE_PER_SEC: f64 = 5.0;
 pub const PUSH_BURST: i64 = 10;
 /// `channels[].push.batch_size`: availability updates per request, where the API batches.
 pub const PUSH_BATCH_SIZE: i64 = 50;
+/// `channels[].push.timeout`: how long one marketplace request may take.
+pub const PUSH_TIMEOUT: Duration = Duration::from_secs(10);
+/// `channels[].push.max_retries`: retries after 5xx, timeouts and connection errors before the DLQ.
+pub const PUSH_MAX_RETRIES: i64 = 8;
+/// `channels[].push.max_in_flight`: concurrent requests per channel.
+pub const PUSH_MAX_IN_FLIGHT: i64 = 4;
+/// `channels[].push.api_version` of a `shopify` channel.
+pub const PUSH_SHOPIFY_API_VERSION: &str = "2026-07";
+/// `channels[].push.product_type` of an `amazon` channel.
+pub const PUSH_AMAZON_PRODUCT_TYPE: &str = "PRODUCT";

@@ -362,13 +362,55 @@ pub struct PushSpec {
     #[serde(default = "default_push_burst")]
     pub burst: i64,
     /// Availability updates per request where the API accepts batches (≥ 1). Default `50`.
+    /// Capped at what the API takes in one call (Shopify `inventorySetQuantities` 250, eBay
+    /// `bulk_update_price_quantity` 25). For `amazon` and `walmart` this is the size of a bulk
+    /// feed (`JSON_LISTINGS_FEED`, Walmart inventory feed), used only while at least this many
+    /// updates wait; otherwise, and for stock-outs, single-item calls go out.
     #[serde(default = "default_push_batch_size")]
     pub batch_size: i64,
     /// Name of the environment variable that holds the API credentials (e.g.
     /// `"SHELFSYNC_AMAZON_CREDENTIALS"`). Secrets never go in this file. Required for marketplace
-    /// kinds, optional for `webhook`.
+    /// kinds, optional for `webhook`. The value is the access token the API expects (Shopify
+    /// `X-Shopify-Access-Token`, Amazon LWA `x-amz-access-token`, Walmart `WM_SEC.ACCESS_TOKEN`,
+    /// eBay OAuth bearer token); for `webhook` it is the HMAC-SHA256 signing secret. A value
+    /// `file:/path` names a file holding the secret instead, read again every minute (so a
+    /// sidecar can rotate short-lived tokens).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_env: Option<String>,
+    /// How long one HTTP request may take before it counts as failed and is retried, e.g.
+    /// `"10s"`. Default `"10s"`.
+    #[serde(default = "default_push_timeout", with = "duration")]
+    pub timeout: Duration,
+    /// How often an update is retried after a server error (5xx), a timeout or a connection
+    /// failure before it goes to the dead-letter topic (≥ 0). Throttling (429) never counts: a
+    /// throttled update waits as long as the marketplace says. Default `8`.
+    #[serde(default = "default_push_max_retries")]
+    pub max_retries: i64,
+    /// Requests to this marketplace in flight at once (≥ 1). Two requests never carry the same
+    /// SKU at the same time. Default `4`.
+    #[serde(default = "default_push_max_in_flight")]
+    pub max_in_flight: i64,
+    /// `shopify`: the Admin API version in the URL (`/admin/api/<version>/graphql.json`).
+    /// Default `"2026-07"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    /// `shopify`: the location whose `available` quantity is set, as a global id
+    /// (`"gid://shopify/Location/124656943"`). Required for `shopify`, checked when `shelfsync
+    /// push` starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location_id: Option<String>,
+    /// `amazon`: the selling partner (merchant) id of the listings (`/listings/2021-08-01/items/
+    /// <seller_id>/<sku>`). Required for `amazon`, checked when `shelfsync push` starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seller_id: Option<String>,
+    /// `amazon`: the marketplace ids the quantity applies to (`["ATVPDKIKX0DER"]` for the US).
+    /// Required for `amazon`, checked when `shelfsync push` starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub marketplace_ids: Vec<String>,
+    /// `amazon`: the `productType` sent with listings patches and feed messages. Default
+    /// `"PRODUCT"` (Amazon's product type for offer-only updates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_type: Option<String>,
 }
 
 fn default_push_rate() -> f64 {
@@ -379,4 +421,13 @@ fn default_push_burst() -> i64 {
 }
 fn default_push_batch_size() -> i64 {
     defaults::PUSH_BATCH_SIZE
+}
+fn default_push_timeout() -> Duration {
+    defaults::PUSH_TIMEOUT
+}
+fn default_push_max_retries() -> i64 {
+    defaults::PUSH_MAX_RETRIES
+}
+fn default_push_max_in_flight() -> i64 {
+    defaults::PUSH_MAX_IN_FLIGHT
 }

@@ -19,6 +19,9 @@ pub const MIN_ROCKSDB_MEMORY_BUDGET: ByteSize = ByteSize::mib(8);
 /// Longest `processing.epoch_interval`.
 pub const MAX_EPOCH_INTERVAL: Duration = Duration::from_secs(60);
 
+/// Longest `channels[].push.timeout`.
+const MAX_PUSH_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// librdkafka properties that the pipeline sets itself, with what to do instead.
 const RESERVED_PROPERTIES: [(&str, &str); 7] = [
     ("bootstrap.servers", "set kafka.bootstrap_servers instead"),
@@ -485,6 +488,23 @@ fn validate_push(p: &mut Problems, at: &str, push: &PushSpec) {
     }
     p.range(&format!("{at}.burst"), push.burst, 1, None);
     p.range(&format!("{at}.batch_size"), push.batch_size, 1, None);
+    p.duration(
+        &format!("{at}.timeout"),
+        push.timeout,
+        Some(MAX_PUSH_TIMEOUT),
+    );
+    p.range(
+        &format!("{at}.max_retries"),
+        push.max_retries,
+        0,
+        Some(1000),
+    );
+    p.range(
+        &format!("{at}.max_in_flight"),
+        push.max_in_flight,
+        1,
+        Some(64),
+    );
     match &push.credentials_env {
         None if push.kind != PushKind::Webhook => p.push(
             format!("{at}.credentials_env"),
@@ -499,6 +519,73 @@ fn validate_push(p: &mut Problems, at: &str, push: &PushSpec) {
             ),
         ),
         _ => {}
+    }
+}
+
+impl Topology {
+    /// Checks what `shelfsync push` needs beyond [`Topology::validate`]: the settings specific
+    /// to each channel's marketplace (`location_id` for Shopify, `seller_id` and
+    /// `marketplace_ids` for Amazon). `shelfsync run` does not need them, so a topology without
+    /// them stays valid for the pipeline; `shelfsync push` refuses to start without them.
+    ///
+    /// # Errors
+    /// Every problem found, each naming its field path (`channels[0].push.seller_id`).
+    pub fn validate_push(&self) -> Result<(), Vec<ValidationError>> {
+        let mut p = Problems::default();
+        for (i, channel) in self.channels.iter().enumerate() {
+            let Some(push) = &channel.push else { continue };
+            let at = |field: &str| format!("channels[{i}].push.{field}");
+            let blank = |v: &Option<String>| v.as_deref().is_none_or(|v| v.trim().is_empty());
+            match push.kind {
+                PushKind::Shopify => match push.location_id.as_deref() {
+                    None | Some("") => p.push(
+                        at("location_id"),
+                        "must be set for shopify: the location's global id, e.g. \"gid://shopify/Location/124656943\"",
+                    ),
+                    Some(id) if !id.starts_with("gid://shopify/Location/") => p.push(
+                        at("location_id"),
+                        format!("must be a Shopify location global id (gid://shopify/Location/<number>), got {id:?}"),
+                    ),
+                    Some(_) => {}
+                },
+                PushKind::Amazon => {
+                    if blank(&push.seller_id) {
+                        p.push(at("seller_id"), "must be set for amazon: the selling partner id of the listings");
+                    }
+                    if push.marketplace_ids.is_empty() {
+                        p.push(
+                            at("marketplace_ids"),
+                            "must list at least one marketplace id for amazon, e.g. [\"ATVPDKIKX0DER\"]",
+                        );
+                    }
+                    for (j, id) in push.marketplace_ids.iter().enumerate() {
+                        if id.trim().is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                            p.push(
+                                format!("channels[{i}].push.marketplace_ids[{j}]"),
+                                format!("must be letters and digits (e.g. \"ATVPDKIKX0DER\"), got {id:?}"),
+                            );
+                        }
+                    }
+                }
+                PushKind::Walmart | PushKind::Ebay | PushKind::Webhook => {}
+            }
+            for (field, value) in [
+                ("api_version", &push.api_version),
+                ("product_type", &push.product_type),
+            ] {
+                if value.is_some() && blank(value) {
+                    p.push(
+                        at(field),
+                        "must not be empty (leave it out for the default)",
+                    );
+                }
+            }
+        }
+        if p.0.is_empty() {
+            Ok(())
+        } else {
+            Err(p.0)
+        }
     }
 }
 

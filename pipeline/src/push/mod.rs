@@ -1,0 +1,311 @@
+//! `shelfsync push`: the marketplace push sink (DESIGN §5).
+//!
+//! It reads `retail.channel.availability` in its own consumer group
+//! (`<application_id>-push`) and sends each channel's quantities to its marketplace:
+//!
+//! - [`queue`]: per channel, a coalescing queue keeping only the newest version per SKU, with
+//!   stock-outs served first;
+//! - [`bucket`]: per channel, a token bucket (`rate_per_sec`, `burst`) that every request
+//!   passes, plus a pause when the marketplace answers 429 or sends `Retry-After`;
+//! - [`adapters`]: the request shapes of Shopify, Amazon, Walmart, eBay and a signed webhook;
+//! - [`retry`]: exponential backoff with jitter and `Retry-After` parsing;
+//! - [`tracker`]: per partition, the offsets still waiting for the marketplace;
+//! - [`sink`]: [`HttpPushSink`], which ties them together.
+//!
+//! ## Delivery and commits
+//!
+//! An input offset is committed only when every update read at or below it was accepted by the
+//! marketplace or dead-lettered (and the dead letter acknowledged by the broker). An update
+//! replaced by a newer version of its SKU counts as done when the newer one is. A crash
+//! therefore replays updates, never loses one.
+//!
+//! ## Never an older number over a newer one
+//!
+//! - Only the newest version of a SKU waits in a queue, and a version at or below one already
+//!   delivered or in flight is never queued.
+//! - Two requests never carry the same SKU at once, so a retried older update cannot overtake a
+//!   newer one; a failed update that a newer one replaced meanwhile is dropped.
+//! - After an assignment, the replayed range up to the partition's end is read and coalesced
+//!   before anything of it is sent (see [`tracker`]): the newest version in the range is at
+//!   least anything a previous owner delivered.
+//! - On revocation, queued updates of the partition are dropped and the callback waits (up to
+//!   [`REVOKE_WAIT`]) for its requests in flight before committing, so the next owner does not
+//!   race them.
+//!
+//! Every request carries the idempotency keys `channel|sku|version` of its updates
+//! (`X-Shelfsync-Update-Keys`), so a marketplace (or the test simulator) can check the order.
+
+pub mod adapters;
+mod api;
+pub mod bucket;
+pub mod config;
+pub mod queue;
+pub mod retry;
+pub mod sink;
+pub mod tracker;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use shelfsync_topology::{TopicId, Topology};
+use tracing::{error, info, warn};
+
+pub use config::{ChannelConfig, Secret};
+pub use sink::HttpPushSink;
+
+use crate::engine::EngineStatus;
+use crate::error::{Error, Result};
+use crate::kafka::{self, KafkaProducer};
+use crate::metrics as m;
+
+/// The `stage` of the sink's dead letters and DLQ metric.
+pub const STAGE: &str = "push";
+/// Dead-letter header: the channel whose marketplace refused the update.
+pub const DLQ_CHANNEL: &str = "shelfsync-dlq-channel";
+/// Dead-letter header: the marketplace's HTTP status.
+pub const DLQ_HTTP_STATUS: &str = "shelfsync-dlq-http-status";
+/// Dead-letter header: the marketplace's response body (at most 4 KiB).
+pub const DLQ_HTTP_BODY: &str = "shelfsync-dlq-http-body";
+/// The default listen address of `shelfsync push --http-addr` (`run` uses 9464).
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:9465";
+/// Suffix of the sink's consumer group: `<application_id>-push`.
+pub const GROUP_SUFFIX: &str = "-push";
+/// Longest a revocation waits for the partition's requests in flight.
+pub const REVOKE_WAIT: Duration = Duration::from_secs(30);
+/// Longest a shutdown waits for requests in flight.
+pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(30);
+/// How long a broker request at assignment is retried before the process gives up.
+const RETRY_BUDGET: Duration = Duration::from_secs(300);
+
+/// Runtime options of `shelfsync push`.
+#[derive(Debug, Clone)]
+pub struct PushOptions {
+    /// Set to stop: finish the requests in flight, commit, leave the group.
+    pub shutdown: Arc<AtomicBool>,
+    /// How often acknowledged offsets are committed.
+    pub commit_interval: Duration,
+}
+
+/// The consumer group id of the sink.
+pub fn group_id(topology: &Topology) -> String {
+    format!("{}{GROUP_SUFFIX}", topology.application_id)
+}
+
+struct PushContext {
+    sink: Arc<HttpPushSink>,
+    topic: String,
+    status: Arc<EngineStatus>,
+}
+
+impl ClientContext for PushContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        kafka::log_client_error(&error, reason);
+    }
+}
+
+impl ConsumerContext for PushContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            metrics::counter!(m::REBALANCES, "kind" => "revoke").increment(1);
+            let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+            for &p in &partitions {
+                self.sink.revoke_begin(p);
+            }
+            let deadline = Instant::now() + REVOKE_WAIT;
+            while partitions.iter().any(|&p| self.sink.in_flight_on(p)) {
+                if Instant::now() > deadline {
+                    warn!(topic = %self.topic, ?partitions, "requests of revoked partitions still in flight after the wait; the next owner may send the same updates again");
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let mut commit = TopicPartitionList::new();
+            for &p in &partitions {
+                if let Some(offset) = self.sink.revoke_end(p) {
+                    let _ = commit.add_partition_offset(&self.topic, p, Offset::Offset(offset));
+                }
+                self.status.set_owned_push(p, false);
+            }
+            if commit.count() > 0 {
+                match self.sink.flush_dead_letters() {
+                    Ok(()) => {
+                        if let Err(e) = consumer.commit(&commit, CommitMode::Sync) {
+                            warn!(error = %e, "offset commit at revocation failed; the next owner replays a little more");
+                        }
+                    }
+                    Err(e) => error!(error = %e, "not committing the revoked partitions"),
+                }
+            }
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                metrics::counter!(m::REBALANCES, "kind" => "assign").increment(1);
+                for e in tpl.elements() {
+                    let p = e.partition();
+                    let catch_up_to = match replay_end(consumer, &self.topic, p) {
+                        Ok(end) => end,
+                        Err(err) => {
+                            // Catch up to "whatever is there when we get to it": read until EOF.
+                            warn!(error = %err, partition = p, "cannot read the partition's offsets; catching up until its end");
+                            Some(i64::MAX)
+                        }
+                    };
+                    self.sink.assign(p, catch_up_to);
+                    self.status.set_owned_push(p, true);
+                }
+                self.status.assigned.store(true, Ordering::SeqCst);
+            }
+            Rebalance::Error(e) => warn!(error = %e, "rebalance error"),
+            Rebalance::Revoke(_) => {}
+        }
+    }
+}
+
+/// The end offset to catch up to when the committed offset is below it, else `None`.
+fn replay_end<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    partition: i32,
+) -> Result<Option<i64>> {
+    let (low, high) = kafka::retry("fetch watermarks", RETRY_BUDGET, || {
+        Ok(consumer.fetch_watermarks(topic, partition, Duration::from_secs(10))?)
+    })?;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(topic, partition);
+    let committed = kafka::retry("committed offsets", RETRY_BUDGET, || {
+        Ok(consumer.committed_offsets(tpl.clone(), Duration::from_secs(10))?)
+    })?;
+    let from = committed
+        .elements()
+        .first()
+        .and_then(|e| match e.offset() {
+            Offset::Offset(o) => Some(o),
+            _ => None,
+        })
+        .unwrap_or(low)
+        .max(low);
+    Ok((from < high).then_some(high))
+}
+
+impl EngineStatus {
+    fn set_owned_push(&self, partition: i32, owned: bool) {
+        if let Ok(mut o) = self.owned.lock() {
+            let name = format!("{STAGE}-{partition}");
+            if owned {
+                o.insert(name);
+            } else {
+                o.remove(&name);
+            }
+            self.ready_tasks.store(o.len(), Ordering::SeqCst);
+        }
+    }
+}
+
+/// Runs the push sink until `options.shutdown` is set or a fatal error occurs.
+///
+/// # Errors
+/// [`Error::Config`] for a topology that cannot be pushed (missing marketplace settings or
+/// credentials); [`Error::Kafka`]/[`Error::Topics`] when the broker fails for good. Marketplace
+/// failures never stop it: they are retried or dead-lettered.
+pub fn run(topology: Arc<Topology>, options: PushOptions, status: Arc<EngineStatus>) -> Result<()> {
+    if let Some(url) = &topology.kafka.schema_registry_url {
+        return Err(Error::Config(format!(
+            "kafka.schema_registry_url = {url:?}: registry-backed Confluent framing is not supported yet; \
+             remove it to use Avro single-object encoding"
+        )));
+    }
+    let configs = ChannelConfig::all(&topology, &|k| std::env::var(k).ok())?;
+    for c in &configs {
+        info!(channel = %c.name, kind = c.kind.as_str(), endpoint = %c.endpoint, rate_per_sec = c.rate_per_sec, burst = c.burst, batch_size = c.batch_size, max_in_flight = c.max_in_flight, "pushing channel");
+    }
+    let topic = topology.topic_name(TopicId::Availability);
+    let producer = KafkaProducer::new(&topology)?;
+    let sink = Arc::new(HttpPushSink::new(
+        configs,
+        producer,
+        topic.clone(),
+        topology.topic_name(TopicId::Dlq),
+    )?);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("shelfsync-push")
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Bug(format!("push runtime: {e}")))?;
+    let senders = runtime.spawn(Arc::clone(&sink).run(SHUTDOWN_WAIT));
+
+    let mut config = kafka::consumer_config(&topology);
+    config.set("group.id", group_id(&topology));
+    config.set("enable.partition.eof", "true");
+    let consumer: BaseConsumer<PushContext> = config.create_with_context(PushContext {
+        sink: Arc::clone(&sink),
+        topic: topic.clone(),
+        status,
+    })?;
+    consumer.subscribe(&[topic.as_str()])?;
+    info!(group = %group_id(&topology), topic = %topic, "joined the push consumer group");
+
+    let result = (|| -> Result<()> {
+        let mut last_commit = Instant::now();
+        while !options.shutdown.load(Ordering::SeqCst) {
+            match consumer.poll(Duration::from_millis(100)) {
+                None => {}
+                Some(Ok(msg)) => {
+                    sink.ingest(msg.partition(), msg.offset(), msg.key(), msg.payload())?;
+                }
+                Some(Err(KafkaError::PartitionEOF(p))) => sink.caught_up(p),
+                Some(Err(e)) => kafka::log_client_error(&e, "poll"),
+            }
+            if let Some(e) = sink.take_fatal() {
+                return Err(e);
+            }
+            if last_commit.elapsed() >= options.commit_interval {
+                last_commit = Instant::now();
+                commit(&consumer, &sink, &topic)?;
+            }
+        }
+        Ok(())
+    })();
+    info!("push stopping: finishing requests in flight, committing, leaving the group");
+    sink.stop();
+    if runtime.block_on(senders).is_err() {
+        warn!("the push senders ended abnormally");
+    }
+    let last = commit(&consumer, &sink, &topic);
+    consumer.unsubscribe();
+    drop(consumer);
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    result.and(last)
+}
+
+/// Commits every partition whose commit point moved, after the broker acknowledged the dead
+/// letters.
+fn commit<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    sink: &HttpPushSink,
+    topic: &str,
+) -> Result<()> {
+    let points = sink.commit_points();
+    if points.is_empty() {
+        return Ok(());
+    }
+    sink.flush_dead_letters()?;
+    let mut tpl = TopicPartitionList::new();
+    for (p, o) in &points {
+        tpl.add_partition_offset(topic, *p, Offset::Offset(*o))?;
+    }
+    match consumer.commit(&tpl, CommitMode::Sync) {
+        Ok(()) => sink.committed(&points),
+        Err(e) => warn!(error = %e, "offset commit failed; retrying with the next one"),
+    }
+    Ok(())
+}
