@@ -331,3 +331,54 @@ pub fn load<S: EpochStore>(logic: &StageLogic, store: &mut S, inputs: &[Input]) 
         store.end_epoch();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shelfsync_schemas::avro;
+    use shelfsync_schemas::{InventoryCommand, LineResult, Order};
+
+    #[test]
+    fn the_feed_hands_out_decodable_inputs_of_its_target_stage() {
+        let mut inventory = Feed::new(50, Some(Stage::Inventory));
+        // 50 product records and 2 snapshots per SKU (two locations).
+        assert_eq!(inventory.catalog().len(), 150);
+        for input in inventory.take(200) {
+            avro::decode::<InventoryCommand>(&input.value).expect("an inventory command");
+        }
+        for input in Feed::new(50, Some(Stage::Dedupe)).take(50) {
+            avro::decode::<Order>(&input.value).expect("an order");
+        }
+        let mut assemble = Feed::new(50, Some(Stage::Assemble));
+        assert!(assemble.catalog().is_empty());
+        for input in assemble.take(50) {
+            avro::decode::<LineResult>(&input.value).expect("a line result");
+        }
+    }
+
+    #[test]
+    fn without_a_target_every_stage_runs_and_outputs_are_kept() {
+        let mut feed = Feed::new(50, None);
+        feed.catalog();
+        let raw = feed.take(500);
+        assert_eq!(raw.len(), 500);
+        assert!(!feed.outputs(TopicId::Availability).is_empty());
+        assert!(!feed.outputs(TopicId::ValidatedOrders).is_empty());
+    }
+
+    #[test]
+    fn a_rocks_store_loads_the_catalog_in_epochs() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = state_db(dir.path());
+        let mut store = db.store("inventory-0").expect("column family");
+        let mut feed = Feed::new(50, Some(Stage::Inventory));
+        let catalog = feed.catalog();
+        load(
+            &StageLogic::new(Stage::Inventory, feed.topology()),
+            &mut store,
+            &catalog,
+        );
+        assert!(store.pending().is_empty());
+        assert!(store.get_committed(CHECKPOINT_KEY).expect("read").is_some());
+    }
+}

@@ -7,13 +7,14 @@
 //! atomic `WriteBatch`. RocksDB therefore only ever holds state whose epoch was fully
 //! acknowledged, so local state is never wiped after a crash.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBWithThreadMode, Direction, IteratorMode,
-    MultiThreaded, Options, ReadOptions, WriteBatch, WriteBufferManager, WriteOptions,
+    MultiThreaded, Options, WriteBatch, WriteBufferManager, WriteOptions,
 };
 use shelfsync_operators::StateStore;
 
@@ -100,6 +101,7 @@ impl StateDb {
             db: Arc::clone(&self.db),
             cf: name.to_string(),
             overlay: BTreeMap::new(),
+            first_at_or_after: RefCell::new(None),
         })
     }
 
@@ -137,12 +139,20 @@ impl StateDb {
     }
 }
 
+/// A remembered scan start and the first committed key at or after it (`None`: none).
+type FirstKey = (Vec<u8>, Option<Vec<u8>>);
+
 /// A task's store: a write-back overlay over its column family.
 pub struct RocksStore {
     db: Arc<Db>,
     cf: String,
     /// Writes of the current epoch: `Some(value)` for a put, `None` for a delete.
     overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// `(from, first committed key >= from)` of the last range scan from `from`, valid until
+    /// the next [`commit`](Self::commit) (the only writer of the column family). Operators scan
+    /// the same range start on every record (the TTL index: "anything due yet?"); this answers
+    /// "nothing committed there" without creating a RocksDB iterator per record.
+    first_at_or_after: RefCell<Option<FirstKey>>,
 }
 
 impl std::fmt::Debug for RocksStore {
@@ -207,6 +217,8 @@ impl RocksStore {
         }
         let mut opts = WriteOptions::default();
         opts.disable_wal(!wal);
+        // Whatever happens to the write, the committed state may have changed.
+        self.first_at_or_after.replace(None);
         self.db
             .write_opt(batch, &opts)
             .map_err(|e| Error::State(format!("write batch to {}: {e}", self.cf)))?;
@@ -229,17 +241,35 @@ impl RocksStore {
     }
 
     fn committed_range(&self, from: &[u8], to: &[u8], limit: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+        if let Some((cached_from, first)) = &*self.first_at_or_after.borrow() {
+            if cached_from.as_slice() == from && first.as_deref().is_none_or(|k| k >= to) {
+                return Vec::new();
+            }
+        }
         let Some(cf) = self.db.cf_handle(&self.cf) else {
             return Vec::new();
         };
-        let mut opts = ReadOptions::default();
-        opts.set_iterate_upper_bound(to.to_vec());
-        self.db
-            .iterator_cf_opt(&cf, opts, IteratorMode::From(from, Direction::Forward))
-            .map_while(|item| item.ok())
-            .take(limit)
-            .map(|(k, v)| (k.into_vec(), v.into_vec()))
-            .collect()
+        // No upper bound: the first key at or after `from` is remembered even when it lies
+        // beyond `to`, so that the next scan from `from` to a `to` below it needs no iterator.
+        let mut first = None;
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(&cf, IteratorMode::From(from, Direction::Forward))
+        {
+            // A read error means disk trouble (the commit path reports it): answer what was
+            // read and remember nothing.
+            let Ok((k, v)) = item else { return out };
+            if first.is_none() {
+                first = Some(k.to_vec());
+            }
+            if k.as_ref() >= to || out.len() >= limit {
+                break;
+            }
+            out.push((k.into_vec(), v.into_vec()));
+        }
+        self.first_at_or_after.replace(Some((from.to_vec(), first)));
+        out
     }
 }
 
@@ -327,6 +357,30 @@ mod tests {
         fn range(&self, from: &[u8], to: &[u8], limit: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
             self.0.range(from, to, limit)
         }
+    }
+
+    #[test]
+    fn repeated_scans_from_one_start_see_later_commits_and_the_overlay() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateDb::open(dir.path(), 64 << 20).unwrap();
+        let mut s = db.store("inventory-0").unwrap();
+        let keys = |v: Vec<(Vec<u8>, Vec<u8>)>| v.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+        s.put(b"x:5", b"");
+        s.commit(&[], true).unwrap();
+        assert!(s.range(b"x:", b"x:3", 10).is_empty());
+        // Answered from the remembered first key (x:5), then past it.
+        assert!(s.range(b"x:", b"x:4", 10).is_empty());
+        assert_eq!(keys(s.range(b"x:", b"x:6", 10)), vec![b"x:5".to_vec()]);
+        s.put(b"x:2", b"");
+        assert_eq!(keys(s.range(b"x:", b"x:4", 10)), vec![b"x:2".to_vec()]);
+        s.commit(&[], true).unwrap();
+        assert_eq!(keys(s.range(b"x:", b"x:4", 10)), vec![b"x:2".to_vec()]);
+        s.delete(b"x:2");
+        assert!(s.range(b"x:", b"x:4", 10).is_empty());
+        s.commit(&[], true).unwrap();
+        assert!(s.range(b"x:", b"x:4", 10).is_empty());
+        assert_eq!(keys(s.range(b"x:", b"x:9", 10)), vec![b"x:5".to_vec()]);
+        assert_eq!(keys(s.range(b"x:", b"x:9", 0)), Vec::<Vec<u8>>::new());
     }
 
     #[test]
