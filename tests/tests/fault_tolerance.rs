@@ -156,6 +156,56 @@ fn wait_until<F: FnMut(&[OrderStatus], &[ChannelAvailability]) -> bool>(
     }
 }
 
+/// `name` from the environment as a number, else `default`.
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// What a multi-partition run of [`crash_load`] must end with, from the model.
+struct Want {
+    expected: shelfsync_tests::scenario::Expected,
+    quantities: std::collections::BTreeMap<(String, String), i64>,
+    finals: std::collections::BTreeMap<String, (i32, shelfsync_schemas::OrderStatusCode)>,
+}
+
+impl Want {
+    fn new(s: &Setup, erp: &[InputRecord], orders: &[InputRecord]) -> Result<Self> {
+        let mut model = Model::new(&s.topology);
+        for r in erp.iter().chain(orders) {
+            model.feed(r)?;
+        }
+        let expected = model.expected;
+        Ok(Self {
+            quantities: final_quantities(&expected.availability),
+            finals: final_statuses(&expected.statuses),
+            expected,
+        })
+    }
+
+    /// Done: every order's latest revision has its status.
+    fn complete(&self, statuses: &[OrderStatus]) -> bool {
+        let got = final_statuses(statuses);
+        self.finals.iter().all(|(k, v)| got.get(k) == Some(v))
+    }
+
+    /// Reads the output topics back: no event id twice, final availability equal, orders
+    /// consistent with the model. Returns (statuses, validated orders, availability events).
+    fn check(&self, s: &Setup) -> Result<(usize, usize, usize)> {
+        let (avail_records, avail) = s.read::<ChannelAvailability>(TopicId::Availability)?;
+        let (status_records, statuses) = s.read::<OrderStatus>(TopicId::OrderStatus)?;
+        let (validated_records, validated) = s.read::<ValidatedOrder>(TopicId::ValidatedOrders)?;
+        no_duplicate_event_ids("availability", &avail_records)?;
+        no_duplicate_event_ids("order-status", &status_records)?;
+        no_duplicate_event_ids("validated", &validated_records)?;
+        assert_eq!(final_quantities(&avail), self.quantities);
+        assert_orders_consistent(&statuses, &validated, &self.expected)?;
+        Ok((statuses.len(), validated.len(), avail.len()))
+    }
+}
+
 /// Raw order events with duplicates (20k by default, ~3.5 minutes on 2 cores; `SHELFSYNC_CRASH_EVENTS=100000` for the
 /// issue's run) over three partitions; `shelfsync run` is SIGKILLed at five random points
 /// (`SHELFSYNC_CRASH_KILLS`; 0 is the uninterrupted run) and restarted on the same state dir.
@@ -166,34 +216,17 @@ fn wait_until<F: FnMut(&[OrderStatus], &[ChannelAvailability]) -> bool>(
 fn sigkill_five_times_loses_nothing_and_duplicates_nothing() -> Result<()> {
     let _one_at_a_time = one_at_a_time();
     let s = setup("crash", 3)?;
-    let env_or = |name: &str, default: usize| -> usize {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
-    let events = env_or("SHELFSYNC_CRASH_EVENTS", 20_000);
-    let want_kills = env_or("SHELFSYNC_CRASH_KILLS", 5);
+    let events = env_usize("SHELFSYNC_CRASH_EVENTS", 20_000);
+    let want_kills = env_usize("SHELFSYNC_CRASH_KILLS", 5);
     let (erp, orders) = crash_load(events);
-    let mut model = Model::new(&s.topology);
-    for r in erp.iter().chain(&orders) {
-        model.feed(r)?;
-    }
-    let expected = model.expected.clone();
-    let want_quantities = final_quantities(&expected.availability);
-    let want_final = final_statuses(&expected.statuses);
+    let want = Want::new(&s, &erp, &orders)?;
     eprintln!(
         "{} input events, {} orders, {} statuses and {} availability events expected",
         erp.len() + orders.len(),
-        want_final.len(),
-        expected.statuses.len(),
-        expected.availability.len()
+        want.finals.len(),
+        want.expected.statuses.len(),
+        want.expected.availability.len()
     );
-    // Done: every order's latest revision has its status.
-    let complete = |statuses: &[OrderStatus]| {
-        let got = final_statuses(statuses);
-        want_final.iter().all(|(k, v)| got.get(k) == Some(v))
-    };
 
     let started = Instant::now();
     // The orders go in in one slice per run of the process, so the backlog never runs out
@@ -226,7 +259,8 @@ fn sigkill_five_times_loses_nothing_and_duplicates_nothing() -> Result<()> {
         while count(&b, &status_topic)? <= last {
             polls += 1;
             // Nothing left to emit (the rest was superseded revisions): finished.
-            if polls.is_multiple_of(8) && complete(&s.read::<OrderStatus>(TopicId::OrderStatus)?.1)
+            if polls.is_multiple_of(8)
+                && want.complete(&s.read::<OrderStatus>(TopicId::OrderStatus)?.1)
             {
                 break;
             }
@@ -239,7 +273,7 @@ fn sigkill_five_times_loses_nothing_and_duplicates_nothing() -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(200 + rng.below(1_500)));
         last = count(&b, &status_topic)?;
-        if complete(&s.read::<OrderStatus>(TopicId::OrderStatus)?.1) {
+        if want.complete(&s.read::<OrderStatus>(TopicId::OrderStatus)?.1) {
             p.stop()?;
             break;
         }
@@ -258,14 +292,15 @@ fn sigkill_five_times_loses_nothing_and_duplicates_nothing() -> Result<()> {
     wait_until(
         &s,
         Duration::from_secs(180 + events as u64 / 100),
-        |st, av| complete(st) && final_quantities(av) == want_quantities,
+        |st, av| want.complete(st) && final_quantities(av) == want.quantities,
     )
     .with_context(|| {
         let got = s
             .read::<OrderStatus>(TopicId::OrderStatus)
             .map(|(_, st)| final_statuses(&st))
             .unwrap_or_default();
-        let lost: Vec<_> = want_final
+        let lost: Vec<_> = want
+            .finals
             .iter()
             .filter(|(k, v)| got.get(*k) != Some(v))
             .take(10)
@@ -279,20 +314,10 @@ fn sigkill_five_times_loses_nothing_and_duplicates_nothing() -> Result<()> {
     p.stop()?;
     eprintln!("done in {:?} after {kills} kills", started.elapsed());
 
-    let (avail_records, avail) = s.read::<ChannelAvailability>(TopicId::Availability)?;
-    let (status_records, statuses) = s.read::<OrderStatus>(TopicId::OrderStatus)?;
-    let (validated_records, validated) = s.read::<ValidatedOrder>(TopicId::ValidatedOrders)?;
-    no_duplicate_event_ids("availability", &avail_records)?;
-    no_duplicate_event_ids("order-status", &status_records)?;
-    no_duplicate_event_ids("validated", &validated_records)?;
-    assert_eq!(final_quantities(&avail), want_quantities);
-    assert_orders_consistent(&statuses, &validated, &expected)?;
+    let (statuses, validated, avail) = want.check(&s)?;
     eprintln!(
-        "{} statuses ({} in the model: the rest were superseded revisions), {} validated orders, {} availability events",
-        statuses.len(),
-        expected.statuses.len(),
-        validated.len(),
-        avail.len()
+        "{statuses} statuses ({} in the model: the rest were superseded revisions), {validated} validated orders, {avail} availability events",
+        want.expected.statuses.len(),
     );
     Ok(())
 }
@@ -384,22 +409,9 @@ fn wait_for_partitions(s: &Setup, state: &str, from: usize, timeout: Duration) -
 fn scale_one_to_three_to_one_under_load() -> Result<()> {
     let _one_at_a_time = one_at_a_time();
     let s = setup("scale", 6)?;
-    let events: usize = std::env::var("SHELFSYNC_SCALE_EVENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(12_000);
+    let events = env_usize("SHELFSYNC_SCALE_EVENTS", 12_000);
     let (erp, orders) = crash_load(events);
-    let mut model = Model::new(&s.topology);
-    for r in erp.iter().chain(&orders) {
-        model.feed(r)?;
-    }
-    let expected = model.expected.clone();
-    let want_quantities = final_quantities(&expected.availability);
-    let want_final = final_statuses(&expected.statuses);
-    let complete = |statuses: &[OrderStatus]| {
-        let got = final_statuses(statuses);
-        want_final.iter().all(|(k, v)| got.get(k) == Some(v))
-    };
+    let want = Want::new(&s, &erp, &orders)?;
     let b = s.broker.bootstrap();
     let status_topic = s.topic(TopicId::OrderStatus);
     let started = Instant::now();
@@ -449,7 +461,7 @@ fn scale_one_to_three_to_one_under_load() -> Result<()> {
     wait_until(
         &s,
         Duration::from_secs(180 + events as u64 / 100),
-        |st, av| complete(st) && final_quantities(av) == want_quantities,
+        |st, av| want.complete(st) && final_quantities(av) == want.quantities,
     )
     .with_context(|| a.log_tail())?;
     std::thread::sleep(Duration::from_secs(2));
@@ -470,13 +482,6 @@ fn scale_one_to_three_to_one_under_load() -> Result<()> {
         .sum();
     ensure!(restores > 0, "no task was restored from its changelog");
     eprintln!("{restores} task restores from changelogs");
-    let (avail_records, avail) = s.read::<ChannelAvailability>(TopicId::Availability)?;
-    let (status_records, statuses) = s.read::<OrderStatus>(TopicId::OrderStatus)?;
-    let (validated_records, validated) = s.read::<ValidatedOrder>(TopicId::ValidatedOrders)?;
-    no_duplicate_event_ids("availability", &avail_records)?;
-    no_duplicate_event_ids("order-status", &status_records)?;
-    no_duplicate_event_ids("validated", &validated_records)?;
-    assert_eq!(final_quantities(&avail), want_quantities);
-    assert_orders_consistent(&statuses, &validated, &expected)?;
+    want.check(&s)?;
     Ok(())
 }
