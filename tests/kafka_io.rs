@@ -2,6 +2,7 @@
 //! child process.
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -252,26 +253,13 @@ impl PipelineProcess {
         log: &Path,
         env: &[(&str, &str)],
     ) -> Result<Self> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)?;
-        let child = Command::new(bin)
-            .args(["run", "--topology"])
-            .arg(topology)
-            .arg("--state-dir")
-            .arg(state_dir)
-            .env("SHELFSYNC_LOG", "info,shelfsync_pipeline=debug")
-            .env("SHELFSYNC_HTTP_ADDR", "127.0.0.1:0")
-            .envs(env.iter().copied())
-            .stdout(Stdio::from(file.try_clone()?))
-            .stderr(Stdio::from(file))
-            .spawn()
-            .with_context(|| format!("spawn {}", bin.display()))?;
-        Ok(Self {
-            child,
-            log: log.to_path_buf(),
-        })
+        let mut args = vec![
+            OsStr::new("run"),
+            OsStr::new("--topology"),
+            topology.as_os_str(),
+        ];
+        args.extend([OsStr::new("--state-dir"), state_dir.as_os_str()]);
+        Self::spawn(bin, &args, log, env)
     }
 
     /// Starts `bin push --topology FILE` (the marketplace push sink), logging to `log`, with
@@ -285,13 +273,23 @@ impl PipelineProcess {
         log: &Path,
         env: &[(&str, &str)],
     ) -> Result<Self> {
+        let args = [
+            OsStr::new("push"),
+            OsStr::new("--topology"),
+            topology.as_os_str(),
+        ];
+        Self::spawn(bin, &args, log, env)
+    }
+
+    /// Spawns `bin args…` with debug logs appended to `log`, the HTTP endpoints on a free port,
+    /// and `env` applied last.
+    fn spawn(bin: &Path, args: &[&OsStr], log: &Path, env: &[(&str, &str)]) -> Result<Self> {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)?;
         let child = Command::new(bin)
-            .args(["push", "--topology"])
-            .arg(topology)
+            .args(args)
             .env("SHELFSYNC_LOG", "info,shelfsync_pipeline=debug")
             .env("SHELFSYNC_HTTP_ADDR", "127.0.0.1:0")
             .envs(env.iter().copied())
