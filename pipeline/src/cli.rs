@@ -47,6 +47,20 @@ enum Command {
         /// `/v1/availability/{sku}`. Use `0.0.0.0:9464` to be reachable from other hosts.
         #[arg(long, env = "SHELFSYNC_HTTP_ADDR", default_value = crate::http::DEFAULT_ADDR)]
         http_addr: SocketAddr,
+        /// This instance's id in the instance directory (default `<host name>:<HTTP port>`; in
+        /// a StatefulSet, the pod name). Unique per running instance.
+        #[arg(long, env = "SHELFSYNC_INSTANCE_ID")]
+        instance_id: Option<String>,
+        /// The base URL other instances reach this one's HTTP endpoints at, e.g.
+        /// `http://shelfsync-0.shelfsync:9464` (default `http://<http-addr>`, or
+        /// `http://<host name>:<port>` when listening on `0.0.0.0`). The availability query
+        /// of every instance forwards to it for the SKUs this one owns.
+        #[arg(long, env = "SHELFSYNC_ADVERTISED_URL")]
+        advertised_url: Option<String>,
+        /// How often the instance re-announces itself in the directory, e.g. `5s` (it also
+        /// announces on every change of its tasks; others forget it after 3 intervals).
+        #[arg(long, env = "SHELFSYNC_ANNOUNCE_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+        announce_interval: std::time::Duration,
     },
     /// Send every channel's availability to its marketplace (the channels with a
     /// `[channels.push]` table), as a member of the consumer group `<application_id>-push`.
@@ -241,6 +255,9 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             topology,
             state_dir,
             http_addr,
+            instance_id,
+            advertised_url,
+            announce_interval,
         } => {
             let topology = Arc::new(load(&topology)?);
             // The recorder first, so that nothing the engine records is lost; the HTTP server
@@ -258,6 +275,21 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 Arc::clone(&status),
                 metrics,
             )?;
+            let me = crate::directory::Identity::resolve(
+                instance_id,
+                advertised_url,
+                http.local_addr(),
+            )?;
+            let directory = crate::directory::start(
+                &topology,
+                me.clone(),
+                Arc::clone(&status),
+                announce_interval.max(std::time::Duration::from_millis(100)),
+            )?;
+            http.route_queries(crate::http::Routing {
+                me,
+                directory: directory.directory(),
+            });
             let result = engine::run(
                 topology,
                 RunOptions {
@@ -266,6 +298,8 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
                 status,
             );
+            // The tombstone goes out before the HTTP server stops answering.
+            directory.shutdown();
             http.shutdown();
             result?;
             Ok(ExitCode::SUCCESS)

@@ -108,6 +108,10 @@ pub struct EngineStatus {
     pub assigned: AtomicBool,
     /// Names of the tasks this process owns and has opened (`inventory-3`, …).
     pub owned: Mutex<std::collections::BTreeSet<String>>,
+    /// Names of the tasks this process was assigned and is restoring from their changelogs.
+    pub restoring: Mutex<std::collections::BTreeSet<String>>,
+    /// Grows on every change of `owned` or `restoring` (the instance directory re-announces).
+    pub changes: std::sync::atomic::AtomicU64,
     /// The process's RocksDB, once open (read committed state for queries).
     pub db: std::sync::OnceLock<StateDb>,
 }
@@ -118,9 +122,32 @@ impl EngineStatus {
         self.owned.lock().map(|o| o.contains(name)).unwrap_or(false)
     }
 
+    /// The tasks this process holds: `(name, restoring)`, opened ones and restoring ones.
+    pub fn held_tasks(&self) -> Vec<(String, bool)> {
+        let mut held: Vec<(String, bool)> = self
+            .owned
+            .lock()
+            .map(|o| o.iter().map(|t| (t.clone(), false)).collect())
+            .unwrap_or_default();
+        if let Ok(r) = self.restoring.lock() {
+            held.extend(r.iter().map(|t| (t.clone(), true)));
+        }
+        held
+    }
+
     fn set_owned(&self, name: &str, owned: bool) {
-        if let Ok(mut o) = self.owned.lock() {
-            if owned {
+        Self::set_member(&self.owned, name, owned);
+        self.changes.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn set_restoring(&self, name: &str, restoring: bool) {
+        Self::set_member(&self.restoring, name, restoring);
+        self.changes.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn set_member(set: &Mutex<std::collections::BTreeSet<String>>, name: &str, member: bool) {
+        if let Ok(mut o) = set.lock() {
+            if member {
                 o.insert(name.to_string());
             } else {
                 o.remove(name);
@@ -537,6 +564,7 @@ impl Engine {
                 store = self.db.store(&name)?;
                 let changelog = self.topology.topic_name(TopicId::Changelog(store_id));
                 self.status.restoring_tasks.fetch_add(1, Ordering::SeqCst);
+                self.status.set_restoring(&name, true);
                 metrics::gauge!(m::RESTORING_TASKS).increment(1.0);
                 let restored = restore(
                     &self.topology,
@@ -546,6 +574,7 @@ impl Engine {
                     committed.unwrap_or(0),
                 );
                 self.status.restoring_tasks.fetch_sub(1, Ordering::SeqCst);
+                self.status.set_restoring(&name, false);
                 metrics::gauge!(m::RESTORING_TASKS).decrement(1.0);
                 let mut cp = restored?;
                 cp.next_offset = committed.unwrap_or(-1);

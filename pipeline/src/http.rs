@@ -6,7 +6,8 @@
 //! | `GET /metrics` | every metric of [`crate::metrics::ALL`] in the Prometheus text format |
 //! | `GET /healthz` | `200 {"status":"ok"}` while the process runs (liveness) |
 //! | `GET /readyz` | `200` once the instance has its partitions and no task is restoring, else `503`; the JSON body says why |
-//! | `GET /v1/availability/{sku}` | the SKU's committed stock and published channel quantities when this instance owns its inventory task; else where to ask |
+//! | `GET /v1/availability/{sku}` | the SKU's committed stock and published channel quantities when this instance owns its inventory task; else the owner's answer, asked on the caller's behalf (`?proxy=false`: only which instance owns it and its URL) |
+//! | `GET /v1/instances` | the live instances of the application (instance directory), their URLs and tasks |
 //!
 //! The server runs on a small tokio runtime in its own thread, so the engine (synchronous,
 //! librdkafka-driven) never waits on it and it keeps answering probes while the engine is
@@ -18,29 +19,36 @@
 //! `murmur2_random` partitioner, which is Java's `Utils.murmur2` ([`murmur2`]) of the key bytes,
 //! made positive and taken modulo the partition count ([`partition_for_key`]). The partition
 //! names the task (`inventory-<p>`); whichever instance owns that task holds the SKU's state.
+//! The instance directory ([`crate::directory`]) says which instance that is and where its
+//! endpoints answer; a query for a SKU owned elsewhere is forwarded there once (a forwarded
+//! query is never forwarded again) and the answer says who gave it (`instance`,
+//! `x-shelfsync-answered-by`). When the owner is unknown, restoring, or does not answer, the
+//! reply is `421 Misdirected Request` naming the task, the owner if known and the live
+//! instances.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use shelfsync_operators::reserve_inventory::{load_sku, SkuRecord};
 use shelfsync_operators::StateStore;
 use shelfsync_topology::{Stage, TopicId, Topology};
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
+use crate::directory::{self, Directory, Identity, Owner};
 use crate::engine::EngineStatus;
 use crate::error::{Error, Result};
 use crate::metrics as m;
@@ -56,6 +64,14 @@ pub const HEALTHZ_PATH: &str = "/healthz";
 pub const READYZ_PATH: &str = "/readyz";
 /// Route of the availability query (`{sku}` is the percent-encoded SKU).
 pub const AVAILABILITY_PATH: &str = "/v1/availability/{sku}";
+/// Route of the instance directory's view.
+pub const INSTANCES_PATH: &str = "/v1/instances";
+/// Request header of a query forwarded by another instance (its id); never forwarded again.
+pub const FORWARDED_BY: &str = "x-shelfsync-forwarded-by";
+/// Response header naming the instance whose local state answered a query.
+pub const ANSWERED_BY: &str = "x-shelfsync-answered-by";
+/// How long a forwarded query may take before the pointer is answered instead.
+pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Histogram buckets (seconds) for per-record processing time: 10 µs to 1 s.
 pub const PROCESSING_BUCKETS: &[f64] = &[
@@ -162,6 +178,7 @@ pub fn partition_for_key(key: &[u8], partitions: i32) -> i32 {
 #[derive(Debug)]
 pub struct HttpServer {
     addr: SocketAddr,
+    routing: Arc<OnceLock<Routing>>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -170,6 +187,12 @@ impl HttpServer {
     /// The address the server listens on (the real port when bound to port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Lets the availability query name and ask the instance owning a SKU (until then it names
+    /// only the task). Once per server; a second call is ignored.
+    pub fn route_queries(&self, routing: Routing) {
+        let _ = self.routing.set(routing);
     }
 
     /// Stops accepting connections, lets in-flight requests finish (at most 5 s) and joins the
@@ -196,6 +219,16 @@ impl Drop for HttpServer {
     }
 }
 
+/// How the availability query finds the instance owning a SKU: this instance's identity and
+/// the directory of everyone's announcements.
+#[derive(Debug, Clone)]
+pub struct Routing {
+    /// This instance.
+    pub me: Identity,
+    /// The live instances and their tasks.
+    pub directory: Arc<Directory>,
+}
+
 /// What the handlers share.
 #[derive(Clone)]
 struct AppState {
@@ -204,6 +237,8 @@ struct AppState {
     metrics: PrometheusHandle,
     inventory_topic: Arc<str>,
     inventory_partitions: i32,
+    routing: Arc<OnceLock<Routing>>,
+    client: reqwest::Client,
 }
 
 /// Binds `addr` and serves the endpoints of this module on a tokio runtime in a thread of its
@@ -237,12 +272,20 @@ pub fn serve(
         .enable_all()
         .build()
         .map_err(|e| Error::Bug(format!("HTTP runtime: {e}")))?;
+    let client = reqwest::Client::builder()
+        .timeout(FORWARD_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| Error::Bug(format!("HTTP client: {e}")))?;
+    let routing = Arc::new(OnceLock::new());
     let state = AppState {
         inventory_topic: topology.topic_name(TopicId::InventoryCommands).into(),
         inventory_partitions: topology.partitions(TopicId::InventoryCommands),
         topology,
         status,
         metrics,
+        routing: Arc::clone(&routing),
+        client,
     };
     let listener = {
         let _runtime = runtime.enter();
@@ -254,9 +297,10 @@ pub fn serve(
         .name("shelfsync-http".into())
         .spawn(move || runtime.block_on(run_server(listener, state, stopped)))
         .map_err(|e| Error::Bug(format!("spawn the HTTP thread: {e}")))?;
-    info!(addr = %local, "HTTP endpoints listening (/metrics, /healthz, /readyz, /v1/availability/{{sku}})");
+    info!(addr = %local, "HTTP endpoints listening (/metrics, /healthz, /readyz, /v1/availability/{{sku}}, /v1/instances)");
     Ok(HttpServer {
         addr: local,
+        routing,
         stop: Some(stop),
         thread: Some(thread),
     })
@@ -307,6 +351,7 @@ fn router(state: AppState) -> Router {
         .route(HEALTHZ_PATH, get(healthz))
         .route(READYZ_PATH, get(readyz))
         .route(AVAILABILITY_PATH, get(availability))
+        .route(INSTANCES_PATH, get(instances))
         .with_state(state)
 }
 
@@ -390,6 +435,8 @@ struct LocalAvailability {
     partition: i32,
     task: String,
     owner: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    instance: Option<String>,
     found: bool,
     active: bool,
     channels: Vec<ChannelView>,
@@ -402,6 +449,7 @@ struct LocalAvailability {
 
 fn local_view(
     topology: &Topology,
+    instance: Option<String>,
     sku: &str,
     partition: i32,
     task: &str,
@@ -414,6 +462,7 @@ fn local_view(
         partition,
         task: task.to_string(),
         owner: "local",
+        instance,
         found: true,
         active: stock.product.as_ref().is_none_or(|p| p.active),
         channels: record
@@ -490,34 +539,185 @@ fn json(code: StatusCode, body: serde_json::Value) -> Response {
     (code, Json(body)).into_response()
 }
 
-fn remote(state: &AppState, sku: &str, partition: i32, task: &str) -> Response {
+/// Query parameters of the availability query.
+#[derive(Debug, Default, Deserialize)]
+struct AvailabilityParams {
+    /// `false`: answer where the SKU lives instead of asking its owner.
+    proxy: Option<bool>,
+}
+
+/// The characters a SKU keeps unencoded in a URL path segment (RFC 3986 unreserved).
+const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+fn availability_url(base: &str, sku: &str) -> String {
+    format!(
+        "{base}/v1/availability/{}",
+        percent_encoding::utf8_percent_encode(sku, PATH_SEGMENT)
+    )
+}
+
+/// The answer for a SKU whose inventory task this instance does not own: its owner's answer
+/// when `forward` and the owner answers from its local state, else a pointer (421).
+async fn elsewhere(
+    state: &AppState,
+    sku: &str,
+    partition: i32,
+    task: &str,
+    forward: bool,
+) -> Response {
+    let routing = state.routing.get();
+    let now = directory::now_ms();
+    let owner = routing.and_then(|r| {
+        r.directory
+            .owner(task, now)
+            .filter(|o| o.instance_id != r.me.instance_id)
+    });
+    let mut failure = None;
+    if let (true, Some(r), Some(o)) = (forward, routing, owner.as_ref()) {
+        if !o.restoring {
+            match ask_owner(state, &r.me, o, sku).await {
+                Ok(answer) => return answer,
+                Err(why) => failure = Some(why),
+            }
+        }
+    }
+    pointer(state, sku, partition, task, routing, owner, failure, now)
+}
+
+/// Forwards the query to `owner` once; `Ok` only when it answered from its own state.
+async fn ask_owner(
+    state: &AppState,
+    me: &Identity,
+    owner: &Owner,
+    sku: &str,
+) -> std::result::Result<Response, String> {
+    let url = availability_url(&owner.http_url, sku);
+    let reply = state
+        .client
+        .get(&url)
+        .header(FORWARDED_BY, me.instance_id.as_str())
+        .send()
+        .await
+        .map_err(|e| format!("GET {url}: {e}"))?;
+    let code = reply.status().as_u16();
+    let bytes = reply
+        .bytes()
+        .await
+        .map_err(|e| format!("GET {url}: {code}, body cut short: {e}"))?;
+    let body: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| format!("GET {url}: {code} with a body that is not JSON: {e}"))?;
+    if !matches!(code, 200 | 404) || body["owner"] != "local" {
+        return Err(format!(
+            "GET {url}: {code}, not answered from its state: {body}"
+        ));
+    }
+    let mut response = json(StatusCode::from_u16(code).unwrap_or(StatusCode::OK), body);
+    if let Ok(v) = HeaderValue::from_str(&owner.instance_id) {
+        response.headers_mut().insert(ANSWERED_BY, v);
+    }
+    Ok(response)
+}
+
+/// `421 Misdirected Request`: the task, and the owning instance when the directory knows one.
+#[allow(clippy::too_many_arguments)]
+fn pointer(
+    state: &AppState,
+    sku: &str,
+    partition: i32,
+    task: &str,
+    routing: Option<&Routing>,
+    owner: Option<Owner>,
+    failure: Option<String>,
+    now: i64,
+) -> Response {
+    let topic = &state.inventory_topic;
+    let mut body = serde_json::json!({
+        "sku": sku,
+        "partition": partition,
+        "task": task,
+    });
+    let mut detail = format!("partition {partition} of {topic} is not assigned to this instance");
+    match &owner {
+        Some(o) => {
+            body["owner"] = "remote".into();
+            body["instance"] = o.instance_id.clone().into();
+            body["url"] = availability_url(&o.http_url, sku).into();
+            body["restoring"] = o.restoring.into();
+            body["since"] = o.since.into();
+            detail.push_str(&format!(
+                "; instance {} owns task {task}: ask {}",
+                o.instance_id,
+                availability_url(&o.http_url, sku)
+            ));
+            if o.restoring {
+                detail.push_str(" (it is restoring the task's state: retry shortly)");
+            }
+            if let Some(why) = &failure {
+                detail.push_str(&format!(" (asking it failed: {why})"));
+            }
+        }
+        None => {
+            body["owner"] = "unknown".into();
+            match routing {
+                None => detail.push_str(&format!(
+                    "; the instance that owns task {task} answers for this SKU"
+                )),
+                Some(r) => {
+                    let live = r.directory.live(now);
+                    detail.push_str(&format!(
+                        "; no live instance announces task {task}: it may be moving between instances, retry shortly"
+                    ));
+                    if !r.directory.is_synced() {
+                        detail.push_str(" (this instance is still reading the instance directory)");
+                    }
+                    body["instances"] = serde_json::json!(live);
+                }
+            }
+        }
+    }
     let restoring = state.status.restoring_tasks.load(Ordering::SeqCst);
-    let mut detail = format!(
-        "partition {partition} of {} is not assigned to this instance; the instance that owns task {task} answers for this SKU",
-        state.inventory_topic
-    );
     if restoring > 0 {
         detail.push_str(&format!(
             " ({restoring} task(s) are restoring here; it may be one of them: retry shortly)"
         ));
     }
+    body["detail"] = detail.into();
+    json(StatusCode::MISDIRECTED_REQUEST, body)
+}
+
+async fn instances(State(state): State<AppState>) -> Response {
+    let Some(routing) = state.routing.get() else {
+        return json(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({"detail": "this process keeps no instance directory (only `shelfsync run` does)"}),
+        );
+    };
+    let now = directory::now_ms();
     json(
-        StatusCode::MISDIRECTED_REQUEST,
+        StatusCode::OK,
         serde_json::json!({
-            "sku": sku,
-            "partition": partition,
-            "owner": "remote",
-            "task": task,
-            "detail": detail,
+            "self": routing.me,
+            "synced": routing.directory.is_synced(),
+            "instances": routing.directory.snapshot(now),
         }),
     )
 }
 
-async fn availability(State(state): State<AppState>, Path(sku): Path<String>) -> Response {
+async fn availability(
+    State(state): State<AppState>,
+    Path(sku): Path<String>,
+    Query(params): Query<AvailabilityParams>,
+    headers: HeaderMap,
+) -> Response {
     let partition = partition_for_key(sku.as_bytes(), state.inventory_partitions);
     let task = format!("{}-{partition}", Stage::Inventory.name());
+    let forward = params.proxy.unwrap_or(true) && !headers.contains_key(FORWARDED_BY);
     if !state.status.owns(&task) {
-        return remote(&state, &sku, partition, &task);
+        return elsewhere(&state, &sku, partition, &task, forward).await;
     }
     let Some(db) = state.status.db.get().cloned() else {
         return json(
@@ -541,16 +741,17 @@ async fn availability(State(state): State<AppState>, Path(sku): Path<String>) ->
     .await;
     // The task may have been revoked while we read: the answer then belongs to its new owner.
     if !state.status.owns(&task) {
-        return remote(&state, &sku, partition, &task);
+        return elsewhere(&state, &sku, partition, &task, forward).await;
     }
+    let instance = state.routing.get().map(|r| r.me.instance_id.clone());
     match read {
         Ok(Ok(Some(record))) => {
-            let body = local_view(&state.topology, &sku, partition, &task, record);
+            let body = local_view(&state.topology, instance, &sku, partition, &task, record);
             (StatusCode::OK, Json(body)).into_response()
         }
         Ok(Ok(None)) => json(
             StatusCode::NOT_FOUND,
-            serde_json::json!({"sku": sku, "partition": partition, "task": task, "owner": "local", "found": false}),
+            serde_json::json!({"sku": sku, "partition": partition, "task": task, "owner": "local", "instance": instance, "found": false}),
         ),
         Ok(Err(e)) => {
             warn!(sku = %sku, task = %task, error = %e, "availability query failed");
@@ -632,10 +833,16 @@ mod tests {
     "#;
 
     fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+        let (code, _, body) = request(addr, path, "");
+        (code, body)
+    }
+
+    /// A GET with extra header lines (each ending in `\r\n`): status, head (lower-cased), body.
+    fn request(addr: SocketAddr, path: &str, headers: &str) -> (u16, String, String) {
         let mut s = std::net::TcpStream::connect(addr).unwrap();
         write!(
             s,
-            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\n{headers}Connection: close\r\n\r\n"
         )
         .unwrap();
         let mut text = String::new();
@@ -645,8 +852,8 @@ mod tests {
             .nth(1)
             .and_then(|c| c.parse().ok())
             .unwrap_or(0);
-        let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-        (code, body.to_string())
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        (code, head.to_lowercase(), body.to_string())
     }
 
     fn json_of(body: &str) -> serde_json::Value {
@@ -746,7 +953,8 @@ mod tests {
         let (code, body) = get(addr, &format!("/v1/availability/{sku}"));
         assert_eq!(code, 421, "{body}");
         let v = json_of(&body);
-        assert_eq!(v["owner"], "remote");
+        // No directory on this server: the owner is unknown, the task is named.
+        assert_eq!(v["owner"], "unknown");
         assert_eq!(v["task"], task.as_str());
         assert_eq!(v["partition"], p);
 
@@ -797,6 +1005,176 @@ mod tests {
 
         server.shutdown();
         assert!(std::net::TcpStream::connect(addr).is_err());
+    }
+
+    /// Two servers in one process: `a` owns the SKU's task, `b` does not; the directory they
+    /// share is filled by hand (the broker-backed one is tested in tests/tests/http_metrics.rs).
+    #[test]
+    fn a_query_for_a_sku_owned_elsewhere_is_forwarded_once_or_pointed_at_its_owner() {
+        let topology = Arc::new(Topology::from_toml_str(TOPOLOGY).unwrap());
+        let handle = || prometheus_builder().unwrap().build_recorder().handle();
+        let (status_a, status_b) = (
+            Arc::new(EngineStatus::default()),
+            Arc::new(EngineStatus::default()),
+        );
+        let local: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let a = serve(
+            local,
+            Arc::clone(&topology),
+            Arc::clone(&status_a),
+            handle(),
+        )
+        .unwrap();
+        let b = serve(
+            local,
+            Arc::clone(&topology),
+            Arc::clone(&status_b),
+            handle(),
+        )
+        .unwrap();
+        let directory = Arc::new(Directory::default());
+        let identity = |name: &str, server: &HttpServer| Identity {
+            instance_id: name.into(),
+            http_url: format!("http://{}", server.local_addr()),
+        };
+        let (id_a, id_b) = (identity("a", &a), identity("b", &b));
+        for (server, me) in [(&a, &id_a), (&b, &id_b)] {
+            server.route_queries(Routing {
+                me: me.clone(),
+                directory: Arc::clone(&directory),
+            });
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateDb::open(dir.path(), 16 << 20).unwrap();
+        // A SKU with a slash and a space: the forwarded URL must encode it.
+        let sku = "SKU 42/b";
+        let p = partition_for_key(sku.as_bytes(), 4);
+        let task = format!("inventory-{p}");
+        let op = ReserveInventory::new(topology.inventory_config());
+        let mut store = db.store(&task).unwrap();
+        op.process(
+            &mut store,
+            1_000,
+            &snapshot(sku, "dc-east", 30, 1),
+            &mut Vec::new(),
+        )
+        .unwrap();
+        store.commit(&[], true).unwrap();
+        let _ = status_a.db.set(db);
+        status_a.owned.lock().unwrap().insert(task.clone());
+        let path = format!(
+            "/v1/availability/{}",
+            percent_encoding::utf8_percent_encode(sku, PATH_SEGMENT)
+        );
+        let announce = |who: &Identity, since: i64, restoring: bool| {
+            directory.apply(
+                &who.instance_id,
+                Some(shelfsync_schemas::InstanceAnnouncement {
+                    instance_id: who.instance_id.clone(),
+                    http_url: who.http_url.clone(),
+                    announced_at: directory::now_ms(),
+                    ttl_ms: 60_000,
+                    tasks: vec![shelfsync_schemas::TaskClaim {
+                        task: task.clone(),
+                        since,
+                        restoring,
+                    }],
+                }),
+            );
+        };
+
+        // Nobody announces the task yet: b names the task, says the owner is unknown.
+        let (code, _, body) = request(b.local_addr(), &path, "");
+        let v = json_of(&body);
+        assert_eq!(
+            (code, v["owner"].as_str()),
+            (421, Some("unknown")),
+            "{body}"
+        );
+        assert_eq!(v["task"], task.as_str());
+        assert!(
+            v["detail"]
+                .as_str()
+                .unwrap()
+                .contains("no live instance announces"),
+            "{body}"
+        );
+
+        // a announces it: b forwards and answers with a's numbers, saying who answered.
+        announce(&id_a, 1_000, false);
+        let (code, head, body) = request(b.local_addr(), &path, "");
+        assert_eq!(code, 200, "{body}");
+        assert!(head.contains(&format!("{ANSWERED_BY}: a")), "{head}");
+        let v = json_of(&body);
+        assert_eq!(
+            (v["owner"].as_str(), v["instance"].as_str()),
+            (Some("local"), Some("a"))
+        );
+        assert_eq!(v["sku"], sku);
+        assert_eq!(v["on_hand"], serde_json::json!({"dc-east": 30}));
+        assert_eq!(
+            json_of(&request(a.local_addr(), &path, "").2),
+            v,
+            "the owner's own answer"
+        );
+
+        // ?proxy=false, or a query another instance already forwarded: only the pointer.
+        for (query, headers) in [
+            ("?proxy=false", String::new()),
+            ("", format!("{FORWARDED_BY}: c\r\n")),
+        ] {
+            let (code, _, body) = request(b.local_addr(), &format!("{path}{query}"), &headers);
+            let v = json_of(&body);
+            assert_eq!(
+                (code, v["owner"].as_str(), v["instance"].as_str()),
+                (421, Some("remote"), Some("a")),
+                "{body}"
+            );
+            assert_eq!(v["url"], format!("{}{path}", id_a.http_url));
+        }
+
+        // A later claim (b was given the task and is restoring it) wins over a's: b does not
+        // ask itself, it says it is restoring the task.
+        announce(&id_b, 2_000, true);
+        let (code, _, body) = request(a.local_addr(), &path, "");
+        assert_eq!(code, 200, "a still owns it locally and answers: {body}");
+        status_a.owned.lock().unwrap().clear();
+        let (code, _, body) = request(a.local_addr(), &path, "");
+        let v = json_of(&body);
+        assert_eq!(
+            (code, v["instance"].as_str(), v["restoring"].as_bool()),
+            (421, Some("b"), Some(true)),
+            "{body}"
+        );
+        assert!(
+            v["detail"].as_str().unwrap().contains("restoring"),
+            "{body}"
+        );
+
+        // An owner that does not answer from its state: the pointer, with why.
+        announce(&id_b, 3_000, false);
+        let (code, _, body) = request(a.local_addr(), &path, "");
+        let v = json_of(&body);
+        assert_eq!((code, v["instance"].as_str()), (421, Some("b")), "{body}");
+        assert!(
+            v["detail"].as_str().unwrap().contains("asking it failed"),
+            "{body}"
+        );
+
+        // /v1/instances lists both, with their tasks.
+        let (code, _, body) = request(a.local_addr(), "/v1/instances", "");
+        let v = json_of(&body);
+        assert_eq!(code, 200, "{body}");
+        assert_eq!(v["self"]["instance_id"], "a");
+        let ids: Vec<&str> = v["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|i| i["instance_id"].as_str())
+            .collect();
+        assert_eq!(ids, ["a", "b"]);
+        a.shutdown();
+        b.shutdown();
     }
 
     #[test]

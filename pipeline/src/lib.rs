@@ -10,6 +10,7 @@
 //! - [`admin`]: `topics create`;
 //! - [`metrics`]: every metric name, kind, labels and help text;
 //! - [`http`]: `/metrics`, `/healthz`, `/readyz` and the availability query;
+//! - [`directory`]: the instance directory (which instance owns which task, and its URL);
 //! - [`generator`]: seeded retail traffic for the input topics (`shelfsync generate`);
 //! - [`demo`]: the pipeline, the generator and a live view in one process (`shelfsync demo`);
 //! - [`push`]: the marketplace push sink (`shelfsync push`);
@@ -20,6 +21,7 @@ pub mod admin;
 pub mod bench;
 pub mod cli;
 pub mod demo;
+pub mod directory;
 pub mod engine;
 pub mod error;
 pub mod generator;

@@ -53,6 +53,8 @@ pub const RESTORE_RECORDS: &str = "shelfsync_restore_records_total";
 pub const ROCKSDB_MEMORY_BYTES: &str = "shelfsync_rocksdb_memory_bytes";
 /// Producer delivery failures reported by the broker (each retried by restarting the epoch).
 pub const DELIVERY_ERRORS: &str = "shelfsync_delivery_errors_total";
+/// Live instances in the instance directory (this one included).
+pub const DIRECTORY_INSTANCES: &str = "shelfsync_directory_instances";
 /// Build information: always 1, with the `version` of the binary as a label.
 pub const BUILD_INFO: &str = "shelfsync_build_info";
 /// `shelfsync push`: updates the marketplace accepted, by `channel`.
@@ -250,6 +252,12 @@ pub const ALL: &[Metric] = {
             Gauge,
             &[],
             "Approximate RocksDB memory (memtables + shared block cache), bytes.",
+        ),
+        metric(
+            DIRECTORY_INSTANCES,
+            Gauge,
+            &[],
+            "Instances of the application this one sees alive in the instance directory (announced within their TTL), itself included; the availability query points at them.",
         ),
         metric(
             DELIVERY_ERRORS,

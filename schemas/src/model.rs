@@ -449,6 +449,33 @@ pub struct DeadLetter {
     pub event_time: i64,
 }
 
+/// A record on `<application_id>-instances`, keyed by instance id: where a running instance's
+/// HTTP endpoints answer and which tasks it holds (see `InstanceAnnouncement.avsc`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceAnnouncement {
+    /// The instance's id.
+    pub instance_id: String,
+    /// Base URL of its HTTP endpoints, as other instances reach it.
+    pub http_url: String,
+    /// When it was written, epoch ms.
+    pub announced_at: i64,
+    /// Validity without a newer announcement, ms.
+    pub ttl_ms: i64,
+    /// The tasks it holds.
+    pub tasks: Vec<TaskClaim>,
+}
+
+/// A task an instance holds, in an [`InstanceAnnouncement`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskClaim {
+    /// Task name, e.g. `inventory-3`.
+    pub task: String,
+    /// When the instance took it, epoch ms (the later of two claims wins).
+    pub since: i64,
+    /// Whether it is still restoring its state.
+    pub restoring: bool,
+}
+
 /// The raw-order topic envelope (JSON): `{channel, delivery_id, received_at, payload}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RawOrderEnvelope {

@@ -382,11 +382,24 @@ fn kubernetes_manifests_fit_the_binary_and_each_other() -> Result<()> {
         .iter()
         .filter_map(|e| Some((e["name"].as_str()?.to_string(), e.clone())))
         .collect();
+    // Besides the binary's own variables, only the downward-API values they are built from.
     ensure!(
-        env.keys().all(|k| k.starts_with("SHELFSYNC_")),
+        env.keys()
+            .all(|k| k.starts_with("SHELFSYNC_") || k == "POD_NAME" || k == "POD_NAMESPACE"),
         "env outside SHELFSYNC_*: {:?}",
         env.keys()
     );
+    for (var, field) in [
+        ("POD_NAME", "metadata.name"),
+        ("POD_NAMESPACE", "metadata.namespace"),
+    ] {
+        ensure!(
+            env.get(var)
+                .and_then(|e| e["valueFrom"]["fieldRef"]["fieldPath"].as_str())
+                == Some(field),
+            "{var} is not the pod's {field}"
+        );
+    }
 
     // HTTP: the probes hit the real routes on the port the binary listens on.
     let http_addr = env
@@ -406,6 +419,19 @@ fn kubernetes_manifests_fit_the_binary_and_each_other() -> Result<()> {
     ensure!(
         http["containerPort"].as_i64() == Some(http_port),
         "container port"
+    );
+    // The instance directory: the pod name as instance id, and an advertised URL that other
+    // pods resolve (the governing headless service) on the port the binary listens on.
+    let value = |var: &str| env.get(var).and_then(|e| e["value"].as_str());
+    ensure!(
+        value("SHELFSYNC_INSTANCE_ID") == Some("$(POD_NAME)"),
+        "instance id"
+    );
+    let service = spec["serviceName"].as_str().context("serviceName")?;
+    let advertised = format!("http://$(POD_NAME).{service}.$(POD_NAMESPACE).svc:{http_port}");
+    ensure!(
+        value("SHELFSYNC_ADVERTISED_URL") == Some(advertised.as_str()),
+        "SHELFSYNC_ADVERTISED_URL should be {advertised}"
     );
     for (probe, path) in [
         ("readinessProbe", READYZ_PATH),

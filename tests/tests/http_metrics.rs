@@ -402,6 +402,188 @@ fn readiness_metrics_and_availability_query_against_a_real_broker() -> Result<()
         );
     }
     eprintln!("replacement not ready while: {not_ready_reasons:?}");
+    let q_id = format!("{}:{}", hostname(), addr.port());
+    second_instance_shares_the_queries(&topology_path, dir.path(), (&q, addr, &q_id), &want)?;
     q.stop()?;
+    Ok(())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// `(channel → (quantity, version))` of an availability answer.
+fn channels_of(v: &serde_json::Value) -> Option<BTreeMap<String, (i64, i64)>> {
+    v["channels"]
+        .as_array()?
+        .iter()
+        .map(|c| {
+            Some((
+                c["channel"].as_str()?.to_string(),
+                (c["quantity"].as_i64()?, c["version"].as_i64()?),
+            ))
+        })
+        .collect()
+}
+
+/// The tasks a ready instance at `addr` lists on `/readyz`: (all of them, the inventory ones).
+fn ready_tasks(addr: SocketAddr) -> Option<(usize, Vec<String>)> {
+    let (code, v) = get_json(addr, "/readyz").ok()?;
+    (code == 200).then_some(())?;
+    let tasks: Vec<&str> = v["tasks"]
+        .as_array()?
+        .iter()
+        .filter_map(|t| t.as_str())
+        .collect();
+    let inventory = tasks
+        .iter()
+        .filter(|t| t.starts_with("inventory-"))
+        .map(|t| t.to_string())
+        .collect();
+    Some((tasks.len(), inventory))
+}
+
+/// What `/v1/instances` of `addr` says: instance id → inventory tasks it holds, restored.
+fn inventory_claims(addr: SocketAddr) -> Option<BTreeMap<String, usize>> {
+    let (_, v) = get_json(addr, "/v1/instances").ok()?;
+    v["instances"]
+        .as_array()?
+        .iter()
+        .map(|i| {
+            let held = i["tasks"]
+                .as_array()?
+                .iter()
+                .filter(|t| {
+                    t["task"]
+                        .as_str()
+                        .is_some_and(|t| t.starts_with("inventory-"))
+                        && t["restoring"] == false
+                })
+                .count();
+            Some((i["instance_id"].as_str()?.to_string(), held))
+        })
+        .collect()
+}
+
+/// A second instance joins `q` (running alone, default instance id `q_id`): the group splits
+/// the tasks, each instance announces its own in the instance directory, and either instance
+/// answers every SKU — from its own state, or by asking the owner, naming who answered; with
+/// `?proxy=false` it names the owner and its URL. When the second one stops, its tombstone
+/// removes it and `q` owns and answers everything again.
+///
+/// How the inventory tasks split is the assignor's choice: librdkafka's cooperative-sticky
+/// assignor balances the count of partitions, not each topic, and here it moved all three
+/// inventory partitions (with dedupe and assemble) to the newcomer; either way one instance
+/// answers SKUs it does not own by asking the other.
+fn second_instance_shares_the_queries(
+    topology_path: &Path,
+    dir: &Path,
+    (q, q_addr, q_id): (&PipelineProcess, SocketAddr, &str),
+    want: &BTreeMap<String, BTreeMap<String, (i64, i64)>>,
+) -> Result<()> {
+    let r_addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+    let r_text = r_addr.to_string();
+    let r = PipelineProcess::start_with_env(
+        Path::new(BIN),
+        topology_path,
+        &dir.join("second-state"),
+        &dir.join("second.log"),
+        &[
+            ("SHELFSYNC_HTTP_ADDR", r_text.as_str()),
+            ("SHELFSYNC_INSTANCE_ID", "second"),
+            ("SHELFSYNC_ANNOUNCE_INTERVAL", "1s"),
+        ],
+    )?;
+    // Both ready, the inventory tasks split between them, and both directories agree.
+    let (q_tasks, r_tasks) = eventually(Duration::from_secs(150), "the tasks to split", || {
+        let ((q_all, qt), (r_all, rt)) = (ready_tasks(q_addr)?, ready_tasks(r_addr)?);
+        // 6 stages × 3 partitions, each instance with some.
+        (q_all > 0 && r_all > 0 && q_all + r_all == 18 && qt.len() + rt.len() == 3)
+            .then_some((qt, rt))
+    })
+    .with_context(|| format!("{}\n--- second:\n{}", q.log_tail(), r.log_tail()))?;
+    let want_claims = BTreeMap::from([
+        (q_id.to_string(), q_tasks.len()),
+        ("second".into(), r_tasks.len()),
+    ]);
+    eventually(
+        Duration::from_secs(30),
+        "both directories to list both",
+        || {
+            [q_addr, r_addr]
+                .iter()
+                .all(|a| inventory_claims(*a).as_ref() == Some(&want_claims))
+                .then_some(())
+        },
+    )
+    .with_context(|| format!("{:?}", get(q_addr, "/v1/instances")))?;
+    eprintln!("split: {q_id} {q_tasks:?}, second {r_tasks:?}");
+
+    let mut answered_by = std::collections::BTreeSet::new();
+    for (sku, channels) in want {
+        let path = format!("/v1/availability/{sku}");
+        let mut owner = None;
+        for (asked, asked_id) in [(q_addr, q_id), (r_addr, "second")] {
+            let (code, v) = get_json(asked, &path)?;
+            ensure!(code == 200, "{sku} asked at {asked_id}: {code} {v}");
+            ensure!(
+                channels_of(&v).as_ref() == Some(channels),
+                "{sku} at {asked_id}: {v}"
+            );
+            let by = v["instance"].as_str().context("instance")?.to_string();
+            ensure!(
+                owner.get_or_insert_with(|| by.clone()) == &by,
+                "{sku}: two owners"
+            );
+            answered_by.insert(by.clone());
+            let task = v["task"].as_str().context("task")?;
+            let want_owner = if q_tasks.iter().any(|t| t == task) {
+                q_id
+            } else {
+                "second"
+            };
+            ensure!(
+                by == want_owner,
+                "{sku} ({task}) answered by {by}, owned by {want_owner}"
+            );
+            // Without forwarding, the instance that does not own it points at the one that does.
+            if by != asked_id {
+                let (code, v) = get_json(asked, &format!("{path}?proxy=false"))?;
+                let want_addr = if by == q_id { q_addr } else { r_addr };
+                ensure!(
+                    code == 421 && v["owner"] == "remote" && v["instance"] == by.as_str(),
+                    "{sku} at {asked_id} without forwarding: {code} {v}"
+                );
+                ensure!(v["url"] == format!("http://{want_addr}{path}"), "{v}");
+            }
+        }
+    }
+    eprintln!("answered by {answered_by:?}");
+
+    // The second instance stops cleanly: its tombstone takes it out of q's directory at once
+    // (not after its TTL), and q answers everything from its own state again.
+    r.stop()?;
+    eventually(
+        Duration::from_secs(120),
+        "q to own every task again",
+        || {
+            let (tasks, _) = ready_tasks(q_addr)?;
+            let (_, v) = get_json(q_addr, "/v1/instances").ok()?;
+            let ids: Vec<&str> = v["instances"]
+                .as_array()?
+                .iter()
+                .filter_map(|i| i["instance_id"].as_str())
+                .collect();
+            (tasks == 18 && ids == [q_id]).then_some(())
+        },
+    )
+    .with_context(|| format!("{:?}\n{}", get(q_addr, "/v1/instances"), q.log_tail()))?;
+    for (sku, channels) in want {
+        let (code, v) = get_json(q_addr, &format!("/v1/availability/{sku}"))?;
+        ensure!(code == 200 && v["instance"] == q_id, "{sku}: {code} {v}");
+        ensure!(channels_of(&v).as_ref() == Some(channels), "{sku}: {v}");
+    }
     Ok(())
 }

@@ -20,6 +20,8 @@ pub const ORDERS_SUFFIX: &str = "orders";
 pub const INVENTORY_COMMANDS_SUFFIX: &str = "inventory-commands";
 /// Suffix of the internal topic from inventory to assemble.
 pub const LINE_RESULTS_SUFFIX: &str = "line-results";
+/// Suffix of the compacted topic where running instances announce their HTTP address and tasks.
+pub const INSTANCES_SUFFIX: &str = "instances";
 
 /// The name of an internal topic: `<application_id>-<name>` (e.g. `shelfsync-orders`).
 pub fn internal_topic(application_id: &str, name: &str) -> String {
@@ -210,12 +212,15 @@ pub enum TopicId {
     Dlq,
     /// `<application_id>-<store>-changelog`.
     Changelog(Store),
+    /// `<application_id>-instances`: compacted, one partition; each running instance announces
+    /// its HTTP address and tasks there (the availability query's directory).
+    Instances,
 }
 
 impl TopicId {
     /// Every topic, in the order [`Topology::topics`] lists them: sources, internal topics,
     /// changelogs, sinks.
-    pub const ALL: [TopicId; 13] = [
+    pub const ALL: [TopicId; 14] = [
         TopicId::RawOrders,
         TopicId::ErpInventory,
         TopicId::ErpProducts,
@@ -225,13 +230,15 @@ impl TopicId {
         TopicId::Changelog(Store::Dedupe),
         TopicId::Changelog(Store::Inventory),
         TopicId::Changelog(Store::Assemble),
+        TopicId::Instances,
         TopicId::Availability,
         TopicId::ValidatedOrders,
         TopicId::OrderStatus,
         TopicId::Dlq,
     ];
 
-    /// The topics whose partition count `topics.partition_overrides` may set (all but changelogs).
+    /// The topics whose partition count `topics.partition_overrides` may set (all but changelogs
+    /// and the instance directory).
     pub const OVERRIDABLE: [TopicId; 10] = [
         TopicId::RawOrders,
         TopicId::ErpInventory,
@@ -262,6 +269,7 @@ impl TopicId {
             Self::Changelog(Store::Dedupe) => "dedupe_changelog",
             Self::Changelog(Store::Inventory) => "inventory_changelog",
             Self::Changelog(Store::Assemble) => "assemble_changelog",
+            Self::Instances => "instances",
         }
     }
 
@@ -269,7 +277,9 @@ impl TopicId {
     pub fn role(self) -> TopicRole {
         match self {
             Self::RawOrders | Self::ErpInventory | Self::ErpProducts => TopicRole::Source,
-            Self::Orders | Self::InventoryCommands | Self::LineResults => TopicRole::Internal,
+            Self::Orders | Self::InventoryCommands | Self::LineResults | Self::Instances => {
+                TopicRole::Internal
+            }
             Self::Changelog(_) => TopicRole::Changelog,
             Self::Availability | Self::ValidatedOrders | Self::OrderStatus | Self::Dlq => {
                 TopicRole::Sink
@@ -277,9 +287,10 @@ impl TopicId {
         }
     }
 
-    /// Whether the topic is compacted (changelogs) rather than deleted by retention.
+    /// Whether the topic is compacted (changelogs, the instance directory) rather than deleted
+    /// by retention.
     pub fn is_compacted(self) -> bool {
-        matches!(self, Self::Changelog(_))
+        matches!(self, Self::Changelog(_) | Self::Instances)
     }
 }
 
@@ -332,15 +343,18 @@ impl Topology {
             TopicId::OrderStatus => topics.order_status.clone(),
             TopicId::Dlq => topics.dlq.clone(),
             TopicId::Changelog(store) => changelog_topic(&self.application_id, store),
+            TopicId::Instances => internal_topic(&self.application_id, INSTANCES_SUFFIX),
         }
     }
 
     /// The partition count of a logical topic: its override, else `topics.partitions`; a
-    /// changelog has the partition count of its stage's input. Clamped to `1..=i32::MAX` (a
-    /// validated topology is always in range).
+    /// changelog has the partition count of its stage's input; the instance directory has one
+    /// (every instance reads all of it). Clamped to `1..=i32::MAX` (a validated topology is
+    /// always in range).
     pub fn partitions(&self, id: TopicId) -> i32 {
         let count = match id {
             TopicId::Changelog(store) => return self.partitions(store.stage().input()),
+            TopicId::Instances => return 1,
             other => self
                 .topics
                 .partition_overrides

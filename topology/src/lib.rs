@@ -83,7 +83,7 @@ pub use env::{
 pub use error::TopologyError;
 pub use graph::{
     changelog_topic, internal_topic, Stage, Store, TopicId, TopicRole, TopicSpec, UnknownStage,
-    INVENTORY_COMMANDS_SUFFIX, LINE_RESULTS_SUFFIX, ORDERS_SUFFIX,
+    INSTANCES_SUFFIX, INVENTORY_COMMANDS_SUFFIX, LINE_RESULTS_SUFFIX, ORDERS_SUFFIX,
 };
 pub use model::{
     AdapterName, AssembleSection, ChannelSpec, DedupeSection, Guarantee, InventorySection,

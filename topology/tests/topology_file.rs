@@ -179,6 +179,7 @@ fn the_example_topic_list() {
             true,
             TopicRole::Changelog,
         ),
+        ("shelfsync-instances", 1, true, TopicRole::Internal),
         ("retail.channel.availability", 6, false, TopicRole::Sink),
         ("retail.erp.orders.validated", 6, false, TopicRole::Sink),
         ("retail.channel.order-status", 6, false, TopicRole::Sink),

@@ -54,8 +54,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::model::{
-    ChannelAvailability, DeadLetter, InventoryChange, InventoryCommand, LineResult, Order,
-    OrderStatus, ProductChange, ValidatedOrder,
+    ChannelAvailability, DeadLetter, InstanceAnnouncement, InventoryChange, InventoryCommand,
+    LineResult, Order, OrderStatus, ProductChange, ValidatedOrder,
 };
 
 /// The Avro namespace of every shelfsync schema.
@@ -320,8 +320,8 @@ impl CompiledSchema {
 /// A record type with an Avro schema: one of the top-level records shelfsync writes to a topic.
 ///
 /// Implemented for [`Order`], [`InventoryChange`], [`ProductChange`], [`InventoryCommand`],
-/// [`LineResult`], [`ChannelAvailability`], [`ValidatedOrder`], [`OrderStatus`] and
-/// [`DeadLetter`]. The serde field order of an implementor must be the schema's field order (the
+/// [`LineResult`], [`ChannelAvailability`], [`ValidatedOrder`], [`OrderStatus`],
+/// [`DeadLetter`] and [`InstanceAnnouncement`]. The serde field order of an implementor must be the schema's field order (the
 /// encoder writes fields in the order serde gives them), and its schema must define each named
 /// type inline once (the encoder does not follow references).
 ///
@@ -379,6 +379,7 @@ avro_records!(
     ValidatedOrder,
     OrderStatus,
     DeadLetter,
+    InstanceAnnouncement,
 );
 
 /// Every shelfsync schema as `(full name, .avsc text)`, e.g.

@@ -181,6 +181,27 @@ fn order_status() -> OrderStatus {
     }
 }
 
+fn instance_announcement() -> InstanceAnnouncement {
+    InstanceAnnouncement {
+        instance_id: "shelfsync-1".into(),
+        http_url: "http://shelfsync-1.shelfsync:9464".into(),
+        announced_at: 1_718_000_005_000,
+        ttl_ms: 30_000,
+        tasks: vec![
+            TaskClaim {
+                task: "inventory-0".into(),
+                since: 1_718_000_000_000,
+                restoring: false,
+            },
+            TaskClaim {
+                task: "assemble-2".into(),
+                since: 1_718_000_004_500,
+                restoring: true,
+            },
+        ],
+    }
+}
+
 fn dead_letter() -> DeadLetter {
     DeadLetter {
         stage: "normalize".into(),
@@ -225,6 +246,11 @@ macro_rules! for_each_sample {
         $check(&order_status());
         $check(&dead_letter());
         $check(&dead_letter_tombstone());
+        $check(&instance_announcement());
+        $check(&InstanceAnnouncement {
+            tasks: vec![],
+            ..instance_announcement()
+        });
     }};
 }
 
@@ -240,6 +266,7 @@ macro_rules! for_each_type {
         $check::<ValidatedOrder>();
         $check::<OrderStatus>();
         $check::<DeadLetter>();
+        $check::<InstanceAnnouncement>();
     }};
 }
 
@@ -262,7 +289,7 @@ fn every_avsc_parses_and_is_named_as_its_type() {
         );
     }
     for_each_type!(check);
-    assert_eq!(all_schemas().len(), 9);
+    assert_eq!(all_schemas().len(), 10);
     for (name, text) in all_schemas() {
         let compiled = CompiledSchema::parse(text).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(compiled.full_name(), *name);
@@ -568,6 +595,7 @@ fn fingerprints_are_distinct() {
         fp::<ValidatedOrder>(),
         fp::<OrderStatus>(),
         fp::<DeadLetter>(),
+        fp::<InstanceAnnouncement>(),
     ] {
         assert!(seen.insert(f));
     }

@@ -1,0 +1,605 @@
+//! The instance directory: which running instance holds which task, and where its HTTP
+//! endpoints answer, so that the availability query of any instance can name (and ask) the
+//! instance that owns a SKU.
+//!
+//! Kafka Streams solves this with `application.server` carried in the group protocol's
+//! user data; librdkafka has no custom assignors, and Apache Kafka's `DescribeGroups` would
+//! name members but not where their HTTP endpoints are (tansu 0.6.0 answers it with empty
+//! client ids and assignments). So every `shelfsync run` instance announces itself on a
+//! compacted topic of its own, `<application_id>-instances` (one partition, key = instance
+//! id, value = an Avro [`InstanceAnnouncement`]):
+//!
+//! - on every change of its tasks (opened, closed, restoring) and every `interval` otherwise,
+//!   it writes its id, advertised URL, the tasks it holds and since when;
+//! - on a clean stop it writes a tombstone;
+//! - every instance reads the whole topic from the beginning and keeps the latest announcement
+//!   per instance ([`Directory`]).
+//!
+//! The owner of a task is the live instance (announced within its `ttl_ms`) whose claim on it is
+//! the latest: when an instance dies without a tombstone its last announcement still lists its
+//! tasks until the TTL passes, but the instance the group gave them to claims them later.
+//! The directory is advisory — it points the query at an instance, and that instance answers
+//! only for tasks it really owns (else it says so), so a stale entry costs a retry, never a
+//! wrong number. It never affects processing: the engine does not read it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use serde::Serialize;
+use shelfsync_schemas::avro::{self, Framing};
+use shelfsync_schemas::{InstanceAnnouncement, TaskClaim};
+use shelfsync_topology::{TopicId, Topology};
+use tracing::{debug, info, warn};
+
+use crate::engine::EngineStatus;
+use crate::error::{Error, Result};
+use crate::kafka;
+use crate::metrics as m;
+
+/// How often an instance re-announces itself when nothing changed.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
+/// An announcement is valid for this many intervals without a newer one.
+pub const TTL_INTERVALS: u32 = 3;
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Who this instance is to the others: its id and the base URL of its HTTP endpoints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Identity {
+    /// The instance id (key of its announcements).
+    pub instance_id: String,
+    /// Base URL of its HTTP endpoints as other instances reach it, without a trailing `/`.
+    pub http_url: String,
+}
+
+impl Identity {
+    /// The identity from `--instance-id` and `--advertised-url` when given, else derived from
+    /// the host name and the address the HTTP server is bound to: id `<host>:<port>` (two
+    /// instances on one host differ by port), URL `http://<ip>:<port>`, or
+    /// `http://<host>:<port>` when bound to every interface (`0.0.0.0`).
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the advertised URL is not an `http://` or `https://` URL with a
+    /// host, or the instance id is empty.
+    pub fn resolve(
+        instance_id: Option<String>,
+        advertised_url: Option<String>,
+        bound: SocketAddr,
+    ) -> Result<Self> {
+        let host = hostname();
+        let instance_id = instance_id.unwrap_or_else(|| format!("{host}:{}", bound.port()));
+        if instance_id.trim().is_empty() {
+            return Err(Error::Config(
+                "--instance-id (SHELFSYNC_INSTANCE_ID): must not be empty".into(),
+            ));
+        }
+        let http_url = match advertised_url {
+            Some(url) => {
+                let rest = url
+                    .strip_prefix("http://")
+                    .or_else(|| url.strip_prefix("https://"));
+                if rest.is_none_or(|r| r.trim_end_matches('/').is_empty()) {
+                    return Err(Error::Config(format!(
+                        "--advertised-url (SHELFSYNC_ADVERTISED_URL) {url:?}: expected http://host:port"
+                    )));
+                }
+                url.trim_end_matches('/').to_string()
+            }
+            None if bound.ip().is_unspecified() => format!("http://{host}:{}", bound.port()),
+            None => format!("http://{bound}"),
+        };
+        Ok(Self {
+            instance_id,
+            http_url,
+        })
+    }
+}
+
+/// The host name (`/proc/sys/kernel/hostname`, else `$HOSTNAME`, else `localhost`); in a
+/// Kubernetes StatefulSet, the pod name.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// The instance the directory names for a task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Owner {
+    /// Its id.
+    pub instance_id: String,
+    /// Base URL of its HTTP endpoints.
+    pub http_url: String,
+    /// When it took the task, epoch ms.
+    pub since: i64,
+    /// Whether it was still restoring the task at its last announcement.
+    pub restoring: bool,
+    /// When it last announced itself, epoch ms.
+    pub announced_at: i64,
+}
+
+/// The latest announcement of every instance, as read from `<application_id>-instances`.
+#[derive(Debug, Default)]
+pub struct Directory {
+    instances: RwLock<HashMap<String, InstanceAnnouncement>>,
+    /// True once the reader has caught up with the topic's end at least once.
+    synced: AtomicBool,
+}
+
+impl Directory {
+    /// Applies one record of the topic: an announcement replaces the instance's previous one
+    /// (unless older), a tombstone (`None`) removes it.
+    pub fn apply(&self, instance_id: &str, announcement: Option<InstanceAnnouncement>) {
+        let Ok(mut instances) = self.instances.write() else {
+            return;
+        };
+        match announcement {
+            None => {
+                instances.remove(instance_id);
+            }
+            Some(a) => {
+                let newer = instances
+                    .get(instance_id)
+                    .is_none_or(|old| old.announced_at <= a.announced_at);
+                if newer {
+                    instances.insert(instance_id.to_string(), a);
+                }
+            }
+        }
+    }
+
+    /// The live instance holding `task` at `now` (epoch ms): of the instances whose last
+    /// announcement lists it and is younger than its TTL, the one that took it last.
+    pub fn owner(&self, task: &str, now: i64) -> Option<Owner> {
+        let instances = self.instances.read().ok()?;
+        instances
+            .values()
+            .filter(|a| is_live(a, now))
+            .filter_map(|a| {
+                let claim = a.tasks.iter().find(|c| c.task == task)?;
+                Some(Owner {
+                    instance_id: a.instance_id.clone(),
+                    http_url: a.http_url.clone(),
+                    since: claim.since,
+                    restoring: claim.restoring,
+                    announced_at: a.announced_at,
+                })
+            })
+            .max_by_key(|o| (o.since, o.announced_at, o.instance_id.clone()))
+    }
+
+    /// The live instances at `now`: id → advertised URL.
+    pub fn live(&self, now: i64) -> BTreeMap<String, String> {
+        self.instances
+            .read()
+            .map(|i| {
+                i.values()
+                    .filter(|a| is_live(a, now))
+                    .map(|a| (a.instance_id.clone(), a.http_url.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The live instances' latest announcements at `now`, by instance id.
+    pub fn snapshot(&self, now: i64) -> Vec<InstanceAnnouncement> {
+        let mut live: Vec<InstanceAnnouncement> = self
+            .instances
+            .read()
+            .map(|i| i.values().filter(|a| is_live(a, now)).cloned().collect())
+            .unwrap_or_default();
+        live.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+        live
+    }
+
+    /// Whether the reader has read the topic to its end at least once (before that an unknown
+    /// owner may just not have been read yet).
+    pub fn is_synced(&self) -> bool {
+        self.synced.load(Ordering::SeqCst)
+    }
+}
+
+fn is_live(a: &InstanceAnnouncement, now: i64) -> bool {
+    now.saturating_sub(a.announced_at) <= a.ttl_ms
+}
+
+/// What this instance announces: its held tasks, each with the time it first saw it held.
+#[derive(Debug)]
+struct Announcer {
+    me: Identity,
+    ttl_ms: i64,
+    since: BTreeMap<String, i64>,
+}
+
+impl Announcer {
+    fn announcement(&mut self, held: &[(String, bool)], now: i64) -> InstanceAnnouncement {
+        self.since
+            .retain(|task, _| held.iter().any(|(t, _)| t == task));
+        let tasks = held
+            .iter()
+            .map(|(task, restoring)| TaskClaim {
+                task: task.clone(),
+                since: *self.since.entry(task.clone()).or_insert(now),
+                restoring: *restoring,
+            })
+            .collect();
+        InstanceAnnouncement {
+            instance_id: self.me.instance_id.clone(),
+            http_url: self.me.http_url.clone(),
+            announced_at: now,
+            ttl_ms: self.ttl_ms,
+            tasks,
+        }
+    }
+}
+
+/// The running directory: a thread that announces this instance and reads everyone's
+/// announcements. [`DirectoryService::shutdown`] (or drop) writes the tombstone and stops it.
+#[derive(Debug)]
+pub struct DirectoryService {
+    directory: Arc<Directory>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl DirectoryService {
+    /// The directory the thread keeps up to date.
+    pub fn directory(&self) -> Arc<Directory> {
+        Arc::clone(&self.directory)
+    }
+
+    /// Announces the stop (a tombstone, at most 5 s) and joins the thread.
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                warn!("the instance directory thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for DirectoryService {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+/// Starts announcing `me` with the tasks of `status` every `interval` (and on every change) and
+/// reading `<application_id>-instances` into the returned service's [`Directory`].
+///
+/// Broker trouble never stops it: a missing topic or an unreachable broker is logged (at most
+/// every 30 s) and retried; the pipeline does not depend on it.
+///
+/// # Errors
+/// [`Error::Kafka`] when librdkafka refuses the client configuration; [`Error::Bug`] when the
+/// thread cannot start.
+pub fn start(
+    topology: &Topology,
+    me: Identity,
+    status: Arc<EngineStatus>,
+    interval: Duration,
+) -> Result<DirectoryService> {
+    let topic = topology.topic_name(TopicId::Instances);
+    let producer: BaseProducer = kafka::producer_config(topology).create()?;
+    let mut consumer_config = kafka::base_config(topology);
+    // librdkafka refuses `assign` without a group id; this consumer never joins the group
+    // (no `subscribe`) and never commits, it only reads the partition from its start.
+    consumer_config
+        .set("group.id", format!("{}-directory", topology.application_id))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false")
+        .set("fetch.wait.max.ms", "100");
+    let consumer: BaseConsumer = consumer_config.create()?;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&topic, 0, Offset::Beginning)?;
+    consumer.assign(&tpl)?;
+    let directory = Arc::new(Directory::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let ttl = interval * TTL_INTERVALS;
+    info!(instance = %me.instance_id, url = %me.http_url, topic, "announcing this instance in the directory");
+    let thread = {
+        let (directory, stop) = (Arc::clone(&directory), Arc::clone(&stop));
+        let announcer = Announcer {
+            me,
+            ttl_ms: i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX),
+            since: BTreeMap::new(),
+        };
+        let worker = Worker {
+            topic,
+            producer,
+            consumer,
+            directory,
+            status,
+            announcer,
+            interval,
+        };
+        std::thread::Builder::new()
+            .name("shelfsync-directory".into())
+            .spawn(move || worker.run(&stop))
+            .map_err(|e| Error::Bug(format!("spawn the directory thread: {e}")))?
+    };
+    Ok(DirectoryService {
+        directory,
+        stop,
+        thread: Some(thread),
+    })
+}
+
+struct Worker {
+    topic: String,
+    producer: BaseProducer,
+    consumer: BaseConsumer,
+    directory: Arc<Directory>,
+    status: Arc<EngineStatus>,
+    announcer: Announcer,
+    interval: Duration,
+}
+
+impl Worker {
+    fn run(mut self, stop: &AtomicBool) {
+        let mut seen_changes = u64::MAX;
+        let mut next_announce = Instant::now();
+        let mut next_warning = Instant::now();
+        let mut next_sync_check = Instant::now();
+        let key = self.announcer.me.instance_id.clone();
+        while !stop.load(Ordering::SeqCst) {
+            let changes = self.status.changes.load(Ordering::SeqCst);
+            if changes != seen_changes || Instant::now() >= next_announce {
+                let a = self
+                    .announcer
+                    .announcement(&self.status.held_tasks(), now_ms());
+                match avro::encode(&a, Framing::SingleObject) {
+                    Ok(value) => {
+                        let record = BaseRecord::<str, [u8]>::to(&self.topic)
+                            .key(key.as_str())
+                            .payload(&value);
+                        if let Err((e, _)) = self.producer.send(record) {
+                            if Instant::now() >= next_warning {
+                                warn!(error = %e, topic = %self.topic, "could not announce this instance; retrying");
+                                next_warning = Instant::now() + Duration::from_secs(30);
+                            }
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "could not encode the instance announcement"),
+                }
+                seen_changes = changes;
+                next_announce = Instant::now() + self.interval;
+            }
+            self.producer.poll(Duration::ZERO);
+            self.read(Duration::from_millis(200), &mut next_warning);
+            if !self.directory.is_synced() && Instant::now() >= next_sync_check {
+                self.check_synced();
+                next_sync_check = Instant::now() + Duration::from_secs(1);
+            }
+            metrics::gauge!(m::DIRECTORY_INSTANCES).set(self.directory.live(now_ms()).len() as f64);
+        }
+        // A clean stop: say so, so that no query is pointed here for the TTL.
+        let tombstone = BaseRecord::<str, [u8]>::to(&self.topic).key(key.as_str());
+        match self.producer.send(tombstone) {
+            Ok(()) => {
+                if let Err(e) = self.producer.flush(Duration::from_secs(5)) {
+                    warn!(error = %e, "could not announce this instance's stop; others drop it after its TTL");
+                }
+            }
+            Err((e, _)) => {
+                warn!(error = %e, "could not announce this instance's stop; others drop it after its TTL")
+            }
+        }
+        debug!("instance directory stopped");
+    }
+
+    fn read(&self, timeout: Duration, next_warning: &mut Instant) {
+        let mut wait = timeout;
+        while let Some(result) = self.consumer.poll(wait) {
+            wait = Duration::ZERO;
+            match result {
+                Ok(msg) => {
+                    let Some(key) = msg.key().and_then(|k| std::str::from_utf8(k).ok()) else {
+                        warn!(
+                            offset = msg.offset(),
+                            "directory record without a UTF-8 key; ignored"
+                        );
+                        continue;
+                    };
+                    match msg.payload().map(avro::decode::<InstanceAnnouncement>) {
+                        None => self.directory.apply(key, None),
+                        Some(Ok(a)) => self.directory.apply(key, Some(a)),
+                        Some(Err(e)) => {
+                            warn!(offset = msg.offset(), instance = key, error = %e, "undecodable directory record; ignored")
+                        }
+                    }
+                }
+                Err(e) => {
+                    if Instant::now() >= *next_warning {
+                        warn!(error = %e, topic = %self.topic, "cannot read the instance directory; retrying (create it with `shelfsync topics create`)");
+                        *next_warning = Instant::now() + Duration::from_secs(30);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Marks the directory synced once the reader's position reached the high watermark it
+    /// saw when it started.
+    fn check_synced(&self) {
+        let Ok((_, high)) =
+            self.consumer
+                .fetch_watermarks(&self.topic, 0, Duration::from_millis(500))
+        else {
+            return;
+        };
+        let position = self
+            .consumer
+            .position()
+            .ok()
+            .and_then(|tpl| match tpl.find_partition(&self.topic, 0)?.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            })
+            .unwrap_or(0);
+        if high == 0 || position >= high {
+            self.directory.synced.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn announcement(id: &str, at: i64, tasks: &[(&str, i64, bool)]) -> InstanceAnnouncement {
+        InstanceAnnouncement {
+            instance_id: id.into(),
+            http_url: format!("http://{id}:9464"),
+            announced_at: at,
+            ttl_ms: 15_000,
+            tasks: tasks
+                .iter()
+                .map(|(t, since, restoring)| TaskClaim {
+                    task: (*t).into(),
+                    since: *since,
+                    restoring: *restoring,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_latest_live_claim_owns_a_task() {
+        let d = Directory::default();
+        d.apply(
+            "a",
+            Some(announcement(
+                "a",
+                10_000,
+                &[("inventory-0", 1_000, false), ("inventory-1", 1_000, false)],
+            )),
+        );
+        assert_eq!(
+            d.owner("inventory-0", 10_000).map(|o| o.instance_id),
+            Some("a".into())
+        );
+        // b took inventory-0 later (a died without saying so): b's claim wins while both live.
+        d.apply(
+            "b",
+            Some(announcement("b", 12_000, &[("inventory-0", 11_000, true)])),
+        );
+        let owner = d.owner("inventory-0", 12_000).unwrap();
+        assert_eq!((owner.instance_id.as_str(), owner.restoring), ("b", true));
+        assert_eq!(owner.http_url, "http://b:9464");
+        assert_eq!(
+            d.owner("inventory-1", 12_000).map(|o| o.instance_id),
+            Some("a".into())
+        );
+        // a's TTL passes: it owns nothing any more.
+        assert_eq!(d.owner("inventory-1", 25_001), None);
+        assert_eq!(
+            d.live(25_001).into_keys().collect::<Vec<_>>(),
+            vec!["b".to_string()]
+        );
+        assert_eq!(d.owner("inventory-9", 12_000), None);
+    }
+
+    #[test]
+    fn a_tombstone_removes_an_instance_and_an_older_announcement_does_not_win() {
+        let d = Directory::default();
+        d.apply(
+            "a",
+            Some(announcement("a", 20_000, &[("inventory-0", 1_000, false)])),
+        );
+        d.apply("a", Some(announcement("a", 19_000, &[])));
+        assert!(
+            d.owner("inventory-0", 20_000).is_some(),
+            "a reordered older record replaced a newer one"
+        );
+        d.apply("a", None);
+        assert_eq!(d.owner("inventory-0", 20_000), None);
+        assert!(d.live(20_000).is_empty());
+    }
+
+    #[test]
+    fn a_claim_keeps_its_first_time_until_the_task_is_let_go() {
+        let mut a = Announcer {
+            me: Identity {
+                instance_id: "a".into(),
+                http_url: "http://a:1".into(),
+            },
+            ttl_ms: 15_000,
+            since: BTreeMap::new(),
+        };
+        let first = a.announcement(&[("inventory-0".into(), true)], 100);
+        assert_eq!(
+            (first.tasks[0].since, first.tasks[0].restoring),
+            (100, true)
+        );
+        let again = a.announcement(
+            &[("inventory-0".into(), false), ("dedupe-1".into(), false)],
+            200,
+        );
+        assert_eq!(
+            again
+                .tasks
+                .iter()
+                .map(|c| (c.task.as_str(), c.since))
+                .collect::<Vec<_>>(),
+            vec![("inventory-0", 100), ("dedupe-1", 200)]
+        );
+        assert_eq!(again.announced_at, 200);
+        a.announcement(&[], 300);
+        let back = a.announcement(&[("inventory-0".into(), false)], 400);
+        assert_eq!(
+            back.tasks[0].since, 400,
+            "a task taken again is a new claim"
+        );
+    }
+
+    #[test]
+    fn identity_defaults_to_host_and_port_and_checks_the_url() {
+        let bound: SocketAddr = "127.0.0.1:9464".parse().unwrap();
+        let me = Identity::resolve(None, None, bound).unwrap();
+        assert!(me.instance_id.ends_with(":9464"), "{me:?}");
+        assert_eq!(me.http_url, "http://127.0.0.1:9464");
+        let any: SocketAddr = "0.0.0.0:9464".parse().unwrap();
+        let me = Identity::resolve(Some("shelfsync-1".into()), None, any).unwrap();
+        assert_eq!(me.instance_id, "shelfsync-1");
+        assert!(
+            me.http_url.starts_with("http://")
+                && me.http_url.ends_with(":9464")
+                && !me.http_url.contains("0.0.0.0"),
+            "{me:?}"
+        );
+        let me = Identity::resolve(None, Some("http://shelfsync-1.shelfsync:9464/".into()), any)
+            .unwrap();
+        assert_eq!(me.http_url, "http://shelfsync-1.shelfsync:9464");
+        for bad in ["shelfsync-1:9464", "http://", "ftp://x"] {
+            let err = Identity::resolve(None, Some(bad.into()), bound)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("--advertised-url"), "{bad}: {err}");
+        }
+        assert!(Identity::resolve(Some(" ".into()), None, bound).is_err());
+    }
+}
