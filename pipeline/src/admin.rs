@@ -7,7 +7,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
-use shelfsync_topology::{TopicRole, Topology};
+use shelfsync_topology::{TopicId, TopicRole, Topology};
 use tracing::info;
 
 use crate::error::{Error, Result};
@@ -79,7 +79,14 @@ pub async fn create_topics(topology: &Topology) -> Result<Vec<(String, TopicActi
                 TopicReplication::Fixed(i32::from(s.replication_factor)),
             );
             t = t.set("cleanup.policy", s.cleanup_policy());
-            if s.compacted {
+            if s.id == TopicId::Instances {
+                // The directory is read from its start by every instance: small segments,
+                // compacted soon, keep that read short (one record per instance).
+                t = t
+                    .set("segment.ms", "600000")
+                    .set("min.compaction.lag.ms", "0")
+                    .set("delete.retention.ms", "3600000");
+            } else if s.compacted {
                 // Keep the tail of a crashed epoch uncompacted long enough to restore cleanly.
                 t = t.set("min.compaction.lag.ms", "3600000");
             }

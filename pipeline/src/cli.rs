@@ -284,7 +284,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 &topology,
                 me.clone(),
                 Arc::clone(&status),
-                announce_interval.max(std::time::Duration::from_millis(100)),
+                announce_interval,
             )?;
             http.route_queries(crate::http::Routing {
                 me,

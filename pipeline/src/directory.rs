@@ -9,7 +9,7 @@
 //! compacted topic of its own, `<application_id>-instances` (one partition, key = instance
 //! id, value = an Avro [`InstanceAnnouncement`]):
 //!
-//! - on every change of its tasks (opened, closed, restoring) and every `interval` otherwise,
+//! - on every change of its tasks (assigned, opened, closed) and every `interval` otherwise,
 //!   it writes its id, advertised URL, the tasks it holds and since when;
 //! - on a clean stop it writes a tombstone;
 //! - every instance reads the whole topic from the beginning and keeps the latest announcement
@@ -48,6 +48,10 @@ use crate::metrics as m;
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 /// An announcement is valid for this many intervals without a newer one.
 pub const TTL_INTERVALS: u32 = 3;
+/// The shortest announce interval (a shorter TTL would flap on a busy broker).
+pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// Dead instances are forgotten after this many TTLs.
+const PRUNE_AFTER_TTLS: i64 = 20;
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
@@ -81,10 +85,11 @@ impl Identity {
     ) -> Result<Self> {
         let host = hostname();
         let instance_id = instance_id.unwrap_or_else(|| format!("{host}:{}", bound.port()));
-        if instance_id.trim().is_empty() {
-            return Err(Error::Config(
-                "--instance-id (SHELFSYNC_INSTANCE_ID): must not be empty".into(),
-            ));
+        // It travels in an HTTP header (`x-shelfsync-forwarded-by`, `x-shelfsync-answered-by`).
+        if instance_id.is_empty() || !instance_id.chars().all(|c| c.is_ascii_graphic()) {
+            return Err(Error::Config(format!(
+                "--instance-id (SHELFSYNC_INSTANCE_ID) {instance_id:?}: expected printable ASCII without spaces, e.g. the pod name"
+            )));
         }
         let http_url = match advertised_url {
             Some(url) => {
@@ -128,8 +133,8 @@ pub struct Owner {
     pub http_url: String,
     /// When it took the task, epoch ms.
     pub since: i64,
-    /// Whether it was still restoring the task at its last announcement.
-    pub restoring: bool,
+    /// Whether it was still opening the task (restoring its state) at its last announcement.
+    pub opening: bool,
     /// When it last announced itself, epoch ms.
     pub announced_at: i64,
 }
@@ -143,8 +148,9 @@ pub struct Directory {
 }
 
 impl Directory {
-    /// Applies one record of the topic: an announcement replaces the instance's previous one
-    /// (unless older), a tombstone (`None`) removes it.
+    /// Applies one record of the topic, in log order (one partition, idempotent producer: an
+    /// instance's records are in the order it wrote them): an announcement replaces the
+    /// instance's previous one, a tombstone (`None`) removes it.
     pub fn apply(&self, instance_id: &str, announcement: Option<InstanceAnnouncement>) {
         let Ok(mut instances) = self.instances.write() else {
             return;
@@ -154,13 +160,18 @@ impl Directory {
                 instances.remove(instance_id);
             }
             Some(a) => {
-                let newer = instances
-                    .get(instance_id)
-                    .is_none_or(|old| old.announced_at <= a.announced_at);
-                if newer {
-                    instances.insert(instance_id.to_string(), a);
-                }
+                instances.insert(instance_id.to_string(), a);
             }
+        }
+    }
+
+    /// Forgets instances silent for more than `PRUNE_AFTER_TTLS` times their TTL (killed ones
+    /// never write a tombstone).
+    pub fn prune(&self, now: i64) {
+        if let Ok(mut instances) = self.instances.write() {
+            instances.retain(|_, a| {
+                now.saturating_sub(a.announced_at) <= a.ttl_ms.saturating_mul(PRUNE_AFTER_TTLS)
+            });
         }
     }
 
@@ -177,7 +188,7 @@ impl Directory {
                     instance_id: a.instance_id.clone(),
                     http_url: a.http_url.clone(),
                     since: claim.since,
-                    restoring: claim.restoring,
+                    opening: claim.opening,
                     announced_at: a.announced_at,
                 })
             })
@@ -233,10 +244,10 @@ impl Announcer {
             .retain(|task, _| held.iter().any(|(t, _)| t == task));
         let tasks = held
             .iter()
-            .map(|(task, restoring)| TaskClaim {
+            .map(|(task, opening)| TaskClaim {
                 task: task.clone(),
                 since: *self.since.entry(task.clone()).or_insert(now),
-                restoring: *restoring,
+                opening: *opening,
             })
             .collect();
         InstanceAnnouncement {
@@ -301,7 +312,11 @@ pub fn start(
     interval: Duration,
 ) -> Result<DirectoryService> {
     let topic = topology.topic_name(TopicId::Instances);
-    let producer: BaseProducer = kafka::producer_config(topology).create()?;
+    // Never let a first announcement auto-create the topic with the broker's defaults (delete
+    // policy, several partitions): `topics create` makes it compacted with one partition.
+    let producer: BaseProducer = kafka::producer_config(topology)
+        .set("allow.auto.create.topics", "false")
+        .create()?;
     let mut consumer_config = kafka::base_config(topology);
     // librdkafka refuses `assign` without a group id; this consumer never joins the group
     // (no `subscribe`) and never commits, it only reads the partition from its start.
@@ -317,8 +332,17 @@ pub fn start(
     consumer.assign(&tpl)?;
     let directory = Arc::new(Directory::default());
     let stop = Arc::new(AtomicBool::new(false));
+    let interval = interval.max(MIN_INTERVAL);
     let ttl = interval * TTL_INTERVALS;
-    info!(instance = %me.instance_id, url = %me.http_url, topic, "announcing this instance in the directory");
+    let reach = if ["://127.", "://localhost", "://[::1]"]
+        .iter()
+        .any(|l| me.http_url.contains(l))
+    {
+        "this host only (set --advertised-url for other hosts)"
+    } else {
+        "other hosts"
+    };
+    info!(instance = %me.instance_id, url = %me.http_url, reach, topic, "announcing this instance in the directory");
     let thread = {
         let (directory, stop) = (Arc::clone(&directory), Arc::clone(&stop));
         let announcer = Announcer {
@@ -363,6 +387,7 @@ impl Worker {
         let mut next_announce = Instant::now();
         let mut next_warning = Instant::now();
         let mut next_sync_check = Instant::now();
+        let mut next_prune = Instant::now();
         let key = self.announcer.me.instance_id.clone();
         while !stop.load(Ordering::SeqCst) {
             let changes = self.status.changes.load(Ordering::SeqCst);
@@ -373,6 +398,7 @@ impl Worker {
                 match avro::encode(&a, Framing::SingleObject) {
                     Ok(value) => {
                         let record = BaseRecord::<str, [u8]>::to(&self.topic)
+                            .partition(0)
                             .key(key.as_str())
                             .payload(&value);
                         if let Err((e, _)) = self.producer.send(record) {
@@ -388,7 +414,11 @@ impl Worker {
                 next_announce = Instant::now() + self.interval;
             }
             self.producer.poll(Duration::ZERO);
-            self.read(Duration::from_millis(200), &mut next_warning);
+            self.read(Duration::from_millis(200), stop, &mut next_warning);
+            if Instant::now() >= next_prune {
+                self.directory.prune(now_ms());
+                next_prune = Instant::now() + Duration::from_secs(60);
+            }
             if !self.directory.is_synced() && Instant::now() >= next_sync_check {
                 self.check_synced();
                 next_sync_check = Instant::now() + Duration::from_secs(1);
@@ -396,7 +426,9 @@ impl Worker {
             metrics::gauge!(m::DIRECTORY_INSTANCES).set(self.directory.live(now_ms()).len() as f64);
         }
         // A clean stop: say so, so that no query is pointed here for the TTL.
-        let tombstone = BaseRecord::<str, [u8]>::to(&self.topic).key(key.as_str());
+        let tombstone = BaseRecord::<str, [u8]>::to(&self.topic)
+            .partition(0)
+            .key(key.as_str());
         match self.producer.send(tombstone) {
             Ok(()) => {
                 if let Err(e) = self.producer.flush(Duration::from_secs(5)) {
@@ -410,27 +442,16 @@ impl Worker {
         debug!("instance directory stopped");
     }
 
-    fn read(&self, timeout: Duration, next_warning: &mut Instant) {
+    /// Applies what the consumer has, waiting at most `timeout` for the first record and
+    /// reading for about `timeout` in all (a long catch-up goes on in the next rounds, so the
+    /// thread still announces and notices `stop`).
+    fn read(&self, timeout: Duration, stop: &AtomicBool, next_warning: &mut Instant) {
+        let until = Instant::now() + timeout;
         let mut wait = timeout;
         while let Some(result) = self.consumer.poll(wait) {
             wait = Duration::ZERO;
             match result {
-                Ok(msg) => {
-                    let Some(key) = msg.key().and_then(|k| std::str::from_utf8(k).ok()) else {
-                        warn!(
-                            offset = msg.offset(),
-                            "directory record without a UTF-8 key; ignored"
-                        );
-                        continue;
-                    };
-                    match msg.payload().map(avro::decode::<InstanceAnnouncement>) {
-                        None => self.directory.apply(key, None),
-                        Some(Ok(a)) => self.directory.apply(key, Some(a)),
-                        Some(Err(e)) => {
-                            warn!(offset = msg.offset(), instance = key, error = %e, "undecodable directory record; ignored")
-                        }
-                    }
-                }
+                Ok(msg) => self.apply(&msg),
                 Err(e) => {
                     if Instant::now() >= *next_warning {
                         warn!(error = %e, topic = %self.topic, "cannot read the instance directory; retrying (create it with `shelfsync topics create`)");
@@ -438,6 +459,26 @@ impl Worker {
                     }
                     return;
                 }
+            }
+            if stop.load(Ordering::SeqCst) || Instant::now() >= until {
+                return;
+            }
+        }
+    }
+
+    fn apply(&self, msg: &rdkafka::message::BorrowedMessage<'_>) {
+        let Some(key) = msg.key().and_then(|k| std::str::from_utf8(k).ok()) else {
+            warn!(
+                offset = msg.offset(),
+                "directory record without a UTF-8 key; ignored"
+            );
+            return;
+        };
+        match msg.payload().map(avro::decode::<InstanceAnnouncement>) {
+            None => self.directory.apply(key, None),
+            Some(Ok(a)) => self.directory.apply(key, Some(a)),
+            Some(Err(e)) => {
+                warn!(offset = msg.offset(), instance = key, error = %e, "undecodable directory record; ignored")
             }
         }
     }
@@ -478,10 +519,10 @@ mod tests {
             ttl_ms: 15_000,
             tasks: tasks
                 .iter()
-                .map(|(t, since, restoring)| TaskClaim {
+                .map(|(t, since, opening)| TaskClaim {
                     task: (*t).into(),
                     since: *since,
-                    restoring: *restoring,
+                    opening: *opening,
                 })
                 .collect(),
         }
@@ -508,7 +549,7 @@ mod tests {
             Some(announcement("b", 12_000, &[("inventory-0", 11_000, true)])),
         );
         let owner = d.owner("inventory-0", 12_000).unwrap();
-        assert_eq!((owner.instance_id.as_str(), owner.restoring), ("b", true));
+        assert_eq!((owner.instance_id.as_str(), owner.opening), ("b", true));
         assert_eq!(owner.http_url, "http://b:9464");
         assert_eq!(
             d.owner("inventory-1", 12_000).map(|o| o.instance_id),
@@ -524,20 +565,32 @@ mod tests {
     }
 
     #[test]
-    fn a_tombstone_removes_an_instance_and_an_older_announcement_does_not_win() {
+    fn log_order_decides_tombstones_remove_and_dead_instances_are_pruned() {
         let d = Directory::default();
         d.apply(
             "a",
             Some(announcement("a", 20_000, &[("inventory-0", 1_000, false)])),
         );
+        // The writer's clock stepped back: its later record still replaces the earlier one.
         d.apply("a", Some(announcement("a", 19_000, &[])));
-        assert!(
-            d.owner("inventory-0", 20_000).is_some(),
-            "a reordered older record replaced a newer one"
+        assert_eq!(d.owner("inventory-0", 20_000), None);
+        d.apply(
+            "a",
+            Some(announcement("a", 19_500, &[("inventory-0", 1_000, false)])),
         );
+        assert!(d.owner("inventory-0", 20_000).is_some());
         d.apply("a", None);
         assert_eq!(d.owner("inventory-0", 20_000), None);
         assert!(d.live(20_000).is_empty());
+        // A killed instance (no tombstone) is dead after its TTL and forgotten later.
+        d.apply(
+            "k",
+            Some(announcement("k", 20_000, &[("inventory-1", 1_000, false)])),
+        );
+        d.prune(20_000 + 15_000 * 20);
+        assert_eq!(d.snapshot(0).len(), 1, "pruned too early");
+        d.prune(20_000 + 15_000 * 20 + 1);
+        assert!(d.snapshot(0).is_empty());
     }
 
     #[test]
@@ -551,10 +604,7 @@ mod tests {
             since: BTreeMap::new(),
         };
         let first = a.announcement(&[("inventory-0".into(), true)], 100);
-        assert_eq!(
-            (first.tasks[0].since, first.tasks[0].restoring),
-            (100, true)
-        );
+        assert_eq!((first.tasks[0].since, first.tasks[0].opening), (100, true));
         let again = a.announcement(
             &[("inventory-0".into(), false), ("dedupe-1".into(), false)],
             200,

@@ -108,9 +108,10 @@ pub struct EngineStatus {
     pub assigned: AtomicBool,
     /// Names of the tasks this process owns and has opened (`inventory-3`, …).
     pub owned: Mutex<std::collections::BTreeSet<String>>,
-    /// Names of the tasks this process was assigned and is restoring from their changelogs.
-    pub restoring: Mutex<std::collections::BTreeSet<String>>,
-    /// Grows on every change of `owned` or `restoring` (the instance directory re-announces).
+    /// Names of the tasks this process was assigned and is still opening (restoring their
+    /// stores from their changelogs, or about to resume).
+    pub opening: Mutex<std::collections::BTreeSet<String>>,
+    /// Grows on every change of `owned` or `opening` (the instance directory re-announces).
     pub changes: std::sync::atomic::AtomicU64,
     /// The process's RocksDB, once open (read committed state for queries).
     pub db: std::sync::OnceLock<StateDb>,
@@ -122,14 +123,14 @@ impl EngineStatus {
         self.owned.lock().map(|o| o.contains(name)).unwrap_or(false)
     }
 
-    /// The tasks this process holds: `(name, restoring)`, opened ones and restoring ones.
+    /// The tasks this process holds: `(name, opening)`, opened ones and ones still opening.
     pub fn held_tasks(&self) -> Vec<(String, bool)> {
         let mut held: Vec<(String, bool)> = self
             .owned
             .lock()
             .map(|o| o.iter().map(|t| (t.clone(), false)).collect())
             .unwrap_or_default();
-        if let Ok(r) = self.restoring.lock() {
+        if let Ok(r) = self.opening.lock() {
             held.extend(r.iter().map(|t| (t.clone(), true)));
         }
         held
@@ -140,8 +141,16 @@ impl EngineStatus {
         self.changes.fetch_add(1, Ordering::SeqCst);
     }
 
-    fn set_restoring(&self, name: &str, restoring: bool) {
-        Self::set_member(&self.restoring, name, restoring);
+    /// Whether this process is opening the task `name` (assigned, not ready yet).
+    pub fn is_opening(&self, name: &str) -> bool {
+        self.opening
+            .lock()
+            .map(|o| o.contains(name))
+            .unwrap_or(false)
+    }
+
+    fn set_opening(&self, name: &str, opening: bool) {
+        Self::set_member(&self.opening, name, opening);
         self.changes.fetch_add(1, Ordering::SeqCst);
     }
 
@@ -154,6 +163,11 @@ impl EngineStatus {
             }
         }
     }
+}
+
+/// The name of the task of `stage` on input partition `partition`, e.g. `inventory-3`.
+pub fn task_name(stage: Stage, partition: i32) -> String {
+    format!("{}-{partition}", stage.name())
 }
 
 /// The engine state shared between the poll loop and the rebalance callbacks.
@@ -499,15 +513,30 @@ impl Engine {
         tpl: &TopicPartitionList,
         consumer: &BaseConsumer<C>,
     ) -> Result<()> {
-        let mut opened = Vec::new();
+        // Claimed from the assignment on (the instance directory names this instance as the
+        // owner while it restores), until each task is open.
+        let mut assigned = Vec::new();
         for elem in tpl.elements() {
             let (topic, partition) = (elem.topic().to_string(), elem.partition());
             let Some(stage) = self.stage_by_topic.get(&topic).copied() else {
                 warn!(topic, "assigned a topic no stage reads; ignored");
                 continue;
             };
-            let task = self.open_task(stage, &topic, partition, consumer)?;
-            opened.push((topic, task));
+            self.status.set_opening(&task_name(stage, partition), true);
+            assigned.push((stage, topic, partition));
+        }
+        let mut opened = Vec::new();
+        for (stage, topic, partition) in assigned.iter().cloned() {
+            match self.open_task(stage, &topic, partition, consumer) {
+                Ok(task) => opened.push((topic, task)),
+                Err(e) => {
+                    for (stage, _, partition) in &assigned {
+                        self.status
+                            .set_opening(&task_name(*stage, *partition), false);
+                    }
+                    return Err(e);
+                }
+            }
         }
         if let Err(e) = self.scan_output_tails(&mut opened) {
             // Without the scan a replayed epoch may repeat outputs (same event ids): log it.
@@ -517,6 +546,7 @@ impl Engine {
             metrics::gauge!(m::TASKS, "stage" => task.stage.name()).increment(1.0);
             self.status.ready_tasks.fetch_add(1, Ordering::SeqCst);
             self.status.set_owned(&task.name, true);
+            self.status.set_opening(&task.name, false);
             info!(task = %task.name, topic, next_offset = task.next_offset, suppressed = task.suppress.len(), "task opened");
             self.tasks
                 .entry(topic)
@@ -536,7 +566,7 @@ impl Engine {
         partition: i32,
         consumer: &BaseConsumer<C>,
     ) -> Result<Task> {
-        let name = format!("{}-{partition}", stage.name());
+        let name = task_name(stage, partition);
         let mut store = self.db.store(&name)?;
         let committed = committed_offset(consumer, topic, partition)?;
         let local = store
@@ -564,7 +594,6 @@ impl Engine {
                 store = self.db.store(&name)?;
                 let changelog = self.topology.topic_name(TopicId::Changelog(store_id));
                 self.status.restoring_tasks.fetch_add(1, Ordering::SeqCst);
-                self.status.set_restoring(&name, true);
                 metrics::gauge!(m::RESTORING_TASKS).increment(1.0);
                 let restored = restore(
                     &self.topology,
@@ -574,7 +603,6 @@ impl Engine {
                     committed.unwrap_or(0),
                 );
                 self.status.restoring_tasks.fetch_sub(1, Ordering::SeqCst);
-                self.status.set_restoring(&name, false);
                 metrics::gauge!(m::RESTORING_TASKS).decrement(1.0);
                 let mut cp = restored?;
                 cp.next_offset = committed.unwrap_or(-1);

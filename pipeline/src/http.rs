@@ -22,7 +22,7 @@
 //! The instance directory ([`crate::directory`]) says which instance that is and where its
 //! endpoints answer; a query for a SKU owned elsewhere is forwarded there once (a forwarded
 //! query is never forwarded again) and the answer says who gave it (`instance`,
-//! `x-shelfsync-answered-by`). When the owner is unknown, restoring, or does not answer, the
+//! `x-shelfsync-answered-by`). When the owner is unknown, still opening the task, or does not answer, the
 //! reply is `421 Misdirected Request` naming the task, the owner if known and the live
 //! instances.
 
@@ -275,6 +275,8 @@ pub fn serve(
     let client = reqwest::Client::builder()
         .timeout(FORWARD_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
+        // Instance to instance, never through an HTTP(S)_PROXY meant for the outside.
+        .no_proxy()
         .build()
         .map_err(|e| Error::Bug(format!("HTTP client: {e}")))?;
     let routing = Arc::new(OnceLock::new());
@@ -569,6 +571,19 @@ async fn elsewhere(
     task: &str,
     forward: bool,
 ) -> Response {
+    if state.status.is_opening(task) {
+        return json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({
+                "sku": sku,
+                "partition": partition,
+                "task": task,
+                "owner": "local",
+                "opening": true,
+                "detail": format!("this instance was just assigned task {task} and is still opening it (restoring its state): retry shortly"),
+            }),
+        );
+    }
     let routing = state.routing.get();
     let now = directory::now_ms();
     let owner = routing.and_then(|r| {
@@ -578,7 +593,7 @@ async fn elsewhere(
     });
     let mut failure = None;
     if let (true, Some(r), Some(o)) = (forward, routing, owner.as_ref()) {
-        if !o.restoring {
+        if !o.opening {
             match ask_owner(state, &r.me, o, sku).await {
                 Ok(answer) => return answer,
                 Err(why) => failure = Some(why),
@@ -615,7 +630,13 @@ async fn ask_owner(
             "GET {url}: {code}, not answered from its state: {body}"
         ));
     }
-    let mut response = json(StatusCode::from_u16(code).unwrap_or(StatusCode::OK), body);
+    // The owner's body as it sent it.
+    let mut response = (
+        StatusCode::from_u16(code).unwrap_or(StatusCode::OK),
+        [(header::CONTENT_TYPE, "application/json")],
+        bytes,
+    )
+        .into_response();
     if let Ok(v) = HeaderValue::from_str(&owner.instance_id) {
         response.headers_mut().insert(ANSWERED_BY, v);
     }
@@ -646,15 +667,17 @@ fn pointer(
             body["owner"] = "remote".into();
             body["instance"] = o.instance_id.clone().into();
             body["url"] = availability_url(&o.http_url, sku).into();
-            body["restoring"] = o.restoring.into();
+            body["opening"] = o.opening.into();
             body["since"] = o.since.into();
             detail.push_str(&format!(
                 "; instance {} owns task {task}: ask {}",
                 o.instance_id,
                 availability_url(&o.http_url, sku)
             ));
-            if o.restoring {
-                detail.push_str(" (it is restoring the task's state: retry shortly)");
+            if o.opening {
+                detail.push_str(
+                    " (it is still opening the task, restoring its state: retry shortly)",
+                );
             }
             if let Some(why) = &failure {
                 detail.push_str(&format!(" (asking it failed: {why})"));
@@ -714,7 +737,7 @@ async fn availability(
     headers: HeaderMap,
 ) -> Response {
     let partition = partition_for_key(sku.as_bytes(), state.inventory_partitions);
-    let task = format!("{}-{partition}", Stage::Inventory.name());
+    let task = crate::engine::task_name(Stage::Inventory, partition);
     let forward = params.proxy.unwrap_or(true) && !headers.contains_key(FORWARDED_BY);
     if !state.status.owns(&task) {
         return elsewhere(&state, &sku, partition, &task, forward).await;
@@ -1066,7 +1089,7 @@ mod tests {
             "/v1/availability/{}",
             percent_encoding::utf8_percent_encode(sku, PATH_SEGMENT)
         );
-        let announce = |who: &Identity, since: i64, restoring: bool| {
+        let announce = |who: &Identity, since: i64, opening: bool| {
             directory.apply(
                 &who.instance_id,
                 Some(shelfsync_schemas::InstanceAnnouncement {
@@ -1077,7 +1100,7 @@ mod tests {
                     tasks: vec![shelfsync_schemas::TaskClaim {
                         task: task.clone(),
                         since,
-                        restoring,
+                        opening,
                     }],
                 }),
             );
@@ -1142,7 +1165,7 @@ mod tests {
         let (code, _, body) = request(a.local_addr(), &path, "");
         let v = json_of(&body);
         assert_eq!(
-            (code, v["instance"].as_str(), v["restoring"].as_bool()),
+            (code, v["instance"].as_str(), v["opening"].as_bool()),
             (421, Some("b"), Some(true)),
             "{body}"
         );
@@ -1160,6 +1183,13 @@ mod tests {
             v["detail"].as_str().unwrap().contains("asking it failed"),
             "{body}"
         );
+
+        // b itself, while it opens the task, says so instead of pointing anywhere.
+        status_b.opening.lock().unwrap().insert(task.clone());
+        let (code, _, body) = request(b.local_addr(), &path, "");
+        let v = json_of(&body);
+        assert_eq!((code, v["opening"].as_bool()), (503, Some(true)), "{body}");
+        status_b.opening.lock().unwrap().clear();
 
         // /v1/instances lists both, with their tasks.
         let (code, _, body) = request(a.local_addr(), "/v1/instances", "");

@@ -472,8 +472,8 @@ pub struct TaskClaim {
     pub task: String,
     /// When the instance took it, epoch ms (the later of two claims wins).
     pub since: i64,
-    /// Whether it is still restoring its state.
-    pub restoring: bool,
+    /// Whether it is still opening (restoring its state, or about to resume).
+    pub opening: bool,
 }
 
 /// The raw-order topic envelope (JSON): `{channel, delivery_id, received_at, payload}`.

@@ -459,7 +459,7 @@ fn inventory_claims(addr: SocketAddr) -> Option<BTreeMap<String, usize>> {
                     t["task"]
                         .as_str()
                         .is_some_and(|t| t.starts_with("inventory-"))
-                        && t["restoring"] == false
+                        && t["opening"] == false
                 })
                 .count();
             Some((i["instance_id"].as_str()?.to_string(), held))

@@ -191,12 +191,12 @@ fn instance_announcement() -> InstanceAnnouncement {
             TaskClaim {
                 task: "inventory-0".into(),
                 since: 1_718_000_000_000,
-                restoring: false,
+                opening: false,
             },
             TaskClaim {
                 task: "assemble-2".into(),
                 since: 1_718_000_004_500,
-                restoring: true,
+                opening: true,
             },
         ],
     }
