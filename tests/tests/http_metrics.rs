@@ -304,16 +304,7 @@ fn readiness_metrics_and_availability_query_against_a_real_broker() -> Result<()
         let path = format!("/v1/availability/{sku}");
         let body = eventually(Duration::from_secs(30), &path, || {
             let (code, v) = get_json(addr, &path).ok()?;
-            let got: BTreeMap<String, (i64, i64)> = v["channels"]
-                .as_array()?
-                .iter()
-                .map(|c| {
-                    Some((
-                        c["channel"].as_str()?.to_string(),
-                        (c["quantity"].as_i64()?, c["version"].as_i64()?),
-                    ))
-                })
-                .collect::<Option<_>>()?;
+            let got = channels_of(&v)?;
             (code == 200 && &got == channels).then_some(v)
         })
         .with_context(|| {
@@ -385,19 +376,8 @@ fn readiness_metrics_and_availability_query_against_a_real_broker() -> Result<()
     );
     for (sku, channels) in &want {
         let (code, v) = get_json(addr, &format!("/v1/availability/{sku}"))?;
-        let got: BTreeMap<String, (i64, i64)> = v["channels"]
-            .as_array()
-            .context("channels")?
-            .iter()
-            .filter_map(|c| {
-                Some((
-                    c["channel"].as_str()?.to_string(),
-                    (c["quantity"].as_i64()?, c["version"].as_i64()?),
-                ))
-            })
-            .collect();
         ensure!(
-            code == 200 && &got == channels,
+            code == 200 && channels_of(&v).as_ref() == Some(channels),
             "{sku} after the restore: {v}"
         );
     }
