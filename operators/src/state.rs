@@ -12,9 +12,15 @@ pub const VALUE_FORMAT_V1: u8 = 1;
 /// Key of the task's stream time (the largest record timestamp seen).
 pub const STREAM_TIME_KEY: &[u8] = b"m:stream_time";
 
+/// Initial capacity of an encoded value.
+const ENCODE_CAPACITY: usize = 256;
+
 /// Encodes `value` as `[VALUE_FORMAT_V1] ++ postcard(value)`.
 pub fn encode_value<T: Serialize>(value: &T) -> Vec<u8> {
-    let out = vec![VALUE_FORMAT_V1];
+    // Sized for a typical record (a SKU with a few locations and channels): postcard extends
+    // the buffer piece by piece, and growing it from one byte cost more than the encoding.
+    let mut out = Vec::with_capacity(ENCODE_CAPACITY);
+    out.push(VALUE_FORMAT_V1);
     // postcard only fails on writer errors or unsupported types (e.g. unknown-length sequences);
     // a Vec writer and our plain structs cannot hit those.
     match postcard::to_extend(value, out) {
