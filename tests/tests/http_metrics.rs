@@ -383,7 +383,14 @@ fn readiness_metrics_and_availability_query_against_a_real_broker() -> Result<()
     }
     eprintln!("replacement not ready while: {not_ready_reasons:?}");
     let q_id = format!("{}:{}", hostname(), addr.port());
-    second_instance_shares_the_queries(&topology_path, dir.path(), (&q, addr, &q_id), &want)?;
+    let instances_topic = topology.topic_name(TopicId::Instances);
+    second_instance_shares_the_queries(
+        &topology_path,
+        dir.path(),
+        (&q, addr, &q_id),
+        &want,
+        (&bootstrap, &instances_topic),
+    )?;
     q.stop()?;
     Ok(())
 }
@@ -450,8 +457,9 @@ fn inventory_claims(addr: SocketAddr) -> Option<BTreeMap<String, usize>> {
 /// A second instance joins `q` (running alone, default instance id `q_id`): the group splits
 /// the tasks, each instance announces its own in the instance directory, and either instance
 /// answers every SKU — from its own state, or by asking the owner, naming who answered; with
-/// `?proxy=false` it names the owner and its URL. When the second one stops, its tombstone
-/// removes it and `q` owns and answers everything again.
+/// `?proxy=false` it names the owner and its URL. When the second one is killed, `q` gets its
+/// tasks back and answers everything from its own state although the dead instance is still
+/// listed; a third one's clean stop writes a tombstone that removes it.
 ///
 /// How the inventory tasks split is the assignor's choice: librdkafka's cooperative-sticky
 /// assignor balances the count of partitions, not each topic, and here it moved all three
@@ -462,6 +470,7 @@ fn second_instance_shares_the_queries(
     dir: &Path,
     (q, q_addr, q_id): (&PipelineProcess, SocketAddr, &str),
     want: &BTreeMap<String, BTreeMap<String, (i64, i64)>>,
+    (bootstrap, instances_topic): (&str, &str),
 ) -> Result<()> {
     let r_addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
     let r_text = r_addr.to_string();
@@ -473,7 +482,8 @@ fn second_instance_shares_the_queries(
         &[
             ("SHELFSYNC_HTTP_ADDR", r_text.as_str()),
             ("SHELFSYNC_INSTANCE_ID", "second"),
-            ("SHELFSYNC_ANNOUNCE_INTERVAL", "1s"),
+            // A TTL of 3 minutes: after its SIGKILL below it stays listed, stale, on purpose.
+            ("SHELFSYNC_ANNOUNCE_INTERVAL", "60s"),
         ],
     )?;
     // Both ready, the inventory tasks split between them, and both directories agree.
@@ -542,28 +552,77 @@ fn second_instance_shares_the_queries(
     }
     eprintln!("answered by {answered_by:?}");
 
-    // The second instance stops cleanly: its tombstone takes it out of q's directory at once
-    // (not after its TTL), and q answers everything from its own state again.
-    r.stop()?;
+    // Killed: no tombstone, and its announcement stays live for its TTL (3 min). The group gives
+    // its tasks back to q, whose later claims supersede the stale ones: q answers every SKU
+    // from its own state while the dead instance is still listed.
+    r.kill()?;
     eventually(
         Duration::from_secs(120),
         "q to own every task again",
-        || {
-            let (tasks, _) = ready_tasks(q_addr)?;
-            let (_, v) = get_json(q_addr, "/v1/instances").ok()?;
-            let ids: Vec<&str> = v["instances"]
-                .as_array()?
-                .iter()
-                .filter_map(|i| i["instance_id"].as_str())
-                .collect();
-            (tasks == 18 && ids == [q_id]).then_some(())
-        },
+        || (ready_tasks(q_addr)?.0 == 18).then_some(()),
     )
-    .with_context(|| format!("{:?}\n{}", get(q_addr, "/v1/instances"), q.log_tail()))?;
+    .with_context(|| q.log_tail())?;
+    let listed = |addr: SocketAddr| -> Result<Vec<String>> {
+        let (_, v) = get_json(addr, "/v1/instances")?;
+        Ok(v["instances"]
+            .as_array()
+            .context("instances")?
+            .iter()
+            .filter_map(|i| i["instance_id"].as_str().map(str::to_string))
+            .collect())
+    };
+    let after_kill = listed(q_addr)?;
+    ensure!(
+        after_kill.iter().any(|i| i == "second"),
+        "the killed instance should still be listed (stale, within its TTL): {after_kill:?}"
+    );
     for (sku, channels) in want {
         let (code, v) = get_json(q_addr, &format!("/v1/availability/{sku}"))?;
         ensure!(code == 200 && v["instance"] == q_id, "{sku}: {code} {v}");
         ensure!(channels_of(&v).as_ref() == Some(channels), "{sku}: {v}");
     }
+
+    // A clean stop writes a tombstone: a third instance joins, takes tasks, stops on SIGTERM;
+    // the last record of its key on the directory topic has no value and q forgets it.
+    let t_addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+    let t_text = t_addr.to_string();
+    let t = PipelineProcess::start_with_env(
+        Path::new(BIN),
+        topology_path,
+        &dir.join("third-state"),
+        &dir.join("third.log"),
+        &[
+            ("SHELFSYNC_HTTP_ADDR", t_text.as_str()),
+            ("SHELFSYNC_INSTANCE_ID", "third"),
+        ],
+    )?;
+    eventually(
+        Duration::from_secs(150),
+        "the third instance's tasks",
+        || {
+            let (q_all, t_all) = (ready_tasks(q_addr)?.0, ready_tasks(t_addr)?.0);
+            (t_all > 0 && q_all + t_all == 18).then_some(())
+        },
+    )
+    .with_context(|| format!("{}\n--- third:\n{}", q.log_tail(), t.log_tail()))?;
+    t.stop()?;
+    let last = read_topic(bootstrap, instances_topic)?
+        .into_iter()
+        .rev()
+        .find(|r| r.key.as_deref() == Some(b"third".as_slice()))
+        .context("no record of the third instance on the directory topic")?;
+    ensure!(
+        last.value.is_none(),
+        "the last record of a cleanly stopped instance is not a tombstone"
+    );
+    eventually(
+        Duration::from_secs(120),
+        "q to forget the third and own every task",
+        || {
+            let gone = !listed(q_addr).ok()?.iter().any(|i| i == "third");
+            (gone && ready_tasks(q_addr)?.0 == 18).then_some(())
+        },
+    )
+    .with_context(|| format!("{:?}\n{}", get(q_addr, "/v1/instances"), q.log_tail()))?;
     Ok(())
 }
