@@ -472,20 +472,26 @@ fn second_instance_shares_the_queries(
     want: &BTreeMap<String, BTreeMap<String, (i64, i64)>>,
     (bootstrap, instances_topic): (&str, &str),
 ) -> Result<()> {
-    let r_addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
-    let r_text = r_addr.to_string();
-    let r = PipelineProcess::start_with_env(
-        Path::new(BIN),
-        topology_path,
-        &dir.join("second-state"),
-        &dir.join("second.log"),
-        &[
-            ("SHELFSYNC_HTTP_ADDR", r_text.as_str()),
-            ("SHELFSYNC_INSTANCE_ID", "second"),
-            // A TTL of 3 minutes: after its SIGKILL below it stays listed, stale, on purpose.
-            ("SHELFSYNC_ANNOUNCE_INTERVAL", "60s"),
-        ],
-    )?;
+    // One more instance on an empty state dir and a free port, with `extra` environment.
+    let start = |id: &str, extra: &[(&str, &str)]| -> Result<(PipelineProcess, SocketAddr)> {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+        let addr_text = addr.to_string();
+        let mut env = vec![
+            ("SHELFSYNC_HTTP_ADDR", addr_text.as_str()),
+            ("SHELFSYNC_INSTANCE_ID", id),
+        ];
+        env.extend_from_slice(extra);
+        let p = PipelineProcess::start_with_env(
+            Path::new(BIN),
+            topology_path,
+            &dir.join(format!("{id}-state")),
+            &dir.join(format!("{id}.log")),
+            &env,
+        )?;
+        Ok((p, addr))
+    };
+    // A TTL of 3 minutes: after its SIGKILL below it stays listed, stale, on purpose.
+    let (r, r_addr) = start("second", &[("SHELFSYNC_ANNOUNCE_INTERVAL", "60s")])?;
     // Both ready, the inventory tasks split between them, and both directories agree.
     let (q_tasks, r_tasks) = eventually(Duration::from_secs(150), "the tasks to split", || {
         let ((q_all, qt), (r_all, rt)) = (ready_tasks(q_addr)?, ready_tasks(r_addr)?);
@@ -584,18 +590,7 @@ fn second_instance_shares_the_queries(
 
     // A clean stop writes a tombstone: a third instance joins, takes tasks, stops on SIGTERM;
     // the last record of its key on the directory topic has no value and q forgets it.
-    let t_addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
-    let t_text = t_addr.to_string();
-    let t = PipelineProcess::start_with_env(
-        Path::new(BIN),
-        topology_path,
-        &dir.join("third-state"),
-        &dir.join("third.log"),
-        &[
-            ("SHELFSYNC_HTTP_ADDR", t_text.as_str()),
-            ("SHELFSYNC_INSTANCE_ID", "third"),
-        ],
-    )?;
+    let (t, t_addr) = start("third", &[])?;
     eventually(
         Duration::from_secs(150),
         "the third instance's tasks",
