@@ -134,6 +134,47 @@ fn load(path: &PathBuf) -> anyhow::Result<Topology> {
     Topology::load_with_env(path, std::env::vars()).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
+/// A flag that SIGTERM and SIGINT set (the command stops cleanly when it sees it).
+fn shutdown_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, Arc::clone(&flag)).context("install signal handler")?;
+    }
+    Ok(flag)
+}
+
+/// What `run` and `push` set up before their work.
+struct Service {
+    topology: Arc<Topology>,
+    shutdown: Arc<AtomicBool>,
+    status: Arc<EngineStatus>,
+    http: crate::http::HttpServer,
+}
+
+impl Service {
+    /// Loads the topology, installs the Prometheus recorder first (so nothing recorded is
+    /// lost), the signal flag, and serves the HTTP endpoints before the work starts (so probes
+    /// answer, not ready, while it joins and restores).
+    fn start(topology: &PathBuf, http_addr: SocketAddr) -> anyhow::Result<Self> {
+        let topology = Arc::new(load(topology)?);
+        let metrics = crate::http::install_recorder()?;
+        let shutdown = shutdown_on_signals()?;
+        let status = Arc::new(EngineStatus::default());
+        let http = crate::http::serve(
+            http_addr,
+            Arc::clone(&topology),
+            Arc::clone(&status),
+            metrics,
+        )?;
+        Ok(Self {
+            topology,
+            shutdown,
+            status,
+            http,
+        })
+    }
+}
+
 /// Parses the command line and runs the command; the exit code says how it went.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -194,11 +235,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             generator,
         } => {
             let topology = load(&topology)?;
-            let stop = Arc::new(AtomicBool::new(false));
-            for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-                signal_hook::flag::register(signal, Arc::clone(&stop))
-                    .context("install signal handler")?;
-            }
+            let stop = shutdown_on_signals()?;
             let report =
                 crate::generator::run_with_progress(&topology, &generator, !no_catalog, &stop)?;
             println!("{report}");
@@ -225,20 +262,12 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             http_addr,
             commit_interval,
         } => {
-            let topology = Arc::new(load(&topology)?);
-            let metrics = crate::http::install_recorder()?;
-            let shutdown = Arc::new(AtomicBool::new(false));
-            for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-                signal_hook::flag::register(signal, Arc::clone(&shutdown))
-                    .context("install signal handler")?;
-            }
-            let status = Arc::new(EngineStatus::default());
-            let http = crate::http::serve(
-                http_addr,
-                Arc::clone(&topology),
-                Arc::clone(&status),
-                metrics,
-            )?;
+            let Service {
+                topology,
+                shutdown,
+                status,
+                http,
+            } = Service::start(&topology, http_addr)?;
             let result = crate::push::run(
                 topology,
                 crate::push::PushOptions {
@@ -259,22 +288,12 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             advertised_url,
             announce_interval,
         } => {
-            let topology = Arc::new(load(&topology)?);
-            // The recorder first, so that nothing the engine records is lost; the HTTP server
-            // before the engine, so that probes answer (not ready) while it joins and restores.
-            let metrics = crate::http::install_recorder()?;
-            let shutdown = Arc::new(AtomicBool::new(false));
-            for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-                signal_hook::flag::register(signal, Arc::clone(&shutdown))
-                    .context("install signal handler")?;
-            }
-            let status = Arc::new(EngineStatus::default());
-            let http = crate::http::serve(
-                http_addr,
-                Arc::clone(&topology),
-                Arc::clone(&status),
-                metrics,
-            )?;
+            let Service {
+                topology,
+                shutdown,
+                status,
+                http,
+            } = Service::start(&topology, http_addr)?;
             let me = crate::directory::Identity::resolve(
                 instance_id,
                 advertised_url,
