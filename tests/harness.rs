@@ -11,6 +11,24 @@ use shelfsync_topology::{TopicId, Topology};
 
 use crate::kafka_io::{read_topic, run_cli, PipelineProcess, Record, TestProducer};
 use crate::scenario::{topology_toml, InputRecord};
+
+/// Writes `toml` to `dir/topology.toml`, loads it, and creates its topics with
+/// `<bin> topics create`: every broker test's first step.
+pub fn create_topology(bin: &Path, dir: &Path, toml: &str) -> Result<(PathBuf, Topology)> {
+    let topology_path = dir.join("topology.toml");
+    std::fs::write(&topology_path, toml)?;
+    let topology = Topology::load(&topology_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    run_cli(
+        bin,
+        &[
+            "topics",
+            "create",
+            "--topology",
+            topology_path.to_str().context("path")?,
+        ],
+    )?;
+    Ok((topology_path, topology))
+}
 use crate::Broker;
 
 /// A broker with the test topology's topics created, and a temp dir for state and logs.
@@ -44,20 +62,10 @@ impl Setup {
                 broker.dir().display()
             );
         }
-        let topology_path = dir.path().join("topology.toml");
-        std::fs::write(
-            &topology_path,
-            topology_toml(&broker.bootstrap(), app, partitions),
-        )?;
-        let topology = Topology::load(&topology_path).map_err(|e| anyhow::anyhow!("{e}"))?;
-        run_cli(
+        let (topology_path, topology) = create_topology(
             Path::new(bin),
-            &[
-                "topics",
-                "create",
-                "--topology",
-                topology_path.to_str().context("path")?,
-            ],
+            dir.path(),
+            &topology_toml(&broker.bootstrap(), app, partitions),
         )?;
         Ok(Self {
             broker,

@@ -55,8 +55,9 @@ pub fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
 
-/// The topology file for tests: five channels over two locations.
-pub fn topology_toml(bootstrap: &str, application_id: &str, partitions: i32) -> String {
+/// The `application_id` and `[kafka]` tables of every test topology: group timings short enough
+/// for a test to see a rebalance.
+pub fn kafka_toml(bootstrap: &str, application_id: &str) -> String {
     format!(
         r#"application_id = "{application_id}"
 
@@ -68,7 +69,15 @@ bootstrap_servers = "{bootstrap}"
 "heartbeat.interval.ms" = "1000"
 "max.poll.interval.ms" = "60000"
 "topic.metadata.refresh.interval.ms" = "2000"
+"#
+    )
+}
 
+/// The topology file for tests: five channels over two locations.
+pub fn topology_toml(bootstrap: &str, application_id: &str, partitions: i32) -> String {
+    let kafka = kafka_toml(bootstrap, application_id);
+    format!(
+        r#"{kafka}
 [processing]
 epoch_interval = "100ms"
 

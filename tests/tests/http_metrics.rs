@@ -6,13 +6,14 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use shelfsync_pipeline::metrics::{self as m, ALL};
 use shelfsync_schemas::{avro, ChannelAvailability};
-use shelfsync_tests::kafka_io::{read_topic, run_cli, wait_for, PipelineProcess, TestProducer};
+use shelfsync_tests::harness::create_topology;
+use shelfsync_tests::kafka_io::{read_topic, wait_for, PipelineProcess, TestProducer};
 use shelfsync_tests::scenario::{topology_toml, InputRecord, Model, Scenario};
 use shelfsync_tests::Broker;
 use shelfsync_topology::{TopicId, Topology};
@@ -129,17 +130,10 @@ fn readiness_metrics_and_availability_query_against_a_real_broker() -> Result<()
     let mut broker = Broker::start()?;
     let bootstrap = broker.bootstrap();
     let dir = tempfile::tempdir()?;
-    let topology_path: PathBuf = dir.path().join("topology.toml");
-    std::fs::write(&topology_path, topology_toml(&bootstrap, "http-metrics", 3))?;
-    let topology = Topology::load(&topology_path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    run_cli(
+    let (topology_path, topology) = create_topology(
         Path::new(BIN),
-        &[
-            "topics",
-            "create",
-            "--topology",
-            topology_path.to_str().context("path")?,
-        ],
+        dir.path(),
+        &topology_toml(&bootstrap, "http-metrics", 3),
     )?;
 
     // Start the pipeline while the broker is down: it cannot be assigned anything yet.

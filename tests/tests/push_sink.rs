@@ -25,8 +25,10 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use shelfsync_schemas::avro::{self, Framing};
 use shelfsync_schemas::{availability_key, stable_id, ChannelAvailability};
-use shelfsync_tests::kafka_io::{read_topic, run_cli, PipelineProcess, TestProducer};
+use shelfsync_tests::harness::create_topology;
+use shelfsync_tests::kafka_io::{read_topic, PipelineProcess, TestProducer};
 use shelfsync_tests::marketplace_sim::{Api, ChannelReport, MarketplaceSim, SimChannel, SimConfig};
+use shelfsync_tests::scenario::kafka_toml;
 use shelfsync_tests::Broker;
 use shelfsync_topology::{TopicId, Topology};
 
@@ -143,18 +145,9 @@ impl PushSetup {
                 })
                 .collect(),
         )?;
+        let kafka = kafka_toml(&broker.bootstrap(), app);
         let mut toml = format!(
-            r#"application_id = "{app}"
-
-[kafka]
-bootstrap_servers = "{bootstrap}"
-
-[kafka.properties]
-"session.timeout.ms" = "15000"
-"heartbeat.interval.ms" = "1000"
-"max.poll.interval.ms" = "60000"
-"topic.metadata.refresh.interval.ms" = "2000"
-
+            r#"{kafka}
 [topics]
 partitions = {partitions}
 
@@ -164,8 +157,7 @@ dlq = 1
 [[locations]]
 id = "dc-east"
 name = "East DC"
-"#,
-            bootstrap = broker.bootstrap()
+"#
         );
         for c in &channels {
             toml.push_str(&format!(
@@ -202,18 +194,7 @@ timeout = "5s"
         if keep {
             eprintln!("{app}: logs in {}", dir.path().display());
         }
-        let topology_path = dir.path().join("topology.toml");
-        std::fs::write(&topology_path, toml)?;
-        let topology = Topology::load(&topology_path).map_err(|e| anyhow::anyhow!("{e}"))?;
-        run_cli(
-            Path::new(BIN),
-            &[
-                "topics",
-                "create",
-                "--topology",
-                topology_path.to_str().context("path")?,
-            ],
-        )?;
+        let (topology_path, topology) = create_topology(Path::new(BIN), dir.path(), &toml)?;
         Ok(Self {
             broker,
             sim,
