@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs, only when missing, what building and testing shelfsync needs on Debian/Ubuntu:
-#   - the apt packages for librdkafka (cmake build), rocksdb (bindgen/clang) and tansu, and
-#     yamllint (scripts/test.sh lints deploy/), sqlite3 (indexes tansu's sqlite file, see
-#     scripts/tansu.sh);
-#   - the pinned tansu broker (cargo install into $TANSU_ROOT, ~20 min on 2 cores, once).
+#   - the apt packages for librdkafka (cmake build with OpenSSL: TLS and SASL SCRAM), rocksdb
+#     (bindgen/clang), yamllint (scripts/test.sh lints deploy/), openssl (the SASL_SSL test makes
+#     its CA and certificates), and a Java 17 runtime and Maven for the broker;
+#   - Apache Kafka's jars from Maven Central (scripts/kafka/pom.xml) into $KAFKA_LIBS, ~20 s once.
 # Idempotent and quiet when everything is present. Run it as `bash scripts/deps.sh`.
 set -euo pipefail
 
@@ -12,8 +12,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 APT_PACKAGES=(
     libclang-dev clang cmake build-essential pkg-config
-    libssl-dev libsasl2-dev zlib1g-dev libzstd-dev libcurl4-openssl-dev
-    yamllint sqlite3
+    libssl-dev libcurl4-openssl-dev zlib1g-dev libzstd-dev openssl
+    yamllint
+    openjdk-17-jre-headless maven
 )
 
 as_root() {
@@ -55,47 +56,64 @@ check_rust() {
     if ! cargo clippy --version >/dev/null 2>&1 || ! cargo fmt --version >/dev/null 2>&1; then
         if command -v rustup >/dev/null 2>&1; then
             shelfsync_log "rust: adding the clippy and rustfmt components"
-            rustup component add clippy rustfmt
+            rustup component add clippy rustfmt ||
+                shelfsync_die "cargo clippy/fmt are missing and 'rustup component add clippy rustfmt' failed (is the Rust distribution server reachable?): install both components with your toolchain, then re-run"
         else
             shelfsync_die "cargo clippy/fmt missing and no rustup to add them"
         fi
     fi
 }
 
-tansu_is_pinned_version() {
-    [[ -x "${TANSU_BIN}" ]] &&
-        cargo install --list --root "${TANSU_ROOT}" 2>/dev/null | grep -q "^tansu v${TANSU_VERSION}:"
+check_java() {
+    local java="java"
+    [[ -n "${JAVA_HOME:-}" && -x "${JAVA_HOME}/bin/java" ]] && java="${JAVA_HOME}/bin/java"
+    command -v "${java}" >/dev/null 2>&1 || shelfsync_die "java missing after the apt install"
+    local major
+    major="$("${java}" -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n 1)"
+    [[ "${major}" =~ ^[0-9]+$ && "${major}" -ge 17 ]] ||
+        shelfsync_die "Apache Kafka ${KAFKA_VERSION} needs Java 17 or newer; ${java} is ${major:-unknown} (set JAVA_HOME)"
+    command -v mvn >/dev/null 2>&1 || shelfsync_die "mvn missing after the apt install"
 }
 
-install_tansu() {
-    if [[ "${TANSU_BIN}" != "${TANSU_ROOT}/bin/tansu" ]]; then
-        # The caller pointed TANSU_BIN at their own broker binary: use it as it is.
-        [[ -x "${TANSU_BIN}" ]] || shelfsync_die "TANSU_BIN=${TANSU_BIN} is not an executable file"
-        shelfsync_log "tansu: using TANSU_BIN=${TANSU_BIN} (not managed by deps.sh)"
+# Apache Kafka's jars from Maven Central (scripts/kafka/pom.xml) into $KAFKA_LIBS, once.
+install_kafka() {
+    local pom="${SHELFSYNC_ROOT}/scripts/kafka/pom.xml" marker="${KAFKA_LIBS}/.complete"
+    local stamp
+    stamp="$(sha256sum "${pom}" | cut -d' ' -f1)"
+    if [[ -f "${marker}" && "$(cat "${marker}")" == "${stamp}" ]]; then
+        shelfsync_log "kafka: ${KAFKA_VERSION} present in ${KAFKA_LIBS}"
         return 0
     fi
     mkdir -p "${SHELFSYNC_CACHE}"
-    # Serialise concurrent runs (e.g. two checkouts sharing the cache).
-    exec 9>"${SHELFSYNC_CACHE}/tansu-install.lock"
-    if ! flock -n 9; then
-        shelfsync_log "tansu: another install holds ${SHELFSYNC_CACHE}/tansu-install.lock; waiting"
-        flock 9
-    fi
-    if tansu_is_pinned_version; then
-        shelfsync_log "tansu: ${TANSU_VERSION} present at ${TANSU_BIN}"
+    exec 9>"${SHELFSYNC_CACHE}/kafka-install.lock"
+    flock 9
+    if [[ -f "${marker}" && "$(cat "${marker}")" == "${stamp}" ]]; then
         return 0
     fi
-    if [[ -x "${TANSU_BIN}" ]]; then
-        shelfsync_log "tansu: ${TANSU_BIN} is not the pinned version ${TANSU_VERSION}; reinstalling"
-    fi
-    shelfsync_log "tansu: installing ${TANSU_VERSION} (features ${TANSU_FEATURES}) into ${TANSU_ROOT}; takes ~20 min on 2 cores, once"
-    CARGO_TARGET_DIR="${TANSU_TARGET_DIR}" cargo install tansu \
-        --version "=${TANSU_VERSION}" --locked --force \
-        --features "${TANSU_FEATURES}" --root "${TANSU_ROOT}"
-    [[ -x "${TANSU_BIN}" ]] || shelfsync_die "tansu install finished but ${TANSU_BIN} is missing"
-    shelfsync_log "tansu: installed ${TANSU_BIN}"
+    shelfsync_log "kafka: fetching org.apache.kafka:kafka_2.13:${KAFKA_VERSION} and its runtime dependencies with Maven"
+    local tmp="${KAFKA_LIBS}.tmp.$$"
+    rm -rf -- "${tmp}"
+    mvn -B -q -Dstyle.color=never -f "${pom}" dependency:copy-dependencies -DincludeScope=runtime \
+        -DoutputDirectory="${tmp}" >&2 ||
+        shelfsync_die "mvn could not fetch Apache Kafka ${KAFKA_VERSION} (see above; Maven Central must be reachable)"
+    # The SLF4J binding must match slf4j-api's major version or the broker logs nothing.
+    local api binding
+    api="$(cd "${tmp}" && ls slf4j-api-*.jar 2>/dev/null | head -n 1)"
+    binding="$(cd "${tmp}" && ls log4j-slf4j*-impl-*.jar 2>/dev/null | head -n 1)"
+    case "${api}:${binding}" in
+        slf4j-api-1.*:log4j-slf4j-impl-*.jar | slf4j-api-2.*:log4j-slf4j2-impl-*.jar) ;;
+        *) rm -rf -- "${tmp}"
+           shelfsync_die "kafka: SLF4J binding '${binding}' does not match '${api}': fix scripts/kafka/pom.xml" ;;
+    esac
+    [[ -f "${tmp}/kafka_2.13-${KAFKA_VERSION}.jar" ]] || shelfsync_die "kafka: kafka_2.13-${KAFKA_VERSION}.jar missing"
+    echo "${stamp}" >"${tmp}/.complete"
+    rm -rf -- "${KAFKA_LIBS}"
+    mkdir -p "$(dirname "${KAFKA_LIBS}")"
+    mv -- "${tmp}" "${KAFKA_LIBS}"
+    shelfsync_log "kafka: $(find "${KAFKA_LIBS}" -name '*.jar' | wc -l) jars in ${KAFKA_LIBS} (${api}, ${binding})"
 }
 
 install_apt_packages
 check_rust
-install_tansu
+check_java
+install_kafka

@@ -6,8 +6,8 @@
 #
 # Arguments, when given, replace `--workspace --no-fail-fast` in the cargo test command line.
 # SHELFSYNC_SKIP_CLIPPY=1 skips the clippy phase (local iteration only; CI never sets it).
-# Integration tests start their own tansu brokers through the shelfsync-tests harness, which finds
-# the broker through TANSU_BIN (exported by scripts/env.sh).
+# Integration tests start their own Apache Kafka brokers through the shelfsync-tests harness,
+# which runs scripts/kafka.sh with the jars scripts/deps.sh fetched (KAFKA_LIBS, scripts/env.sh).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -24,7 +24,7 @@ phase() {
     return "${rc}"
 }
 
-shelfsync_log "CARGO_TARGET_DIR=${CARGO_TARGET_DIR} TANSU_BIN=${TANSU_BIN}"
+shelfsync_log "CARGO_TARGET_DIR=${CARGO_TARGET_DIR} KAFKA_LIBS=${KAFKA_LIBS}"
 phase deps bash scripts/deps.sh
 # deps.sh installs yamllint (apt); the Rust test deploy_manifests checks what the files mean.
 phase yamllint yamllint --strict --config-file deploy/.yamllint.yaml deploy

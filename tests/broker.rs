@@ -1,9 +1,11 @@
-//! A tansu broker process owned by one test.
+//! An Apache Kafka broker process owned by one test.
 //!
-//! tansu runs under a tiny `sh` wrapper whose watchdog reads the wrapper's stdin, a pipe held by
-//! the test process: when the test process goes away for any reason (panic, Ctrl-C, SIGKILL of
-//! the test binary, a CI timeout), the pipe closes and the watchdog terminates tansu. `Drop`
-//! kills it right away, so no broker outlives its test.
+//! The broker is started exactly as `scripts/kafka.sh` starts one (it runs `scripts/kafka.sh run`:
+//! the same configuration, storage format and JVM flags), a single-node KRaft broker with its own
+//! controller, on free `127.0.0.1` ports. It runs under a tiny `sh` wrapper whose watchdog reads
+//! the wrapper's stdin, a pipe held by the test process: when the test process goes away for any
+//! reason (panic, Ctrl-C, SIGKILL of the test binary, a CI timeout), the pipe closes and the
+//! watchdog terminates the broker. `Drop` kills it right away, so no broker outlives its test.
 
 use std::env;
 use std::fs::{self, File};
@@ -18,23 +20,25 @@ use anyhow::{anyhow, bail, ensure, Context, Result};
 use tempfile::TempDir;
 
 /// How long [`Broker::start`] waits for the broker to answer, unless
-/// `SHELFSYNC_BROKER_START_TIMEOUT` (seconds) says otherwise.
-const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(30);
-/// Attempts to start on a fresh port when the broker dies during start-up (e.g. the port picked
+/// `SHELFSYNC_BROKER_START_TIMEOUT` (seconds) says otherwise. A JVM broker on two busy cores
+/// takes 5–20 s.
+const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(90);
+/// Attempts to start on fresh ports when the broker dies during start-up (e.g. a port picked
 /// was taken by another process in between).
 const START_ATTEMPTS: usize = 3;
-const PID_FILE: &str = "tansu.pid";
-const LOG_FILE: &str = "tansu.log";
+const PID_FILE: &str = "broker.pid";
+const LOG_FILE: &str = "kafka.log";
 
-/// `sh -c` script that runs `"$@"` (tansu) in the background, writes its pid to `tansu.pid`,
-/// waits for it and exits with its status. Its watchdog terminates tansu (TERM, then KILL after
-/// 5 s) and deletes `$SHELFSYNC_TANSU_DIR` once stdin reaches end of file while the wrapper still
-/// runs, i.e. when the test process died without dropping its `Broker`.
+/// `sh -c` script that runs `"$@"` (`bash scripts/kafka.sh run …`, which execs the JVM) in the
+/// background, writes its pid to `broker.pid`, waits for it and exits with its status. Its
+/// watchdog terminates the broker (TERM, then KILL after 5 s) and deletes
+/// `$SHELFSYNC_BROKER_TEST_DIR` once stdin reaches end of file while the wrapper still runs, i.e.
+/// when the test process died without dropping its `Broker`.
 const WRAPPER: &str = r#"
 exec 3<&0
 "$@" </dev/null &
 child=$!
-echo "$child" > tansu.pid.tmp && mv tansu.pid.tmp tansu.pid
+echo "$child" > broker.pid.tmp && mv broker.pid.tmp broker.pid
 wrapper=$$
 (
     while read -r _; do :; done
@@ -44,42 +48,34 @@ wrapper=$$
         while kill -0 "$child" 2>/dev/null && [ "$i" -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
         kill -0 "$child" 2>/dev/null && kill -s KILL "$child" 2>/dev/null
         # The test process is gone, so its TempDir will not clean up: do it here.
-        case "$SHELFSYNC_TANSU_DIR" in */shelfsync-broker-*) rm -rf "$SHELFSYNC_TANSU_DIR" ;; esac
+        case "$SHELFSYNC_BROKER_TEST_DIR" in */shelfsync-broker-*) rm -rf "$SHELFSYNC_BROKER_TEST_DIR" ;; esac
     fi
 ) <&3 >/dev/null 2>&1 &
 exec 3<&-
 wait "$child"
 "#;
 
-/// The storage engine of a [`Broker`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Engine {
-    /// `sqlite://`: durable across [`Broker::restart`], correct offsets. Use it for tests.
-    Sqlite,
-    /// `memory://`: fast, loses everything on restart. For benchmarks.
-    Memory,
+/// A client listener with TLS and SASL/SCRAM-SHA-512 next to the plaintext one.
+#[derive(Clone, Debug)]
+pub struct SaslSsl {
+    /// PEM file with the broker's private key (unencrypted PKCS#8) and certificate chain.
+    pub keystore: PathBuf,
+    /// The SCRAM-SHA-512 user created when the storage is formatted.
+    pub username: String,
+    /// Its password.
+    pub password: String,
 }
 
-impl Engine {
-    fn url(self) -> &'static str {
-        match self {
-            // tansu resolves the path against its working directory, the broker's temp dir.
-            Engine::Sqlite => "sqlite://tansu.db",
-            Engine::Memory => "memory://tansu/",
-        }
-    }
-}
-
-/// A tansu broker on `127.0.0.1`, with its data in a fresh temporary directory (under `/dev/shm`
-/// when it exists). The process is killed and the directory deleted on drop.
+/// An Apache Kafka broker (KRaft, broker + controller in one JVM) on `127.0.0.1`, with its data
+/// in a fresh temporary directory. The process is killed and the directory deleted on drop.
 ///
 /// The methods block (they poll the port); from async code call them before entering the runtime
 /// or through `spawn_blocking`.
 #[derive(Debug)]
 pub struct Broker {
-    engine: Engine,
     port: u16,
-    bin: PathBuf,
+    sasl_ssl: Option<(u16, SaslSsl)>,
+    script: PathBuf,
     dir: TempDir,
     process: Option<Running>,
 }
@@ -87,47 +83,56 @@ pub struct Broker {
 #[derive(Debug)]
 struct Running {
     wrapper: Child,
-    /// Held open for the watchdog; closing it terminates tansu.
+    /// Held open for the watchdog; closing it terminates the broker.
     watchdog: Option<ChildStdin>,
-    tansu_pid: u32,
+    broker_pid: u32,
 }
 
 impl Broker {
-    /// Starts a broker with the sqlite engine on a free port and waits until it answers Kafka
-    /// requests.
+    /// Starts a broker on a free port and waits until it answers a Metadata request.
     pub fn start() -> Result<Broker> {
-        Broker::start_with(Engine::Sqlite)
+        Broker::start_with(None)
     }
 
-    /// Starts a broker with the memory engine (benchmarks; data does not survive a restart).
-    pub fn start_memory() -> Result<Broker> {
-        Broker::start_with(Engine::Memory)
+    /// Starts a broker with a SASL_SSL listener (see [`Broker::sasl_ssl_bootstrap`]) as well.
+    pub fn start_sasl_ssl(sasl_ssl: SaslSsl) -> Result<Broker> {
+        Broker::start_with(Some(sasl_ssl))
     }
 
-    /// Starts a broker with the given engine on a free port.
-    pub fn start_with(engine: Engine) -> Result<Broker> {
-        let bin = tansu_bin()?;
+    fn start_with(sasl_ssl: Option<SaslSsl>) -> Result<Broker> {
+        let script = kafka_script()?;
         let mut attempt = 1;
         loop {
+            let sasl = match &sasl_ssl {
+                Some(s) => Some((free_port()?, s.clone())),
+                None => None,
+            };
             let mut broker = Broker {
-                engine,
                 port: free_port()?,
-                bin: bin.clone(),
+                sasl_ssl: sasl,
+                script: script.clone(),
                 dir: temp_dir()?,
                 process: None,
             };
             match broker.launch() {
                 Ok(()) => return Ok(broker),
-                // Most likely another process took the port in between: try a fresh one.
+                // Most likely another process took a port in between: try fresh ones.
                 Err(Launch::Exited(_)) if attempt < START_ATTEMPTS => attempt += 1,
                 Err(e) => return Err(e.into_inner()),
             }
         }
     }
 
-    /// `127.0.0.1:PORT`, for `bootstrap.servers`.
+    /// `127.0.0.1:PORT`, for `bootstrap.servers` (PLAINTEXT).
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `127.0.0.1:PORT` of the SASL_SSL listener, when the broker has one.
+    pub fn sasl_ssl_bootstrap(&self) -> Option<String> {
+        self.sasl_ssl
+            .as_ref()
+            .map(|(port, _)| format!("127.0.0.1:{port}"))
     }
 
     /// The TCP port the broker listens on (unchanged by [`Broker::restart`]).
@@ -135,12 +140,7 @@ impl Broker {
         self.port
     }
 
-    /// The storage engine.
-    pub fn engine(&self) -> Engine {
-        self.engine
-    }
-
-    /// The broker's working directory: sqlite database, pid file and `tansu.log`.
+    /// The broker's directory: configuration, `data/` (the log dirs), pid file and `kafka.log`.
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
@@ -164,11 +164,11 @@ impl Broker {
         let Some(mut running) = self.process.take() else {
             return Ok(());
         };
-        // Signal tansu only while the wrapper has not reaped it, so the pid is still tansu's.
-        if matches!(running.wrapper.try_wait(), Ok(None)) {
+        // Signal the JVM only while the wrapper has not reaped it, so the pid is still the broker's.
+        if matches!(running.wrapper.try_wait(), Ok(None)) && running.broker_pid != 0 {
             let _ = Command::new("sh")
                 .args(["-c", "kill -s KILL \"$1\" 2>/dev/null", "sh"])
-                .arg(running.tansu_pid.to_string())
+                .arg(running.broker_pid.to_string())
                 .status();
         }
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -180,34 +180,34 @@ impl Broker {
                     let _ = running.wrapper.kill();
                     let _ = running.wrapper.wait();
                     break Err(anyhow!(
-                        "tansu (pid {}) did not die within 10 s of SIGKILL",
-                        running.tansu_pid
+                        "the broker (pid {}) did not die within 10 s of SIGKILL",
+                        running.broker_pid
                     ));
                 }
-                Err(e) => break Err(e).context("waiting for the tansu wrapper"),
+                Err(e) => break Err(e).context("waiting for the broker's wrapper"),
             }
         };
-        // Ends the watchdog; were tansu still alive, the watchdog would terminate it.
+        // Ends the watchdog; were the broker still alive, the watchdog would terminate it.
         drop(running.watchdog.take());
         result
     }
 
-    /// Kills the broker (SIGKILL) and starts it again on the same port with the same data.
+    /// Kills the broker (SIGKILL) and starts it again on the same ports with the same data.
     pub fn restart(&mut self) -> Result<()> {
         self.kill()?;
         self.launch()
-            .map_err(|e| e.into_inner().context("restarting tansu"))
+            .map_err(|e| e.into_inner().context("restarting the broker"))
     }
 
-    /// Sends a Kafka `ApiVersions` request and checks the answer: the broker speaks Kafka.
+    /// Sends a Kafka `Metadata` request and checks the answer lists this broker.
     pub fn ping(&self) -> Result<()> {
-        api_versions(self.port, Duration::from_secs(5)).map(|_| ())
+        metadata_brokers(self.port, Duration::from_secs(5)).map(|_| ())
     }
 
-    /// Spawns tansu on `self.port` in `self.dir` and waits until it answers.
+    /// Spawns the broker on `self.port` in `self.dir` and waits until it answers.
     fn launch(&mut self) -> Result<(), Launch> {
         if self.process.is_some() {
-            return Err(Launch::Failed(anyhow!("tansu is already running")));
+            return Err(Launch::Failed(anyhow!("the broker is already running")));
         }
         self.spawn_and_wait()
     }
@@ -219,106 +219,81 @@ impl Broker {
             .create(true)
             .append(true)
             .open(dir.join(LOG_FILE))
-            .context("opening tansu.log")?;
+            .context("opening kafka.log")?;
         writeln!(
             log,
-            "=== shelfsync-tests: starting tansu on 127.0.0.1:{} ({:?}) ===",
-            self.port, self.engine
+            "=== shelfsync-tests: starting Apache Kafka on 127.0.0.1:{} ===",
+            self.port
         )?;
-        let listener = format!("tcp://127.0.0.1:{}", self.port);
-        let mut wrapper = Command::new("sh")
-            .args(["-c", WRAPPER, "sh"])
-            .arg(&self.bin)
-            .arg("broker")
-            .args(["--cluster-id", "shelfsync-tests"])
-            .args(["--listener-url", &listener])
-            .args(["--advertised-listener-url", &listener])
-            .args(["--storage-engine", self.engine.url()])
+        let mut command = Command::new("sh");
+        command
+            .args(["-c", WRAPPER, "sh", "bash"])
+            .arg(&self.script)
+            .arg("run")
+            .arg("--dir")
+            .arg(dir)
+            .args(["--port", &self.port.to_string()]);
+        if let Some((port, sasl)) = &self.sasl_ssl {
+            command
+                .args(["--sasl-ssl-port", &port.to_string()])
+                .arg("--tls-keystore")
+                .arg(&sasl.keystore)
+                .arg("--scram")
+                .arg(format!("{}:{}", sasl.username, sasl.password));
+        }
+        let mut wrapper = command
             .current_dir(dir)
-            .env("SHELFSYNC_TANSU_DIR", dir)
+            .env("SHELFSYNC_BROKER_TEST_DIR", dir)
             .env_remove("SCHEMA_REGISTRY")
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .stdin(Stdio::piped())
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
-            .with_context(|| format!("spawning {} through sh", self.bin.display()))?;
+            .with_context(|| format!("spawning bash {} run", self.script.display()))?;
         let watchdog = wrapper.stdin.take();
         let mut running = Running {
             wrapper,
             watchdog,
-            tansu_pid: 0,
+            broker_pid: 0,
         };
 
         let timeout = start_timeout();
         let deadline = Instant::now() + timeout;
         let ready = loop {
-            if running.tansu_pid == 0 {
+            if running.broker_pid == 0 {
                 if let Ok(pid) = fs::read_to_string(dir.join(PID_FILE)) {
-                    running.tansu_pid = pid.trim().parse().unwrap_or(0);
+                    running.broker_pid = pid.trim().parse().unwrap_or(0);
                 }
             }
             if let Ok(Some(status)) = running.wrapper.try_wait() {
                 break Err(Launch::Exited(anyhow!(
-                    "tansu exited during start-up ({status})"
+                    "the broker exited during start-up ({status})"
                 )));
             }
-            if running.tansu_pid != 0 && api_versions(self.port, Duration::from_secs(1)).is_ok() {
-                break match self.engine {
-                    Engine::Sqlite => index_headers(dir).map_err(Launch::Failed),
-                    Engine::Memory => Ok(()),
-                };
+            if running.broker_pid != 0
+                && metadata_brokers(self.port, Duration::from_secs(2)).is_ok_and(|n| n > 0)
+            {
+                break Ok(());
             }
             if Instant::now() >= deadline {
                 break Err(Launch::Failed(anyhow!(
-                    "tansu did not answer on {} within {timeout:?}",
+                    "the broker did not answer a Metadata request on {} within {timeout:?}",
                     self.bootstrap()
                 )));
             }
-            thread::sleep(Duration::from_millis(50));
+            thread::sleep(Duration::from_millis(100));
         };
         self.process = Some(running);
         ready.map_err(|e| {
             let _ = self.kill();
             let context = format!(
-                "starting tansu ({}); log tail:\n{}",
-                self.bin.display(),
+                "starting Apache Kafka ({} run); log tail:\n{}",
+                self.script.display(),
                 tail(&self.log(), 30)
             );
             e.map(|e| e.context(context))
         })
-    }
-}
-
-/// tansu 0.6.0's sqlite schema has no index on `header (topition, offset_id)`, and its fetch
-/// looks the headers of every record up by exactly those columns: each fetched record scans the
-/// whole header table, so fetching gets slower with every record written (quadratic). Every
-/// record shelfsync writes to an internal topic carries a stamp header, so after a few tens of
-/// thousands of records the broker spends its one core on these scans and stops answering
-/// heartbeats and fetches for minutes. Adding the index (which tansu's own queries then use) fixes
-/// it; `scripts/tansu.sh` does the same for the demo. The statement is idempotent.
-pub(crate) const TANSU_HEADER_INDEX_SQL: &str =
-    "create index if not exists shelfsync_header_topition_offset on header (topition, offset_id);";
-
-/// Applies [`TANSU_HEADER_INDEX_SQL`] to the broker's sqlite file with the `sqlite3` command,
-/// waiting up to 10 s for tansu to have created its schema.
-fn index_headers(dir: &Path) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let out = Command::new("sqlite3")
-            .args(["-cmd", ".timeout 5000"])
-            .arg(dir.join("tansu.db"))
-            .arg(TANSU_HEADER_INDEX_SQL)
-            .output()
-            .context("running sqlite3 (apt package sqlite3; `bash scripts/deps.sh` installs it)")?;
-        if out.status.success() {
-            return Ok(());
-        }
-        let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        if Instant::now() >= deadline {
-            bail!("indexing tansu's header table: {err}");
-        }
-        thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -357,39 +332,23 @@ impl Drop for Broker {
     }
 }
 
-/// The tansu binary: `$TANSU_BIN`, else `~/.cache/shelfsync/tansu/bin/tansu` (where
-/// `scripts/deps.sh` installs it), else `tansu` on `PATH`.
-pub fn tansu_bin() -> Result<PathBuf> {
-    const HINT: &str = "run `bash scripts/deps.sh` to install the pinned tansu";
-    if let Some(bin) = env::var_os("TANSU_BIN").filter(|v| !v.is_empty()) {
-        let bin = PathBuf::from(bin);
-        ensure!(
-            bin.is_file(),
-            "TANSU_BIN={} is not a file: {HINT}",
-            bin.display()
-        );
-        return Ok(bin);
-    }
-    let cached = env::var_os("HOME")
-        .map(|home| PathBuf::from(home).join(".cache/shelfsync/tansu/bin/tansu"))
-        .filter(|p| p.is_file());
-    let on_path = || {
-        env::split_paths(&env::var_os("PATH").unwrap_or_default())
-            .map(|dir| dir.join("tansu"))
-            .find(|p| p.is_file())
-    };
-    cached.or_else(on_path).ok_or_else(|| {
-        anyhow!(
-            "no tansu broker binary (not in $TANSU_BIN, ~/.cache/shelfsync/tansu/bin/tansu or PATH): {HINT}"
-        )
-    })
+/// `scripts/kafka.sh` of this checkout, which runs the broker from the jars `scripts/deps.sh`
+/// fetched (`$KAFKA_LIBS`, default `~/.cache/shelfsync/kafka-<version>/libs`).
+pub fn kafka_script() -> Result<PathBuf> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/kafka.sh");
+    ensure!(
+        script.is_file(),
+        "{} is missing: the tests run from a shelfsync checkout",
+        script.display()
+    );
+    Ok(script)
 }
 
 fn temp_dir() -> Result<TempDir> {
     let shm = Path::new("/dev/shm");
     let mut builder = tempfile::Builder::new();
     builder.prefix("shelfsync-broker-");
-    // SHELFSYNC_KEEP_TEST_DIRS=1 keeps the broker's directory (its sqlite file and tansu.log)
+    // SHELFSYNC_KEEP_TEST_DIRS=1 keeps the broker's directory (its data and kafka.log)
     // for a post-mortem of a failed test.
     builder.disable_cleanup(keep_test_dirs());
     if shm.is_dir() {
@@ -424,9 +383,10 @@ fn tail(text: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-/// Sends `ApiVersions` v0 to `127.0.0.1:port`; returns how many APIs the broker supports.
-fn api_versions(port: u16, timeout: Duration) -> Result<usize> {
-    const API_VERSIONS: i16 = 18;
+/// Sends `Metadata` v4 for no topics to `127.0.0.1:port`; returns how many brokers the answer
+/// lists. A KRaft broker answers with itself only once it has caught up with its controller.
+fn metadata_brokers(port: u16, timeout: Duration) -> Result<usize> {
+    const METADATA: i16 = 3;
     const CORRELATION_ID: i32 = 0x5e1f_5c01;
     const CLIENT_ID: &[u8] = b"shelfsync-tests";
 
@@ -435,13 +395,16 @@ fn api_versions(port: u16, timeout: Duration) -> Result<usize> {
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
 
-    // Request header v1 (api key, version, correlation id, client id); the v0 body is empty.
-    let mut request = Vec::with_capacity(32);
-    request.extend_from_slice(&API_VERSIONS.to_be_bytes());
-    request.extend_from_slice(&0i16.to_be_bytes());
+    // Request header v1 (api key, version, correlation id, client id), then the v4 body: an
+    // empty topic array (no topics, brokers only) and allow_auto_topic_creation = false.
+    let mut request = Vec::with_capacity(40);
+    request.extend_from_slice(&METADATA.to_be_bytes());
+    request.extend_from_slice(&4i16.to_be_bytes());
     request.extend_from_slice(&CORRELATION_ID.to_be_bytes());
     request.extend_from_slice(&(CLIENT_ID.len() as i16).to_be_bytes());
     request.extend_from_slice(CLIENT_ID);
+    request.extend_from_slice(&0i32.to_be_bytes());
+    request.push(0);
     let mut frame = (request.len() as i32).to_be_bytes().to_vec();
     frame.extend_from_slice(&request);
     stream.write_all(&frame)?;
@@ -450,12 +413,11 @@ fn api_versions(port: u16, timeout: Duration) -> Result<usize> {
     stream.read_exact(&mut size)?;
     let size = i32::from_be_bytes(size);
     ensure!(
-        (10..1 << 20).contains(&size),
-        "ApiVersions response of {size} bytes"
+        (12..1 << 20).contains(&size),
+        "Metadata response of {size} bytes"
     );
     let mut response = vec![0u8; size as usize];
     stream.read_exact(&mut response)?;
-    let be_i16 = |at: usize| i16::from_be_bytes([response[at], response[at + 1]]);
     let be_i32 = |at: usize| {
         i32::from_be_bytes([
             response[at],
@@ -464,16 +426,14 @@ fn api_versions(port: u16, timeout: Duration) -> Result<usize> {
             response[at + 3],
         ])
     };
-    // Response header v0 (correlation id), then error code and the array of supported APIs.
+    // Response header v0 (correlation id), throttle time, then the array of brokers.
     ensure!(
         be_i32(0) == CORRELATION_ID,
-        "ApiVersions: wrong correlation id"
+        "Metadata: wrong correlation id"
     );
-    let error_code = be_i16(4);
-    if error_code != 0 {
-        bail!("ApiVersions: error code {error_code}");
+    let brokers = be_i32(8);
+    if brokers < 0 {
+        bail!("Metadata: broker array of length {brokers}");
     }
-    let apis = be_i32(6);
-    ensure!(apis > 0, "ApiVersions: the broker lists no APIs");
-    Ok(apis as usize)
+    Ok(brokers as usize)
 }

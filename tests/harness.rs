@@ -81,11 +81,20 @@ impl Setup {
     /// # Errors
     /// When the process cannot be spawned.
     pub fn start(&self, state: &str) -> Result<PipelineProcess> {
-        PipelineProcess::start(
+        self.start_with_env(state, &[])
+    }
+
+    /// As [`Setup::start`], with extra environment variables for the process.
+    ///
+    /// # Errors
+    /// When the process cannot be spawned.
+    pub fn start_with_env(&self, state: &str, env: &[(&str, &str)]) -> Result<PipelineProcess> {
+        PipelineProcess::start_with_env(
             &self.bin,
             &self.topology_path,
             &self.dir.path().join(state),
             &self.log_path(state),
+            env,
         )
     }
 

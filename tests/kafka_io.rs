@@ -228,6 +228,7 @@ pub fn wait_for<F: FnMut(&[Record]) -> bool>(
 pub struct PipelineProcess {
     child: Child,
     log: PathBuf,
+    started: Instant,
 }
 
 impl PipelineProcess {
@@ -300,7 +301,13 @@ impl PipelineProcess {
         Ok(Self {
             child,
             log: log.to_path_buf(),
+            started: Instant::now(),
         })
+    }
+
+    /// When the process was spawned.
+    pub fn started(&self) -> Instant {
+        self.started
     }
 
     /// Sends SIGTERM and waits for a clean exit (bounded).

@@ -586,7 +586,7 @@ impl Model {
 /// started, the same for every call in one process.
 ///
 /// Not a fixed date: brokers delete records whose timestamp is older than the topic's
-/// `retention.ms` (7 days by default; tansu runs that deletion every few minutes), so a fixed
+/// `retention.ms` (7 days by default; the broker checks every few minutes), so a fixed
 /// date in the past makes the broker delete test input before the pipeline has read it, which
 /// looks exactly like lost orders.
 pub fn base_timestamp() -> i64 {

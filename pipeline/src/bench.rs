@@ -1111,9 +1111,7 @@ fn restore_phase(
     if acks.failed > 0 {
         bail!("the broker refused {} changelog records", acks.failed);
     }
-    // The checkpoints last, each alone in its batch: the last batch of every partition is one
-    // record, so even a broker whose high-water mark is the last batch's base offset + 1 reads
-    // whole.
+    // The checkpoints last, as the engine writes them: after the epoch's store records.
     let checkpoint = shelfsync_operators::state::encode_value(&Checkpoint {
         next_offset: 1,
         ..Checkpoint::default()

@@ -61,6 +61,13 @@ enum Command {
         /// announces on every change of its tasks; others forget it after 3 intervals).
         #[arg(long, env = "SHELFSYNC_ANNOUNCE_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
         announce_interval: std::time::Duration,
+        /// Static group membership (Kafka's `group.instance.id`): a stable id per instance, e.g.
+        /// the pod name of a StatefulSet. A restart within the session timeout
+        /// (`session.timeout.ms`) gets the same partitions back without a rebalance of the
+        /// group; in exchange a stop does not leave the group, so its partitions move to other
+        /// members only when the session times out. Unset: dynamic membership.
+        #[arg(long, env = "SHELFSYNC_GROUP_INSTANCE_ID")]
+        group_instance_id: Option<String>,
     },
     /// Send every channel's availability to its marketplace (the channels with a
     /// `[channels.push]` table), as a member of the consumer group `<application_id>-push`.
@@ -143,6 +150,10 @@ fn shutdown_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
     Ok(flag)
 }
 
+/// How long `run`, `push` and `topics create` wait for the broker to answer before they start
+/// anyway (a refused configuration fails at once; an absent broker is waited for).
+const CONNECTION_CHECK_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// What `run` and `push` set up before their work.
 struct Service {
     topology: Arc<Topology>,
@@ -157,6 +168,8 @@ impl Service {
     /// answer, not ready, while it joins and restores).
     fn start(topology: &PathBuf, http_addr: SocketAddr) -> anyhow::Result<Self> {
         let topology = Arc::new(load(topology)?);
+        // Wrong credentials or TLS settings stop the command here, with the cause named.
+        crate::kafka::check_connection(&topology, CONNECTION_CHECK_WAIT)?;
         let metrics = crate::http::install_recorder()?;
         let shutdown = shutdown_on_signals()?;
         let status = Arc::new(EngineStatus::default());
@@ -220,6 +233,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             command: TopicsCommand::Create { topology },
         } => {
             let topology = load(&topology)?;
+            crate::kafka::check_connection(&topology, CONNECTION_CHECK_WAIT)?;
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
@@ -287,6 +301,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             instance_id,
             advertised_url,
             announce_interval,
+            group_instance_id,
         } => {
             let Service {
                 topology,
@@ -314,6 +329,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 RunOptions {
                     state_dir,
                     shutdown,
+                    group_instance_id,
                 },
                 status,
             );

@@ -26,10 +26,9 @@
 //!      from a small in-process metrics recorder (dropping a duplicate writes nothing anywhere).
 //! 6. Backpressure: while the lag is above 600 records the generator is held back (its
 //!    schedule pauses, so it still sends the same sequence, only later) until the lag is below
-//!    200. A laptop broker is slow and its speed varies (tansu with sqlite acknowledges a few
-//!    hundred records per second on 2 busy cores, and the pipeline writes about 8 records per
-//!    input record), so this keeps the final drain short; the summary says how long traffic was
-//!    held back.
+//!    200. A laptop's speed varies (the broker, the pipeline and the generator share 2 cores here,
+//!    and the pipeline writes about 8 records per input record), so this keeps the final drain
+//!    short; the summary says how long traffic was held back.
 //! 7. When the duration is over: stops the generator, waits (up to `--drain-timeout`) until
 //!    the lag is 0 and the output topics are read to their end, stops the pipeline and prints a
 //!    summary. Ctrl-C stops early (and still prints the summary); a second Ctrl-C exits at once.
@@ -87,9 +86,9 @@ pub struct DemoArgs {
 /// How long the catalog may take to be processed (includes the pipeline joining its group).
 const CATALOG_TIMEOUT: Duration = Duration::from_secs(180);
 /// Consumer lag (records on the stages' inputs) above which the generator is held back, and
-/// below which it resumes. A laptop broker's speed varies a lot (tansu with sqlite acknowledges
-/// a few hundred records per second on 2 busy cores, and the pipeline writes ~8 records per
-/// input record); holding traffic back keeps the lag, and so the final drain, short.
+/// below which it resumes. A laptop's speed varies a lot (broker, pipeline and generator share
+/// its cores, and the pipeline writes ~8 records per input record); holding traffic back keeps
+/// the lag, and so the final drain, short.
 const HOLD_ABOVE_LAG: i64 = 600;
 const RESUME_BELOW_LAG: i64 = 200;
 /// How long the pipeline may take to stop once asked.
@@ -186,6 +185,7 @@ pub fn run(args: DemoArgs, interrupted: Arc<AtomicBool>) -> anyhow::Result<ExitC
         let options = RunOptions {
             state_dir: state_dir.path().to_path_buf(),
             shutdown: Arc::clone(&shutdown),
+            group_instance_id: None,
         };
         let status = Arc::clone(&status);
         std::thread::Builder::new()

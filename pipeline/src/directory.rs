@@ -4,8 +4,7 @@
 //!
 //! Kafka Streams solves this with `application.server` carried in the group protocol's
 //! user data; librdkafka has no custom assignors, and Apache Kafka's `DescribeGroups` would
-//! name members but not where their HTTP endpoints are (tansu 0.6.0 answers it with empty
-//! client ids and assignments). So every `shelfsync run` instance announces itself on a
+//! name members but not where their HTTP endpoints are. So every `shelfsync run` instance announces itself on a
 //! compacted topic of its own, `<application_id>-instances` (one partition, key = instance
 //! id, value = an Avro [`InstanceAnnouncement`]):
 //!

@@ -95,6 +95,8 @@ pub struct RunOptions {
     pub state_dir: PathBuf,
     /// Set to stop gracefully: finish the epoch, commit, leave the group.
     pub shutdown: Arc<AtomicBool>,
+    /// `group.instance.id` of the group consumer (static membership), when set.
+    pub group_instance_id: Option<String>,
 }
 
 /// Shared view of the engine for health checks, metrics and queries.
@@ -912,6 +914,7 @@ impl ClientContext for GroupContext {
 impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
+            info!(partitions = tpl.count(), "rebalance: partitions revoked");
             metrics::counter!(m::REBALANCES, "kind" => "revoke").increment(1);
             let mut engine = lock(&self.engine);
             if let Err(e) = engine.commit_epoch(consumer) {
@@ -925,6 +928,7 @@ impl ConsumerContext for GroupContext {
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
+                info!(partitions = tpl.count(), "rebalance: partitions assigned");
                 metrics::counter!(m::REBALANCES, "kind" => "assign").increment(1);
                 let mut engine = lock(&self.engine);
                 if let Err(e) = engine.open_tasks(tpl, consumer) {
@@ -949,10 +953,14 @@ pub fn run(topology: Arc<Topology>, options: RunOptions, status: Arc<EngineStatu
         &options,
         status,
     )?));
-    let consumer: BaseConsumer<GroupContext> = kafka::consumer_config(&topology)
-        .create_with_context(GroupContext {
-            engine: Arc::clone(&engine),
-        })?;
+    let mut config = kafka::consumer_config(&topology);
+    if let Some(id) = &options.group_instance_id {
+        config.set("group.instance.id", id);
+        info!(group_instance_id = %id, "static group membership: a restart within the session timeout keeps the partitions");
+    }
+    let consumer: BaseConsumer<GroupContext> = config.create_with_context(GroupContext {
+        engine: Arc::clone(&engine),
+    })?;
     let topics: Vec<String> = Stage::ALL
         .iter()
         .map(|s| topology.topic_name(s.input()))

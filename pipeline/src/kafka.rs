@@ -307,6 +307,106 @@ pub fn log_client_error(error: &KafkaError, reason: &str) {
     debug!("client error logged");
 }
 
+/// Whether a client error means the broker refuses this configuration for good (credentials,
+/// TLS): retrying cannot help, a person has to fix it.
+pub fn is_refused_configuration(code: Option<RDKafkaErrorCode>) -> bool {
+    matches!(
+        code,
+        Some(
+            RDKafkaErrorCode::Authentication
+                | RDKafkaErrorCode::SaslAuthenticationFailed
+                | RDKafkaErrorCode::SSL
+                | RDKafkaErrorCode::UnsupportedSASLMechanism
+                | RDKafkaErrorCode::IllegalSASLState
+                | RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::GroupAuthorizationFailed
+                | RDKafkaErrorCode::ClusterAuthorizationFailed
+        )
+    )
+}
+
+/// Remembers the first client error that [`is_refused_configuration`].
+#[derive(Default)]
+struct RefusalContext {
+    refused: Mutex<Option<String>>,
+}
+
+impl ClientContext for RefusalContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if is_refused_configuration(error.rdkafka_error_code()) {
+            if let Ok(mut refused) = self.refused.lock() {
+                refused.get_or_insert_with(|| format!("{error}: {reason}"));
+            }
+        } else {
+            log_client_error(&error, reason);
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for RefusalContext {}
+
+/// Connects to the cluster once before a command starts its work, so that a configuration the
+/// broker refuses (a wrong SASL user or password, a certificate that does not verify, a missing
+/// ACL) stops the command at once with a message that names the cause, where the clients
+/// themselves would retry for ever and only log. A broker that does not answer within `wait` is
+/// not an error: it is logged and the clients wait for it as always.
+///
+/// # Errors
+/// [`Error::Config`] naming the refusal and the properties to check.
+pub fn check_connection(topology: &Topology, wait: Duration) -> Result<()> {
+    use rdkafka::consumer::Consumer;
+    let mut config = base_config(topology);
+    // Our own context logs what is not a refusal; librdkafka's log lines would repeat it.
+    config.set_log_level(RDKafkaLogLevel::Critical);
+    let client: rdkafka::consumer::BaseConsumer<RefusalContext> =
+        config.create_with_context(RefusalContext::default())?;
+    let deadline = std::time::Instant::now() + wait;
+    let refused = |client: &rdkafka::consumer::BaseConsumer<RefusalContext>| {
+        client.context().refused.lock().ok().and_then(|r| r.clone())
+    };
+    loop {
+        let answer = client.fetch_metadata(None, Duration::from_secs(2));
+        // Error events reach the context only when the client's queue is served.
+        for _ in 0..10 {
+            if client.poll(Duration::from_millis(10)).is_none() {
+                break;
+            }
+        }
+        if let Some(refusal) = refused(&client) {
+            let protocol = topology
+                .kafka
+                .properties
+                .get("security.protocol")
+                .map_or("PLAINTEXT", String::as_str);
+            let user = topology
+                .kafka
+                .properties
+                .get("sasl.username")
+                .map_or("(none)", String::as_str);
+            return Err(Error::Config(format!(
+                "the broker at {} refused the connection ({refusal}); check security.protocol \
+                 ({protocol}), sasl.mechanisms, sasl.username ({user}), sasl.password \
+                 (SHELFSYNC_KAFKA_SASL_PASSWORD) and ssl.ca.location",
+                topology.kafka.bootstrap_servers
+            )));
+        }
+        match answer {
+            Ok(_) => return Ok(()),
+            Err(e) if is_refused_configuration(e.rdkafka_error_code()) => {
+                return Err(Error::Config(format!(
+                    "the broker at {} refused the connection: {e}",
+                    topology.kafka.bootstrap_servers
+                )))
+            }
+            Err(e) if std::time::Instant::now() >= deadline => {
+                warn!(error = %e, bootstrap = %topology.kafka.bootstrap_servers, "the broker does not answer yet; starting anyway, the clients keep retrying");
+                return Ok(());
+            }
+            Err(_) => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,11 +1,11 @@
-//! The broker harness itself: a tansu broker starts, answers, survives a restart on the same port
+//! The broker harness itself: an Apache Kafka broker starts, answers, survives a restart on the same port
 //! with the same data, and leaves no process behind.
 
 use std::net::TcpStream;
 use std::time::Duration;
 
 use anyhow::{ensure, Result};
-use shelfsync_tests::{Broker, Engine};
+use shelfsync_tests::Broker;
 
 fn port_answers(broker: &Broker) -> bool {
     let addr = broker
@@ -16,9 +16,8 @@ fn port_answers(broker: &Broker) -> bool {
 }
 
 #[test]
-fn sqlite_broker_answers_and_survives_a_restart() -> Result<()> {
+fn broker_answers_and_survives_a_restart() -> Result<()> {
     let mut broker = Broker::start()?;
-    assert_eq!(broker.engine(), Engine::Sqlite);
     let bootstrap = broker.bootstrap();
     assert!(bootstrap.starts_with("127.0.0.1:"), "{bootstrap}");
     ensure!(
@@ -27,7 +26,13 @@ fn sqlite_broker_answers_and_survives_a_restart() -> Result<()> {
         broker.log()
     );
     broker.ping()?;
-    assert!(broker.dir().join("tansu.db").exists(), "no sqlite file");
+    let meta = broker.dir().join("data/meta.properties");
+    let formatted = std::fs::read_to_string(&meta)?;
+    ensure!(
+        formatted.contains("cluster.id="),
+        "{}: {formatted}",
+        meta.display()
+    );
 
     broker.restart()?;
     assert_eq!(broker.bootstrap(), bootstrap, "restart must keep the port");
@@ -37,6 +42,11 @@ fn sqlite_broker_answers_and_survives_a_restart() -> Result<()> {
         broker.log()
     );
     broker.ping()?;
+    assert_eq!(
+        std::fs::read_to_string(&meta)?,
+        formatted,
+        "a restart must keep the formatted storage"
+    );
 
     broker.kill()?;
     assert!(!broker.is_running());
@@ -47,10 +57,9 @@ fn sqlite_broker_answers_and_survives_a_restart() -> Result<()> {
 }
 
 #[test]
-fn memory_brokers_run_side_by_side() -> Result<()> {
-    let a = Broker::start_memory()?;
-    let b = Broker::start_memory()?;
-    assert_eq!(a.engine(), Engine::Memory);
+fn brokers_run_side_by_side() -> Result<()> {
+    let a = Broker::start()?;
+    let b = Broker::start()?;
     assert_ne!(a.port(), b.port());
     a.ping()?;
     b.ping()?;

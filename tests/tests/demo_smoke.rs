@@ -1,4 +1,4 @@
-//! `shelfsync demo` and `shelfsync generate` against a real broker (tansu, sqlite engine), run
+//! `shelfsync demo` and `shelfsync generate` against a real broker (Apache Kafka 4.4, KRaft), run
 //! as the binary the README's first command runs.
 //!
 //! The demo runs for 10 s of traffic over 200 SKUs and must exit 0 with a summary that shows

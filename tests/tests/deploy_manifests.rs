@@ -427,6 +427,11 @@ fn kubernetes_manifests_fit_the_binary_and_each_other() -> Result<()> {
         value("SHELFSYNC_INSTANCE_ID") == Some("$(POD_NAME)"),
         "instance id"
     );
+    // Static membership: the stable pod name, so a restarted pod rejoins as itself.
+    ensure!(
+        value("SHELFSYNC_GROUP_INSTANCE_ID") == Some("$(POD_NAME)"),
+        "group instance id"
+    );
     let service = spec["serviceName"].as_str().context("serviceName")?;
     let advertised = format!("http://$(POD_NAME).{service}.$(POD_NAMESPACE).svc:{http_port}");
     ensure!(

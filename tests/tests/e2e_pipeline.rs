@@ -1,4 +1,4 @@
-//! End to end against a real broker (tansu, sqlite engine): raw orders from every channel
+//! End to end against a real broker (Apache Kafka 4.4, KRaft): raw orders from every channel
 //! adapter's fixtures plus ERP snapshots, adjustments, product changes, cancellations and
 //! shipments in; availability, validated orders and statuses out, decoded from Avro and equal to
 //! what the same stage logic predicts over `MemStore`. Then bad input, and a clean restart.

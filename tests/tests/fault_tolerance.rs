@@ -1,4 +1,4 @@
-//! Fault tests against a real broker (tansu, sqlite engine): `shelfsync run` SIGKILLed mid-stream
+//! Fault tests against a real broker (Apache Kafka 4.4, KRaft): `shelfsync run` SIGKILLed mid-stream
 //! and restarted, a task moved to a process with an empty state dir, and a straight run compared
 //! with a crashed one. The promises checked: no accepted order is lost, no `event_id` appears
 //! twice on any output topic, and the final state equals an uninterrupted run (the model).
@@ -245,10 +245,35 @@ fn sigkill_five_times_loses_nothing_and_duplicates_nothing() -> Result<()> {
     while kills < want_kills {
         let log_start = std::fs::metadata(s.log_path("state")).map_or(0, |m| m.len()) as usize;
         let p = s.start("state")?;
-        // Wait until it has its partitions, then for progress, then a random while, then kill -9.
-        // (Killing a member in the middle of a rebalance is a fine test on Apache Kafka, but
-        // tansu 0.6's coordinator then may never assign the partitions to the next member; see
-        // README "Guarantees".)
+        // Every second kill (and a quarter of the others) comes at a random moment of the first
+        // four seconds: while the process joins the group, in the middle of the rebalance that
+        // its arrival started (the killed member before it is still in the group until its
+        // session times out), while it restores or resumes its tasks.
+        if kills % 2 == 1 || rng.below(4) == 0 {
+            if let Some(slice) = slices.get(kills + 1) {
+                s.produce(slice)?;
+            }
+            let after = Duration::from_millis(rng.below(4_000));
+            std::thread::sleep(after.saturating_sub(p.started().elapsed()));
+            let log = std::fs::read(s.log_path("state")).unwrap_or_default();
+            let since = String::from_utf8_lossy(&log[log_start.min(log.len())..]).into_owned();
+            p.kill()?;
+            kills += 1;
+            eprintln!(
+                "kill #{kills} {after:?} after the start ({}) ({:?})",
+                if since.contains("task opened") {
+                    "tasks opened"
+                } else if since.contains("rebalance: partitions assigned") {
+                    "partitions assigned, tasks opening"
+                } else {
+                    "joining the group"
+                },
+                started.elapsed()
+            );
+            continue;
+        }
+        // Otherwise: wait until it has its partitions, then for progress, then a random while,
+        // then kill -9.
         wait_for_partitions(&s, "state", log_start, Duration::from_secs(120))
             .with_context(|| format!("restart #{kills}:\n{}", p.log_tail()))?;
         if let Some(slice) = slices.get(kills + 1) {
@@ -483,5 +508,75 @@ fn scale_one_to_three_to_one_under_load() -> Result<()> {
     ensure!(restores > 0, "no task was restored from its changelog");
     eprintln!("{restores} task restores from changelogs");
     want.check(&s)?;
+    Ok(())
+}
+
+/// Static membership (`--group-instance-id`, as the StatefulSet sets it to the pod name): of two
+/// processes, one is SIGKILLed and restarted on its state dir with the same id well within the
+/// session timeout. It gets its own partitions back without waiting for the session to expire,
+/// and the other member is not rebalanced at all (no partition revoked or assigned). Then the
+/// usual promises: 0 lost, 0 duplicate event ids, final availability = the model's.
+#[test]
+fn a_static_member_restarted_within_its_session_is_not_rebalanced() -> Result<()> {
+    let _one_at_a_time = one_at_a_time();
+    let s = setup("static", 4)?;
+    let (erp, orders) = crash_load(env_usize("SHELFSYNC_STATIC_EVENTS", 6_000));
+    let want = Want::new(&s, &erp, &orders)?;
+    let (first, second) = orders.split_at(orders.len() / 2);
+    let a_env = [("SHELFSYNC_GROUP_INSTANCE_ID", "static-a")];
+    let b_env = [("SHELFSYNC_GROUP_INSTANCE_ID", "static-b")];
+    let a = s.start_with_env("host-a", &a_env)?;
+    wait_for_partitions(&s, "host-a", 0, Duration::from_secs(60)).with_context(|| a.log_tail())?;
+    let b = s.start_with_env("host-b", &b_env)?;
+    wait_for_partitions(&s, "host-b", 0, Duration::from_secs(90)).with_context(|| b.log_tail())?;
+    s.produce(&erp)?;
+    s.produce(first)?;
+    // The group is settled once neither member has logged a rebalance for 5 s.
+    let rebalances = |state: &str| -> usize {
+        let log = std::fs::read(s.log_path(state)).unwrap_or_default();
+        String::from_utf8_lossy(&log)
+            .matches("rebalance: partitions")
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let before = (rebalances("host-a"), rebalances("host-b"));
+        std::thread::sleep(Duration::from_secs(5));
+        if (rebalances("host-a"), rebalances("host-b")) == before {
+            break;
+        }
+        ensure!(Instant::now() < deadline, "the group never settled");
+    }
+    let a_rebalances = rebalances("host-a");
+    let b_log_len = std::fs::metadata(s.log_path("host-b")).map_or(0, |m| m.len()) as usize;
+
+    b.kill()?;
+    let restarted = Instant::now();
+    let b = s.start_with_env("host-b", &b_env)?;
+    s.produce(second)?;
+    // The session timeout of the test topology is 15 s: a dynamic member would get partitions
+    // only after the dead one's session expired.
+    wait_for_partitions(&s, "host-b", b_log_len, Duration::from_secs(60))
+        .with_context(|| b.log_tail())?;
+    let back_after = restarted.elapsed();
+    eprintln!("the restarted static member had its tasks back after {back_after:?}");
+    wait_until(&s, Duration::from_secs(240), |st, av| {
+        want.complete(st) && final_quantities(av) == want.quantities
+    })
+    .with_context(|| format!("{}\n{}", a.log_tail(), b.log_tail()))?;
+    ensure!(
+        rebalances("host-a") == a_rebalances,
+        "host-a was rebalanced while host-b restarted:\n{}",
+        a.log_tail()
+    );
+    ensure!(
+        back_after < Duration::from_secs(12),
+        "the restarted member waited {back_after:?} for its partitions, as long as a new member"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    b.stop()?;
+    a.stop()?;
+    let (statuses, validated, avail) = want.check(&s)?;
+    eprintln!("{statuses} statuses, {validated} validated orders, {avail} availability events");
     Ok(())
 }

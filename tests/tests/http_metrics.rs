@@ -1,4 +1,4 @@
-//! The HTTP endpoints of `shelfsync run` against a real broker (tansu): readiness before and
+//! The HTTP endpoints of `shelfsync run` against a real broker (Apache Kafka 4.4, KRaft): readiness before and
 //! after the group assignment, Prometheus metrics that exist and move while input flows, and
 //! the availability query equal to the last availability event of each SKU on the output topic,
 //! answered by the partition the producers route the SKU to.
