@@ -246,14 +246,14 @@ fn sigkill_five_times_loses_nothing_and_duplicates_nothing() -> Result<()> {
         let log_start = std::fs::metadata(s.log_path("state")).map_or(0, |m| m.len()) as usize;
         let p = s.start("state")?;
         // Every second kill (and a quarter of the others) comes at a random moment of the first
-        // four seconds: while the process joins the group, in the middle of the rebalance that
-        // its arrival started (the killed member before it is still in the group until its
-        // session times out), while it restores or resumes its tasks.
+        // 20 s, whatever the process is doing: joining the group, waiting in the rebalance that
+        // its arrival started (the member killed before it stays in the group until its 15 s
+        // session times out), opening or restoring its tasks, or processing.
         if kills % 2 == 1 || rng.below(4) == 0 {
             if let Some(slice) = slices.get(kills + 1) {
                 s.produce(slice)?;
             }
-            let after = Duration::from_millis(rng.below(4_000));
+            let after = Duration::from_millis(rng.below(20_000));
             std::thread::sleep(after.saturating_sub(p.started().elapsed()));
             let log = std::fs::read(s.log_path("state")).unwrap_or_default();
             let since = String::from_utf8_lossy(&log[log_start.min(log.len())..]).into_owned();
@@ -261,7 +261,9 @@ fn sigkill_five_times_loses_nothing_and_duplicates_nothing() -> Result<()> {
             kills += 1;
             eprintln!(
                 "kill #{kills} {after:?} after the start ({}) ({:?})",
-                if since.contains("task opened") {
+                if since.contains("epoch committed") {
+                    "processing"
+                } else if since.contains("task opened") {
                     "tasks opened"
                 } else if since.contains("rebalance: partitions assigned") {
                     "partitions assigned, tasks opening"
