@@ -14,7 +14,7 @@ APT_PACKAGES=(
     libclang-dev clang cmake build-essential pkg-config
     libssl-dev libcurl4-openssl-dev zlib1g-dev libzstd-dev openssl
     yamllint
-    openjdk-17-jre-headless maven
+    maven
 )
 
 as_root() {
@@ -64,12 +64,39 @@ check_rust() {
     fi
 }
 
+# A Java runtime >= 17 for the broker: the one on PATH or in JAVA_HOME when it is new enough,
+# else the first OpenJDK >= 17 this release of Debian/Ubuntu packages (bookworm: 17, trixie: 21).
+java_major() {
+    "$1" -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n 1
+}
+
+install_java() {
+    local java="java" major
+    [[ -n "${JAVA_HOME:-}" && -x "${JAVA_HOME}/bin/java" ]] && java="${JAVA_HOME}/bin/java"
+    if command -v "${java}" >/dev/null 2>&1; then
+        major="$(java_major "${java}")"
+        [[ "${major}" =~ ^[0-9]+$ && "${major}" -ge 17 ]] && return 0
+    fi
+    command -v apt-get >/dev/null 2>&1 ||
+        shelfsync_die "Apache Kafka ${KAFKA_VERSION} needs Java 17 or newer: install one (or set JAVA_HOME), then re-run"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    local pkg
+    for pkg in openjdk-17-jre-headless openjdk-21-jre-headless openjdk-25-jre-headless; do
+        if apt-cache show "${pkg}" >/dev/null 2>&1; then
+            shelfsync_log "java: installing ${pkg}"
+            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${pkg}"
+            return 0
+        fi
+    done
+    shelfsync_die "no OpenJDK 17, 21 or 25 package in apt: install Java 17 or newer (or set JAVA_HOME), then re-run"
+}
+
 check_java() {
     local java="java"
     [[ -n "${JAVA_HOME:-}" && -x "${JAVA_HOME}/bin/java" ]] && java="${JAVA_HOME}/bin/java"
     command -v "${java}" >/dev/null 2>&1 || shelfsync_die "java missing after the apt install"
     local major
-    major="$("${java}" -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n 1)"
+    major="$(java_major "${java}")"
     [[ "${major}" =~ ^[0-9]+$ && "${major}" -ge 17 ]] ||
         shelfsync_die "Apache Kafka ${KAFKA_VERSION} needs Java 17 or newer; ${java} is ${major:-unknown} (set JAVA_HOME)"
     command -v mvn >/dev/null 2>&1 || shelfsync_die "mvn missing after the apt install"
@@ -93,13 +120,14 @@ install_kafka() {
     shelfsync_log "kafka: fetching org.apache.kafka:kafka_2.13:${KAFKA_VERSION} and its runtime dependencies with Maven"
     local tmp="${KAFKA_LIBS}.tmp.$$"
     rm -rf -- "${tmp}"
+    # (Maven's console library prints bare colour codes even with -q -B: strip them.)
     mvn -B -q -Dstyle.color=never -f "${pom}" dependency:copy-dependencies -DincludeScope=runtime \
-        -DoutputDirectory="${tmp}" >&2 ||
+        -DoutputDirectory="${tmp}" 2>&1 | sed -e 's/\x1b\[[0-9;]*m//g' -e '/^$/d' >&2 ||
         shelfsync_die "mvn could not fetch Apache Kafka ${KAFKA_VERSION} (see above; Maven Central must be reachable)"
     # The SLF4J binding must match slf4j-api's major version or the broker logs nothing.
     local api binding
-    api="$(cd "${tmp}" && ls slf4j-api-*.jar 2>/dev/null | head -n 1)"
-    binding="$(cd "${tmp}" && ls log4j-slf4j*-impl-*.jar 2>/dev/null | head -n 1)"
+    api="$(cd "${tmp}" && ls slf4j-api-*.jar 2>/dev/null | head -n 1 || true)"
+    binding="$(cd "${tmp}" && ls log4j-slf4j*-impl-*.jar 2>/dev/null | head -n 1 || true)"
     case "${api}:${binding}" in
         slf4j-api-1.*:log4j-slf4j-impl-*.jar | slf4j-api-2.*:log4j-slf4j2-impl-*.jar) ;;
         *) rm -rf -- "${tmp}"
@@ -114,6 +142,7 @@ install_kafka() {
 }
 
 install_apt_packages
+install_java
 check_rust
 check_java
 install_kafka

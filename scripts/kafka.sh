@@ -76,10 +76,12 @@ port_open() {
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
+# A free port below Linux's ephemeral range (32768+), so that no outgoing connection takes it
+# between a kill and a restart of the broker.
 free_port() {
     local port _
     for _ in $(seq 1 200); do
-        port=$((20000 + RANDOM % 40000))
+        port=$((15000 + RANDOM % 17000))
         if ! port_open "${port}"; then
             echo "${port}"
             return
@@ -177,7 +179,7 @@ rootLogger.level = INFO
 rootLogger.appenderRef.out.ref = out
 logger.request.name = kafka.request.logger
 logger.request.level = WARN
-logger.cleaner.name = kafka.log.LogCleaner
+logger.cleaner.name = org.apache.kafka.storage.internals.log.LogCleaner
 logger.cleaner.level = WARN
 EOF
 }
@@ -197,9 +199,14 @@ run() {
     java="$(java_bin)"
     local log4j="-Dlog4j2.configurationFile=${state_dir}/log4j2.properties"
     if [[ ! -f "${data_dir}/meta.properties" ]]; then
+        # A random cluster id (16 bytes, URL-safe base64) that does not start with '-': the
+        # tool's argument parser would take it for an option.
+        local cluster_id="-"
+        while [[ "${cluster_id}" == -* ]]; do
+            cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+        done
         local format=(kafka.tools.StorageTool format --ignore-formatted
-            --cluster-id "$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
-            --config "${state_dir}/server.properties")
+            --cluster-id "${cluster_id}" --config "${state_dir}/server.properties")
         if [[ -n "${scram}" ]]; then
             format+=(--add-scram "SCRAM-SHA-512=[name=${scram%%:*},password=${scram#*:}]")
         fi
@@ -217,8 +224,12 @@ running_pid() {
     [[ -f "${pid_file}" ]] || return 1
     local pid
     pid="$(cat "${pid_file}")"
-    if [[ "${pid}" =~ ^[0-9]+$ ]] && kill -0 "${pid}" 2>/dev/null &&
-        tr '\0' ' ' <"/proc/${pid}/cmdline" 2>/dev/null | grep -q "kafka.Kafka ${state_dir}/server.properties"; then
+    [[ "${pid}" =~ ^[0-9]+$ ]] && kill -0 "${pid}" 2>/dev/null || return 1
+    # The JVM, or the `kafka.sh run` shell that is about to exec it (formatting the storage).
+    local cmdline
+    cmdline="$(tr '\0' ' ' <"/proc/${pid}/cmdline" 2>/dev/null)" || return 1
+    if [[ "${cmdline}" == *"kafka.Kafka ${state_dir}/server.properties"* ||
+        "${cmdline}" == *"kafka.sh run --dir ${state_dir} "* ]]; then
         echo "${pid}"
         return 0
     fi
@@ -274,7 +285,8 @@ stop() {
     local pid
     if ! pid="$(running_pid)"; then
         shelfsync_log "not running"
-        rm -f -- "${pid_file}"
+        rm -rf -- "${data_dir}"
+        rm -f -- "${pid_file}" "${port_file}" "${ctl_port_file}" "${sasl_port_file}"
         return 0
     fi
     shelfsync_log "stopping the broker, pid ${pid}"

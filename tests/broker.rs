@@ -32,17 +32,17 @@ const LOG_FILE: &str = "kafka.log";
 /// `sh -c` script that runs `"$@"` (`bash scripts/kafka.sh run …`, which execs the JVM) in the
 /// background, writes its pid to `broker.pid`, waits for it and exits with its status. Its
 /// watchdog terminates the broker (TERM, then KILL after 5 s) and deletes
-/// `$SHELFSYNC_BROKER_TEST_DIR` once stdin reaches end of file while the wrapper still runs, i.e.
-/// when the test process died without dropping its `Broker`.
+/// `$SHELFSYNC_BROKER_TEST_DIR` once stdin reaches end of file while the broker still runs, i.e.
+/// when the test process died without dropping its `Broker` (a `Broker` kills the broker before
+/// it closes the pipe).
 const WRAPPER: &str = r#"
 exec 3<&0
 "$@" </dev/null &
 child=$!
 echo "$child" > broker.pid.tmp && mv broker.pid.tmp broker.pid
-wrapper=$$
 (
     while read -r _; do :; done
-    if kill -0 "$wrapper" 2>/dev/null; then
+    if kill -0 "$child" 2>/dev/null; then
         kill -s TERM "$child" 2>/dev/null
         i=0
         while kill -0 "$child" 2>/dev/null && [ "$i" -lt 50 ]; do sleep 0.1; i=$((i + 1)); done

@@ -168,8 +168,6 @@ impl Service {
     /// answer, not ready, while it joins and restores).
     fn start(topology: &PathBuf, http_addr: SocketAddr) -> anyhow::Result<Self> {
         let topology = Arc::new(load(topology)?);
-        // Wrong credentials or TLS settings stop the command here, with the cause named.
-        crate::kafka::check_connection(&topology, CONNECTION_CHECK_WAIT)?;
         let metrics = crate::http::install_recorder()?;
         let shutdown = shutdown_on_signals()?;
         let status = Arc::new(EngineStatus::default());
@@ -179,6 +177,9 @@ impl Service {
             Arc::clone(&status),
             metrics,
         )?;
+        // Wrong credentials or TLS settings stop the command here, with the cause named; the
+        // probes already answer (not ready) while it waits for an absent broker.
+        crate::kafka::check_connection(&topology, CONNECTION_CHECK_WAIT, &shutdown)?;
         Ok(Self {
             topology,
             shutdown,
@@ -233,7 +234,11 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             command: TopicsCommand::Create { topology },
         } => {
             let topology = load(&topology)?;
-            crate::kafka::check_connection(&topology, CONNECTION_CHECK_WAIT)?;
+            crate::kafka::check_connection(
+                &topology,
+                CONNECTION_CHECK_WAIT,
+                &std::sync::atomic::AtomicBool::new(false),
+            )?;
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;

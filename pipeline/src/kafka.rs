@@ -307,35 +307,42 @@ pub fn log_client_error(error: &KafkaError, reason: &str) {
     debug!("client error logged");
 }
 
-/// Whether a client error means the broker refuses this configuration for good (credentials,
-/// TLS): retrying cannot help, a person has to fix it.
-pub fn is_refused_configuration(code: Option<RDKafkaErrorCode>) -> bool {
+/// Whether a client error means the broker refuses this client's credentials: retrying cannot
+/// help, a person has to fix the configuration.
+fn is_refused_credentials(code: Option<RDKafkaErrorCode>) -> bool {
     matches!(
         code,
         Some(
             RDKafkaErrorCode::Authentication
                 | RDKafkaErrorCode::SaslAuthenticationFailed
-                | RDKafkaErrorCode::SSL
                 | RDKafkaErrorCode::UnsupportedSASLMechanism
                 | RDKafkaErrorCode::IllegalSASLState
-                | RDKafkaErrorCode::TopicAuthorizationFailed
-                | RDKafkaErrorCode::GroupAuthorizationFailed
-                | RDKafkaErrorCode::ClusterAuthorizationFailed
         )
     )
 }
 
-/// Remembers the first client error that [`is_refused_configuration`].
+/// TLS handshakes that failed in a row before [`check_connection`] calls it a configuration
+/// error: one failed handshake can be a broker restarting or a load balancer resetting.
+const SSL_FAILURES_REFUSED: u32 = 3;
+
+/// Remembers the first refusal of the credentials, and the failed TLS handshakes.
 #[derive(Default)]
 struct RefusalContext {
     refused: Mutex<Option<String>>,
+    ssl_failures: Mutex<(u32, Option<String>)>,
 }
 
 impl ClientContext for RefusalContext {
     fn error(&self, error: KafkaError, reason: &str) {
-        if is_refused_configuration(error.rdkafka_error_code()) {
+        let code = error.rdkafka_error_code();
+        if is_refused_credentials(code) {
             if let Ok(mut refused) = self.refused.lock() {
                 refused.get_or_insert_with(|| format!("{error}: {reason}"));
+            }
+        } else if code == Some(RDKafkaErrorCode::SSL) {
+            if let Ok(mut ssl) = self.ssl_failures.lock() {
+                ssl.0 += 1;
+                ssl.1.get_or_insert_with(|| format!("{error}: {reason}"));
             }
         } else {
             log_client_error(&error, reason);
@@ -343,17 +350,35 @@ impl ClientContext for RefusalContext {
     }
 }
 
+impl RefusalContext {
+    fn refusal(&self) -> Option<String> {
+        if let Some(refused) = self.refused.lock().ok().and_then(|r| r.clone()) {
+            return Some(refused);
+        }
+        let ssl = self.ssl_failures.lock().ok()?;
+        (ssl.0 >= SSL_FAILURES_REFUSED)
+            .then(|| ssl.1.clone())
+            .flatten()
+    }
+}
+
 impl rdkafka::consumer::ConsumerContext for RefusalContext {}
 
 /// Connects to the cluster once before a command starts its work, so that a configuration the
-/// broker refuses (a wrong SASL user or password, a certificate that does not verify, a missing
-/// ACL) stops the command at once with a message that names the cause, where the clients
-/// themselves would retry for ever and only log. A broker that does not answer within `wait` is
-/// not an error: it is logged and the clients wait for it as always.
+/// broker refuses (a wrong SASL user, password or mechanism; TLS handshakes that keep failing,
+/// e.g. a certificate that does not verify) stops the command at once with a message that names
+/// the cause, where the clients themselves would retry for ever and only log. A broker that does
+/// not answer within `wait`, or `stop` being set, is not an error: it is logged and the clients
+/// wait for the broker as always. (Authorization is not checked here: a missing ACL shows up as
+/// the error of the topic or group it concerns.)
 ///
 /// # Errors
 /// [`Error::Config`] naming the refusal and the properties to check.
-pub fn check_connection(topology: &Topology, wait: Duration) -> Result<()> {
+pub fn check_connection(
+    topology: &Topology,
+    wait: Duration,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<()> {
     use rdkafka::consumer::Consumer;
     let mut config = base_config(topology);
     // Our own context logs what is not a refusal; librdkafka's log lines would repeat it.
@@ -361,9 +386,6 @@ pub fn check_connection(topology: &Topology, wait: Duration) -> Result<()> {
     let client: rdkafka::consumer::BaseConsumer<RefusalContext> =
         config.create_with_context(RefusalContext::default())?;
     let deadline = std::time::Instant::now() + wait;
-    let refused = |client: &rdkafka::consumer::BaseConsumer<RefusalContext>| {
-        client.context().refused.lock().ok().and_then(|r| r.clone())
-    };
     loop {
         let answer = client.fetch_metadata(None, Duration::from_secs(2));
         // Error events reach the context only when the client's queue is served.
@@ -372,7 +394,7 @@ pub fn check_connection(topology: &Topology, wait: Duration) -> Result<()> {
                 break;
             }
         }
-        if let Some(refusal) = refused(&client) {
+        if let Some(refusal) = client.context().refusal() {
             let protocol = topology
                 .kafka
                 .properties
@@ -392,13 +414,10 @@ pub fn check_connection(topology: &Topology, wait: Duration) -> Result<()> {
         }
         match answer {
             Ok(_) => return Ok(()),
-            Err(e) if is_refused_configuration(e.rdkafka_error_code()) => {
-                return Err(Error::Config(format!(
-                    "the broker at {} refused the connection: {e}",
-                    topology.kafka.bootstrap_servers
-                )))
-            }
-            Err(e) if std::time::Instant::now() >= deadline => {
+            Err(e)
+                if std::time::Instant::now() >= deadline
+                    || stop.load(std::sync::atomic::Ordering::SeqCst) =>
+            {
                 warn!(error = %e, bootstrap = %topology.kafka.bootstrap_servers, "the broker does not answer yet; starting anyway, the clients keep retrying");
                 return Ok(());
             }
