@@ -122,11 +122,11 @@ pub async fn create_topics(topology: &Topology) -> Result<Vec<(String, TopicActi
 /// How long `topics create` waits for the topics it created to have a leader everywhere.
 const TOPICS_READY_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Waits until every partition of `specs` has a leader in the cluster's metadata and that leader
-/// answers a ListOffsets for it. Apache Kafka answers CreateTopics once the controller has the
-/// topic, and the brokers serve it a little later: a client that fetches watermarks or produces
-/// right after can get `NotLeaderForPartition`. Returning only once the topics are served makes
-/// "topics created" mean "topics usable".
+/// Waits until the leader of every partition of `specs` answers a ListOffsets for it (which
+/// also means the partition exists and has a leader). Apache Kafka answers CreateTopics once the
+/// controller has the topic, and the brokers serve it a little later: a client that fetches
+/// watermarks or produces right after can get `NotLeaderForPartition`. Returning only once the
+/// topics are served makes "topics created" mean "topics usable".
 fn wait_until_led(
     consumer: &BaseConsumer,
     specs: &[&shelfsync_topology::TopicSpec],
@@ -134,26 +134,14 @@ fn wait_until_led(
 ) -> Result<()> {
     let deadline = std::time::Instant::now() + timeout;
     loop {
-        let metadata = consumer.fetch_metadata(None, Duration::from_secs(10))?;
         let waiting: Vec<String> = specs
             .iter()
             .filter(|spec| {
-                let led = metadata.topics().iter().any(|t| {
-                    t.name() == spec.name
-                        && t.error().is_none()
-                        && t.partitions().len() == usize::try_from(spec.partitions).unwrap_or(0)
-                        && t.partitions()
-                            .iter()
-                            .all(|p| p.error().is_none() && p.leader() >= 0)
-                });
-                let served = || {
-                    (0..spec.partitions).all(|p| {
-                        consumer
-                            .fetch_watermarks(&spec.name, p, Duration::from_secs(5))
-                            .is_ok()
-                    })
-                };
-                !(led && served())
+                !(0..spec.partitions).all(|p| {
+                    consumer
+                        .fetch_watermarks(&spec.name, p, Duration::from_secs(5))
+                        .is_ok()
+                })
             })
             .map(|spec| spec.name.clone())
             .collect();
