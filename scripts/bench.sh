@@ -19,7 +19,7 @@ shift $(($# < 2 ? $# : 2))
 [[ "${runs}" =~ ^[0-9]+$ && "${runs}" -ge 1 ]] || shelfsync_die "RUNS must be a number >= 1"
 
 bash scripts/deps.sh
-cargo build --locked --release -p shelfsync-pipeline --bin shelfsync
+cargo build --locked --release -p shelfsync-cli --bin shelfsync
 mkdir -p "${out}"
 broker_dir="$(mktemp -d "${TMPDIR:-/tmp}/shelfsync-bench-broker.XXXXXX")"
 trap 'bash scripts/kafka.sh stop --dir "${broker_dir}" >/dev/null 2>&1 || true; rm -rf -- "${broker_dir}"' EXIT

@@ -39,4 +39,4 @@ bootstrap="$(bash scripts/kafka.sh start | sed -n 's/^bootstrap=//p')"
 [[ -n "${bootstrap}" ]] || shelfsync_die "the broker did not report its bootstrap address"
 
 shelfsync_log "running: shelfsync demo --bootstrap ${bootstrap} $*"
-cargo run --locked -p shelfsync-pipeline --bin shelfsync -- demo --bootstrap "${bootstrap}" "$@"
+cargo run --locked -p shelfsync-cli --bin shelfsync -- demo --bootstrap "${bootstrap}" "$@"

@@ -11,20 +11,16 @@
 //! - [`metrics`]: every metric name, kind, labels and help text;
 //! - [`http`]: `/metrics`, `/healthz`, `/readyz` and the availability query;
 //! - [`directory`]: the instance directory (which instance owns which task, and its URL);
-//! - [`generator`]: seeded retail traffic for the input topics (`shelfsync generate`);
-//! - [`demo`]: the pipeline, the generator and a live view in one process (`shelfsync demo`);
-//! - [`push`]: the marketplace push sink (`shelfsync push`);
-//! - [`bench`]: the end-to-end benchmark against a broker (`shelfsync bench`);
-//! - [`cli`]: the `shelfsync` command line.
+//! - [`push`]: the marketplace push sink (`shelfsync push`).
+//!
+//! The `shelfsync` command line, the traffic generator, the demo and the benchmark live in
+//! `shelfsync-cli`; this crate has no argument parser, no `anyhow`, no randomness and installs no
+//! signal handler.
 
 pub mod admin;
-pub mod bench;
-pub mod cli;
-pub mod demo;
 pub mod directory;
 pub mod engine;
 pub mod error;
-pub mod generator;
 pub mod http;
 pub mod kafka;
 pub mod metrics;

@@ -1,5 +1,5 @@
 //! The `shelfsync` command line, built in this package for the integration tests.
 
 fn main() -> std::process::ExitCode {
-    shelfsync_pipeline::cli::main()
+    shelfsync_cli::main()
 }

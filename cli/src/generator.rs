@@ -50,8 +50,8 @@ use shelfsync_schemas::{
 use shelfsync_topology::{AdapterName, TopicId, Topology};
 use tracing::{info, warn};
 
-use crate::error::{Error, Result};
-use crate::kafka;
+use shelfsync_pipeline::{Error, Result};
+use shelfsync_pipeline::kafka;
 
 /// What to generate, and how fast.
 ///

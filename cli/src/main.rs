@@ -1,5 +1,5 @@
 //! The `shelfsync` binary (see `shelfsync --help`).
 
 fn main() -> std::process::ExitCode {
-    shelfsync_pipeline::cli::main()
+    shelfsync_cli::main()
 }

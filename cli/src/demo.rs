@@ -4,10 +4,10 @@
 //!    bootstrap servers, a fresh `application_id` (`shelfsync-demo-<unix time>`, so every run
 //!    starts with a new consumer group, new internal topics and empty state) and `--partitions`
 //!    partitions per topic (the DLQ keeps 1).
-//! 2. Creates the topics ([`crate::admin::create_topics`]). When the broker already holds records
+//! 2. Creates the topics ([`shelfsync_pipeline::admin::create_topics`]). When the broker already holds records
 //!    on the input topics (an earlier demo on the same broker), the new group's offsets are set
 //!    to their end, so only this run's records are processed and counted.
-//! 3. Starts the pipeline in this process ([`crate::engine::run`] on its own thread, state in a
+//! 3. Starts the pipeline in this process ([`shelfsync_pipeline::engine::run`] on its own thread, state in a
 //!    temporary directory that is deleted at the end).
 //! 4. Runs the [generator](crate::generator): writes the catalog, waits until the pipeline has
 //!    taken it in, then produces orders and ERP updates for `--duration`, with a flash sale in
@@ -53,11 +53,11 @@ use shelfsync_schemas::avro;
 use shelfsync_schemas::{ChannelAvailability, DeadLetter, OrderStatus, OrderStatusCode};
 use shelfsync_topology::{Stage, TopicId, TopicRole, Topology};
 
-use crate::engine::{self, EngineStatus, RunOptions};
+use shelfsync_pipeline::engine::{self, EngineStatus, RunOptions};
 use crate::generator::{
     parse_duration, Generator, GeneratorConfig, GeneratorPhase, GeneratorReport, GeneratorStats,
 };
-use crate::metrics as m;
+use shelfsync_pipeline::metrics as m;
 
 /// The example topology the demo runs.
 const EXAMPLE_TOPOLOGY: &str = include_str!("../../topology/retail.example.toml");
@@ -167,7 +167,7 @@ pub fn run(args: DemoArgs, interrupted: Arc<AtomicBool>) -> anyhow::Result<ExitC
         .enable_all()
         .build()?;
     let actions = rt
-        .block_on(crate::admin::create_topics(&topology))
+        .block_on(shelfsync_pipeline::admin::create_topics(&topology))
         .context("creating the topics")?;
     out.line(&format!("created {} topics", actions.len()));
 
@@ -269,7 +269,7 @@ pub fn run(args: DemoArgs, interrupted: Arc<AtomicBool>) -> anyhow::Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
-fn wait_for_engine(handle: JoinHandle<crate::Result<()>>) -> anyhow::Result<()> {
+fn wait_for_engine(handle: JoinHandle<shelfsync_pipeline::Result<()>>) -> anyhow::Result<()> {
     let began = Instant::now();
     while !handle.is_finished() {
         if began.elapsed() > ENGINE_STOP_TIMEOUT {
@@ -492,12 +492,12 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Observer {
     fn new(topology: &Topology) -> anyhow::Result<Self> {
-        let mut group_config = crate::kafka::base_config(topology);
+        let mut group_config = shelfsync_pipeline::kafka::base_config(topology);
         group_config
             .set("group.id", &topology.application_id)
             .set("enable.auto.commit", "false");
         let group: BaseConsumer = group_config.create()?;
-        let mut view_config = crate::kafka::base_config(topology);
+        let mut view_config = shelfsync_pipeline::kafka::base_config(topology);
         view_config
             .set("group.id", format!("{}-demo-view", topology.application_id))
             .set("enable.auto.commit", "false")

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use crate::engine::{self, EngineStatus, RunOptions};
+use shelfsync_pipeline::engine::{self, EngineStatus, RunOptions};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use shelfsync_topology::Topology;
@@ -45,7 +45,7 @@ enum Command {
         state_dir: PathBuf,
         /// Listen address of the HTTP endpoints: `/metrics`, `/healthz`, `/readyz` and
         /// `/v1/availability/{sku}`. Use `0.0.0.0:9464` to be reachable from other hosts.
-        #[arg(long, env = "SHELFSYNC_HTTP_ADDR", default_value = crate::http::DEFAULT_ADDR)]
+        #[arg(long, env = "SHELFSYNC_HTTP_ADDR", default_value = shelfsync_pipeline::http::DEFAULT_ADDR)]
         http_addr: SocketAddr,
         /// This instance's id in the instance directory (default `<host name>:<HTTP port>`; in
         /// a StatefulSet, the pod name). Unique per running instance.
@@ -77,7 +77,7 @@ enum Command {
         topology: PathBuf,
         /// Listen address of the HTTP endpoints: `/metrics`, `/healthz`, `/readyz` (next to
         /// `run`'s default port, so both fit on one host).
-        #[arg(long, env = "SHELFSYNC_HTTP_ADDR", default_value = crate::push::DEFAULT_HTTP_ADDR)]
+        #[arg(long, env = "SHELFSYNC_HTTP_ADDR", default_value = shelfsync_pipeline::push::DEFAULT_HTTP_ADDR)]
         http_addr: SocketAddr,
         /// How often offsets the marketplaces acknowledged are committed, e.g. `1s`.
         #[arg(long, env = "SHELFSYNC_PUSH_COMMIT_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
@@ -159,7 +159,7 @@ struct Service {
     topology: Arc<Topology>,
     shutdown: Arc<AtomicBool>,
     status: Arc<EngineStatus>,
-    http: crate::http::HttpServer,
+    http: shelfsync_pipeline::http::HttpServer,
 }
 
 impl Service {
@@ -168,10 +168,10 @@ impl Service {
     /// answer, not ready, while it joins and restores).
     fn start(topology: &PathBuf, http_addr: SocketAddr) -> anyhow::Result<Self> {
         let topology = Arc::new(load(topology)?);
-        let metrics = crate::http::install_recorder()?;
+        let metrics = shelfsync_pipeline::http::install_recorder()?;
         let shutdown = shutdown_on_signals()?;
         let status = Arc::new(EngineStatus::default());
-        let http = crate::http::serve(
+        let http = shelfsync_pipeline::http::serve(
             http_addr,
             Arc::clone(&topology),
             Arc::clone(&status),
@@ -179,7 +179,7 @@ impl Service {
         )?;
         // Wrong credentials or TLS settings stop the command here, with the cause named; the
         // probes already answer (not ready) while it waits for an absent broker.
-        crate::kafka::check_connection(&topology, CONNECTION_CHECK_WAIT, &shutdown)?;
+        shelfsync_pipeline::kafka::check_connection(&topology, CONNECTION_CHECK_WAIT, &shutdown)?;
         Ok(Self {
             topology,
             shutdown,
@@ -234,7 +234,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             command: TopicsCommand::Create { topology },
         } => {
             let topology = load(&topology)?;
-            crate::kafka::check_connection(
+            shelfsync_pipeline::kafka::check_connection(
                 &topology,
                 CONNECTION_CHECK_WAIT,
                 &std::sync::atomic::AtomicBool::new(false),
@@ -242,7 +242,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            let actions = rt.block_on(crate::admin::create_topics(&topology))?;
+            let actions = rt.block_on(shelfsync_pipeline::admin::create_topics(&topology))?;
             for (name, action) in actions {
                 println!("{name}: {action:?}");
             }
@@ -287,9 +287,9 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 status,
                 http,
             } = Service::start(&topology, http_addr)?;
-            let result = crate::push::run(
+            let result = shelfsync_pipeline::push::run(
                 topology,
-                crate::push::PushOptions {
+                shelfsync_pipeline::push::PushOptions {
                     shutdown,
                     commit_interval,
                 },
@@ -314,18 +314,18 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 status,
                 http,
             } = Service::start(&topology, http_addr)?;
-            let me = crate::directory::Identity::resolve(
+            let me = shelfsync_pipeline::directory::Identity::resolve(
                 instance_id,
                 advertised_url,
                 http.local_addr(),
             )?;
-            let directory = crate::directory::start(
+            let directory = shelfsync_pipeline::directory::start(
                 &topology,
                 me.clone(),
                 Arc::clone(&status),
                 announce_interval,
             )?;
-            http.route_queries(crate::http::Routing {
+            http.route_queries(shelfsync_pipeline::http::Routing {
                 me,
                 directory: directory.directory(),
             });

@@ -48,13 +48,13 @@ use rdkafka::{Offset, TopicPartitionList};
 use shelfsync_operators::{MemStore, StateStore};
 use shelfsync_topology::{AdapterName, ChannelSpec, LocationSpec, Stage, TopicId, Topology};
 
-use crate::engine::Checkpoint;
+use shelfsync_pipeline::engine::Checkpoint;
 use crate::generator::{
     parse_duration, Generator, GeneratorConfig, GeneratorCounts, GeneratorStats, TrafficSource,
 };
-use crate::kafka::{self, KafkaProducer, ProduceRecord};
-use crate::rocks_store::CHECKPOINT_KEY;
-use crate::stages::StageLogic;
+use shelfsync_pipeline::kafka::{self, KafkaProducer, ProduceRecord};
+use shelfsync_pipeline::rocks_store::CHECKPOINT_KEY;
+use shelfsync_pipeline::stages::StageLogic;
 
 /// The example topology, the default base of the benchmark.
 const EXAMPLE_TOPOLOGY: &str = include_str!("../../topology/retail.example.toml");
@@ -261,7 +261,7 @@ fn create_topics(topology: &Topology) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(crate::admin::create_topics(topology))
+    rt.block_on(shelfsync_pipeline::admin::create_topics(topology))
         .with_context(|| format!("create the topics of {}", topology.application_id))?;
     Ok(())
 }
@@ -351,7 +351,7 @@ impl Pipeline {
     /// Records in per stage, from `/metrics`.
     fn records_in(&self) -> anyhow::Result<BTreeMap<String, u64>> {
         let text = self.metrics()?;
-        Ok(by_label(&text, crate::metrics::RECORDS_IN, "stage"))
+        Ok(by_label(&text, shelfsync_pipeline::metrics::RECORDS_IN, "stage"))
     }
 
     fn stop(&mut self) {
@@ -1051,7 +1051,7 @@ fn inventory_state(topology: &Topology, args: &BenchArgs) -> anyhow::Result<Vec<
             );
         }
         for cmd in &commands {
-            let p = crate::http::partition_for_key(&cmd.key, partitions);
+            let p = shelfsync_pipeline::http::partition_for_key(&cmd.key, partitions);
             let store = &mut stores[usize::try_from(p)?];
             outputs.clear();
             if let Err(r) = inventory.process(
