@@ -20,8 +20,8 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
 
-use shelfsync_operators::{MemStore, StateStore};
 use shelfsync_cli::generator::{GeneratorConfig, SourceRecord, TrafficSource};
+use shelfsync_operators::{MemStore, StateStore};
 use shelfsync_pipeline::rocks_store::{RocksStore, StateDb, CHECKPOINT_KEY};
 use shelfsync_pipeline::stages::{OutRecord, StageLogic};
 use shelfsync_topology::{Stage, TopicId, Topology};

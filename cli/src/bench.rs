@@ -48,10 +48,10 @@ use rdkafka::{Offset, TopicPartitionList};
 use shelfsync_operators::{MemStore, StateStore};
 use shelfsync_topology::{AdapterName, ChannelSpec, LocationSpec, Stage, TopicId, Topology};
 
-use shelfsync_pipeline::engine::Checkpoint;
 use crate::generator::{
     parse_duration, Generator, GeneratorConfig, GeneratorCounts, GeneratorStats, TrafficSource,
 };
+use shelfsync_pipeline::engine::Checkpoint;
 use shelfsync_pipeline::kafka::{self, KafkaProducer, ProduceRecord};
 use shelfsync_pipeline::rocks_store::CHECKPOINT_KEY;
 use shelfsync_pipeline::stages::StageLogic;
@@ -170,12 +170,6 @@ impl BenchArgs {
             erp_sequence_base: 0,
         }
     }
-}
-
-fn unix_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -351,7 +345,11 @@ impl Pipeline {
     /// Records in per stage, from `/metrics`.
     fn records_in(&self) -> anyhow::Result<BTreeMap<String, u64>> {
         let text = self.metrics()?;
-        Ok(by_label(&text, shelfsync_pipeline::metrics::RECORDS_IN, "stage"))
+        Ok(by_label(
+            &text,
+            shelfsync_pipeline::metrics::RECORDS_IN,
+            "stage",
+        ))
     }
 
     fn stop(&mut self) {
@@ -856,7 +854,7 @@ fn observe(topology: &Topology, stop: &AtomicBool, seen: &Mutex<Observed>) -> an
         let Some(result) = consumer.poll(Duration::from_millis(100)) else {
             continue;
         };
-        let read_at = unix_ms();
+        let read_at = shelfsync_pipeline::clock::now_ms();
         let msg = match result {
             Ok(m) => m,
             Err(e) => {
@@ -934,7 +932,7 @@ fn latency(
             })
             .context("the catalog")?;
             eprintln!("  catalog of {commands} records processed; live traffic starts");
-            let traffic_start = unix_ms();
+            let traffic_start = shelfsync_pipeline::clock::now_ms();
             let before = stats.snapshot();
             let report = generator
                 .run_traffic(&stop, &stats)
@@ -1034,7 +1032,7 @@ fn inventory_state(topology: &Topology, args: &BenchArgs) -> anyhow::Result<Vec<
     let inventory = StageLogic::new(Stage::Inventory, topology);
     let erp_inventory = StageLogic::new(Stage::ErpInventory, topology);
     let erp_products = StageLogic::new(Stage::ErpProducts, topology);
-    let now = unix_ms();
+    let now = shelfsync_pipeline::clock::now_ms();
     let mut commands = Vec::new();
     let mut outputs = Vec::new();
     for rec in source.catalog(now).map_err(|e| anyhow::anyhow!("{e}"))? {
@@ -1051,7 +1049,7 @@ fn inventory_state(topology: &Topology, args: &BenchArgs) -> anyhow::Result<Vec<
             );
         }
         for cmd in &commands {
-            let p = shelfsync_pipeline::http::partition_for_key(&cmd.key, partitions);
+            let p = shelfsync_pipeline::kafka::partition_for_key(&cmd.key, partitions);
             let store = &mut stores[usize::try_from(p)?];
             outputs.clear();
             if let Err(r) = inventory.process(
@@ -1340,7 +1338,7 @@ impl std::fmt::Display for BenchReport {
 /// within `--timeout`, or the broker refuses records.
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let base = base_topology(&args)?;
-    let unix = unix_ms() / 1000;
+    let unix = shelfsync_pipeline::clock::now_ms() / 1000;
     let run_id = format!("bench-{unix}");
     let tmp;
     let dir = match &args.work_dir {

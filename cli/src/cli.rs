@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use shelfsync_pipeline::engine::{self, EngineStatus, RunOptions};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use shelfsync_pipeline::engine::{self, EngineStatus, RunOptions};
 use shelfsync_topology::Topology;
 
 /// shelfsync: keeps every sales channel's stock right.
@@ -168,7 +168,7 @@ impl Service {
     /// answer, not ready, while it joins and restores).
     fn start(topology: &PathBuf, http_addr: SocketAddr) -> anyhow::Result<Self> {
         let topology = Arc::new(load(topology)?);
-        let metrics = shelfsync_pipeline::http::install_recorder()?;
+        let metrics = shelfsync_pipeline::metrics::install_recorder()?;
         let shutdown = shutdown_on_signals()?;
         let status = Arc::new(EngineStatus::default());
         let http = shelfsync_pipeline::http::serve(

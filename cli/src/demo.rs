@@ -53,10 +53,10 @@ use shelfsync_schemas::avro;
 use shelfsync_schemas::{ChannelAvailability, DeadLetter, OrderStatus, OrderStatusCode};
 use shelfsync_topology::{Stage, TopicId, TopicRole, Topology};
 
-use shelfsync_pipeline::engine::{self, EngineStatus, RunOptions};
 use crate::generator::{
     parse_duration, Generator, GeneratorConfig, GeneratorPhase, GeneratorReport, GeneratorStats,
 };
+use shelfsync_pipeline::engine::{self, EngineStatus, RunOptions};
 use shelfsync_pipeline::metrics as m;
 
 /// The example topology the demo runs.

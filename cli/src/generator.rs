@@ -50,8 +50,9 @@ use shelfsync_schemas::{
 use shelfsync_topology::{AdapterName, TopicId, Topology};
 use tracing::{info, warn};
 
-use shelfsync_pipeline::{Error, Result};
+use shelfsync_pipeline::clock::now_ms;
 use shelfsync_pipeline::kafka;
+use shelfsync_pipeline::{Error, Result};
 
 /// What to generate, and how fast.
 ///
@@ -510,12 +511,6 @@ impl ProducerContext for DeliveryCounter {
             }
         };
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 impl Generator {

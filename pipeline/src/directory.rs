@@ -26,7 +26,9 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+
+use crate::clock::now_ms;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -51,13 +53,6 @@ pub const TTL_INTERVALS: u32 = 3;
 pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
 /// Dead instances are forgotten after this many TTLs.
 const PRUNE_AFTER_TTLS: i64 = 20;
-
-/// Milliseconds since the Unix epoch, now.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
 
 /// Who this instance is to the others: its id and the base URL of its HTTP endpoints.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -202,12 +202,6 @@ impl std::fmt::Debug for Engine {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 impl Engine {
     /// Builds the engine: opens RocksDB and the producer.
     ///
@@ -491,7 +485,7 @@ impl Engine {
                 *e = (*e).max(offset);
             }
         }
-        let now = now_ms();
+        let now = crate::clock::now_ms();
         for ts in self.epoch_timestamps.drain(..) {
             metrics::histogram!(m::END_TO_END_SECONDS).record((now - ts).max(0) as f64 / 1000.0);
         }

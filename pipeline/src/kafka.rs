@@ -20,6 +20,9 @@ use tracing::{debug, error, info, warn};
 use crate::error::{Error, Result};
 use crate::metrics as m;
 
+mod partitioner;
+pub use partitioner::{murmur2, partition_for_key};
+
 /// Header carrying `(source task, source offset, output index)` as `task/offset/index`.
 pub const STAMP_HEADER: &str = "shelfsync-stamp";
 /// Header carrying an external output's deterministic `event_id`.

@@ -8,6 +8,7 @@
 //! - [`rocks_store`]: RocksDB state (`StateDb`, `RocksStore`);
 //! - [`kafka`]: client configuration, the idempotent producer, header names;
 //! - [`admin`]: `topics create`;
+//! - [`clock`]: the wall clock (`now_ms`), read in one place;
 //! - [`metrics`]: every metric name, kind, labels and help text;
 //! - [`http`]: `/metrics`, `/healthz`, `/readyz` and the availability query;
 //! - [`directory`]: the instance directory (which instance owns which task, and its URL);
@@ -18,6 +19,7 @@
 //! signal handler.
 
 pub mod admin;
+pub mod clock;
 pub mod directory;
 pub mod engine;
 pub mod error;

@@ -761,9 +761,7 @@ impl HttpPushSink {
 
     /// Sets the queue depth and freshness gauges of every channel.
     pub fn update_gauges(&self) {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let now_ms = crate::clock::now_ms();
         let state = self.state();
         for (ch, rt) in self.channels.iter().enumerate() {
             let Some(c) = state.channels.get(ch) else {

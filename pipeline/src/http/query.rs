@@ -1,0 +1,392 @@
+//! The availability query (`GET /v1/availability/{sku}`) and the instance list
+//! (`GET /v1/instances`): answered from this instance's committed state when it owns the SKU's
+//! inventory task, else forwarded once to the owner or answered with a pointer to it.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use shelfsync_operators::reserve_inventory::{load_sku, SkuRecord};
+use shelfsync_operators::StateStore;
+use shelfsync_topology::{Stage, Topology};
+use tracing::warn;
+
+use crate::directory::{Identity, Owner};
+use crate::error::Error;
+use crate::rocks_store::StateDb;
+
+use super::{AppState, Routing, ANSWERED_BY, FORWARDED_BY};
+use crate::kafka::partition_for_key;
+
+/// A channel's last published availability.
+#[derive(Debug, Serialize)]
+struct ChannelView {
+    channel: String,
+    quantity: i64,
+    version: i64,
+}
+
+/// The availability answer for a SKU whose inventory task this instance owns.
+#[derive(Debug, Serialize)]
+struct LocalAvailability {
+    sku: String,
+    partition: i32,
+    task: String,
+    owner: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    instance: Option<String>,
+    found: bool,
+    active: bool,
+    channels: Vec<ChannelView>,
+    on_hand: BTreeMap<String, i64>,
+    reserved: i64,
+    backordered: i64,
+    safety_stock: BTreeMap<String, i64>,
+    ats: BTreeMap<String, i64>,
+}
+
+fn local_view(
+    topology: &Topology,
+    instance: Option<String>,
+    sku: &str,
+    partition: i32,
+    task: &str,
+    record: SkuRecord,
+) -> LocalAvailability {
+    let stock = &record.stock;
+    let policies: Vec<_> = topology.channels.iter().map(|c| c.policy()).collect();
+    LocalAvailability {
+        sku: sku.to_string(),
+        partition,
+        task: task.to_string(),
+        owner: "local",
+        instance,
+        found: true,
+        active: stock.product.as_ref().is_none_or(|p| p.active),
+        channels: record
+            .published
+            .iter()
+            .map(|p| ChannelView {
+                channel: p.channel.clone(),
+                quantity: p.quantity,
+                version: p.version,
+            })
+            .collect(),
+        on_hand: stock
+            .positions
+            .iter()
+            .map(|p| (p.location.clone(), p.on_hand))
+            .collect(),
+        reserved: stock.reserved,
+        backordered: stock.backordered,
+        safety_stock: policies
+            .iter()
+            .map(|p| (p.name.clone(), stock.safety_stock(&p.name)))
+            .collect(),
+        ats: policies
+            .iter()
+            .map(|p| (p.name.clone(), stock.ats(p)))
+            .collect(),
+    }
+}
+
+/// A read-only [`StateStore`] over the committed state of one task: `get` reads what the last
+/// acknowledged epoch wrote to RocksDB. The query path never writes and never scans, so
+/// `put`, `delete` and `range` do nothing but record a bug, which the handler answers with 500
+/// instead of a wrong answer.
+struct CommittedView<'a> {
+    db: &'a StateDb,
+    task: &'a str,
+    error: RefCell<Option<Error>>,
+}
+
+impl CommittedView<'_> {
+    fn fail(&self, e: Error) {
+        self.error.borrow_mut().get_or_insert(e);
+    }
+}
+
+impl StateStore for CommittedView<'_> {
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        match self.db.read_committed(self.task, key) {
+            Ok(v) => v,
+            Err(e) => {
+                self.fail(e);
+                None
+            }
+        }
+    }
+
+    fn put(&mut self, _key: &[u8], _value: &[u8]) {
+        self.fail(Error::Bug("write through the read-only query view".into()));
+    }
+
+    fn delete(&mut self, _key: &[u8]) {
+        self.fail(Error::Bug("delete through the read-only query view".into()));
+    }
+
+    fn range(&self, _from: &[u8], _to: &[u8], _limit: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.fail(Error::Bug(
+            "range scan through the read-only query view".into(),
+        ));
+        Vec::new()
+    }
+}
+
+fn json(code: StatusCode, body: serde_json::Value) -> Response {
+    (code, Json(body)).into_response()
+}
+
+/// Query parameters of the availability query.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct AvailabilityParams {
+    /// `false`: answer where the SKU lives instead of asking its owner.
+    proxy: Option<bool>,
+}
+
+/// The characters a SKU keeps unencoded in a URL path segment (RFC 3986 unreserved).
+pub(super) const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+fn availability_url(base: &str, sku: &str) -> String {
+    format!(
+        "{base}/v1/availability/{}",
+        percent_encoding::utf8_percent_encode(sku, PATH_SEGMENT)
+    )
+}
+
+/// The answer for a SKU whose inventory task this instance does not own: its owner's answer
+/// when `forward` and the owner answers from its local state, else a pointer (421).
+async fn elsewhere(
+    state: &AppState,
+    sku: &str,
+    partition: i32,
+    task: &str,
+    forward: bool,
+) -> Response {
+    if state.status.is_opening(task) {
+        return json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({
+                "sku": sku,
+                "partition": partition,
+                "task": task,
+                "owner": "local",
+                "opening": true,
+                "detail": format!("this instance was just assigned task {task} and is still opening it (restoring its state): retry shortly"),
+            }),
+        );
+    }
+    let routing = state.routing.get();
+    let now = crate::clock::now_ms();
+    let owner = routing.and_then(|r| {
+        r.directory
+            .owner(task, now)
+            .filter(|o| o.instance_id != r.me.instance_id)
+    });
+    let mut failure = None;
+    if let (true, Some(r), Some(o)) = (forward, routing, owner.as_ref()) {
+        if !o.opening {
+            match ask_owner(state, &r.me, o, sku).await {
+                Ok(answer) => return answer,
+                Err(why) => failure = Some(why),
+            }
+        }
+    }
+    pointer(state, sku, partition, task, routing, owner, failure, now)
+}
+
+/// Forwards the query to `owner` once; `Ok` only when it answered from its own state.
+async fn ask_owner(
+    state: &AppState,
+    me: &Identity,
+    owner: &Owner,
+    sku: &str,
+) -> std::result::Result<Response, String> {
+    let url = availability_url(&owner.http_url, sku);
+    let reply = state
+        .client
+        .get(&url)
+        .header(FORWARDED_BY, me.instance_id.as_str())
+        .send()
+        .await
+        .map_err(|e| format!("GET {url}: {e}"))?;
+    let code = reply.status().as_u16();
+    let bytes = reply
+        .bytes()
+        .await
+        .map_err(|e| format!("GET {url}: {code}, body cut short: {e}"))?;
+    let body: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| format!("GET {url}: {code} with a body that is not JSON: {e}"))?;
+    if !matches!(code, 200 | 404) || body["owner"] != "local" {
+        return Err(format!(
+            "GET {url}: {code}, not answered from its state: {body}"
+        ));
+    }
+    // The owner's body as it sent it.
+    let mut response = (
+        StatusCode::from_u16(code).unwrap_or(StatusCode::OK),
+        [(header::CONTENT_TYPE, "application/json")],
+        bytes,
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&owner.instance_id) {
+        response.headers_mut().insert(ANSWERED_BY, v);
+    }
+    Ok(response)
+}
+
+/// `421 Misdirected Request`: the task, and the owning instance when the directory knows one.
+#[allow(clippy::too_many_arguments)]
+fn pointer(
+    state: &AppState,
+    sku: &str,
+    partition: i32,
+    task: &str,
+    routing: Option<&Routing>,
+    owner: Option<Owner>,
+    failure: Option<String>,
+    now: i64,
+) -> Response {
+    let topic = &state.inventory_topic;
+    let mut body = serde_json::json!({
+        "sku": sku,
+        "partition": partition,
+        "task": task,
+    });
+    let mut detail = format!("partition {partition} of {topic} is not assigned to this instance");
+    match &owner {
+        Some(o) => {
+            body["owner"] = "remote".into();
+            body["instance"] = o.instance_id.clone().into();
+            body["url"] = availability_url(&o.http_url, sku).into();
+            body["opening"] = o.opening.into();
+            body["since"] = o.since.into();
+            detail.push_str(&format!(
+                "; instance {} owns task {task}: ask {}",
+                o.instance_id,
+                availability_url(&o.http_url, sku)
+            ));
+            if o.opening {
+                detail.push_str(
+                    " (it is still opening the task, restoring its state: retry shortly)",
+                );
+            }
+            if let Some(why) = &failure {
+                detail.push_str(&format!(" (asking it failed: {why})"));
+            }
+        }
+        None => {
+            body["owner"] = "unknown".into();
+            match routing {
+                None => detail.push_str(&format!(
+                    "; the instance that owns task {task} answers for this SKU"
+                )),
+                Some(r) => {
+                    let live = r.directory.live(now);
+                    detail.push_str(&format!(
+                        "; no live instance announces task {task}: it may be moving between instances, retry shortly"
+                    ));
+                    if !r.directory.is_synced() {
+                        detail.push_str(" (this instance is still reading the instance directory)");
+                    }
+                    body["instances"] = serde_json::json!(live);
+                }
+            }
+        }
+    }
+    let restoring = state.status.restoring_tasks.load(Ordering::SeqCst);
+    if restoring > 0 {
+        detail.push_str(&format!(
+            " ({restoring} task(s) are restoring here; it may be one of them: retry shortly)"
+        ));
+    }
+    body["detail"] = detail.into();
+    json(StatusCode::MISDIRECTED_REQUEST, body)
+}
+
+pub(super) async fn instances(State(state): State<AppState>) -> Response {
+    let Some(routing) = state.routing.get() else {
+        return json(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({"detail": "this process keeps no instance directory (only `shelfsync run` does)"}),
+        );
+    };
+    let now = crate::clock::now_ms();
+    json(
+        StatusCode::OK,
+        serde_json::json!({
+            "self": routing.me,
+            "synced": routing.directory.is_synced(),
+            "instances": routing.directory.snapshot(now),
+        }),
+    )
+}
+
+pub(super) async fn availability(
+    State(state): State<AppState>,
+    Path(sku): Path<String>,
+    Query(params): Query<AvailabilityParams>,
+    headers: HeaderMap,
+) -> Response {
+    let partition = partition_for_key(sku.as_bytes(), state.inventory_partitions);
+    let task = crate::engine::task_name(Stage::Inventory, partition);
+    let forward = params.proxy.unwrap_or(true) && !headers.contains_key(FORWARDED_BY);
+    if !state.status.owns(&task) {
+        return elsewhere(&state, &sku, partition, &task, forward).await;
+    }
+    let Some(db) = state.status.db.get().cloned() else {
+        return json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"sku": sku, "partition": partition, "task": task, "detail": "state store not open yet"}),
+        );
+    };
+    let (sku_b, task_b) = (sku.clone(), task.clone());
+    let read = tokio::task::spawn_blocking(move || {
+        let view = CommittedView {
+            db: &db,
+            task: &task_b,
+            error: RefCell::new(None),
+        };
+        let loaded = load_sku(&view, &sku_b).map_err(|e| Error::Bug(e.to_string()));
+        match view.error.into_inner() {
+            Some(e) => Err(e),
+            None => loaded,
+        }
+    })
+    .await;
+    // The task may have been revoked while we read: the answer then belongs to its new owner.
+    if !state.status.owns(&task) {
+        return elsewhere(&state, &sku, partition, &task, forward).await;
+    }
+    let instance = state.routing.get().map(|r| r.me.instance_id.clone());
+    match read {
+        Ok(Ok(Some(record))) => {
+            let body = local_view(&state.topology, instance, &sku, partition, &task, record);
+            (StatusCode::OK, Json(body)).into_response()
+        }
+        Ok(Ok(None)) => json(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({"sku": sku, "partition": partition, "task": task, "owner": "local", "instance": instance, "found": false}),
+        ),
+        Ok(Err(e)) => {
+            warn!(sku = %sku, task = %task, error = %e, "availability query failed");
+            json(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                serde_json::json!({"sku": sku, "partition": partition, "task": task, "detail": e.to_string()}),
+            )
+        }
+        Err(e) => json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            serde_json::json!({"sku": sku, "partition": partition, "task": task, "detail": format!("query task failed: {e}")}),
+        ),
+    }
+}

@@ -1,0 +1,404 @@
+//! Unit tests of the HTTP endpoints against committed state and a fake directory.
+
+use std::io::{Read, Write};
+
+use shelfsync_operators::reserve_inventory::ReserveInventory;
+use shelfsync_operators::Operator;
+use shelfsync_schemas::{InventoryChange, InventoryChangeKind, InventoryCommand};
+
+use super::*;
+use crate::kafka::partition_for_key;
+use crate::metrics as m;
+use crate::metrics::prometheus_builder;
+use crate::rocks_store::StateDb;
+use query::PATH_SEGMENT;
+
+const TOPOLOGY: &str = r#"
+    application_id = "http-unit"
+    [kafka]
+    bootstrap_servers = "127.0.0.1:1"
+    [topics]
+    partitions = 4
+    [[locations]]
+    id = "dc-east"
+    name = "East"
+    [[locations]]
+    id = "store-nyc"
+    name = "NYC"
+    [[channels]]
+    name = "amazon"
+    adapter = "amazon"
+    share_pct = 40
+    buffer = 2
+    [[channels]]
+    name = "ebay"
+    adapter = "generic"
+    eligible_locations = ["dc-east"]
+"#;
+
+fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let (code, _, body) = request(addr, path, "");
+    (code, body)
+}
+
+/// A GET with extra header lines (each ending in `\r\n`): status, head (lower-cased), body.
+fn request(addr: SocketAddr, path: &str, headers: &str) -> (u16, String, String) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\n{headers}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let code = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (code, head.to_lowercase(), body.to_string())
+}
+
+fn json_of(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+fn snapshot(sku: &str, location: &str, qty: i64, seq: i64) -> InventoryCommand {
+    InventoryCommand::inventory(InventoryChange {
+        sku: sku.into(),
+        location: location.into(),
+        kind: InventoryChangeKind::SNAPSHOT,
+        quantity: qty,
+        erp_sequence: seq,
+        reason: None,
+        order_key: None,
+        line_id: None,
+        event_time: 0,
+    })
+}
+
+#[test]
+fn endpoints_answer_from_status_and_committed_state() {
+    let topology = Arc::new(Topology::from_toml_str(TOPOLOGY).unwrap());
+    let status = Arc::new(EngineStatus::default());
+    let recorder = prometheus_builder().unwrap().build_recorder();
+    let handle = recorder.handle();
+    metrics::with_local_recorder(&recorder, || {
+        m::describe_all();
+        m::register_known_series();
+        metrics::histogram!(m::EPOCH_COMMIT_SECONDS).record(0.003);
+    });
+    let server = serve(
+        "127.0.0.1:0".parse().unwrap(),
+        Arc::clone(&topology),
+        Arc::clone(&status),
+        handle,
+    )
+    .unwrap();
+    let addr = server.local_addr();
+
+    // Liveness always; readiness only once assigned and not restoring.
+    assert_eq!(get(addr, "/healthz").0, 200);
+    let (code, body) = get(addr, "/readyz");
+    assert_eq!(code, 503, "{body}");
+    assert!(json_of(&body)["reason"]
+        .as_str()
+        .unwrap()
+        .contains("not assigned"));
+    status.assigned.store(true, Ordering::SeqCst);
+    status.restoring_tasks.store(2, Ordering::SeqCst);
+    let (code, body) = get(addr, "/readyz");
+    assert_eq!(code, 503);
+    assert!(json_of(&body)["reason"]
+        .as_str()
+        .unwrap()
+        .contains("2 task(s) restoring"));
+    status.restoring_tasks.store(0, Ordering::SeqCst);
+    let (code, body) = get(addr, "/readyz");
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(json_of(&body)["ready"], true);
+
+    // Metrics: text format, help lines, zeroed known series, real histogram buckets.
+    let (code, text) = get(addr, "/metrics");
+    assert_eq!(code, 200);
+    assert!(text.contains("# HELP shelfsync_records_in_total Input records read"));
+    assert!(text.contains("shelfsync_records_in_total{stage=\"inventory\"} 0"));
+    assert!(text.contains("# TYPE shelfsync_epoch_commit_seconds histogram"));
+    assert!(text.contains("shelfsync_epoch_commit_seconds_bucket{le=\"0.005\"} 1"));
+    assert!(text.contains("shelfsync_build_info{version="));
+
+    // Availability: state of a SKU on an owned partition, committed to RocksDB.
+    let dir = tempfile::tempdir().unwrap();
+    let db = StateDb::open(dir.path(), 16 << 20).unwrap();
+    let sku = "SKU-42";
+    let p = partition_for_key(sku.as_bytes(), 4);
+    let task = format!("inventory-{p}");
+    let op = ReserveInventory::new(topology.inventory_config());
+    let mut store = db.store(&task).unwrap();
+    let mut out = Vec::new();
+    op.process(
+        &mut store,
+        1_000,
+        &snapshot(sku, "dc-east", 30, 1),
+        &mut out,
+    )
+    .unwrap();
+    op.process(
+        &mut store,
+        2_000,
+        &snapshot(sku, "store-nyc", 10, 1),
+        &mut out,
+    )
+    .unwrap();
+    store.commit(&[], true).unwrap();
+    // Not owned here yet: a pointer to the owning task.
+    let _ = status.db.set(db.clone());
+    let (code, body) = get(addr, &format!("/v1/availability/{sku}"));
+    assert_eq!(code, 421, "{body}");
+    let v = json_of(&body);
+    // No directory on this server: the owner is unknown, the task is named.
+    assert_eq!(v["owner"], "unknown");
+    assert_eq!(v["task"], task.as_str());
+    assert_eq!(v["partition"], p);
+
+    status.owned.lock().unwrap().insert(task.clone());
+    let (code, body) = get(addr, &format!("/v1/availability/{sku}"));
+    assert_eq!(code, 200, "{body}");
+    let v = json_of(&body);
+    assert_eq!(v["owner"], "local");
+    assert_eq!(v["found"], true);
+    assert_eq!(v["partition"], p);
+    assert_eq!(
+        v["on_hand"],
+        serde_json::json!({"dc-east": 30, "store-nyc": 10})
+    );
+    assert_eq!(v["reserved"], 0);
+    // ATS 40 on every location: amazon 40% of 40 − 2 = 14; ebay sees dc-east only: 30.
+    assert_eq!(v["ats"], serde_json::json!({"amazon": 40, "ebay": 30}));
+    assert_eq!(
+        v["safety_stock"],
+        serde_json::json!({"amazon": 0, "ebay": 0})
+    );
+    let channels: Vec<(String, i64, i64)> = v["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["channel"].as_str().unwrap().to_string(),
+                c["quantity"].as_i64().unwrap(),
+                c["version"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        channels,
+        [("amazon".to_string(), 14, 2), ("ebay".to_string(), 30, 1)]
+    );
+
+    // A SKU nobody wrote, on an owned partition.
+    let unknown = (0..)
+        .map(|i| format!("NOPE-{i}"))
+        .find(|s| partition_for_key(s.as_bytes(), 4) == p)
+        .unwrap();
+    let (code, body) = get(addr, &format!("/v1/availability/{unknown}"));
+    assert_eq!(code, 404, "{body}");
+    assert_eq!(json_of(&body)["found"], false);
+    assert_eq!(json_of(&body)["owner"], "local");
+
+    server.shutdown();
+    assert!(std::net::TcpStream::connect(addr).is_err());
+}
+
+/// Two servers in one process: `a` owns the SKU's task, `b` does not; the directory they
+/// share is filled by hand (the broker-backed one is tested in tests/tests/http_metrics.rs).
+#[test]
+fn a_query_for_a_sku_owned_elsewhere_is_forwarded_once_or_pointed_at_its_owner() {
+    let topology = Arc::new(Topology::from_toml_str(TOPOLOGY).unwrap());
+    let handle = || prometheus_builder().unwrap().build_recorder().handle();
+    let (status_a, status_b) = (
+        Arc::new(EngineStatus::default()),
+        Arc::new(EngineStatus::default()),
+    );
+    let local: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let a = serve(
+        local,
+        Arc::clone(&topology),
+        Arc::clone(&status_a),
+        handle(),
+    )
+    .unwrap();
+    let b = serve(
+        local,
+        Arc::clone(&topology),
+        Arc::clone(&status_b),
+        handle(),
+    )
+    .unwrap();
+    let directory = Arc::new(Directory::default());
+    let identity = |name: &str, server: &HttpServer| Identity {
+        instance_id: name.into(),
+        http_url: format!("http://{}", server.local_addr()),
+    };
+    let (id_a, id_b) = (identity("a", &a), identity("b", &b));
+    for (server, me) in [(&a, &id_a), (&b, &id_b)] {
+        server.route_queries(Routing {
+            me: me.clone(),
+            directory: Arc::clone(&directory),
+        });
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = StateDb::open(dir.path(), 16 << 20).unwrap();
+    // A SKU with a slash and a space: the forwarded URL must encode it.
+    let sku = "SKU 42/b";
+    let p = partition_for_key(sku.as_bytes(), 4);
+    let task = format!("inventory-{p}");
+    let op = ReserveInventory::new(topology.inventory_config());
+    let mut store = db.store(&task).unwrap();
+    op.process(
+        &mut store,
+        1_000,
+        &snapshot(sku, "dc-east", 30, 1),
+        &mut Vec::new(),
+    )
+    .unwrap();
+    store.commit(&[], true).unwrap();
+    let _ = status_a.db.set(db);
+    status_a.owned.lock().unwrap().insert(task.clone());
+    let path = format!(
+        "/v1/availability/{}",
+        percent_encoding::utf8_percent_encode(sku, PATH_SEGMENT)
+    );
+    let announce = |who: &Identity, since: i64, opening: bool| {
+        directory.apply(
+            &who.instance_id,
+            Some(shelfsync_schemas::InstanceAnnouncement {
+                instance_id: who.instance_id.clone(),
+                http_url: who.http_url.clone(),
+                announced_at: crate::clock::now_ms(),
+                ttl_ms: 60_000,
+                tasks: vec![shelfsync_schemas::TaskClaim {
+                    task: task.clone(),
+                    since,
+                    opening,
+                }],
+            }),
+        );
+    };
+
+    // Nobody announces the task yet: b names the task, says the owner is unknown.
+    let (code, _, body) = request(b.local_addr(), &path, "");
+    let v = json_of(&body);
+    assert_eq!(
+        (code, v["owner"].as_str()),
+        (421, Some("unknown")),
+        "{body}"
+    );
+    assert_eq!(v["task"], task.as_str());
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no live instance announces"),
+        "{body}"
+    );
+
+    // a announces it: b forwards and answers with a's numbers, saying who answered.
+    announce(&id_a, 1_000, false);
+    let (code, head, body) = request(b.local_addr(), &path, "");
+    assert_eq!(code, 200, "{body}");
+    assert!(head.contains(&format!("{ANSWERED_BY}: a")), "{head}");
+    let v = json_of(&body);
+    assert_eq!(
+        (v["owner"].as_str(), v["instance"].as_str()),
+        (Some("local"), Some("a"))
+    );
+    assert_eq!(v["sku"], sku);
+    assert_eq!(v["on_hand"], serde_json::json!({"dc-east": 30}));
+    assert_eq!(
+        json_of(&request(a.local_addr(), &path, "").2),
+        v,
+        "the owner's own answer"
+    );
+
+    // ?proxy=false, or a query another instance already forwarded: only the pointer.
+    for (query, headers) in [
+        ("?proxy=false", String::new()),
+        ("", format!("{FORWARDED_BY}: c\r\n")),
+    ] {
+        let (code, _, body) = request(b.local_addr(), &format!("{path}{query}"), &headers);
+        let v = json_of(&body);
+        assert_eq!(
+            (code, v["owner"].as_str(), v["instance"].as_str()),
+            (421, Some("remote"), Some("a")),
+            "{body}"
+        );
+        assert_eq!(v["url"], format!("{}{path}", id_a.http_url));
+    }
+
+    // A later claim (b was given the task and is restoring it) wins over a's: b does not
+    // ask itself, it says it is restoring the task.
+    announce(&id_b, 2_000, true);
+    let (code, _, body) = request(a.local_addr(), &path, "");
+    assert_eq!(code, 200, "a still owns it locally and answers: {body}");
+    status_a.owned.lock().unwrap().clear();
+    let (code, _, body) = request(a.local_addr(), &path, "");
+    let v = json_of(&body);
+    assert_eq!(
+        (code, v["instance"].as_str(), v["opening"].as_bool()),
+        (421, Some("b"), Some(true)),
+        "{body}"
+    );
+    assert!(
+        v["detail"].as_str().unwrap().contains("restoring"),
+        "{body}"
+    );
+
+    // An owner that does not answer from its state: the pointer, with why.
+    announce(&id_b, 3_000, false);
+    let (code, _, body) = request(a.local_addr(), &path, "");
+    let v = json_of(&body);
+    assert_eq!((code, v["instance"].as_str()), (421, Some("b")), "{body}");
+    assert!(
+        v["detail"].as_str().unwrap().contains("asking it failed"),
+        "{body}"
+    );
+
+    // b itself, while it opens the task, says so instead of pointing anywhere.
+    status_b.opening.lock().unwrap().insert(task.clone());
+    let (code, _, body) = request(b.local_addr(), &path, "");
+    let v = json_of(&body);
+    assert_eq!((code, v["opening"].as_bool()), (503, Some(true)), "{body}");
+    status_b.opening.lock().unwrap().clear();
+
+    // /v1/instances lists both, with their tasks.
+    let (code, _, body) = request(a.local_addr(), "/v1/instances", "");
+    let v = json_of(&body);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(v["self"]["instance_id"], "a");
+    let ids: Vec<&str> = v["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["instance_id"].as_str())
+        .collect();
+    assert_eq!(ids, ["a", "b"]);
+    a.shutdown();
+    b.shutdown();
+}
+
+#[test]
+fn a_busy_address_is_a_config_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let topology = Arc::new(Topology::from_toml_str(TOPOLOGY).unwrap());
+    let handle = prometheus_builder().unwrap().build_recorder().handle();
+    let err = serve(
+        taken.local_addr().unwrap(),
+        topology,
+        Arc::new(EngineStatus::default()),
+        handle,
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err}");
+}
