@@ -289,16 +289,6 @@ pub fn header<'a, M: Message>(msg: &'a M, name: &str) -> Option<&'a [u8]> {
     headers.iter().find(|h| h.key == name).and_then(|h| h.value)
 }
 
-/// Parses a stamp `task/offset/index`.
-pub fn parse_stamp(bytes: &[u8]) -> Option<(&str, i64, i32)> {
-    let s = std::str::from_utf8(bytes).ok()?;
-    let mut parts = s.rsplitn(3, '/');
-    let index = parts.next()?.parse().ok()?;
-    let offset = parts.next()?.parse().ok()?;
-    let task = parts.next()?;
-    Some((task, offset, index))
-}
-
 /// Logs a librdkafka error event at the right level.
 pub fn log_client_error(error: &KafkaError, reason: &str) {
     match error.rdkafka_error_code() {
@@ -426,17 +416,5 @@ pub fn check_connection(
             }
             Err(_) => {}
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stamps_round_trip_even_with_slashes_in_task_names() {
-        assert_eq!(parse_stamp(b"dedupe-3/42/1"), Some(("dedupe-3", 42, 1)));
-        assert_eq!(parse_stamp(b"a/b/3/4"), Some(("a/b", 3, 4)));
-        assert_eq!(parse_stamp(b"garbage"), None);
     }
 }

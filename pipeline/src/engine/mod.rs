@@ -1,0 +1,230 @@
+//! The runtime: one group consumer, one idempotent producer, one RocksDB, and a task per
+//! assigned `(stage, partition)`, driven in epochs. The files are the steps of DESIGN §3:
+//!
+//! | file | protocol step |
+//! |---|---|
+//! | [`task`] | the task, its [`Checkpoint`] and its ledger: the one type that holds a task's exactly-once bookkeeping |
+//! | [`epoch`] | the epoch: process → produce → await acks → `WriteBatch` → commit, and dead-lettering |
+//! | [`stamp`] | upstream stamps: `task/offset/index` on every output, per-upstream marks on every reader |
+//! | [`restore`] | opening a task: resume from the local checkpoint or restore the store from its changelog |
+//! | [`tail`] | output-tail suppression: delivered offsets and the scan that keeps a restart from repeating outputs |
+//! | [`rebalance`] | the consumer-group callbacks: commit and close on revoke, open on assign |
+//! | [`status`] | what probes, the directory and queries read while the engine runs |
+//!
+//! This file holds the [`Engine`] (the state the poll loop and the rebalance callbacks share,
+//! behind one mutex) and [`run`], the poll loop: poll for up to one epoch interval or
+//! `epoch_max_records` records, then commit the epoch.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use shelfsync_topology::{Stage, TopicId, Topology};
+use tracing::{error, info};
+
+use crate::error::{Error, Result};
+use crate::kafka::{self, KafkaProducer};
+use crate::rocks_store::StateDb;
+use crate::stages::{OutRecord, StageLogic};
+
+pub mod epoch;
+pub mod rebalance;
+pub mod restore;
+pub mod stamp;
+pub mod status;
+pub mod tail;
+pub mod task;
+
+pub use rebalance::GroupContext;
+pub use stamp::Stamp;
+pub use status::EngineStatus;
+pub use tail::Delivered;
+pub use task::{task_name, Checkpoint};
+
+use rebalance::{lock, Tasks};
+
+/// Runtime options that are not part of the topology.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Where RocksDB lives.
+    pub state_dir: PathBuf,
+    /// Set to stop gracefully: finish the epoch, commit, leave the group.
+    pub shutdown: Arc<AtomicBool>,
+    /// `group.instance.id` of the group consumer (static membership), when set.
+    pub group_instance_id: Option<String>,
+}
+
+/// The engine state shared between the poll loop and the rebalance callbacks.
+pub struct Engine {
+    topology: Arc<Topology>,
+    names: HashMap<TopicId, String>,
+    stage_by_topic: HashMap<String, Stage>,
+    logic: HashMap<Stage, Arc<StageLogic>>,
+    db: StateDb,
+    producer: KafkaProducer,
+    tasks: Tasks,
+    /// An error raised inside a callback, surfaced by the poll loop.
+    fatal: Option<Error>,
+    /// The outputs of the record being processed (reused between records).
+    out: Vec<OutRecord>,
+    /// Timestamps of the epoch's records (end-to-end latency once the epoch commits).
+    epoch_timestamps: Vec<i64>,
+    /// Records processed since the producer was last polled.
+    since_poll: u32,
+    status: Arc<EngineStatus>,
+    /// Last acknowledged offset per external output partition (all epochs so far); every
+    /// checkpoint carries it.
+    delivered: Delivered,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field(
+                "tasks",
+                &self
+                    .tasks
+                    .values()
+                    .map(std::collections::BTreeMap::len)
+                    .sum::<usize>(),
+            )
+            .finish()
+    }
+}
+
+impl Engine {
+    /// Builds the engine: opens RocksDB and the producer.
+    ///
+    /// # Errors
+    /// [`Error::State`] when RocksDB cannot open; [`Error::Kafka`] for a bad producer config.
+    pub fn new(
+        topology: Arc<Topology>,
+        options: &RunOptions,
+        status: Arc<EngineStatus>,
+    ) -> Result<Self> {
+        if let Some(url) = &topology.kafka.schema_registry_url {
+            return Err(Error::Config(format!(
+                "kafka.schema_registry_url = {url:?}: registry-backed Confluent framing is not supported yet; \
+                 remove it to use Avro single-object encoding"
+            )));
+        }
+        let budget =
+            usize::try_from(topology.processing.rocksdb_memory_budget.0).unwrap_or(usize::MAX);
+        let db = StateDb::open(&options.state_dir, budget)?;
+        let _ = status.db.set(db.clone());
+        let producer = KafkaProducer::new(&topology)?;
+        let names = TopicId::ALL
+            .iter()
+            .map(|id| (*id, topology.topic_name(*id)))
+            .collect();
+        let stage_by_topic = Stage::ALL
+            .iter()
+            .map(|s| (topology.topic_name(s.input()), *s))
+            .collect();
+        let logic = Stage::ALL
+            .iter()
+            .map(|s| (*s, Arc::new(StageLogic::new(*s, &topology))))
+            .collect();
+        let delivered = Delivered::high_watermarks(&topology)?;
+        Ok(Self {
+            topology,
+            names,
+            stage_by_topic,
+            logic,
+            db,
+            producer,
+            tasks: HashMap::new(),
+            fatal: None,
+            out: Vec::new(),
+            epoch_timestamps: Vec::new(),
+            since_poll: 0,
+            status,
+            delivered,
+        })
+    }
+
+    /// The RocksDB handle (for queries).
+    pub fn db(&self) -> &StateDb {
+        &self.db
+    }
+
+    fn topic(&self, id: TopicId) -> &str {
+        self.names.get(&id).map_or("", String::as_str)
+    }
+}
+
+/// Runs the topology until `options.shutdown` is set or a fatal error occurs.
+///
+/// # Errors
+/// Whatever stopped the engine: a broker refusing records for good, RocksDB failing, corrupt
+/// state. Bad records never stop it (they go to the DLQ).
+pub fn run(topology: Arc<Topology>, options: RunOptions, status: Arc<EngineStatus>) -> Result<()> {
+    let engine = Arc::new(Mutex::new(Engine::new(
+        Arc::clone(&topology),
+        &options,
+        status,
+    )?));
+    let mut config = kafka::consumer_config(&topology);
+    if let Some(id) = &options.group_instance_id {
+        config.set("group.instance.id", id);
+        info!(group_instance_id = %id, "static group membership: a restart within the session timeout keeps the partitions");
+    }
+    let consumer: BaseConsumer<GroupContext> = config.create_with_context(GroupContext {
+        engine: Arc::clone(&engine),
+    })?;
+    let topics: Vec<String> = Stage::ALL
+        .iter()
+        .map(|s| topology.topic_name(s.input()))
+        .collect();
+    let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topic_refs)?;
+    info!(group = %topology.application_id, topics = ?topics, "joined the consumer group");
+    let epoch = topology.processing.epoch_interval;
+    let max_records = topology.processing.epoch_max_records.max(1);
+    let result = (|| -> Result<()> {
+        while !options.shutdown.load(Ordering::SeqCst) {
+            let deadline = Instant::now() + epoch;
+            let mut n = 0;
+            while n < max_records {
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                if remaining.is_zero() {
+                    break;
+                }
+                // Rebalance callbacks run inside `poll` and take the engine's lock themselves;
+                // the loop takes it once per polled record.
+                match consumer.poll(remaining) {
+                    None => break,
+                    Some(Ok(msg)) => {
+                        let mut engine = lock(&engine);
+                        if let Some(e) = engine.fatal.take() {
+                            return Err(e);
+                        }
+                        engine.process(&msg)?;
+                        n += 1;
+                    }
+                    Some(Err(e)) => kafka::log_client_error(&e, "poll"),
+                }
+            }
+            let mut e = lock(&engine);
+            if let Some(err) = e.fatal.take() {
+                return Err(err);
+            }
+            e.commit_epoch(&consumer)?;
+        }
+        Ok(())
+    })();
+    match &result {
+        Ok(()) => {
+            info!("shutting down: committing the last epoch and leaving the group");
+            lock(&engine).commit_epoch(&consumer)?;
+        }
+        Err(e) => error!(error = %e, "engine stopped"),
+    }
+    consumer.unsubscribe();
+    lock(&engine).close_all();
+    drop(consumer);
+    result
+}
