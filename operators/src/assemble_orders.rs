@@ -175,15 +175,18 @@ impl AssembleOrders {
     }
 }
 
+/// The name of this operator's store (and of its changelog, `<app>-assemble-changelog`).
+pub const STORE: &str = "assemble";
+
 impl Operator for AssembleOrders {
     type Input = LineResult;
     type Output = AssembleOutput;
 
-    fn store(&self) -> StoreSpec {
-        StoreSpec {
-            name: "assemble",
+    fn store(&self) -> Option<StoreSpec> {
+        Some(StoreSpec {
+            name: STORE,
             max_ttl_ms: Some(self.config.retention_ms),
-        }
+        })
     }
 
     fn process(

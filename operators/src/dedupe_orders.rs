@@ -132,15 +132,18 @@ fn validate(order: &Order) -> Result<(), OperatorError> {
     Ok(())
 }
 
+/// The name of this operator's store (and of its changelog, `<app>-dedupe-changelog`).
+pub const STORE: &str = "dedupe";
+
 impl Operator for DedupeOrders {
     type Input = Order;
     type Output = DedupeOutput;
 
-    fn store(&self) -> StoreSpec {
-        StoreSpec {
-            name: "dedupe",
+    fn store(&self) -> Option<StoreSpec> {
+        Some(StoreSpec {
+            name: STORE,
             max_ttl_ms: Some(self.config.window_ms),
-        }
+        })
     }
 
     fn process(

@@ -1,11 +1,14 @@
 //! `erp_ingest`: the stateless stage that validates ERP inventory and product changes and routes
 //! them to the inventory stage as [`InventoryCommand`]s keyed by SKU.
+//!
+//! [`IngestInventory`] and [`IngestProducts`] are the two as [`Operator`]s (no store): the
+//! pipeline runs them through the same decode → process → encode path as the stateful ones.
 
 use shelfsync_schemas::{
     AdjustmentReason, InventoryChange, InventoryChangeKind, InventoryCommand, ProductChange,
 };
 
-use crate::OperatorError;
+use crate::{Operator, OperatorError, StateStore};
 
 /// Longest SKU or location id accepted, in bytes.
 pub const MAX_ID_LEN: usize = 128;
@@ -132,6 +135,46 @@ pub fn ingest_product(change: &ProductChange) -> Result<InventoryCommand, Operat
         }
     }
     Ok(InventoryCommand::product(change.clone()))
+}
+
+/// [`ingest_inventory`] as a stateless [`Operator`]: one command per valid change.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IngestInventory;
+
+impl Operator for IngestInventory {
+    type Input = InventoryChange;
+    type Output = InventoryCommand;
+
+    fn process(
+        &self,
+        _store: &mut dyn StateStore,
+        _timestamp: i64,
+        input: &InventoryChange,
+        out: &mut Vec<InventoryCommand>,
+    ) -> Result<(), OperatorError> {
+        out.push(ingest_inventory(input)?);
+        Ok(())
+    }
+}
+
+/// [`ingest_product`] as a stateless [`Operator`]: one command per valid product record.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IngestProducts;
+
+impl Operator for IngestProducts {
+    type Input = ProductChange;
+    type Output = InventoryCommand;
+
+    fn process(
+        &self,
+        _store: &mut dyn StateStore,
+        _timestamp: i64,
+        input: &ProductChange,
+        out: &mut Vec<InventoryCommand>,
+    ) -> Result<(), OperatorError> {
+        out.push(ingest_product(input)?);
+        Ok(())
+    }
 }
 
 #[cfg(test)]

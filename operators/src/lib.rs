@@ -68,8 +68,10 @@ impl OperatorError {
     }
 }
 
-/// A store an operator declares: its name (the changelog is `<app>-<name>-changelog`) and
-/// the longest TTL of its entries, if any.
+/// A store an operator declares: its name (the changelog is `<app>-<name>-changelog`, the
+/// RocksDB column families `<name>-<partition>`) and the longest TTL of its entries, if any.
+/// The topology takes a store's name from here (`shelfsync_topology::Store::name`), so an
+/// operator's module declares it once, as its `STORE` constant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreSpec {
     /// Store name.
@@ -85,8 +87,11 @@ pub trait Operator {
     /// What one step emits.
     type Output;
 
-    /// The store this operator keeps its state in.
-    fn store(&self) -> StoreSpec;
+    /// The store this operator keeps its state in; `None` (the default) for a stateless
+    /// operator, which gets an empty scratch store and must not rely on anything it writes.
+    fn store(&self) -> Option<StoreSpec> {
+        None
+    }
 
     /// Processes one input record with timestamp `timestamp` (ms): first advances stream time
     /// and expires what is due, then applies the record, then pushes outputs in a deterministic

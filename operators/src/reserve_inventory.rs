@@ -497,19 +497,22 @@ fn check_command(cmd: &InventoryCommand) -> Result<(), OperatorError> {
     }
 }
 
+/// The name of this operator's store (and of its changelog, `<app>-inventory-changelog`).
+pub const STORE: &str = "inventory";
+
 impl Operator for ReserveInventory {
     type Input = InventoryCommand;
     type Output = InventoryOutput;
 
-    fn store(&self) -> StoreSpec {
-        StoreSpec {
-            name: "inventory",
+    fn store(&self) -> Option<StoreSpec> {
+        Some(StoreSpec {
+            name: STORE,
             max_ttl_ms: Some(
                 self.config
                     .soft_hold_ttl_ms
                     .max(self.config.shipped_line_retention_ms),
             ),
-        }
+        })
     }
 
     fn process(

@@ -49,12 +49,14 @@ impl Store {
     pub const ALL: [Store; 3] = [Store::Dedupe, Store::Inventory, Store::Assemble];
 
     /// The store name (`dedupe`, `inventory`, `assemble`), used in the changelog topic name and
-    /// the RocksDB column family names.
+    /// the RocksDB column family names: the name the owning operator declares (its module's
+    /// `STORE`, returned by its `Operator::store`).
     pub fn name(self) -> &'static str {
+        use shelfsync_operators::{assemble_orders, dedupe_orders, reserve_inventory};
         match self {
-            Self::Dedupe => "dedupe",
-            Self::Inventory => "inventory",
-            Self::Assemble => "assemble",
+            Self::Dedupe => dedupe_orders::STORE,
+            Self::Inventory => reserve_inventory::STORE,
+            Self::Assemble => assemble_orders::STORE,
         }
     }
 

@@ -86,10 +86,15 @@ pub use graph::{
     INSTANCES_SUFFIX, INVENTORY_COMMANDS_SUFFIX, LINE_RESULTS_SUFFIX, ORDERS_SUFFIX,
 };
 pub use model::{
-    AdapterName, AssembleSection, ChannelSpec, DedupeSection, Guarantee, InventorySection,
-    KafkaSection, LocationSpec, ProcessingSection, PushKind, PushSpec, TopicsSection, Topology,
+    AssembleSection, ChannelSpec, DedupeSection, Guarantee, InventorySection, KafkaSection,
+    LocationSpec, ProcessingSection, PushKind, PushSpec, TopicsSection, Topology,
 };
 pub use shelfsync_operators::config::OversellPolicy;
+/// The adapter a channel's raw orders are parsed with (`adapter = "shopify"`): the schemas
+/// crate's own enum, so the file format and the adapters cannot drift apart.
+pub use shelfsync_schemas::adapters::AdapterKind;
+/// The former name of [`AdapterKind`], kept while the command line moves over.
+pub use shelfsync_schemas::adapters::AdapterKind as AdapterName;
 pub use units::ByteSize;
 pub use validate::{
     is_topic_safe, ValidationError, MAX_APPLICATION_ID_LEN, MAX_CHANNEL_NAME_LEN,

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use shelfsync_operators::config::OversellPolicy;
+use shelfsync_schemas::adapters::AdapterKind;
 
 use crate::defaults;
 use crate::units::{duration, ByteSize};
@@ -221,41 +222,6 @@ pub struct LocationSpec {
     pub name: String,
 }
 
-/// The channel adapter that turns the channel's raw payloads into canonical orders.
-///
-/// The pipeline maps it onto `shelfsync_schemas::adapters::AdapterKind`; it is a separate type
-/// here so that the file format does not move when the adapters do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AdapterName {
-    /// Shopify order webhooks.
-    Shopify,
-    /// Amazon SP-API orders.
-    Amazon,
-    /// Walmart Marketplace purchase orders.
-    Walmart,
-    /// shelfsync's generic JSON order shape (for any other channel).
-    Generic,
-}
-
-impl AdapterName {
-    /// The name as written in the file (`"shopify"`, …).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Shopify => "shopify",
-            Self::Amazon => "amazon",
-            Self::Walmart => "walmart",
-            Self::Generic => "generic",
-        }
-    }
-}
-
-impl std::fmt::Display for AdapterName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// `[[channels]]`: a sales channel and its allocation policy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -265,7 +231,7 @@ pub struct ChannelSpec {
     /// `_` and `-`, at most 64 characters.
     pub name: String,
     /// Which adapter decodes its raw orders: `"shopify"`, `"amazon"`, `"walmart"` or `"generic"`.
-    pub adapter: AdapterName,
+    pub adapter: AdapterKind,
     /// Percentage (0–100) of available-to-sell stock offered on this channel, rounded down.
     /// Shares of different channels are each taken from the same ATS and need not add up to 100.
     /// Default `100`.
@@ -302,7 +268,7 @@ fn default_share_pct() -> i64 {
 impl ChannelSpec {
     /// A channel with the given adapter and every policy at its default (100% of ATS, no
     /// buffer, cap or minimum, all locations, `reject`, no push).
-    pub fn new(name: &str, adapter: AdapterName) -> Self {
+    pub fn new(name: &str, adapter: AdapterKind) -> Self {
         Self {
             name: name.to_string(),
             adapter,

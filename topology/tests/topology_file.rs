@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use shelfsync_topology::{
-    defaults, AdapterName, ByteSize, Guarantee, OversellPolicy, PushKind, Stage, Store, TopicId,
+    defaults, AdapterKind, ByteSize, Guarantee, OversellPolicy, PushKind, Stage, Store, TopicId,
     TopicRole, Topology, TopologyError,
 };
 
@@ -75,14 +75,14 @@ fn the_example_loads_and_validates() {
 
     let names: Vec<&str> = topology.channels.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["amazon", "walmart", "shopify", "ebay"]);
-    let adapters: Vec<AdapterName> = topology.channels.iter().map(|c| c.adapter).collect();
+    let adapters: Vec<AdapterKind> = topology.channels.iter().map(|c| c.adapter).collect();
     assert_eq!(
         adapters,
         [
-            AdapterName::Amazon,
-            AdapterName::Walmart,
-            AdapterName::Shopify,
-            AdapterName::Generic
+            AdapterKind::Amazon,
+            AdapterKind::Walmart,
+            AdapterKind::Shopify,
+            AdapterKind::Generic
         ]
     );
     for channel in &topology.channels {
