@@ -33,8 +33,8 @@
 //! RocksDB budget + 256 MiB. The benchmark stops by itself: every wait is bounded.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{BufRead, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::BufRead;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -266,7 +266,7 @@ fn create_topics(topology: &Topology) -> anyhow::Result<()> {
 /// `shelfsync run` in a child process; stopped (TERM, then KILL) when dropped.
 struct Pipeline {
     child: Child,
-    http: SocketAddr,
+    http: HttpClient,
     log: PathBuf,
 }
 
@@ -279,6 +279,7 @@ impl Pipeline {
             let l = std::net::TcpListener::bind("127.0.0.1:0")?;
             l.local_addr()?
         };
+        let client = HttpClient::new(http)?;
         let log = dir.join(format!("{name}.log"));
         let exe = std::env::current_exe().context("locate the shelfsync binary")?;
         let child = Command::new(exe)
@@ -299,7 +300,11 @@ impl Pipeline {
             .stderr(std::fs::File::create(&log)?)
             .spawn()
             .context("start `shelfsync run`")?;
-        Ok(Self { child, http, log })
+        Ok(Self {
+            child,
+            http: client,
+            log,
+        })
     }
 
     fn check_alive(&mut self) -> anyhow::Result<()> {
@@ -319,7 +324,7 @@ impl Pipeline {
     }
 
     fn metrics(&self) -> anyhow::Result<String> {
-        let (code, body) = http_get(self.http, "/metrics")?;
+        let (code, body) = self.http.get("/metrics")?;
         if code != 200 {
             bail!("/metrics answered {code}");
         }
@@ -327,7 +332,7 @@ impl Pipeline {
     }
 
     fn ready(&self) -> bool {
-        matches!(http_get(self.http, "/readyz"), Ok((200, _)))
+        matches!(self.http.get("/readyz"), Ok((200, _)))
     }
 
     fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<Duration> {
@@ -396,26 +401,45 @@ fn status_kib(status: &str, field: &str) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-/// A minimal HTTP/1.1 GET (the pipeline's own endpoints on loopback).
-fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf)?;
-    let text = String::from_utf8_lossy(&buf);
-    let code = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or(String::new(), |(_, b)| b.to_string());
-    Ok((code, body))
+/// A client of the pipeline's own HTTP endpoints on loopback: `reqwest` on a current-thread
+/// tokio runtime of its own (the bench is threads, not tasks).
+struct HttpClient {
+    rt: tokio::runtime::Runtime,
+    client: reqwest::Client,
+    base: String,
+}
+
+impl HttpClient {
+    fn new(addr: SocketAddr) -> anyhow::Result<Self> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(10))
+            // Loopback: never through an `HTTP_PROXY` of the environment.
+            .no_proxy()
+            .build()
+            .context("build the HTTP client")?;
+        Ok(Self {
+            rt,
+            client,
+            base: format!("http://{addr}"),
+        })
+    }
+
+    /// GET `path`: the status code and the body.
+    fn get(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        self.rt.block_on(async {
+            let response = self
+                .client
+                .get(format!("{}{path}", self.base))
+                .send()
+                .await?;
+            let code = response.status().as_u16();
+            Ok((code, response.text().await?))
+        })
+    }
 }
 
 /// Sums of counter `name` per value of `label`, from Prometheus text.
@@ -1404,6 +1428,35 @@ mod tests {
         assert_eq!(m.get("dedupe"), Some(&10));
         assert_eq!(m.get("inventory"), Some(&7));
         assert_eq!(m.len(), 2);
+    }
+
+    #[test]
+    fn the_http_client_reads_status_and_body() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().expect("accept");
+            let mut request = [0u8; 1024];
+            let n = conn.read(&mut request).expect("read");
+            let request = String::from_utf8_lossy(&request[..n]).to_string();
+            let body = "shelfsync_up 1\n";
+            write!(
+                conn,
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .expect("write");
+            request
+        });
+        let client = HttpClient::new(addr).expect("client");
+        let (code, body) = client.get("/metrics").expect("get");
+        assert_eq!((code, body.as_str()), (503, "shelfsync_up 1\n"));
+        let request = server.join().expect("server");
+        assert!(
+            request.starts_with("GET /metrics HTTP/1.1\r\n"),
+            "{request}"
+        );
     }
 
     #[test]
