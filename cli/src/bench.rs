@@ -49,7 +49,8 @@ use shelfsync_operators::{MemStore, StateStore};
 use shelfsync_topology::{AdapterName, ChannelSpec, LocationSpec, Stage, TopicId, Topology};
 
 use crate::generator::{
-    parse_duration, Generator, GeneratorConfig, GeneratorCounts, GeneratorStats, TrafficSource,
+    parse_duration, Generator, GeneratorConfig, GeneratorCounts, GeneratorStats, TrafficArgs,
+    TrafficSource,
 };
 use shelfsync_pipeline::engine::Checkpoint;
 use shelfsync_pipeline::kafka::{self, KafkaProducer, ProduceRecord};
@@ -78,7 +79,21 @@ pub enum Phase {
 }
 
 /// Flags of `shelfsync bench`.
+///
+/// The traffic flags are the shared [`TrafficArgs`]; the bench keeps its own defaults for three
+/// of them (a catalog and rates sized for a benchmark, not a demo), and help texts that say what
+/// `--skus`, `--rate` and `--duration` mean here.
 #[derive(Debug, Clone, clap::Args)]
+#[command(
+    mut_arg("skus", |a| a
+        .default_value("100000")
+        .help("SKUs in the catalog of the throughput and latency phases")),
+    mut_arg("orders_per_sec", |a| a
+        .default_value("500")
+        .help("Raw order records per second (new orders, repeats, revisions, cancellations)")),
+    mut_arg("erp_updates_per_sec", |a| a.default_value("5000")),
+    mut_arg("duration", |a| a.help("How long the latency phase produces live traffic")),
+)]
 pub struct BenchArgs {
     /// The broker of the throughput and latency phases (host:port).
     #[arg(long, env = "SHELFSYNC_BOOTSTRAP_SERVERS")]
@@ -112,27 +127,9 @@ pub struct BenchArgs {
         default_value = "throughput,latency,restore"
     )]
     pub phases: Vec<Phase>,
-    /// SKUs in the catalog of the throughput and latency phases.
-    #[arg(long, default_value_t = 100_000)]
-    pub skus: u32,
-    /// Raw order records per second (new orders, repeats, revisions, cancellations).
-    #[arg(long, default_value_t = 500.0)]
-    pub rate: f64,
-    /// ERP stock updates per second.
-    #[arg(long, default_value_t = 5_000.0)]
-    pub erp_rate: f64,
-    /// Percentage of order records that repeat an earlier delivery.
-    #[arg(long, default_value_t = 10)]
-    pub duplicate_pct: u8,
-    /// Percentage of order records that cancel an earlier order.
-    #[arg(long, default_value_t = 5)]
-    pub cancel_pct: u8,
-    /// Percentage of order records that revise an earlier order.
-    #[arg(long, default_value_t = 8)]
-    pub revision_pct: u8,
-    /// How long the latency phase produces live traffic.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
-    pub duration: Duration,
+    /// The traffic: catalog size, rates, mix, duration (of the latency phase) and seed.
+    #[command(flatten)]
+    pub traffic: TrafficArgs,
     /// How much of the configured traffic (at `--rate` and `--erp-rate`) the throughput phase
     /// preloads, after the catalog.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
@@ -140,9 +137,6 @@ pub struct BenchArgs {
     /// SKUs of the inventory store the restore phase restores.
     #[arg(long, default_value_t = 1_000_000)]
     pub restore_skus: u32,
-    /// Seed of the generator.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
     /// The longest wait for a pipeline to drain, restore or get ready.
     #[arg(long, default_value = "600s", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -155,16 +149,13 @@ pub struct BenchArgs {
 }
 
 impl BenchArgs {
+    /// The generator of the bench: the traffic flags with `skus` SKUs and no flash sale.
     fn generator(&self, skus: u32) -> GeneratorConfig {
         GeneratorConfig {
-            skus,
-            orders_per_sec: self.rate,
-            erp_updates_per_sec: self.erp_rate,
-            duplicate_pct: self.duplicate_pct,
-            cancel_pct: self.cancel_pct,
-            revision_pct: self.revision_pct,
-            duration: self.duration,
-            seed: self.seed,
+            traffic: TrafficArgs {
+                skus,
+                ..self.traffic.clone()
+            },
             flash_skus: 0,
             flash_orders_per_sec: 0.0,
             erp_sequence_base: 0,
@@ -575,10 +566,10 @@ fn preload(topology: &Topology, args: &BenchArgs) -> anyhow::Result<GeneratorCou
     // The same records as live traffic, on a compressed schedule (the producer cannot keep up
     // with it, so it sends as fast as it can).
     let k = (args.backlog.as_secs_f64() / 2.0).max(1.0);
-    let mut cfg = args.generator(args.skus);
-    cfg.orders_per_sec = args.rate * k;
-    cfg.erp_updates_per_sec = args.erp_rate * k;
-    cfg.duration = args.backlog.div_f64(k);
+    let mut cfg = args.generator(args.traffic.skus);
+    cfg.traffic.orders_per_sec = args.traffic.orders_per_sec * k;
+    cfg.traffic.erp_updates_per_sec = args.traffic.erp_updates_per_sec * k;
+    cfg.traffic.duration = args.backlog.div_f64(k);
     let stop = AtomicBool::new(false);
     let stats = GeneratorStats::default();
     let began = Instant::now();
@@ -930,7 +921,10 @@ fn latency(
     create_topics(&topology)?;
     eprintln!(
         "latency: {} orders/s + {} ERP updates/s for {:?} ({})",
-        args.rate, args.erp_rate, args.duration, topology.application_id
+        args.traffic.orders_per_sec,
+        args.traffic.erp_updates_per_sec,
+        args.traffic.duration,
+        topology.application_id
     );
     let seen = Mutex::new(Observed::default());
     let stop_observer = AtomicBool::new(false);
@@ -939,7 +933,7 @@ fn latency(
         let result = (|| {
             let mut pipeline = Pipeline::spawn(&topology, dir, "latency")?;
             pipeline.wait_ready(args.timeout)?;
-            let cfg = args.generator(args.skus);
+            let cfg = args.generator(args.traffic.skus);
             let mut generator =
                 Generator::new(&topology, cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
             let stop = AtomicBool::new(false);
@@ -1013,7 +1007,10 @@ fn latency(
             .map(|(ts, read_at)| read_at - ts)
             .collect();
         Ok(LatencyResult {
-            offered: (args.rate, args.erp_rate),
+            offered: (
+                args.traffic.orders_per_sec,
+                args.traffic.erp_updates_per_sec,
+            ),
             sent,
             seconds,
             erp_to_availability: percentiles(erp_lat),
@@ -1378,19 +1375,19 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         started: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         workload: format!(
             "{} SKUs, {} locations, {} channels, {} partitions (inventory commands: {}), epoch {:?}; {} orders/s ({}% repeats, {}% cancellations, {}% revisions), {} ERP updates/s; backlog {:?}; latency run {:?}; restore {} SKUs",
-            args.skus,
+            args.traffic.skus,
             base.locations.len(),
             base.channels.len(),
             base.topics.partitions,
             base.partitions(TopicId::InventoryCommands),
             base.processing.epoch_interval,
-            args.rate,
-            args.duplicate_pct,
-            args.cancel_pct,
-            args.revision_pct,
-            args.erp_rate,
+            args.traffic.orders_per_sec,
+            args.traffic.duplicate_pct,
+            args.traffic.cancel_pct,
+            args.traffic.revision_pct,
+            args.traffic.erp_updates_per_sec,
             args.backlog,
-            args.duration,
+            args.traffic.duration,
             args.restore_skus
         ),
         rocksdb_budget: base.processing.rocksdb_memory_budget.0,
@@ -1509,6 +1506,43 @@ mod tests {
     }
 
     #[test]
+    fn the_bench_keeps_its_own_traffic_defaults() {
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            bench: BenchArgs,
+        }
+        let flags = <Flags as clap::Parser>::try_parse_from(["bench", "--bootstrap", "b:9092"])
+            .expect("parses");
+        assert_eq!(
+            flags.bench.traffic,
+            TrafficArgs {
+                skus: 100_000,
+                orders_per_sec: 500.0,
+                erp_updates_per_sec: 5_000.0,
+                ..TrafficArgs::default()
+            }
+        );
+        let flags = <Flags as clap::Parser>::try_parse_from([
+            "bench",
+            "--bootstrap",
+            "b:9092",
+            "--skus",
+            "300",
+            "--rate",
+            "7",
+            "--erp-rate",
+            "9",
+        ])
+        .expect("parses");
+        let t = flags.bench.traffic;
+        assert_eq!(
+            (t.skus, t.orders_per_sec, t.erp_updates_per_sec),
+            (300, 7.0, 9.0)
+        );
+    }
+
+    #[test]
     fn the_base_topology_takes_the_flags() {
         let args = BenchArgs {
             bootstrap: "127.0.0.1:1".into(),
@@ -1519,16 +1553,18 @@ mod tests {
             partitions: 2,
             epoch: Some(Duration::from_millis(50)),
             phases: vec![],
-            skus: 100,
-            rate: 1.0,
-            erp_rate: 1.0,
-            duplicate_pct: 0,
-            cancel_pct: 0,
-            revision_pct: 0,
-            duration: Duration::from_secs(1),
+            traffic: TrafficArgs {
+                skus: 100,
+                orders_per_sec: 1.0,
+                erp_updates_per_sec: 1.0,
+                duplicate_pct: 0,
+                cancel_pct: 0,
+                revision_pct: 0,
+                duration: Duration::from_secs(1),
+                seed: 1,
+            },
             backlog: Duration::from_secs(1),
             restore_skus: 100,
-            seed: 1,
             timeout: Duration::from_secs(1),
             json: None,
             work_dir: None,

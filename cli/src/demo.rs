@@ -157,10 +157,10 @@ pub fn run(args: DemoArgs, interrupted: Arc<AtomicBool>) -> anyhow::Result<ExitC
     out.line(&format!(
         "shelfsync demo: application {application_id}, broker {}, {} SKUs, {} orders/s for {}, seed {}",
         args.bootstrap,
-        args.generator.skus,
-        args.generator.orders_per_sec,
-        humantime::format_duration(args.generator.duration),
-        args.generator.seed
+        args.generator.traffic.skus,
+        args.generator.traffic.orders_per_sec,
+        humantime::format_duration(args.generator.traffic.duration),
+        args.generator.traffic.seed
     ));
 
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -900,7 +900,7 @@ impl Demo<'_> {
                     "{} ({}s / {}s){}",
                     phase.label(),
                     started.elapsed().saturating_sub(held).as_secs(),
-                    self.args.generator.duration.as_secs(),
+                    self.args.generator.traffic.duration.as_secs(),
                     if self.stats.hold.load(Ordering::Relaxed) {
                         "  [generator held back: the pipeline is behind]"
                     } else {
@@ -1046,7 +1046,7 @@ impl Demo<'_> {
             String::new(),
             format!(
                 "shelfsync demo summary (application {}, seed {})",
-                self.topology.application_id, self.args.generator.seed
+                self.topology.application_id, self.args.generator.traffic.seed
             ),
         ];
         let mut row = |label: &str, value: String| lines.push(format!("  {label:<28}{value}"));
@@ -1054,7 +1054,7 @@ impl Demo<'_> {
             "catalog",
             format!(
                 "{} SKUs x {} locations: {} product and {} stock records, taken in by the pipeline {catalog_secs:.1} s after start",
-                thousands(u64::from(self.args.generator.skus)),
+                thousands(u64::from(self.args.generator.traffic.skus)),
                 self.topology.locations.len(),
                 thousands(g.products),
                 thousands(g.snapshots)

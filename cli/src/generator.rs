@@ -54,11 +54,14 @@ use shelfsync_pipeline::clock::now_ms;
 use shelfsync_pipeline::kafka;
 use shelfsync_pipeline::{Error, Result};
 
-/// What to generate, and how fast.
+/// The traffic flags that `generate`, `demo` and `bench` share (flattened into each): catalog
+/// size, rates, the mix of order records, duration and seed.
 ///
-/// Also the flags of `shelfsync generate` and `shelfsync demo`.
+/// The defaults written here are those of `generate` and `demo`. `bench` keeps its own larger
+/// defaults for `--skus` (100000), `--rate` (500) and `--erp-rate` (5000), set on its command
+/// with `mut_arg` ([`crate::bench::BenchArgs`]); its tests check them.
 #[derive(Debug, Clone, PartialEq, clap::Args)]
-pub struct GeneratorConfig {
+pub struct TrafficArgs {
     /// SKUs in the catalog. Each gets a product record and a stock snapshot per location.
     #[arg(long = "skus", default_value_t = 2000)]
     pub skus: u32,
@@ -88,6 +91,32 @@ pub struct GeneratorConfig {
     /// records.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+}
+
+impl Default for TrafficArgs {
+    fn default() -> Self {
+        Self {
+            skus: 2000,
+            orders_per_sec: 20.0,
+            erp_updates_per_sec: 5.0,
+            duplicate_pct: 10,
+            cancel_pct: 5,
+            revision_pct: 8,
+            duration: Duration::from_secs(60),
+            seed: 42,
+        }
+    }
+}
+
+/// What to generate, and how fast.
+///
+/// Also the flags of `shelfsync generate` and `shelfsync demo`: the shared [`TrafficArgs`] plus
+/// the flash sale and the ERP sequence base.
+#[derive(Debug, Clone, PartialEq, clap::Args)]
+pub struct GeneratorConfig {
+    /// Catalog size, rates, mix, duration and seed.
+    #[command(flatten)]
+    pub traffic: TrafficArgs,
     /// SKUs in the flash sale (0: no flash sale). They have little stock and sell only in the
     /// sale, from 30% to 60% of the run.
     #[arg(long, default_value_t = 5)]
@@ -105,14 +134,7 @@ pub struct GeneratorConfig {
 impl Default for GeneratorConfig {
     fn default() -> Self {
         Self {
-            skus: 2000,
-            orders_per_sec: 20.0,
-            erp_updates_per_sec: 5.0,
-            duplicate_pct: 10,
-            cancel_pct: 5,
-            revision_pct: 8,
-            duration: Duration::from_secs(60),
-            seed: 42,
+            traffic: TrafficArgs::default(),
             flash_skus: 5,
             flash_orders_per_sec: 20.0,
             erp_sequence_base: 0,
@@ -136,13 +158,14 @@ impl GeneratorConfig {
     /// # Errors
     /// [`Error::Config`] for the first bad field.
     pub fn validate(&self) -> Result<()> {
+        let t = &self.traffic;
         let bad = |msg: String| Err(Error::Config(msg));
-        if !(10..=10_000_000).contains(&self.skus) {
-            return bad(format!("--skus is {}; allowed: 10 to 10000000", self.skus));
+        if !(10..=10_000_000).contains(&t.skus) {
+            return bad(format!("--skus is {}; allowed: 10 to 10000000", t.skus));
         }
         for (flag, rate) in [
-            ("--rate", self.orders_per_sec),
-            ("--erp-rate", self.erp_updates_per_sec),
+            ("--rate", t.orders_per_sec),
+            ("--erp-rate", t.erp_updates_per_sec),
             ("--flash-orders-per-sec", self.flash_orders_per_sec),
         ] {
             if !rate.is_finite() || !(0.0..=1_000_000.0).contains(&rate) {
@@ -151,9 +174,7 @@ impl GeneratorConfig {
                 ));
             }
         }
-        let pct = u32::from(self.duplicate_pct)
-            + u32::from(self.cancel_pct)
-            + u32::from(self.revision_pct);
+        let pct = u32::from(t.duplicate_pct) + u32::from(t.cancel_pct) + u32::from(t.revision_pct);
         if pct > 100 {
             return bad(format!(
                 "--duplicate-pct + --cancel-pct + --revision-pct is {pct}; allowed: at most 100"
@@ -166,13 +187,13 @@ impl GeneratorConfig {
                 i64::MAX / 2
             ));
         }
-        if self.duration.is_zero() {
+        if t.duration.is_zero() {
             return bad("--duration is 0; give a positive duration such as \"60s\"".into());
         }
-        if self.flash_skus > self.skus / 10 {
+        if self.flash_skus > t.skus / 10 {
             return bad(format!(
                 "--flash-skus is {} for {} SKUs; allowed: at most a tenth of --skus",
-                self.flash_skus, self.skus
+                self.flash_skus, t.skus
             ));
         }
         Ok(())
@@ -180,7 +201,8 @@ impl GeneratorConfig {
 
     /// The flash sale's window, as offsets into the run: from 30% to 60% of `duration`.
     pub fn flash_window(&self) -> (Duration, Duration) {
-        (self.duration.mul_f64(0.3), self.duration.mul_f64(0.6))
+        let duration = self.traffic.duration;
+        (duration.mul_f64(0.3), duration.mul_f64(0.6))
     }
 }
 
@@ -373,7 +395,7 @@ pub struct GeneratorReport {
     pub stopped_early: bool,
 }
 
-/// Runs the whole generator: catalog, then traffic until `cfg.duration` ends or `stop` is set.
+/// Runs the whole generator: catalog, then traffic until `cfg.traffic.duration` ends or `stop` is set.
 ///
 /// # Errors
 /// [`Error::Config`] for a bad configuration; [`Error::Kafka`] when the producer cannot be
@@ -569,7 +591,7 @@ impl Generator {
         stop: &AtomicBool,
         stats: &GeneratorStats,
     ) -> Result<GeneratorReport> {
-        let total = self.cfg.duration.as_secs_f64();
+        let total = self.cfg.traffic.duration.as_secs_f64();
         let (flash_from, flash_to) = self.cfg.flash_window();
         let (flash_from, flash_to) = if self.model.flash.is_empty() {
             (f64::INFINITY, f64::INFINITY)
@@ -584,8 +606,8 @@ impl Generator {
             }
         };
         let dt = [
-            interval(self.cfg.orders_per_sec),
-            interval(self.cfg.erp_updates_per_sec),
+            interval(self.cfg.traffic.orders_per_sec),
+            interval(self.cfg.traffic.erp_updates_per_sec),
             interval(self.cfg.flash_orders_per_sec),
         ];
         // Event n of stream s is due at start[s] + n * dt[s] seconds into the run.
@@ -1072,7 +1094,7 @@ impl TrafficModel {
                     .into(),
             ));
         }
-        let mut rng = StdRng::seed_from_u64(cfg.seed);
+        let mut rng = StdRng::seed_from_u64(cfg.traffic.seed);
         let generic = topology
             .channels
             .iter()
@@ -1094,7 +1116,7 @@ impl TrafficModel {
                 },
             })
             .collect();
-        let skus = cfg.skus as usize;
+        let skus = cfg.traffic.skus as usize;
         let catalog: Vec<Sku> = (0..skus)
             .map(|i| {
                 let category = &CATEGORIES[i % CATEGORIES.len()];
@@ -1148,12 +1170,12 @@ impl TrafficModel {
             recent: VecDeque::with_capacity(RECENT_ORDERS),
             next_order: 0,
             next_line: 0,
-            id_base: (cfg.seed % 997) * 10_000_000,
+            id_base: (cfg.traffic.seed % 997) * 10_000_000,
             erp_sequence_base: cfg.erp_sequence_base,
             flash_stock: flash_stock(cfg),
-            duplicate_pct: u32::from(cfg.duplicate_pct),
-            cancel_pct: u32::from(cfg.cancel_pct),
-            revision_pct: u32::from(cfg.revision_pct),
+            duplicate_pct: u32::from(cfg.traffic.duplicate_pct),
+            cancel_pct: u32::from(cfg.traffic.cancel_pct),
+            revision_pct: u32::from(cfg.traffic.revision_pct),
         })
     }
 
@@ -2025,8 +2047,11 @@ mod tests {
     /// 10 s of traffic, as [`simulate`] runs it for `seconds = 10`.
     fn cfg() -> GeneratorConfig {
         GeneratorConfig {
-            skus: 200,
-            duration: Duration::from_secs(10),
+            traffic: TrafficArgs {
+                skus: 200,
+                duration: Duration::from_secs(10),
+                ..TrafficArgs::default()
+            },
             ..GeneratorConfig::default()
         }
     }
@@ -2042,10 +2067,10 @@ mod tests {
         };
         for tick in 0..seconds * 10 {
             let now = t0 + i64::from(tick) * 100;
-            for _ in 0..due(cfg.orders_per_sec, tick) {
+            for _ in 0..due(cfg.traffic.orders_per_sec, tick) {
                 out.push(model.next_order_event(now).expect("order"));
             }
-            for _ in 0..due(cfg.erp_updates_per_sec, tick) {
+            for _ in 0..due(cfg.traffic.erp_updates_per_sec, tick) {
                 out.push(model.next_erp_event(now).expect("erp"));
             }
             if (seconds * 3..seconds * 6).contains(&tick) {
@@ -2070,7 +2095,17 @@ mod tests {
         let a = simulate(&cfg(), 5);
         let b = simulate(&cfg(), 5);
         assert_eq!(a, b);
-        let other = simulate(&GeneratorConfig { seed: 7, ..cfg() }, 5);
+        let c = cfg();
+        let other = simulate(
+            &GeneratorConfig {
+                traffic: TrafficArgs {
+                    seed: 7,
+                    ..c.traffic
+                },
+                ..c
+            },
+            5,
+        );
         assert_ne!(a, other);
     }
 
@@ -2123,7 +2158,7 @@ mod tests {
     fn catalog_comes_first_and_erp_sequences_grow_per_position() {
         let c = cfg();
         let records = simulate(&c, 5);
-        let skus = c.skus as usize;
+        let skus = c.traffic.skus as usize;
         assert!(records[..skus]
             .iter()
             .all(|r| r.target == Target::ErpProducts));
@@ -2206,8 +2241,11 @@ mod tests {
     #[test]
     fn validate_names_the_bad_flag() {
         let bad = GeneratorConfig {
-            duplicate_pct: 60,
-            cancel_pct: 50,
+            traffic: TrafficArgs {
+                duplicate_pct: 60,
+                cancel_pct: 50,
+                ..cfg().traffic
+            },
             ..cfg()
         };
         let err = bad.validate().expect_err("invalid").to_string();
