@@ -57,9 +57,6 @@ use shelfsync_pipeline::kafka::{self, KafkaProducer, ProduceRecord};
 use shelfsync_pipeline::rocks_store::CHECKPOINT_KEY;
 use shelfsync_pipeline::stages::StageLogic;
 
-/// The example topology, the default base of the benchmark.
-const EXAMPLE_TOPOLOGY: &str = include_str!("../../topology/retail.example.toml");
-
 /// How often progress is sampled.
 const SAMPLE_EVERY: Duration = Duration::from_millis(200);
 /// A drain is over when the sources are all taken and nothing moved for this long.
@@ -172,7 +169,7 @@ fn base_topology(args: &BenchArgs) -> anyhow::Result<Topology> {
         Some(path) => {
             std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?
         }
-        None => EXAMPLE_TOPOLOGY.to_string(),
+        None => crate::EXAMPLE_TOPOLOGY.to_string(),
     };
     let mut t = Topology::parse_toml_str(&text).map_err(|e| anyhow::anyhow!("{e}"))?;
     if args.locations > 0 {

@@ -59,9 +59,6 @@ use crate::generator::{
 use shelfsync_pipeline::engine::{self, EngineStatus, RunOptions};
 use shelfsync_pipeline::metrics as m;
 
-/// The example topology the demo runs.
-const EXAMPLE_TOPOLOGY: &str = include_str!("../../topology/retail.example.toml");
-
 /// Flags of `shelfsync demo`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
@@ -106,7 +103,7 @@ pub fn demo_topology(
     partitions: i32,
     vars: impl Iterator<Item = (String, String)>,
 ) -> anyhow::Result<Topology> {
-    let mut topology = Topology::parse_toml_str(EXAMPLE_TOPOLOGY)
+    let mut topology = Topology::parse_toml_str(crate::EXAMPLE_TOPOLOGY)
         .map_err(|e| anyhow::anyhow!("the example topology: {e}"))?;
     topology.apply_env(vars.filter(|(k, _)| k.starts_with(shelfsync_topology::ENV_KAFKA_PREFIX)));
     topology.application_id = application_id.to_string();

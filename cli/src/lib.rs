@@ -16,3 +16,7 @@ pub mod demo;
 pub mod generator;
 
 pub use cli::main;
+
+/// The example topology (`topology/retail.example.toml`): the demo's, the bench's default base and
+/// the tests'.
+pub(crate) const EXAMPLE_TOPOLOGY: &str = include_str!("../../topology/retail.example.toml");
