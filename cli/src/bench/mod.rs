@@ -32,11 +32,11 @@
 //! Each phase reports the pipeline's peak RSS (`VmHWM` of the child) against the configured
 //! RocksDB budget + 256 MiB. The benchmark stops by itself: every wait is bounded.
 //!
-//! How the pieces fit: this file has the flags and runs the phases; [`topology`] builds each
-//! phase's topology, [`pipeline`] runs `shelfsync run` as a child process and reads its
-//! endpoints, [`drain`] samples progress and turns it into rates (and preloads the backlog);
-//! [`throughput`] (with the passthrough baseline), [`latency`] and [`restore`] are the phases;
-//! [`report`] prints the results and writes them as JSON.
+//! How the pieces fit: this file has the flags and runs the phases; `topology` builds each
+//! phase's topology, `pipeline` runs `shelfsync run` as a child process and reads its
+//! endpoints, `drain` samples progress and turns it into rates (and preloads the backlog);
+//! `throughput` (with the passthrough baseline), `latency` and `restore` are the phases;
+//! `report` prints the results and writes them as JSON.
 
 mod drain;
 mod latency;

@@ -111,42 +111,41 @@ pub(super) fn run(
     let commands = topology.topic_name(TopicId::InventoryCommands);
     let producer = KafkaProducer::new(&topology)?;
     let stamp = b"0".to_vec();
+    // A changelog record of partition `p`, stamped with input offset 0.
+    let send = |p: usize, key: &[u8], value: &[u8]| -> anyhow::Result<()> {
+        producer.send(ProduceRecord {
+            topic: &changelog,
+            partition: Some(i32::try_from(p)?),
+            key: Some(key),
+            value: Some(value),
+            timestamp: None,
+            headers: vec![(kafka::CHANGELOG_OFFSET_HEADER, stamp.clone())],
+        })?;
+        Ok(())
+    };
+    let flush = |what: &str| -> anyhow::Result<()> {
+        let acks = producer.flush();
+        if acks.failed > 0 {
+            bail!("the broker refused {} {what} records", acks.failed);
+        }
+        Ok(())
+    };
     let began = Instant::now();
     for (p, store) in stores.iter().enumerate() {
         for (k, v) in store.entries() {
-            producer.send(ProduceRecord {
-                topic: &changelog,
-                partition: Some(i32::try_from(p)?),
-                key: Some(k),
-                value: Some(v),
-                timestamp: None,
-                headers: vec![(kafka::CHANGELOG_OFFSET_HEADER, stamp.clone())],
-            })?;
+            send(p, k, v)?;
         }
     }
-    let acks = producer.flush();
-    if acks.failed > 0 {
-        bail!("the broker refused {} changelog records", acks.failed);
-    }
+    flush("changelog")?;
     // The checkpoints last, as the engine writes them: after the epoch's store records.
     let checkpoint = shelfsync_operators::state::encode_value(&Checkpoint {
         next_offset: 1,
         ..Checkpoint::default()
     });
     for p in 0..stores.len() {
-        producer.send(ProduceRecord {
-            topic: &changelog,
-            partition: Some(i32::try_from(p)?),
-            key: Some(CHECKPOINT_KEY),
-            value: Some(&checkpoint),
-            timestamp: None,
-            headers: vec![(kafka::CHANGELOG_OFFSET_HEADER, stamp.clone())],
-        })?;
+        send(p, CHECKPOINT_KEY, &checkpoint)?;
     }
-    let acks = producer.flush();
-    if acks.failed > 0 {
-        bail!("the broker refused {} checkpoint records", acks.failed);
-    }
+    flush("checkpoint")?;
     eprintln!(
         "  changelog written in {:.1} s; committing the group offsets",
         began.elapsed().as_secs_f64()

@@ -37,10 +37,10 @@
 //! instead of the engine's 50 ms) unless `SHELFSYNC_KAFKA_FETCH_WAIT_MAX_MS` says otherwise:
 //! empty polls of a dozen partitions cost the demo's broker half a core.
 //!
-//! How the pieces fit: this file sets the demo up, runs it and tears it down; [`counters`]
-//! reads the engine's own counters, [`observer`] what the pipeline did on the broker (offsets,
-//! lag, the output topics tallied in [`tally`]); [`live`] is the once-a-second loop and its
-//! view on a [`screen`], [`summary`] the report at the end.
+//! How the pieces fit: this file sets the demo up, runs it and tears it down; `counters`
+//! reads the engine's own counters, `observer` what the pipeline did on the broker (offsets,
+//! lag, the output topics tallied in `tally`); `live` is the once-a-second loop and its
+//! view on a `screen`, `summary` the report at the end.
 
 mod counters;
 mod live;

@@ -6,7 +6,7 @@
 //!    (`ProductChange`, Avro) per SKU on `retail.erp.products`, then an ERP stock `SNAPSHOT`
 //!    (`InventoryChange`, Avro) for every (SKU, location) on `retail.erp.inventory`, both keyed
 //!    by SKU and single-object encoded.
-//! 2. **Traffic** for [`GeneratorConfig::duration`]:
+//! 2. **Traffic** for [`TrafficArgs::duration`]:
 //!    - raw channel orders on `retail.channel.orders.raw`, keyed by order key
 //!      `channel:order_id`, as JSON envelopes `{channel, delivery_id, received_at, payload}` whose
 //!      payload has the channel's real shape: Shopify order webhooks, Amazon combined
