@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
 
-use shelfsync_cli::generator::{GeneratorConfig, SourceRecord, TrafficSource};
+use shelfsync_cli::generator::{GeneratorConfig, SourceRecord, TrafficArgs, TrafficSource};
 use shelfsync_operators::{MemStore, StateStore};
 use shelfsync_pipeline::rocks_store::{RocksStore, StateDb, CHECKPOINT_KEY};
 use shelfsync_pipeline::stages::{OutRecord, StageLogic};
@@ -56,7 +56,10 @@ pub fn bench_skus() -> u32 {
 /// mix (10% repeated deliveries, 5% cancellations, 8% revisions).
 pub fn generator_config(skus: u32) -> GeneratorConfig {
     GeneratorConfig {
-        skus,
+        traffic: TrafficArgs {
+            skus,
+            ..TrafficArgs::default()
+        },
         flash_skus: 0,
         ..GeneratorConfig::default()
     }

@@ -187,6 +187,21 @@ impl Service {
             http,
         })
     }
+
+    /// Starts the service ([`Service::start`]), runs `work` with it, then stops the HTTP
+    /// server: the lifecycle of `run` and `push`. `work` does its own cleanup first (e.g. the
+    /// directory's tombstone goes out before the HTTP server stops answering).
+    fn run(
+        topology: &PathBuf,
+        http_addr: SocketAddr,
+        work: impl FnOnce(&Self) -> anyhow::Result<()>,
+    ) -> anyhow::Result<ExitCode> {
+        let service = Self::start(topology, http_addr)?;
+        let result = work(&service);
+        service.http.shutdown();
+        result?;
+        Ok(ExitCode::SUCCESS)
+    }
 }
 
 /// Parses the command line and runs the command; the exit code says how it went.
@@ -280,25 +295,17 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             topology,
             http_addr,
             commit_interval,
-        } => {
-            let Service {
-                topology,
-                shutdown,
-                status,
-                http,
-            } = Service::start(&topology, http_addr)?;
-            let result = shelfsync_pipeline::push::run(
-                topology,
+        } => Service::run(&topology, http_addr, |service| {
+            shelfsync_pipeline::push::run(
+                Arc::clone(&service.topology),
                 shelfsync_pipeline::push::PushOptions {
-                    shutdown,
+                    shutdown: Arc::clone(&service.shutdown),
                     commit_interval,
                 },
-                status,
-            );
-            http.shutdown();
-            result?;
-            Ok(ExitCode::SUCCESS)
-        }
+                Arc::clone(&service.status),
+            )?;
+            Ok(())
+        }),
         Command::Run {
             topology,
             state_dir,
@@ -307,42 +314,37 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             advertised_url,
             announce_interval,
             group_instance_id,
-        } => {
-            let Service {
-                topology,
-                shutdown,
-                status,
-                http,
-            } = Service::start(&topology, http_addr)?;
+        } => Service::run(&topology, http_addr, |service| {
             let me = shelfsync_pipeline::directory::Identity::resolve(
                 instance_id,
                 advertised_url,
-                http.local_addr(),
+                service.http.local_addr(),
             )?;
             let directory = shelfsync_pipeline::directory::start(
-                &topology,
+                &service.topology,
                 me.clone(),
-                Arc::clone(&status),
+                Arc::clone(&service.status),
                 announce_interval,
             )?;
-            http.route_queries(shelfsync_pipeline::http::Routing {
-                me,
-                directory: directory.directory(),
-            });
+            service
+                .http
+                .route_queries(shelfsync_pipeline::http::Routing {
+                    me,
+                    directory: directory.directory(),
+                });
             let result = engine::run(
-                topology,
+                Arc::clone(&service.topology),
                 RunOptions {
                     state_dir,
-                    shutdown,
+                    shutdown: Arc::clone(&service.shutdown),
                     group_instance_id,
                 },
-                status,
+                Arc::clone(&service.status),
             );
             // The tombstone goes out before the HTTP server stops answering.
             directory.shutdown();
-            http.shutdown();
             result?;
-            Ok(ExitCode::SUCCESS)
-        }
+            Ok(())
+        }),
     }
 }

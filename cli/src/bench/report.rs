@@ -1,0 +1,165 @@
+//! The bench's report: everything one run measured ([`BenchReport`]), printed as text and
+//! written as JSON (`--json`).
+
+use std::path::Path;
+
+use anyhow::Context;
+
+use super::throughput::ALL_STAGES;
+use super::{LatencyResult, RestoreResult, ThroughputResult};
+
+/// The memory target: peak RSS under the RocksDB budget plus this.
+const RSS_HEADROOM: u64 = 256 << 20;
+
+/// Everything one run measured.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct BenchReport {
+    /// When the run started (RFC 3339).
+    pub started: String,
+    /// The workload flags.
+    pub workload: String,
+    /// RocksDB memory budget, bytes.
+    pub rocksdb_budget: u64,
+    /// Throughput phase.
+    pub throughput: Option<ThroughputResult>,
+    /// Latency phase.
+    pub latency: Option<LatencyResult>,
+    /// Restore phase.
+    pub restore: Option<RestoreResult>,
+}
+
+fn mib(bytes: Option<u64>) -> String {
+    bytes.map_or("?".into(), |b| {
+        format!("{:.0} MiB", b as f64 / f64::from(1 << 20))
+    })
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if a.is_finite() && b.is_finite() && b > 0.0 {
+        format!("{:.0}%", a / b * 100.0)
+    } else {
+        "-".into()
+    }
+}
+
+impl std::fmt::Display for BenchReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "shelfsync bench, {}", self.started)?;
+        writeln!(f, "workload: {}", self.workload)?;
+        let budget = self.rocksdb_budget;
+        let rss_ok = |rss: Option<u64>| match rss {
+            Some(r) if r <= budget + RSS_HEADROOM => "within",
+            Some(_) => "OVER",
+            None => "?",
+        };
+        if let Some(t) = &self.throughput {
+            writeln!(f)?;
+            writeln!(
+                f,
+                "throughput (backlog drain; inputs: {} raw orders, {} ERP inventory, {} ERP products)",
+                t.inputs.0, t.inputs.1, t.inputs.2
+            )?;
+            writeln!(
+                f,
+                "  {:<14} {:>12} {:>14} {:>8}",
+                "stage", "records/s", "passthrough/s", "ratio"
+            )?;
+            for stage in ALL_STAGES {
+                if let Some((a, p)) = t.stages.get(stage) {
+                    writeln!(
+                        f,
+                        "  {:<14} {:>12.0} {:>14.0} {:>8}",
+                        stage,
+                        a.per_sec,
+                        p.per_sec,
+                        ratio(a.per_sec, p.per_sec)
+                    )?;
+                }
+            }
+            let (a, p) = t.end_to_end;
+            writeln!(
+                f,
+                "  {:<14} {:>12.0} {:>14.0} {:>8}   ({} input records: {:.1} s vs {:.1} s)",
+                "end to end",
+                a.per_sec,
+                p.per_sec,
+                ratio(a.per_sec, p.per_sec),
+                a.records,
+                a.seconds,
+                p.seconds
+            )?;
+            writeln!(
+                f,
+                "  peak RSS {} ({} the RocksDB budget {} + 256 MiB)",
+                mib(t.peak_rss),
+                rss_ok(t.peak_rss),
+                mib(Some(budget))
+            )?;
+        }
+        if let Some(l) = &self.latency {
+            writeln!(f)?;
+            writeln!(
+                f,
+                "latency ({:.0} orders/s + {:.0} ERP updates/s offered; sent {} + {} in {:.1} s)",
+                l.offered.0, l.offered.1, l.sent.0, l.sent.1, l.seconds
+            )?;
+            writeln!(
+                f,
+                "  {:<30} {:>8} {:>6} {:>6} {:>6} {:>6}",
+                "ms, produced → readable", "count", "p50", "p90", "p99", "max"
+            )?;
+            for (name, p) in [
+                ("ERP change → availability", l.erp_to_availability),
+                ("raw order → validated order", l.order_to_validated),
+            ] {
+                writeln!(
+                    f,
+                    "  {:<30} {:>8} {:>6} {:>6} {:>6} {:>6}",
+                    name, p.count, p.p50, p.p90, p.p99, p.max
+                )?;
+            }
+            writeln!(
+                f,
+                "  ERP updates that changed no published number: {}",
+                l.erp_without_event
+            )?;
+            writeln!(
+                f,
+                "  peak RSS {} ({} the budget + 256 MiB)",
+                mib(l.peak_rss),
+                rss_ok(l.peak_rss)
+            )?;
+        }
+        if let Some(r) = &self.restore {
+            writeln!(f)?;
+            writeln!(
+                f,
+                "restore ({} SKUs: {} keys in the inventory changelog)",
+                r.skus, r.keys
+            )?;
+            writeln!(
+                f,
+                "  applied {} records in {:.2} s: {:.0} records/s; process start → ready {:.2} s",
+                r.applied, r.restore_seconds, r.records_per_sec, r.seconds_to_ready
+            )?;
+            writeln!(
+                f,
+                "  peak RSS {} ({} the budget + 256 MiB)",
+                mib(r.peak_rss),
+                rss_ok(r.peak_rss)
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl BenchReport {
+    /// Writes the report as pretty-printed JSON to `path`.
+    ///
+    /// # Errors
+    /// When the file cannot be written.
+    pub fn write_json(&self, path: &Path) -> anyhow::Result<()> {
+        std::fs::write(path, serde_json::to_string_pretty(self)?)
+            .with_context(|| format!("write {}", path.display()))
+    }
+}
