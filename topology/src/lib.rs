@@ -93,8 +93,6 @@ pub use shelfsync_operators::config::OversellPolicy;
 /// The adapter a channel's raw orders are parsed with (`adapter = "shopify"`): the schemas
 /// crate's own enum, so the file format and the adapters cannot drift apart.
 pub use shelfsync_schemas::adapters::AdapterKind;
-/// The former name of [`AdapterKind`], kept while the command line moves over.
-pub use shelfsync_schemas::adapters::AdapterKind as AdapterName;
 pub use units::ByteSize;
 pub use validate::{
     is_topic_safe, ValidationError, MAX_APPLICATION_ID_LEN, MAX_CHANNEL_NAME_LEN,

@@ -2,7 +2,7 @@
 //! applied) and, per phase, the base under a fresh application id with topics of its own.
 
 use anyhow::{bail, Context};
-use shelfsync_topology::{AdapterName, ChannelSpec, LocationSpec, Topology};
+use shelfsync_topology::{AdapterKind, ChannelSpec, LocationSpec, Topology};
 
 use super::BenchArgs;
 
@@ -39,7 +39,7 @@ pub(super) fn base_topology(args: &BenchArgs) -> anyhow::Result<Topology> {
         let mut k = t.channels.len();
         while t.channels.len() < n {
             k += 1;
-            let mut c = ChannelSpec::new(&format!("market-{k}"), AdapterName::Generic);
+            let mut c = ChannelSpec::new(&format!("market-{k}"), AdapterKind::Generic);
             c.share_pct = 10;
             t.channels.push(c);
         }

@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use shelfsync_schemas::avro::{self, AvroRecord, Framing};
-use shelfsync_topology::{AdapterName, TopicId, Topology};
+use shelfsync_topology::{AdapterKind, TopicId, Topology};
 
 use shelfsync_pipeline::{Error, Result};
 
@@ -60,7 +60,7 @@ pub(crate) struct GenRecord {
 #[derive(Debug, Clone)]
 pub(crate) struct Channel {
     pub(crate) name: String,
-    pub(crate) adapter: AdapterName,
+    pub(crate) adapter: AdapterKind,
     weight: u32,
 }
 
@@ -129,7 +129,7 @@ impl TrafficModel {
         let generic = topology
             .channels
             .iter()
-            .filter(|c| c.adapter == AdapterName::Generic)
+            .filter(|c| c.adapter == AdapterKind::Generic)
             .count()
             .max(1) as u32;
         // Order shares by adapter: Shopify and Amazon 35% each, Walmart 20%, the generic
@@ -141,9 +141,9 @@ impl TrafficModel {
                 name: c.name.clone(),
                 adapter: c.adapter,
                 weight: match c.adapter {
-                    AdapterName::Shopify | AdapterName::Amazon => 350,
-                    AdapterName::Walmart => 200,
-                    AdapterName::Generic => (100 / generic).max(1),
+                    AdapterKind::Shopify | AdapterKind::Amazon => 350,
+                    AdapterKind::Walmart => 200,
+                    AdapterKind::Generic => (100 / generic).max(1),
                 },
             })
             .collect();

@@ -4,7 +4,7 @@
 
 use rand::Rng;
 use serde_json::{json, Value};
-use shelfsync_topology::AdapterName;
+use shelfsync_topology::AdapterKind;
 
 use shelfsync_pipeline::{Error, Result};
 
@@ -168,7 +168,7 @@ impl TrafficModel {
             .collect();
         let roll = self.rng.random_range(0..100);
         let (number, order_id, status, paid) = match adapter {
-            AdapterName::Shopify => {
+            AdapterKind::Shopify => {
                 let id = 6_100_000_000_000 + self.id_base + n;
                 let (status, paid) = match roll {
                     0..6 => ("pending", false),
@@ -177,7 +177,7 @@ impl TrafficModel {
                 };
                 (id, id.to_string(), status, paid)
             }
-            AdapterName::Amazon => {
+            AdapterKind::Amazon => {
                 let id = format!(
                     "1{:02}-{:07}-{:07}",
                     self.rng.random_range(11..100),
@@ -191,11 +191,11 @@ impl TrafficModel {
                 };
                 (n, id, status, paid)
             }
-            AdapterName::Walmart => {
+            AdapterKind::Walmart => {
                 let id = 108_800_000_000_000 + self.id_base + n;
                 (id, id.to_string(), "Created", true)
             }
-            AdapterName::Generic => {
+            AdapterKind::Generic => {
                 let id = format!(
                     "{:02}-{:05}-{:05}",
                     10 + self.id_base / 10_000_000 % 90,
@@ -272,9 +272,9 @@ impl TrafficModel {
                 order.cancelled = true;
                 order.cancelled_at_ms = now;
                 order.status = match adapter {
-                    AdapterName::Shopify if order.paid => "refunded",
-                    AdapterName::Shopify => "voided",
-                    AdapterName::Amazon => "Canceled",
+                    AdapterKind::Shopify if order.paid => "refunded",
+                    AdapterKind::Shopify => "voided",
+                    AdapterKind::Amazon => "Canceled",
                     _ => order.status,
                 };
                 return self
@@ -312,10 +312,10 @@ impl TrafficModel {
         };
         order.deliveries += 1;
         let delivery_id = match channel.adapter {
-            AdapterName::Shopify => uuid,
-            AdapterName::Amazon => format!("sp-poll-{}-{}", order.order_id, order.deliveries),
-            AdapterName::Walmart => format!("wm-poll-{}-{}", order.order_id, order.deliveries),
-            AdapterName::Generic => format!(
+            AdapterKind::Shopify => uuid,
+            AdapterKind::Amazon => format!("sp-poll-{}-{}", order.order_id, order.deliveries),
+            AdapterKind::Walmart => format!("wm-poll-{}-{}", order.order_id, order.deliveries),
+            AdapterKind::Generic => format!(
                 "{}-bridge-{}-r{}",
                 channel.name, order.order_id, order.deliveries
             ),
@@ -357,7 +357,7 @@ impl TrafficModel {
 }
 
 /// Applies one revision the channel could send; false when the order has none left.
-fn revise(order: &mut OrderState, adapter: AdapterName, reduce_first: bool) -> bool {
+fn revise(order: &mut OrderState, adapter: AdapterKind, reduce_first: bool) -> bool {
     let live = order.live_lines();
     let reducible = order.lines.iter().position(|l| l.remaining >= 2);
     let removable = if live >= 2 {
@@ -379,7 +379,7 @@ fn revise(order: &mut OrderState, adapter: AdapterName, reduce_first: bool) -> b
         true
     };
     match adapter {
-        AdapterName::Shopify => {
+        AdapterKind::Shopify => {
             if order.status == "pending" {
                 order.status = "paid";
                 order.paid = true;
@@ -393,7 +393,7 @@ fn revise(order: &mut OrderState, adapter: AdapterName, reduce_first: bool) -> b
         }
         // Amazon orders do not change lines; an order moves from Pending to Unshipped once the
         // payment is authorized.
-        AdapterName::Amazon => {
+        AdapterKind::Amazon => {
             if order.status == "Pending" {
                 order.status = "Unshipped";
                 order.paid = true;
@@ -403,8 +403,8 @@ fn revise(order: &mut OrderState, adapter: AdapterName, reduce_first: bool) -> b
             }
         }
         // The seller cancels units or whole lines it cannot ship.
-        AdapterName::Walmart => edit(order),
-        AdapterName::Generic => {
+        AdapterKind::Walmart => edit(order),
+        AdapterKind::Generic => {
             if !order.paid {
                 order.paid = true;
                 order.status = "paid";

@@ -8,7 +8,7 @@ mod walmart;
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
-use shelfsync_topology::AdapterName;
+use shelfsync_topology::AdapterKind;
 
 use super::model::{OrderState, Sku};
 
@@ -42,12 +42,12 @@ pub(super) fn rfc3339(ms: i64) -> String {
 }
 
 /// The order as the channel would send it now.
-pub(crate) fn render(order: &OrderState, adapter: AdapterName, catalog: &[Sku], now: i64) -> Value {
+pub(crate) fn render(order: &OrderState, adapter: AdapterKind, catalog: &[Sku], now: i64) -> Value {
     match adapter {
-        AdapterName::Shopify => shopify::shopify(order, catalog, now),
-        AdapterName::Amazon => amazon::amazon(order, catalog, now),
-        AdapterName::Walmart => walmart::walmart(order, catalog),
-        AdapterName::Generic => generic::generic(order, catalog),
+        AdapterKind::Shopify => shopify::shopify(order, catalog, now),
+        AdapterKind::Amazon => amazon::amazon(order, catalog, now),
+        AdapterKind::Walmart => walmart::walmart(order, catalog),
+        AdapterKind::Generic => generic::generic(order, catalog),
     }
 }
 
