@@ -1,0 +1,350 @@
+//! Avro codecs: framings, headers, fingerprints, hostile input and schema evolution.
+
+use super::*;
+use apache_avro::types::Value;
+
+// ---------- codecs ----------
+
+#[test]
+fn round_trip_every_type_under_both_framings() {
+    fn check<T: AvroRecord + PartialEq + std::fmt::Debug>(x: &T) {
+        for framing in FRAMINGS {
+            let bytes = encode(x, framing).unwrap();
+            let back: T = decode(&bytes).unwrap_or_else(|e| panic!("{} {framing:?}: {e}", T::NAME));
+            assert_eq!(&back, x);
+            // Deterministic: the same value always gives the same bytes.
+            assert_eq!(encode(x, framing).unwrap(), bytes);
+            let back: T = decode_with_writer(&bytes, T::compiled()).unwrap();
+            assert_eq!(&back, x);
+        }
+    }
+    for_each_sample!(check);
+}
+
+#[test]
+fn headers_are_as_specified() {
+    let x = order();
+    let so = encode(&x, Framing::SingleObject).unwrap();
+    assert_eq!(&so[..2], &[0xC3, 0x01]);
+    assert_eq!(&so[2..10], &fingerprint::<Order>());
+    assert_eq!(
+        read_header(&so).unwrap().0,
+        Header::SingleObject {
+            fingerprint: fingerprint::<Order>()
+        }
+    );
+
+    let cf = encode(
+        &x,
+        Framing::Confluent {
+            schema_id: 0x0102_0304,
+        },
+    )
+    .unwrap();
+    assert_eq!(&cf[..5], &[0, 1, 2, 3, 4]);
+    assert_eq!(&so[10..], &cf[5..], "same datum under both framings");
+    assert_eq!(
+        read_header(&cf).unwrap(),
+        (
+            Header::Confluent {
+                schema_id: 0x0102_0304
+            },
+            &cf[5..]
+        )
+    );
+
+    // The fingerprint is the little-endian CRC-64-AVRO of the canonical form, and the whole
+    // message is what apache_avro's own single-object writer produces.
+    let compiled = Order::compiled();
+    assert_eq!(
+        compiled.fingerprint().to_vec(),
+        Order::schema().fingerprint::<Rabin>().bytes
+    );
+    let mut writer =
+        apache_avro::GenericSingleObjectWriter::new_with_capacity(Order::schema(), 1024).unwrap();
+    let mut theirs = Vec::new();
+    let value = apache_avro::to_value(&x)
+        .unwrap()
+        .resolve(Order::schema())
+        .unwrap();
+    writer.write_value(value, &mut theirs).unwrap();
+    assert_eq!(theirs, so);
+}
+
+#[test]
+fn fingerprints_are_distinct() {
+    let mut seen = std::collections::HashSet::new();
+    fn fp<T: AvroRecord>() -> [u8; 8] {
+        fingerprint::<T>()
+    }
+    for f in [
+        fp::<InventoryChange>(),
+        fp::<ProductChange>(),
+        fp::<InventoryCommand>(),
+        fp::<Order>(),
+        fp::<LineResult>(),
+        fp::<ChannelAvailability>(),
+        fp::<ValidatedOrder>(),
+        fp::<OrderStatus>(),
+        fp::<DeadLetter>(),
+        fp::<InstanceAnnouncement>(),
+    ] {
+        assert!(seen.insert(f));
+    }
+}
+
+#[test]
+fn fingerprint_mismatch_is_an_error() {
+    let bytes = encode(&order(), Framing::SingleObject).unwrap();
+    let err = decode::<OrderStatus>(&bytes).unwrap_err();
+    assert_eq!(
+        err,
+        AvroError::FingerprintMismatch {
+            record: "com.shelfsync.v1.OrderStatus",
+            expected: fingerprint::<OrderStatus>(),
+            found: fingerprint::<Order>(),
+        }
+    );
+    assert!(err.is_bad_input());
+    assert_eq!(err.kind(), "schema_mismatch");
+    assert!(err.to_string().contains("fingerprint"), "{err}");
+    // decode_with_writer checks the fingerprint against the writer it is given.
+    assert!(matches!(
+        decode_with_writer::<Order>(&bytes, OrderStatus::compiled()),
+        Err(AvroError::FingerprintMismatch { .. })
+    ));
+}
+
+#[test]
+fn confluent_datum_of_another_type_is_an_error() {
+    // Without a fingerprint the mistake shows up as a bad datum (or left-over bytes).
+    let bytes = encode(&order(), Framing::Confluent { schema_id: 1 }).unwrap();
+    let err = decode::<ChannelAvailability>(&bytes).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AvroError::InvalidDatum { .. } | AvroError::TrailingBytes { .. }
+        ),
+        "{err}"
+    );
+    let bytes = encode(&order_status(), Framing::Confluent { schema_id: 1 }).unwrap();
+    assert!(decode::<DeadLetter>(&bytes).is_err());
+}
+
+#[test]
+fn framing_errors() {
+    assert_eq!(decode::<Order>(&[]).unwrap_err(), AvroError::Empty);
+    assert_eq!(
+        decode::<Order>(&[0x7b, 0x22]).unwrap_err(),
+        AvroError::UnknownFraming {
+            prefix: vec![0x7b, 0x22]
+        }
+    );
+    assert_eq!(
+        decode::<Order>(&[0xC3, 0x02, 1]).unwrap_err().kind(),
+        "framing"
+    );
+    assert_eq!(
+        decode::<Order>(&[0xC3, 0x01, 1, 2]).unwrap_err(),
+        AvroError::TruncatedHeader {
+            framing: "single-object",
+            need: 10,
+            len: 4
+        }
+    );
+    assert_eq!(decode::<Order>(&[0xC3]).unwrap_err().kind(), "framing");
+    assert_eq!(
+        decode::<Order>(&[0, 0, 0]).unwrap_err(),
+        AvroError::TruncatedHeader {
+            framing: "Confluent",
+            need: 5,
+            len: 3
+        }
+    );
+    let msg = AvroError::UnknownFraming { prefix: vec![0x7b] }.to_string();
+    assert!(msg.contains("0x7b"), "{msg}");
+}
+
+#[test]
+fn truncated_and_padded_datums_are_errors() {
+    let bytes = encode(&validated_order(), Framing::SingleObject).unwrap();
+    for cut in 10..bytes.len() {
+        let err = decode::<ValidatedOrder>(&bytes[..cut]).unwrap_err();
+        assert!(
+            matches!(err, AvroError::InvalidDatum { .. }),
+            "cut at {cut}: {err}"
+        );
+    }
+    let mut padded = bytes.clone();
+    padded.push(0);
+    assert_eq!(
+        decode::<ValidatedOrder>(&padded).unwrap_err(),
+        AvroError::TrailingBytes {
+            record: ValidatedOrder::NAME,
+            count: 1
+        }
+    );
+}
+
+#[test]
+fn hostile_lengths_are_refused_without_allocating() {
+    // Confluent header, then an Order whose first string claims 2^62 bytes.
+    let mut bytes = vec![0, 0, 0, 0, 1];
+    bytes.extend_from_slice(&[0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
+    let err = decode::<Order>(&bytes).unwrap_err();
+    assert!(err.to_string().contains("exceeds"), "{err}");
+
+    // A valid prefix up to `lines`, then an array block of a billion lines. The datum of this
+    // order ends with lines (0 = empty array), delivery_id ("") and received_at (0): drop those
+    // three bytes and put a huge block count where the empty array was.
+    let mut prefix = Vec::new();
+    encode_datum_into(
+        &Order {
+            lines: vec![],
+            delivery_id: String::new(),
+            received_at: 0,
+            ..order()
+        },
+        &mut prefix,
+    )
+    .unwrap();
+    prefix.truncate(prefix.len() - 3); // drop lines=0, delivery_id="" and received_at=0
+    let mut hostile = vec![0, 0, 0, 0, 1];
+    hostile.extend_from_slice(&prefix);
+    hostile.extend_from_slice(&[0x80, 0xa8, 0xd6, 0xb9, 0x07]); // zig-zag 1_000_000_000
+    hostile.extend_from_slice(&[2, b'a', 2, b'b', 2]);
+    let err = decode::<Order>(&hostile).unwrap_err();
+    assert!(
+        err.to_string().contains("block of 1000000000 items"),
+        "{err}"
+    );
+    // The same bytes through the resolving path are refused by the pre-check.
+    let err =
+        decode_with_writer::<Order>(&hostile, &CompiledSchema::parse(&order_v0_text()).unwrap());
+    assert!(err.is_err());
+}
+
+#[test]
+fn invalid_bytes_inside_a_datum_are_reported() {
+    let x = order_status();
+    let mut bytes = encode(&x, Framing::Confluent { schema_id: 9 }).unwrap();
+    // `status` is the 6th field; rebuild with an out-of-range enum index.
+    let mut datum = Vec::new();
+    encode_datum_into(&x, &mut datum).unwrap();
+    let fixed_len = 5 + datum.len();
+    assert_eq!(bytes.len(), fixed_len);
+    let status_at = bytes.len() - 3; // status, rejected_lines, backordered_lines are 1 byte each here
+    assert_eq!(bytes[status_at], 2 * 2); // PARTIALLY_ACCEPTED = index 2, zig-zag 4
+    bytes[status_at] = 2 * 9;
+    let err = decode::<OrderStatus>(&bytes).unwrap_err();
+    assert!(
+        err.to_string().contains("enum index 9 out of range"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("status"), "{err}");
+
+    // Invalid UTF-8 in a string.
+    let mut bytes = encode(&x, Framing::Confluent { schema_id: 9 }).unwrap();
+    bytes[6] = 0xff; // first byte of event_id's text
+    let err = decode::<OrderStatus>(&bytes).unwrap_err();
+    assert!(err.to_string().contains("UTF-8"), "{err}");
+}
+
+#[test]
+fn encode_into_appends_and_reuses_the_buffer() {
+    let mut buf = b"prefix".to_vec();
+    encode_into(&order(), Framing::SingleObject, &mut buf).unwrap();
+    assert_eq!(&buf[..6], b"prefix");
+    assert_eq!(decode::<Order>(&buf[6..]).unwrap(), order());
+}
+
+// ---------- schema evolution ----------
+
+/// An older Order schema: no `received_at`, and an extra field the current reader does not know.
+pub(super) fn order_v0_text() -> String {
+    let mut json: serde_json::Value = serde_json::from_str(text::Order).unwrap();
+    let fields = json["fields"].as_array_mut().unwrap();
+    fields.retain(|f| f["name"] != "received_at");
+    fields.push(serde_json::json!({"name": "gift_note", "type": "string", "doc": "removed later"}));
+    json.to_string()
+}
+
+#[test]
+fn decode_with_writer_resolves_schema_changes() {
+    // A writer that lacks a field the reader has with a default, and has a field the reader lacks.
+    let writer_text = {
+        let mut json: serde_json::Value = serde_json::from_str(text::InventoryChange).unwrap();
+        let fields = json["fields"].as_array_mut().unwrap();
+        fields.retain(|f| f["name"] != "line_id");
+        fields.insert(
+            0,
+            serde_json::json!({"name": "batch", "type": "string", "doc": "x"}),
+        );
+        json.to_string()
+    };
+    let writer = CompiledSchema::parse(&writer_text).unwrap();
+    assert_ne!(writer.fingerprint(), fingerprint::<InventoryChange>());
+    let x = inventory_change();
+    let mut written = apache_avro::to_value(&x).unwrap();
+    if let Value::Record(fields) = &mut written {
+        fields.retain(|(n, _)| n != "line_id");
+        fields.insert(0, ("batch".into(), Value::String("B-7".into())));
+    }
+    let written = written.resolve(writer.schema()).unwrap();
+    let datum = apache_avro::to_avro_datum(writer.schema(), written).unwrap();
+    let mut bytes = writer.single_object_header().to_vec();
+    bytes.extend_from_slice(&datum);
+    let back: InventoryChange = decode_with_writer(&bytes, &writer).unwrap();
+    assert_eq!(
+        back,
+        InventoryChange {
+            line_id: None,
+            ..x.clone()
+        }
+    );
+    // Plain decode refuses it: the fingerprint is not InventoryChange's.
+    assert!(matches!(
+        decode::<InventoryChange>(&bytes),
+        Err(AvroError::FingerprintMismatch { .. })
+    ));
+
+    // A writer that lacks a field without default cannot be read.
+    let old = CompiledSchema::parse(&order_v0_text()).unwrap();
+    let mut value = apache_avro::to_value(order()).unwrap();
+    if let Value::Record(fields) = &mut value {
+        fields.retain(|(n, _)| n != "received_at");
+        fields.push(("gift_note".into(), Value::String("hi".into())));
+    }
+    let datum =
+        apache_avro::to_avro_datum(old.schema(), value.resolve(old.schema()).unwrap()).unwrap();
+    let mut bytes = vec![0, 0, 0, 0, 7];
+    bytes.extend_from_slice(&datum);
+    let err = decode_with_writer::<Order>(&bytes, &old).unwrap_err();
+    assert!(matches!(err, AvroError::Incompatible { .. }), "{err}");
+    assert_eq!(err.kind(), "incompatible_schema");
+}
+
+#[test]
+fn compiled_schema_parse_errors() {
+    let err = CompiledSchema::parse("{\"type\": \"record\"").unwrap_err();
+    assert!(matches!(err, AvroError::Schema { .. }));
+    assert!(!err.is_bad_input());
+}
+
+#[test]
+fn references_and_recursion_in_writer_schemas_are_handled() {
+    // A recursive writer schema with references: deep nesting is refused, not a stack overflow.
+    let text = r#"{"type":"record","name":"Node","namespace":"x","fields":[
+        {"name":"next","type":["null","Node"]}]}"#;
+    let node = CompiledSchema::parse(text).unwrap();
+    let mut datum = vec![2u8; 10_000]; // union branch 1 (Node), nested 10 000 times
+    datum.push(0);
+    let mut bytes = vec![0, 0, 0, 0, 1];
+    bytes.extend_from_slice(&datum);
+    let err = decode_with_writer::<Order>(&bytes, &node).unwrap_err();
+    assert!(err.to_string().contains("nesting deeper"), "{err}");
+    // Shallow nesting passes the check (then fails resolution into Order, as it should).
+    let bytes = [0, 0, 0, 0, 1, 2, 2, 0];
+    let err = decode_with_writer::<Order>(&bytes, &node).unwrap_err();
+    assert!(matches!(err, AvroError::Incompatible { .. }), "{err}");
+}
