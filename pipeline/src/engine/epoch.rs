@@ -15,6 +15,7 @@
 //!
 //! [`Ledger`]: super::task::Ledger
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -96,35 +97,7 @@ impl Engine {
                 .increment(skip.len() as u64);
         }
         match result {
-            Ok(()) => {
-                let out = std::mem::take(&mut self.out);
-                for (i, rec) in out.iter().enumerate() {
-                    let index = i32::try_from(i).unwrap_or(i32::MAX);
-                    if skip.contains(&index) {
-                        continue;
-                    }
-                    let stamp = Stamp {
-                        task: &task_name,
-                        offset,
-                        index,
-                    };
-                    let mut headers = vec![(STAMP_HEADER, stamp.to_header())];
-                    if let Some(id) = &rec.event_id {
-                        headers.push((kafka::EVENT_ID_HEADER, id.clone().into_bytes()));
-                    }
-                    let topic = self.topic(rec.topic);
-                    self.producer.send(ProduceRecord {
-                        topic,
-                        partition: None,
-                        key: Some(&rec.key),
-                        value: Some(&rec.value),
-                        timestamp: Some(ts),
-                        headers,
-                    })?;
-                    metrics::counter!(m::RECORDS_OUT, "stage" => stage.name(), "topic" => rec.topic.key()).increment(1);
-                }
-                self.out = out;
-            }
+            Ok(()) => self.produce(&task_name, stage.name(), offset, ts, &skip)?,
             // The DLQ record is this offset's output 0, delivered before the crash.
             Err(_) if skip.contains(&0) => {}
             Err(rejected) => self.dead_letter(msg, &task_name, stage.name(), ts, rejected)?,
@@ -136,6 +109,50 @@ impl Engine {
             self.producer.poll();
         }
         Ok(())
+    }
+
+    /// Produces the outputs of input `offset` (in `self.out`), each stamped with its index,
+    /// except those a previous incarnation already delivered (`skip`).
+    fn produce(
+        &mut self,
+        task: &str,
+        stage: &'static str,
+        offset: i64,
+        ts: i64,
+        skip: &BTreeSet<i32>,
+    ) -> Result<()> {
+        let out = std::mem::take(&mut self.out);
+        let mut result = Ok(());
+        for (i, rec) in out.iter().enumerate() {
+            let index = i32::try_from(i).unwrap_or(i32::MAX);
+            if skip.contains(&index) {
+                continue;
+            }
+            let stamp = Stamp {
+                task,
+                offset,
+                index,
+            };
+            let mut headers = vec![(STAMP_HEADER, stamp.to_header())];
+            if let Some(id) = &rec.event_id {
+                headers.push((kafka::EVENT_ID_HEADER, id.clone().into_bytes()));
+            }
+            result = self.producer.send(ProduceRecord {
+                topic: self.topic(rec.topic),
+                partition: None,
+                key: Some(&rec.key),
+                value: Some(&rec.value),
+                timestamp: Some(ts),
+                headers,
+            });
+            if result.is_err() {
+                break;
+            }
+            metrics::counter!(m::RECORDS_OUT, "stage" => stage, "topic" => rec.topic.key())
+                .increment(1);
+        }
+        self.out = out;
+        result
     }
 
     /// Sends the original record to the DLQ with the reason in headers, stamped as output 0 of
