@@ -1,14 +1,15 @@
 //! `erp_ingest`: the stateless stage that validates ERP inventory and product changes and routes
 //! them to the inventory stage as [`InventoryCommand`]s keyed by SKU.
 //!
-//! [`IngestInventory`] and [`IngestProducts`] are the two as [`Operator`]s (no store): the
-//! pipeline runs them through the same decode → process → encode path as the stateful ones.
+//! [`INGEST_INVENTORY`] and [`INGEST_PRODUCTS`] are the two as [`Operator`](crate::Operator)s
+//! (no store): the pipeline runs them through the same decode → process → encode path as the
+//! stateful ones.
 
 use shelfsync_schemas::{
     AdjustmentReason, InventoryChange, InventoryChangeKind, InventoryCommand, ProductChange,
 };
 
-use crate::{Operator, OperatorError, StateStore};
+use crate::{MapRecords, OperatorError};
 
 /// Longest SKU or location id accepted, in bytes.
 pub const MAX_ID_LEN: usize = 128;
@@ -138,44 +139,12 @@ pub fn ingest_product(change: &ProductChange) -> Result<InventoryCommand, Operat
 }
 
 /// [`ingest_inventory`] as a stateless [`Operator`]: one command per valid change.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct IngestInventory;
-
-impl Operator for IngestInventory {
-    type Input = InventoryChange;
-    type Output = InventoryCommand;
-
-    fn process(
-        &self,
-        _store: &mut dyn StateStore,
-        _timestamp: i64,
-        input: &InventoryChange,
-        out: &mut Vec<InventoryCommand>,
-    ) -> Result<(), OperatorError> {
-        out.push(ingest_inventory(input)?);
-        Ok(())
-    }
-}
+pub const INGEST_INVENTORY: MapRecords<InventoryChange, InventoryCommand> =
+    MapRecords::new(ingest_inventory);
 
 /// [`ingest_product`] as a stateless [`Operator`]: one command per valid product record.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct IngestProducts;
-
-impl Operator for IngestProducts {
-    type Input = ProductChange;
-    type Output = InventoryCommand;
-
-    fn process(
-        &self,
-        _store: &mut dyn StateStore,
-        _timestamp: i64,
-        input: &ProductChange,
-        out: &mut Vec<InventoryCommand>,
-    ) -> Result<(), OperatorError> {
-        out.push(ingest_product(input)?);
-        Ok(())
-    }
-}
+pub const INGEST_PRODUCTS: MapRecords<ProductChange, InventoryCommand> =
+    MapRecords::new(ingest_product);
 
 #[cfg(test)]
 mod tests {

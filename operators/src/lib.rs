@@ -114,3 +114,46 @@ pub trait Operator {
         Ok(())
     }
 }
+
+/// A stateless operator made of a function: one output per valid input, an invalid input is
+/// refused with the function's error. No store, no stream time.
+pub struct MapRecords<I, O> {
+    map: fn(&I) -> Result<O, OperatorError>,
+}
+
+impl<I, O> MapRecords<I, O> {
+    /// The operator that applies `map` to every record.
+    pub const fn new(map: fn(&I) -> Result<O, OperatorError>) -> Self {
+        Self { map }
+    }
+}
+
+impl<I, O> Clone for MapRecords<I, O> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<I, O> Copy for MapRecords<I, O> {}
+
+impl<I, O> std::fmt::Debug for MapRecords<I, O> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MapRecords").finish_non_exhaustive()
+    }
+}
+
+impl<I, O> Operator for MapRecords<I, O> {
+    type Input = I;
+    type Output = O;
+
+    fn process(
+        &self,
+        _store: &mut dyn StateStore,
+        _timestamp: i64,
+        input: &I,
+        out: &mut Vec<O>,
+    ) -> Result<(), OperatorError> {
+        out.push((self.map)(input)?);
+        Ok(())
+    }
+}

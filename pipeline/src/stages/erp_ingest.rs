@@ -1,5 +1,5 @@
 //! `erp-inventory` and `erp-products`: validated ERP changes → [`InventoryCommand`]s keyed by
-//! SKU for the inventory stage (operators `IngestInventory` and `IngestProducts`). The dedupe
+//! SKU for the inventory stage (operators `INGEST_INVENTORY` and `INGEST_PRODUCTS`). The dedupe
 //! stage's line commands take the same way out.
 
 use shelfsync_schemas::InventoryCommand;

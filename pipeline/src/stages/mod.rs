@@ -12,7 +12,7 @@
 //! | file | stage(s) | operator |
 //! |---|---|---|
 //! | [`normalize`] | `normalize` | the channel adapters (decode) and a pass-through |
-//! | [`erp_ingest`] | `erp-inventory`, `erp-products` | `IngestInventory`, `IngestProducts` |
+//! | [`erp_ingest`] | `erp-inventory`, `erp-products` | `INGEST_INVENTORY`, `INGEST_PRODUCTS` (`MapRecords`) |
 //! | [`dedupe`] | `dedupe` | `DedupeOrders` |
 //! | [`inventory`] | `inventory` | `ReserveInventory` |
 //! | [`assemble`] | `assemble` | `AssembleOrders` |
@@ -23,7 +23,7 @@ use std::fmt;
 
 use shelfsync_operators::assemble_orders::AssembleOrders;
 use shelfsync_operators::dedupe_orders::DedupeOrders;
-use shelfsync_operators::erp_ingest::{IngestInventory, IngestProducts};
+use shelfsync_operators::erp_ingest::{INGEST_INVENTORY, INGEST_PRODUCTS};
 use shelfsync_operators::reserve_inventory::ReserveInventory;
 use shelfsync_operators::{MemStore, Operator, OperatorError, StateStore};
 use shelfsync_schemas::avro::{self, AvroRecord, Framing};
@@ -232,8 +232,8 @@ impl StageLogic {
     pub fn new(stage: Stage, topology: &Topology) -> Self {
         let run: Box<dyn Run> = match stage {
             Stage::Normalize => Box::new(normalize::stage(topology)),
-            Stage::ErpInventory => Box::new(OperatorStage::avro(IngestInventory)),
-            Stage::ErpProducts => Box::new(OperatorStage::avro(IngestProducts)),
+            Stage::ErpInventory => Box::new(OperatorStage::avro(INGEST_INVENTORY)),
+            Stage::ErpProducts => Box::new(OperatorStage::avro(INGEST_PRODUCTS)),
             Stage::Dedupe => Box::new(OperatorStage::avro(DedupeOrders::new(
                 topology.dedupe_config(),
             ))),

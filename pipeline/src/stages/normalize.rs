@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use shelfsync_operators::{Operator, OperatorError, StateStore};
+use shelfsync_operators::MapRecords;
 use shelfsync_schemas::adapters::{normalize, AdapterKind};
 use shelfsync_schemas::Order;
 use shelfsync_topology::{TopicId, Topology};
@@ -15,25 +15,8 @@ use shelfsync_topology::{TopicId, Topology};
 use super::{Decoder, Emit, OperatorStage, Outputs, Rejected};
 use crate::error::Result;
 
-/// The stateless operator of `normalize`: emits the decoded order as it is.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ForwardOrder;
-
-impl Operator for ForwardOrder {
-    type Input = Order;
-    type Output = Order;
-
-    fn process(
-        &self,
-        _store: &mut dyn StateStore,
-        _timestamp: i64,
-        order: &Order,
-        out: &mut Vec<Order>,
-    ) -> std::result::Result<(), OperatorError> {
-        out.push(order.clone());
-        Ok(())
-    }
-}
+/// The operator of `normalize`: the decoded order as it is.
+pub const FORWARD_ORDER: MapRecords<Order, Order> = MapRecords::new(|order| Ok(order.clone()));
 
 /// The channel adapters as the stage's decoder: channel name → adapter, from the topology.
 pub fn decoder(topology: &Topology) -> Decoder<Order> {
@@ -51,8 +34,8 @@ pub fn decoder(topology: &Topology) -> Decoder<Order> {
 }
 
 /// The `normalize` stage under `topology`.
-pub fn stage(topology: &Topology) -> OperatorStage<ForwardOrder> {
-    OperatorStage::new(ForwardOrder, decoder(topology))
+pub fn stage(topology: &Topology) -> OperatorStage<MapRecords<Order, Order>> {
+    OperatorStage::new(FORWARD_ORDER, decoder(topology))
 }
 
 impl Emit for Order {
