@@ -39,6 +39,7 @@ pub mod adapters;
 mod api;
 pub mod bucket;
 pub mod config;
+mod dead_letter;
 pub mod queue;
 pub mod retry;
 pub mod sink;
