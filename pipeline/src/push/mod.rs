@@ -7,7 +7,8 @@
 //!   stock-outs served first;
 //! - [`bucket`]: per channel, a token bucket (`rate_per_sec`, `burst`) that every request
 //!   passes, plus a pause when the marketplace answers 429 or sends `Retry-After`;
-//! - [`adapters`]: the request shapes of Shopify, Amazon, Walmart, eBay and a signed webhook;
+//! - [`marketplaces`]: the request shapes of Shopify, Amazon, Walmart, eBay and a signed webhook,
+//!   one file each behind one trait; the shared delivery loop and feed flow send them;
 //! - [`retry`]: exponential backoff with jitter and `Retry-After` parsing;
 //! - [`tracker`]: per partition, the offsets still waiting for the marketplace;
 //! - [`sink`]: [`HttpPushSink`], which ties them together.
@@ -35,11 +36,13 @@
 //! Every request carries the idempotency keys `channel|sku|version` of its updates
 //! (`X-Shelfsync-Update-Keys`), so a marketplace (or the test simulator) can check the order.
 
-pub mod adapters;
 mod api;
 pub mod bucket;
 pub mod config;
 mod dead_letter;
+mod delivery;
+mod feed;
+pub mod marketplaces;
 pub mod queue;
 pub mod retry;
 pub mod sink;

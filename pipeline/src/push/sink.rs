@@ -14,10 +14,11 @@ use shelfsync_schemas::ChannelAvailability;
 use tokio::sync::{watch, Notify, Semaphore};
 use tracing::{debug, error, info, warn};
 
-use super::adapters::{Adapter, Delivery, ItemResult};
 use super::api::{Api, Calls, Limiter};
 use super::config::ChannelConfig;
 use super::dead_letter::DeadLetter;
+use super::delivery;
+use super::marketplaces::{self, Delivery, ItemResult, Marketplace};
 use super::queue::{CoalescingQueue, Cover, Offered, Queued, Update};
 use super::retry::{backoff, Jitter, BACKOFF_BASE, BACKOFF_CAP};
 use super::tracker::PartitionTracker;
@@ -87,7 +88,7 @@ impl Shared {
 #[derive(Debug)]
 struct ChannelRuntime {
     config: ChannelConfig,
-    adapter: Adapter,
+    marketplace: Box<dyn Marketplace>,
     api: Api,
     notify: Notify,
     permits: Arc<Semaphore>,
@@ -141,7 +142,7 @@ impl HttpPushSink {
                     limiter: Limiter::new(config.rate_per_sec, config.burst),
                     timeout: config.timeout,
                 },
-                adapter: Adapter::new(config.kind),
+                marketplace: marketplaces::for_kind(config.kind),
                 notify: Notify::new(),
                 permits: Arc::new(Semaphore::new(config.max_in_flight)),
                 config,
@@ -525,7 +526,8 @@ impl HttpPushSink {
                 };
                 let calls = Calls::new(&rt.api, true);
                 let refs: Vec<&Update> = batch.iter().collect();
-                let delivery = rt.adapter.deliver(&calls, &rt.config, &refs).await;
+                let delivery =
+                    delivery::deliver(&calls, rt.marketplace.as_ref(), &rt.config, &refs).await;
                 sink.complete(ch, &batch, delivery);
                 rt.notify.notify_one();
             });
@@ -554,7 +556,7 @@ impl HttpPushSink {
             return Vec::new();
         };
         let n = rt
-            .adapter
+            .marketplace
             .batch_for(first_is_stock_out, queue.len(), rt.config.batch_size);
         let taken = queue.take(n, now, |sku| in_flight.contains_key(sku));
         let mut out = Vec::with_capacity(taken.len());
