@@ -1,16 +1,33 @@
 //! `shelfsync push`: the marketplace push sink (DESIGN §5).
 //!
 //! It reads `retail.channel.availability` in its own consumer group
-//! (`<application_id>-push`) and sends each channel's quantities to its marketplace:
+//! (`<application_id>-push`) and sends each channel's quantities to its marketplace.
 //!
+//! ## Layout, file by file
+//!
+//! - `mod.rs` (this file): [`run`], the consumer loop, rebalance callbacks and commits;
+//! - [`config`]: each channel's `[channels.push]` table resolved, credentials read;
 //! - [`queue`]: per channel, a coalescing queue keeping only the newest version per SKU, with
 //!   stock-outs served first;
-//! - [`bucket`]: per channel, a token bucket (`rate_per_sec`, `burst`) that every request
-//!   passes, plus a pause when the marketplace answers 429 or sends `Retry-After`;
-//! - [`adapters`]: the request shapes of Shopify, Amazon, Walmart, eBay and a signed webhook;
-//! - [`retry`]: exponential backoff with jitter and `Retry-After` parsing;
 //! - [`tracker`]: per partition, the offsets still waiting for the marketplace;
-//! - [`sink`]: [`HttpPushSink`], which ties them together.
+//! - [`sink`]: [`HttpPushSink`], which ties them together: takes batches from the queues, marks
+//!   them in flight, applies each update's result (acknowledge, retry with backoff, dead-letter);
+//! - `dead_letter.rs`: the dead-letter records and their headers;
+//! - `delivery.rs`: the shared delivery loop, written once for every marketplace: reads the
+//!   credentials and sends the requests a marketplace asks for, handing each answer back;
+//! - `feed.rs`: the bulk-feed flow, written once (submit → poll until final → report), for the
+//!   marketplaces that have a feed (Amazon, Walmart);
+//! - `api.rs`: one channel's HTTP side: its limiter (token bucket plus pauses) and one request
+//!   sent and classified (accepted, worth retrying, refused for good);
+//! - [`bucket`]: the token bucket (`rate_per_sec`, `burst`) that every request passes;
+//! - [`retry`]: exponential backoff with jitter and `Retry-After` parsing;
+//! - [`marketplaces`]: one file per marketplace API behind the `Marketplace` trait, pure code
+//!   only (requests built from a batch, answers read into a result per update, unit-tested
+//!   beside it): `shopify.rs`, `amazon.rs`, `walmart.rs`, `ebay.rs` and `webhook.rs` (a signed
+//!   generic webhook). Adding a marketplace is one file there plus one line in its `for_kind`.
+//!
+//! All I/O (HTTP calls, rate limiting, waiting, retries) is in `delivery.rs`, `feed.rs`,
+//! `api.rs` and [`sink`]; nothing in [`marketplaces`] sends or waits.
 //!
 //! ## Delivery and commits
 //!
@@ -35,10 +52,13 @@
 //! Every request carries the idempotency keys `channel|sku|version` of its updates
 //! (`X-Shelfsync-Update-Keys`), so a marketplace (or the test simulator) can check the order.
 
-pub mod adapters;
 mod api;
 pub mod bucket;
 pub mod config;
+mod dead_letter;
+mod delivery;
+mod feed;
+pub mod marketplaces;
 pub mod queue;
 pub mod retry;
 pub mod sink;

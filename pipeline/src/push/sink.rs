@@ -9,20 +9,22 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use shelfsync_schemas::avro::{self, Framing};
-use shelfsync_schemas::{availability_key, ChannelAvailability};
+use shelfsync_schemas::avro;
+use shelfsync_schemas::ChannelAvailability;
 use tokio::sync::{watch, Notify, Semaphore};
 use tracing::{debug, error, info, warn};
 
-use super::adapters::{Adapter, Delivery, ItemResult};
 use super::api::{Api, Calls, Limiter};
 use super::config::ChannelConfig;
+use super::dead_letter::DeadLetter;
+use super::delivery;
+use super::marketplaces::{self, Delivery, ItemResult, Marketplace};
 use super::queue::{CoalescingQueue, Cover, Offered, Queued, Update};
 use super::retry::{backoff, Jitter, BACKOFF_BASE, BACKOFF_CAP};
 use super::tracker::PartitionTracker;
-use super::{DLQ_CHANNEL, DLQ_HTTP_BODY, DLQ_HTTP_STATUS, STAGE};
+use super::STAGE;
 use crate::error::{Error, Result};
-use crate::kafka::{self, KafkaProducer, ProduceRecord};
+use crate::kafka::{KafkaProducer, ProduceRecord};
 use crate::metrics as m;
 
 /// What one channel keeps.
@@ -82,24 +84,11 @@ impl Shared {
     }
 }
 
-/// A record for the dead-letter topic.
-#[derive(Debug)]
-struct DeadLetter {
-    channel: usize,
-    key: Vec<u8>,
-    value: Vec<u8>,
-    covers: Vec<Cover>,
-    kind: &'static str,
-    reason: String,
-    status: Option<u16>,
-    body: String,
-}
-
 /// One channel's sender side.
 #[derive(Debug)]
 struct ChannelRuntime {
     config: ChannelConfig,
-    adapter: Adapter,
+    marketplace: Box<dyn Marketplace>,
     api: Api,
     notify: Notify,
     permits: Arc<Semaphore>,
@@ -153,7 +142,7 @@ impl HttpPushSink {
                     limiter: Limiter::new(config.rate_per_sec, config.burst),
                     timeout: config.timeout,
                 },
-                adapter: Adapter::new(config.kind),
+                marketplace: marketplaces::for_kind(config.kind),
                 notify: Notify::new(),
                 permits: Arc::new(Semaphore::new(config.max_in_flight)),
                 config,
@@ -323,17 +312,7 @@ impl HttpPushSink {
         }
         if let Some((cover, reason)) = dead {
             warn!(topic = %self.source_topic, partition, offset, reason = %reason, "availability record dead-lettered");
-            let letter = DeadLetter {
-                channel: usize::MAX,
-                key: key.unwrap_or_default().to_vec(),
-                value: payload.unwrap_or_default().to_vec(),
-                covers: vec![cover],
-                kind: "decode",
-                reason,
-                status: None,
-                body: String::new(),
-            };
-            self.dead_letter(letter)?;
+            self.dead_letter(DeadLetter::unreadable(key, payload, cover, reason))?;
         }
         Ok(())
     }
@@ -547,7 +526,8 @@ impl HttpPushSink {
                 };
                 let calls = Calls::new(&rt.api, true);
                 let refs: Vec<&Update> = batch.iter().collect();
-                let delivery = rt.adapter.deliver(&calls, &rt.config, &refs).await;
+                let delivery =
+                    delivery::deliver(&calls, rt.marketplace.as_ref(), &rt.config, &refs).await;
                 sink.complete(ch, &batch, delivery);
                 rt.notify.notify_one();
             });
@@ -576,7 +556,7 @@ impl HttpPushSink {
             return Vec::new();
         };
         let n = rt
-            .adapter
+            .marketplace
             .batch_for(first_is_stock_out, queue.len(), rt.config.batch_size);
         let taken = queue.take(n, now, |sku| in_flight.contains_key(sku));
         let mut out = Vec::with_capacity(taken.len());
@@ -623,7 +603,7 @@ impl HttpPushSink {
                             body,
                         } => {
                             warn!(channel = name, sku = %update.sku, version = update.version, status, reason = %reason, "marketplace refused the update; dead-lettered");
-                            dead.push(dead_letter(
+                            dead.push(DeadLetter::update(
                                 ch,
                                 name,
                                 entry,
@@ -638,7 +618,7 @@ impl HttpPushSink {
                             entry.attempts += 1;
                             if entry.attempts > rt.config.max_retries {
                                 warn!(channel = name, sku = %update.sku, version = update.version, attempts = entry.attempts, reason = %reason, "update failed on every try; dead-lettered");
-                                dead.push(dead_letter(
+                                dead.push(DeadLetter::update(
                                     ch,
                                     name,
                                     entry,
@@ -703,34 +683,11 @@ impl HttpPushSink {
     /// Produces a dead letter and, once it is enqueued, acknowledges what it covers (the commit
     /// flushes the producer before committing, so it is on the broker by then).
     fn dead_letter(&self, letter: DeadLetter) -> Result<()> {
-        let newest = letter.covers.iter().max_by_key(|c| c.offset).copied();
-        let mut headers: Vec<(&str, Vec<u8>)> = vec![
-            (kafka::DLQ_STAGE, STAGE.as_bytes().to_vec()),
-            (kafka::DLQ_TOPIC, self.source_topic.as_bytes().to_vec()),
-            (
-                kafka::DLQ_PARTITION,
-                newest.map_or(-1, |c| c.partition).to_string().into_bytes(),
-            ),
-            (
-                kafka::DLQ_OFFSET,
-                newest.map_or(-1, |c| c.offset).to_string().into_bytes(),
-            ),
-            (kafka::DLQ_KIND, letter.kind.as_bytes().to_vec()),
-            (kafka::DLQ_REASON, letter.reason.clone().into_bytes()),
-        ];
         let channel = self
             .channels
             .get(letter.channel)
             .map(|c| c.config.name.clone());
-        if let Some(name) = &channel {
-            headers.push((DLQ_CHANNEL, name.clone().into_bytes()));
-        }
-        if let Some(status) = letter.status {
-            headers.push((DLQ_HTTP_STATUS, status.to_string().into_bytes()));
-        }
-        if !letter.body.is_empty() {
-            headers.push((DLQ_HTTP_BODY, letter.body.clone().into_bytes()));
-        }
+        let headers = letter.headers(&self.source_topic, channel.as_deref());
         self.producer.send(ProduceRecord {
             topic: &self.dlq_topic,
             partition: None,
@@ -785,35 +742,6 @@ impl HttpPushSink {
             let age = oldest.map_or(0.0, |t| (now_ms - t).max(0) as f64 / 1000.0);
             metrics::gauge!(m::PUSH_FRESHNESS, "channel" => name).set(age);
         }
-    }
-}
-
-fn dead_letter(
-    channel: usize,
-    name: &str,
-    entry: Queued,
-    kind: &'static str,
-    reason: String,
-    status: Option<u16>,
-    body: String,
-) -> DeadLetter {
-    let record = ChannelAvailability {
-        event_id: entry.update.event_id.clone(),
-        channel: name.to_string(),
-        sku: entry.update.sku.clone(),
-        quantity: entry.update.quantity,
-        version: entry.update.version,
-        event_time: entry.update.event_time,
-    };
-    DeadLetter {
-        channel,
-        key: availability_key(name, &entry.update.sku).into_bytes(),
-        value: avro::encode(&record, Framing::SingleObject).unwrap_or_default(),
-        covers: entry.covers,
-        kind,
-        reason,
-        status,
-        body,
     }
 }
 
