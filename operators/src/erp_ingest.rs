@@ -138,11 +138,11 @@ pub fn ingest_product(change: &ProductChange) -> Result<InventoryCommand, Operat
     Ok(InventoryCommand::product(change.clone()))
 }
 
-/// [`ingest_inventory`] as a stateless [`Operator`]: one command per valid change.
+/// [`ingest_inventory`] as a stateless [`Operator`](crate::Operator): one command per valid change.
 pub const INGEST_INVENTORY: MapRecords<InventoryChange, InventoryCommand> =
     MapRecords::new(ingest_inventory);
 
-/// [`ingest_product`] as a stateless [`Operator`]: one command per valid product record.
+/// [`ingest_product`] as a stateless [`Operator`](crate::Operator): one command per valid product record.
 pub const INGEST_PRODUCTS: MapRecords<ProductChange, InventoryCommand> =
     MapRecords::new(ingest_product);
 

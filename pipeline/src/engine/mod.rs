@@ -3,13 +3,13 @@
 //!
 //! | file | protocol step |
 //! |---|---|
-//! | [`task`] | the task, its [`Checkpoint`] and its ledger: the one type that holds a task's exactly-once bookkeeping |
-//! | [`epoch`] | the epoch: process → produce → await acks → `WriteBatch` → commit, and dead-lettering |
-//! | [`stamp`] | upstream stamps: `task/offset/index` on every output, per-upstream marks on every reader |
-//! | [`restore`] | opening a task: resume from the local checkpoint or restore the store from its changelog |
-//! | [`tail`] | output-tail suppression: delivered offsets and the scan that keeps a restart from repeating outputs |
-//! | [`rebalance`] | the consumer-group callbacks: commit and close on revoke, open on assign |
-//! | [`status`] | what probes, the directory and queries read while the engine runs |
+//! | `task.rs` | the task, its [`Checkpoint`] and its ledger: the one type that holds a task's exactly-once bookkeeping |
+//! | `epoch.rs` | the epoch: process → produce → await acks → `WriteBatch` → commit, and dead-lettering |
+//! | `stamp.rs` | upstream stamps: `task/offset/index` on every output, per-upstream marks on every reader |
+//! | `restore.rs` | opening a task: resume from the local checkpoint or restore the store from its changelog |
+//! | `tail.rs` | output-tail suppression: delivered offsets and the scan that keeps a restart from repeating outputs |
+//! | `rebalance.rs` | the consumer-group callbacks: commit and close on revoke, open on assign |
+//! | `status.rs` | what probes, the directory and queries read while the engine runs |
 //!
 //! This file holds the [`Engine`] (the state the poll loop and the rebalance callbacks share,
 //! behind one mutex) and [`run`], the poll loop: poll for up to one epoch interval or
@@ -30,13 +30,13 @@ use crate::kafka::{self, KafkaProducer};
 use crate::rocks_store::StateDb;
 use crate::stages::{OutRecord, StageLogic};
 
-pub mod epoch;
-pub mod rebalance;
-pub mod restore;
-pub mod stamp;
-pub mod status;
-pub mod tail;
-pub mod task;
+mod epoch;
+mod rebalance;
+mod restore;
+mod stamp;
+mod status;
+mod tail;
+mod task;
 
 pub use rebalance::GroupContext;
 pub use stamp::Stamp;

@@ -15,7 +15,7 @@ use rdkafka::message::Message;
 use crate::kafka;
 
 /// The header that carries a [`Stamp`].
-pub const STAMP_HEADER: &str = kafka::STAMP_HEADER;
+pub(crate) const STAMP_HEADER: &str = kafka::STAMP_HEADER;
 
 /// Where a produced record came from: the task, the input offset and the output's index among
 /// that offset's outputs (the DLQ record of a rejected input has index 0).
@@ -63,17 +63,17 @@ impl<'a> Stamp<'a> {
 
 /// Per upstream task, the highest stamp position `(offset, index)` applied: what a receiving
 /// task drops as already applied. Saved in the task's checkpoint.
-pub type UpstreamMarks = BTreeMap<String, (i64, i32)>;
+pub(crate) type UpstreamMarks = BTreeMap<String, (i64, i32)>;
 
 /// Whether `stamp` was already applied according to `marks`.
-pub fn already_applied(marks: &UpstreamMarks, stamp: &Stamp<'_>) -> bool {
+pub(crate) fn already_applied(marks: &UpstreamMarks, stamp: &Stamp<'_>) -> bool {
     marks
         .get(stamp.task)
         .is_some_and(|hwm| stamp.position() <= *hwm)
 }
 
 /// Records `stamp` as applied (the caller applies stamps in order per upstream task).
-pub fn mark_applied(marks: &mut UpstreamMarks, stamp: &Stamp<'_>) {
+pub(crate) fn mark_applied(marks: &mut UpstreamMarks, stamp: &Stamp<'_>) {
     marks.insert(stamp.task.to_string(), stamp.position());
 }
 

@@ -141,7 +141,7 @@ struct AppState {
 /// own, until [`HttpServer::shutdown`]. `shelfsync run` calls it before starting the engine, so
 /// probes answer (not ready) while the instance joins its group and restores state.
 ///
-/// `metrics` is the handle of the installed recorder ([`install_recorder`]); a background task
+/// `metrics` is the handle of the installed recorder ([`install_recorder`](crate::metrics::install_recorder)); a background task
 /// runs its upkeep every 5 s.
 ///
 /// # Errors

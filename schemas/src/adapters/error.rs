@@ -62,7 +62,7 @@ pub enum AdapterError {
         /// The lines array.
         path: String,
     },
-    /// An order has more than [`MAX_LINES`] lines.
+    /// An order has more than [`MAX_LINES`](super::MAX_LINES) lines.
     #[error("{path}: {count} lines, more than the limit of {limit}")]
     TooManyLines {
         /// The lines array.
@@ -98,7 +98,7 @@ pub enum AdapterError {
         /// What does not fit.
         reason: String,
     },
-    /// An adapter name that is not one of [`AdapterKind::ALL`].
+    /// An adapter name that is not one of [`AdapterKind::ALL`](super::AdapterKind::ALL).
     #[error("unknown adapter {name:?}: expected shopify, amazon, walmart or generic")]
     UnknownAdapter {
         /// The name given (cut to 128 bytes).
@@ -167,7 +167,7 @@ impl AdapterError {
     }
 
     /// The error for an envelope whose channel the topology does not know; for callers that
-    /// resolve channels themselves instead of through [`normalize`].
+    /// resolve channels themselves instead of through [`normalize`](super::normalize).
     pub fn unknown_channel(channel: &str) -> Self {
         Self::UnknownChannel {
             channel: truncated(channel),
