@@ -102,47 +102,62 @@ check_java() {
     command -v mvn >/dev/null 2>&1 || shelfsync_die "mvn missing after the apt install"
 }
 
-# Apache Kafka's jars from Maven Central (scripts/kafka/pom.xml) into $KAFKA_LIBS, once.
-install_kafka() {
-    local pom="${SHELFSYNC_ROOT}/scripts/kafka/pom.xml" marker="${KAFKA_LIBS}/.complete"
+# The runtime jars of a pom's dependencies, from Maven Central into a directory, once (a marker
+# holds the pom's hash; a changed pom fetches again). $4, when given, is a function that checks
+# the fetched directory before it replaces the old one.
+#   maven_libs <label> <pom> <dest> [check]
+maven_libs() {
+    local label="$1" pom="$2" dest="$3" check="${4:-}" marker="$3/.complete"
     local stamp
     stamp="$(sha256sum "${pom}" | cut -d' ' -f1)"
     if [[ -f "${marker}" && "$(cat "${marker}")" == "${stamp}" ]]; then
-        shelfsync_log "kafka: ${KAFKA_VERSION} present in ${KAFKA_LIBS}"
+        shelfsync_log "${label}: present in ${dest}"
         return 0
     fi
     mkdir -p "${SHELFSYNC_CACHE}"
-    exec 9>"${SHELFSYNC_CACHE}/kafka-install.lock"
+    exec 9>"${SHELFSYNC_CACHE}/maven-install.lock"
     flock 9
     if [[ -f "${marker}" && "$(cat "${marker}")" == "${stamp}" ]]; then
         return 0
     fi
-    shelfsync_log "kafka: fetching org.apache.kafka:kafka_2.13:${KAFKA_VERSION} and its runtime dependencies with Maven"
-    local tmp="${KAFKA_LIBS}.tmp.$$"
+    shelfsync_log "${label}: fetching $(basename "$(dirname "${pom}")")/pom.xml's runtime dependencies with Maven"
+    local tmp="${dest}.tmp.$$"
     rm -rf -- "${tmp}"
     # (Maven's console library prints bare colour codes even with -q -B: strip them.)
     mvn -B -q -Dstyle.color=never -f "${pom}" dependency:copy-dependencies -DincludeScope=runtime \
         -DoutputDirectory="${tmp}" 2>&1 | sed -e 's/\x1b\[[0-9;]*m//g' -e '/^$/d' >&2 ||
-        shelfsync_die "mvn could not fetch Apache Kafka ${KAFKA_VERSION} (see above; Maven Central must be reachable)"
-    # The SLF4J binding must match slf4j-api's major version or the broker logs nothing.
-    local api binding
-    api="$(cd "${tmp}" && ls slf4j-api-*.jar 2>/dev/null | head -n 1 || true)"
-    binding="$(cd "${tmp}" && ls log4j-slf4j*-impl-*.jar 2>/dev/null | head -n 1 || true)"
+        shelfsync_die "mvn could not fetch ${label} (see above; Maven Central must be reachable)"
+    if [[ -n "${check}" ]]; then
+        "${check}" "${tmp}" || { rm -rf -- "${tmp}"; exit 1; }
+    fi
+    echo "${stamp}" >"${tmp}/.complete"
+    rm -rf -- "${dest}"
+    mkdir -p "$(dirname "${dest}")"
+    mv -- "${tmp}" "${dest}"
+    shelfsync_log "${label}: $(find "${dest}" -name '*.jar' | wc -l) jars in ${dest}"
+}
+
+# The SLF4J binding must match slf4j-api's major version or the broker logs nothing.
+check_kafka_libs() {
+    local dir="$1" api binding
+    api="$(cd "${dir}" && ls slf4j-api-*.jar 2>/dev/null | head -n 1 || true)"
+    binding="$(cd "${dir}" && ls log4j-slf4j*-impl-*.jar 2>/dev/null | head -n 1 || true)"
     case "${api}:${binding}" in
         slf4j-api-1.*:log4j-slf4j-impl-*.jar | slf4j-api-2.*:log4j-slf4j2-impl-*.jar) ;;
-        *) rm -rf -- "${tmp}"
-           shelfsync_die "kafka: SLF4J binding '${binding}' does not match '${api}': fix scripts/kafka/pom.xml" ;;
+        *) shelfsync_log "ERROR: kafka: SLF4J binding '${binding}' does not match '${api}': fix scripts/kafka/pom.xml"
+           return 1 ;;
     esac
-    [[ -f "${tmp}/kafka_2.13-${KAFKA_VERSION}.jar" ]] || shelfsync_die "kafka: kafka_2.13-${KAFKA_VERSION}.jar missing"
-    echo "${stamp}" >"${tmp}/.complete"
-    rm -rf -- "${KAFKA_LIBS}"
-    mkdir -p "$(dirname "${KAFKA_LIBS}")"
-    mv -- "${tmp}" "${KAFKA_LIBS}"
-    shelfsync_log "kafka: $(find "${KAFKA_LIBS}" -name '*.jar' | wc -l) jars in ${KAFKA_LIBS} (${api}, ${binding})"
+    [[ -f "${dir}/kafka_2.13-${KAFKA_VERSION}.jar" ]] || {
+        shelfsync_log "ERROR: kafka: kafka_2.13-${KAFKA_VERSION}.jar missing"
+        return 1
+    }
 }
 
 install_apt_packages
 install_java
 check_rust
 check_java
-install_kafka
+# Apache Kafka (the broker of the tests, the demo and the bench), ~20 s once.
+maven_libs "kafka ${KAFKA_VERSION}" "${SHELFSYNC_ROOT}/scripts/kafka/pom.xml" "${KAFKA_LIBS}" check_kafka_libs
+# Apache Avro for Java: the standard library the interoperability test writes and reads with.
+maven_libs "avro ${AVRO_VERSION}" "${SHELFSYNC_ROOT}/scripts/avro/pom.xml" "${AVRO_LIBS}"

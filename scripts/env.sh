@@ -6,6 +6,8 @@
 #   CARGO_TARGET_DIR  cargo build output                             default $SHELFSYNC_CACHE/target
 #   KAFKA_LIBS        the Apache Kafka broker's jars (scripts/deps.sh fetches them with Maven)
 #                                                                    default $SHELFSYNC_CACHE/kafka-$KAFKA_VERSION/libs
+#   AVRO_LIBS         Apache Avro for Java, for the Avro interoperability test
+#                                                                    default $SHELFSYNC_CACHE/avro-$AVRO_VERSION/libs
 
 SHELFSYNC_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SHELFSYNC_CACHE="${SHELFSYNC_CACHE:-${HOME}/.cache/shelfsync}"
@@ -15,9 +17,14 @@ SHELFSYNC_CACHE="${SHELFSYNC_CACHE:-${HOME}/.cache/shelfsync}"
 KAFKA_VERSION="4.4.0"
 KAFKA_LIBS="${KAFKA_LIBS:-${SHELFSYNC_CACHE}/kafka-${KAFKA_VERSION}/libs}"
 
+# Apache Avro for Java (tests/tests/avro_interop.rs writes and reads records with it). Pinned
+# here and in scripts/avro/pom.xml.
+AVRO_VERSION="1.12.1"
+AVRO_LIBS="${AVRO_LIBS:-${SHELFSYNC_CACHE}/avro-${AVRO_VERSION}/libs}"
+
 CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${SHELFSYNC_CACHE}/target}"
 
-export SHELFSYNC_ROOT SHELFSYNC_CACHE KAFKA_VERSION KAFKA_LIBS CARGO_TARGET_DIR
+export SHELFSYNC_ROOT SHELFSYNC_CACHE KAFKA_VERSION KAFKA_LIBS AVRO_VERSION AVRO_LIBS CARGO_TARGET_DIR
 
 # Helpers shared by the scripts.
 shelfsync_log() { printf '[shelfsync] %s\n' "$*" >&2; }

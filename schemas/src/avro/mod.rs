@@ -4,7 +4,9 @@
 //! at compile time: they are the public contract with the ERP and marketplace teams. Each file is
 //! self-contained (nested named types are defined inline), so it can be registered with a schema
 //! registry on its own. Each is parsed once, on first use, into a [`CompiledSchema`] that also
-//! holds its parsing canonical form and CRC-64-AVRO (Rabin) fingerprint.
+//! holds its parsing canonical form and CRC-64-AVRO (Rabin) fingerprint, computed exactly as the
+//! Avro specification says ([`canonical`]), so that records written by the Java or Python Avro
+//! libraries are read and records we write are read by them.
 //!
 //! Every top-level record type of [`crate::model`] implements [`AvroRecord`]; serde maps the Rust
 //! fields and enum variants one-to-one onto the Avro fields and symbols.
@@ -42,6 +44,7 @@
 //! value or an [`AvroError`], every length prefix is checked against the bytes that are left before
 //! anything is allocated, and nesting depth is capped.
 
+pub mod canonical;
 mod datum;
 #[cfg(test)]
 mod tests;
@@ -105,15 +108,19 @@ pub enum AvroError {
     },
     /// A single-object message was written with another schema than the one it is read with.
     #[error(
-        "schema fingerprint mismatch: reading {record} (fingerprint {}) but the message was written with fingerprint {}",
+        "schema fingerprint mismatch: reading {record}, the message carries fingerprint {} but {record} has {} (Avro specification: CRC-64-AVRO of the Parsing Canonical Form; {} is accepted too, the form shelfsync wrote before)",
+        hex(.found),
         hex(.expected),
-        hex(.found)
+        hex(.legacy)
     )]
     FingerprintMismatch {
         /// The record type being decoded.
         record: &'static str,
-        /// The fingerprint of that record's schema.
+        /// The fingerprint of that record's schema (the specification's).
         expected: [u8; 8],
+        /// The fingerprint shelfsync wrote before it followed the specification (apache-avro's
+        /// canonical form keeps `{"type":"long"}` around logical types); still accepted.
+        legacy: [u8; 8],
         /// The fingerprint in the message.
         found: [u8; 8],
     },
@@ -240,6 +247,7 @@ pub struct CompiledSchema {
     full_name: String,
     canonical_form: String,
     fingerprint: [u8; 8],
+    legacy_fingerprint: [u8; 8],
 }
 
 impl CompiledSchema {
@@ -257,10 +265,16 @@ impl CompiledSchema {
     /// Wraps an already parsed schema.
     ///
     /// # Errors
-    /// [`AvroError::Schema`] when its fingerprint is not 8 bytes (cannot happen with Rabin).
+    /// [`AvroError::Schema`] when the schema has no canonical form (cannot happen with a schema
+    /// `apache_avro` parsed).
     pub fn from_schema(schema: Schema) -> Result<Self, AvroError> {
-        let canonical_form = schema.canonical_form();
-        let fingerprint: [u8; 8] = schema
+        let json = serde_json::to_string(&schema).map_err(|e| AvroError::Schema {
+            reason: e.to_string(),
+        })?;
+        let canonical_form = canonical::parsing_canonical_form(&json)
+            .map_err(|reason| AvroError::Schema { reason })?;
+        let fingerprint = canonical::rabin_fingerprint64(canonical_form.as_bytes()).to_le_bytes();
+        let legacy_fingerprint: [u8; 8] = schema
             .fingerprint::<Rabin>()
             .bytes
             .as_slice()
@@ -276,6 +290,7 @@ impl CompiledSchema {
             full_name,
             canonical_form,
             fingerprint,
+            legacy_fingerprint,
         })
     }
 
@@ -306,6 +321,26 @@ impl CompiledSchema {
     /// single-object header.
     pub fn fingerprint(&self) -> [u8; 8] {
         self.fingerprint
+    }
+
+    /// The fingerprint shelfsync wrote before following the specification (apache-avro's
+    /// canonical form); decoding still accepts it so that records already in topics are read.
+    pub fn legacy_fingerprint(&self) -> [u8; 8] {
+        self.legacy_fingerprint
+    }
+
+    /// Whether a single-object message with `fingerprint` was written with this schema.
+    pub fn accepts(&self, fingerprint: [u8; 8]) -> bool {
+        fingerprint == self.fingerprint || fingerprint == self.legacy_fingerprint
+    }
+
+    fn mismatch(&self, record: &'static str, found: [u8; 8]) -> AvroError {
+        AvroError::FingerprintMismatch {
+            record,
+            expected: self.fingerprint,
+            legacy: self.legacy_fingerprint,
+            found,
+        }
     }
 
     /// The 10-byte single-object header: marker then fingerprint.
@@ -502,12 +537,8 @@ pub fn decode<T: AvroRecord>(bytes: &[u8]) -> Result<T, AvroError> {
     let compiled = T::compiled();
     let (header, datum) = read_header(bytes)?;
     if let Header::SingleObject { fingerprint } = header {
-        if fingerprint != compiled.fingerprint {
-            return Err(AvroError::FingerprintMismatch {
-                record: T::NAME,
-                expected: compiled.fingerprint,
-                found: fingerprint,
-            });
+        if !compiled.accepts(fingerprint) {
+            return Err(compiled.mismatch(T::NAME, fingerprint));
         }
     }
     decode_datum(datum)
@@ -541,12 +572,8 @@ pub fn decode_with_writer<T: AvroRecord>(
 ) -> Result<T, AvroError> {
     let (header, datum) = read_header(bytes)?;
     if let Header::SingleObject { fingerprint } = header {
-        if fingerprint != writer.fingerprint {
-            return Err(AvroError::FingerprintMismatch {
-                record: T::NAME,
-                expected: writer.fingerprint,
-                found: fingerprint,
-            });
+        if !writer.accepts(fingerprint) {
+            return Err(writer.mismatch(T::NAME, fingerprint));
         }
     }
     let reader = T::compiled();

@@ -53,13 +53,19 @@ fn headers_are_as_specified() {
         )
     );
 
-    // The fingerprint is the little-endian CRC-64-AVRO of the canonical form, and the whole
-    // message is what apache_avro's own single-object writer produces.
+    // The fingerprint is the little-endian CRC-64-AVRO of the specification's canonical form.
+    // apache_avro's own single-object writer writes the same datum behind its own fingerprint
+    // (its canonical form keeps `{"type":"long"}` around logical types), which is still read.
     let compiled = Order::compiled();
     assert_eq!(
-        compiled.fingerprint().to_vec(),
+        compiled.fingerprint(),
+        canonical::rabin_fingerprint64(compiled.canonical_form().as_bytes()).to_le_bytes()
+    );
+    assert_eq!(
+        compiled.legacy_fingerprint().to_vec(),
         Order::schema().fingerprint::<Rabin>().bytes
     );
+    assert_ne!(compiled.fingerprint(), compiled.legacy_fingerprint());
     let mut writer =
         apache_avro::GenericSingleObjectWriter::new_with_capacity(Order::schema(), 1024).unwrap();
     let mut theirs = Vec::new();
@@ -68,7 +74,10 @@ fn headers_are_as_specified() {
         .resolve(Order::schema())
         .unwrap();
     writer.write_value(value, &mut theirs).unwrap();
-    assert_eq!(theirs, so);
+    assert_eq!(&theirs[..2], &so[..2]);
+    assert_eq!(&theirs[2..10], &compiled.legacy_fingerprint());
+    assert_eq!(&theirs[10..], &so[10..]);
+    assert_eq!(decode::<Order>(&theirs).unwrap(), x);
 }
 
 #[test]
@@ -102,6 +111,7 @@ fn fingerprint_mismatch_is_an_error() {
         AvroError::FingerprintMismatch {
             record: "com.shelfsync.v1.OrderStatus",
             expected: fingerprint::<OrderStatus>(),
+            legacy: OrderStatus::compiled().legacy_fingerprint(),
             found: fingerprint::<Order>(),
         }
     );
@@ -347,4 +357,21 @@ fn references_and_recursion_in_writer_schemas_are_handled() {
     let bytes = [0, 0, 0, 0, 1, 2, 2, 0];
     let err = decode_with_writer::<Order>(&bytes, &node).unwrap_err();
     assert!(matches!(err, AvroError::Incompatible { .. }), "{err}");
+}
+
+/// What Apache Avro for Java 1.12.1 (`SchemaNormalization.toParsingForm` and
+/// `parsingFingerprint64`, little-endian as on the wire) says of `InventoryChange.avsc`: see
+/// `tests/java/AvroInterop.java fingerprint`. The broker test `avro_interop` checks every schema
+/// against the Java library itself.
+#[test]
+fn inventory_change_has_the_java_librarys_canonical_form_and_fingerprint() {
+    let compiled = InventoryChange::compiled();
+    assert_eq!(
+        compiled.canonical_form(),
+        r#"{"name":"com.shelfsync.v1.InventoryChange","type":"record","fields":[{"name":"sku","type":"string"},{"name":"location","type":"string"},{"name":"kind","type":{"name":"com.shelfsync.v1.InventoryChangeKind","type":"enum","symbols":["SNAPSHOT","ADJUSTMENT"]}},{"name":"quantity","type":"long"},{"name":"erp_sequence","type":"long"},{"name":"reason","type":["null",{"name":"com.shelfsync.v1.AdjustmentReason","type":"enum","symbols":["RECEIPT","SHIPMENT","RETURN","CORRECTION","OTHER"]}]},{"name":"order_key","type":["null","string"]},{"name":"line_id","type":["null","string"]},{"name":"event_time","type":"long"}]}"#
+    );
+    assert_eq!(
+        compiled.fingerprint(),
+        [0x80, 0x29, 0x78, 0xd0, 0x8a, 0x0c, 0xd1, 0xd5]
+    );
 }
