@@ -10,6 +10,7 @@ mod broker;
 pub mod kafka_io;
 
 pub use broker::{kafka_script, Broker, SaslSsl};
+pub mod day;
 pub mod harness;
 pub mod marketplace_sim;
 pub mod scenario;

@@ -9,7 +9,9 @@
 //!   monotonic per (SKU, location): a record at or below the last applied sequence is ignored.
 //!   A product record is ignored likewise against the SKU's last product sequence.
 //! - A `SHIPMENT` adjustment naming an order line consumes that line's hold in the same step as it
-//!   lowers on-hand, so the units are never counted twice.
+//!   lowers on-hand, so the units are never counted twice. A shipment that arrives before the
+//!   line's reservation still settles it: the line is recorded as shipped, and when it comes it
+//!   holds nothing.
 //! - A line reserves against physical stock (Σ max(0, on-hand) − reserved), so safety stock
 //!   absorbs oversell from channel lag. Short stock: the channel's policy `reject`s the line (holds
 //!   nothing) or `backorder`s the shortfall (holds what is there).
@@ -263,7 +265,30 @@ impl ReserveInventory {
         if change.reason == Some(AdjustmentReason::SHIPMENT) {
             if let (Some(order_key), Some(line_id)) = (&change.order_key, &change.line_id) {
                 let key = hold_key(&change.sku, order_key, line_id);
-                if let Some(mut hold) = load::<Hold>(t.store, &key)? {
+                let Some(mut hold) = load::<Hold>(t.store, &key)? else {
+                    // The shipment came before the line's reservation (a late order path):
+                    // the units left on-hand just now, so the line, when it comes, holds
+                    // nothing — recorded as a shipped line, like one shipped after its hold.
+                    let mut hold = Hold {
+                        quantity: change.quantity.saturating_neg().max(0),
+                        reserved: 0,
+                        backordered: 0,
+                        hard: true,
+                        state: HoldState::Shipped,
+                        expires_at: None,
+                        sku: change.sku.clone(),
+                        order_key: order_key.clone(),
+                    };
+                    Self::set_expiry(
+                        t.store,
+                        &key,
+                        &mut hold,
+                        Some(now.saturating_add(retention)),
+                    );
+                    save(t.store, &key, &hold);
+                    return Ok(());
+                };
+                {
                     if hold.state == HoldState::Held {
                         let consume = hold.reserved.min(change.quantity.saturating_neg().max(0));
                         hold.reserved -= consume;

@@ -25,6 +25,9 @@ pub use partitioner::{murmur2, partition_for_key};
 
 /// Header carrying `(source task, source offset, output index)` as `task/offset/index`.
 pub const STAMP_HEADER: &str = "shelfsync-stamp";
+/// Header of a progress mark: `task/event_time_ms`, how far an upstream task's event time has
+/// advanced (`9223372036854775807`: caught up, nothing pending). The record has no key or value.
+pub const PROGRESS_HEADER: &str = "shelfsync-progress";
 /// Header carrying an external output's deterministic `event_id`.
 pub const EVENT_ID_HEADER: &str = "shelfsync-event-id";
 /// Header on changelog records: the input offset whose epoch wrote it.

@@ -22,6 +22,13 @@ pub const DUPLICATES_DROPPED: &str = "shelfsync_dedup_dropped_total";
 pub const STAMP_DUPLICATES: &str = "shelfsync_stamp_duplicates_dropped_total";
 /// Outputs not produced again after a restart because the output topic already held them.
 pub const TAIL_SUPPRESSED: &str = "shelfsync_tail_suppressed_total";
+/// Records an aligning stage holds, waiting for its other upstreams' event time, by `stage`.
+pub const ALIGNMENT_HELD: &str = "shelfsync_alignment_held_records";
+/// How long (wall clock) an aligning stage held a record before applying it, by `stage`.
+pub const ALIGNMENT_HOLD_SECONDS: &str = "shelfsync_alignment_hold_seconds";
+/// Records applied after `processing.max_alignment_delay` without every upstream having passed
+/// their event time (applied possibly out of order), by `stage`.
+pub const ALIGNMENT_TIMEOUTS: &str = "shelfsync_alignment_timeouts_total";
 /// Order lines rejected for short stock, by `channel`.
 pub const OVERSELL_REJECTIONS: &str = "shelfsync_oversell_rejections_total";
 /// Availability updates emitted, by `channel`.
@@ -166,6 +173,24 @@ pub const ALL: &[Metric] = {
             Counter,
             &["stage"],
             "Outputs not produced again after a restart because the output topic already held them, by stage.",
+        ),
+        metric(
+            ALIGNMENT_HELD,
+            Gauge,
+            &["stage"],
+            "Records an aligning stage holds until every upstream task's event time has passed them, by stage.",
+        ),
+        metric(
+            ALIGNMENT_HOLD_SECONDS,
+            Histogram,
+            &["stage"],
+            "Wall-clock time an aligning stage held a record before applying it, by stage.",
+        ),
+        metric(
+            ALIGNMENT_TIMEOUTS,
+            Counter,
+            &["stage"],
+            "Records applied after processing.max_alignment_delay before every upstream had passed them (possibly out of event-time order), by stage.",
         ),
         metric(
             OVERSELL_REJECTIONS,

@@ -15,6 +15,9 @@ pub const LOCAL_BOOTSTRAP_SERVERS: &str = "localhost:9092";
 pub const EPOCH_INTERVAL: Duration = Duration::from_millis(100);
 /// `processing.epoch_max_records`: an epoch closes after this many input records.
 pub const EPOCH_MAX_RECORDS: i64 = 10_000;
+/// `processing.max_alignment_delay`: the longest a stage holds a record while waiting for its
+/// other upstreams' event time to pass it (see the engine's `align` module).
+pub const MAX_ALIGNMENT_DELAY: Duration = Duration::from_secs(120);
 /// `processing.rocksdb_memory_budget`: block cache plus write buffers of the process.
 pub const ROCKSDB_MEMORY_BUDGET: ByteSize = ByteSize::mib(256);
 

@@ -148,6 +148,33 @@ impl Stage {
     pub fn is_stateful(self) -> bool {
         self.store().is_some()
     }
+
+    /// The stages that write this stage's input topic (none for a source topic).
+    pub fn upstream_stages(self) -> Vec<Stage> {
+        Stage::ALL
+            .into_iter()
+            .filter(|s| s.outputs().contains(&self.input()))
+            .collect()
+    }
+
+    /// Whether the stage's input is written by several stages, whose records it then applies in
+    /// event-time order across them (the inventory stage: orders through dedupe, ERP changes
+    /// directly).
+    pub fn aligns(self) -> bool {
+        self.upstream_stages().len() > 1
+    }
+
+    /// Whether the stage's tasks publish how far their event time has advanced (progress marks)
+    /// into their internal output topics: those that feed an aligning stage, directly or
+    /// through a stage that publishes progress itself.
+    pub fn publishes_progress(self) -> bool {
+        self.outputs().iter().any(|topic| {
+            Stage::ALL
+                .into_iter()
+                .filter(|reader| reader.input() == *topic)
+                .any(|reader| reader.aligns() || reader.publishes_progress())
+        })
+    }
 }
 
 impl fmt::Display for Stage {
@@ -406,6 +433,30 @@ impl Topology {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_inventory_stage_aligns_and_its_upstreams_publish_progress() {
+        let aligning: Vec<Stage> = Stage::ALL.into_iter().filter(|s| s.aligns()).collect();
+        assert_eq!(aligning, [Stage::Inventory]);
+        assert_eq!(
+            Stage::Inventory.upstream_stages(),
+            [Stage::Dedupe, Stage::ErpInventory, Stage::ErpProducts]
+        );
+        let publishing: Vec<Stage> = Stage::ALL
+            .into_iter()
+            .filter(|s| s.publishes_progress())
+            .collect();
+        assert_eq!(
+            publishing,
+            [
+                Stage::Normalize,
+                Stage::Dedupe,
+                Stage::ErpInventory,
+                Stage::ErpProducts
+            ]
+        );
+        assert!(Stage::Normalize.upstream_stages().is_empty());
+    }
 
     #[test]
     fn every_stage_reads_one_topic_and_no_two_stages_share_one() {

@@ -95,8 +95,8 @@ pub use shelfsync_operators::config::OversellPolicy;
 pub use shelfsync_schemas::adapters::AdapterKind;
 pub use units::ByteSize;
 pub use validate::{
-    is_topic_safe, ValidationError, MAX_APPLICATION_ID_LEN, MAX_CHANNEL_NAME_LEN,
-    MAX_EPOCH_INTERVAL, MAX_TOPIC_NAME_LEN, MIN_ROCKSDB_MEMORY_BUDGET,
+    is_topic_safe, ValidationError, MAX_ALIGNMENT_DELAY, MAX_APPLICATION_ID_LEN,
+    MAX_CHANNEL_NAME_LEN, MAX_EPOCH_INTERVAL, MAX_TOPIC_NAME_LEN, MIN_ROCKSDB_MEMORY_BUDGET,
 };
 
 /// What [`Topology::from_toml_str`] calls its text in error messages.

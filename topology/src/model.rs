@@ -91,6 +91,14 @@ pub struct ProcessingSection {
     /// Memory for RocksDB (shared block cache and write buffers) across all tasks of the
     /// process, e.g. `"256MiB"`, `"1GiB"`. Default `"256MiB"`, at least `"8MiB"`.
     pub rocksdb_memory_budget: ByteSize,
+    /// Where several stages write one topic (orders through dedupe and ERP changes both reach
+    /// the inventory stage), the reading stage applies records in event-time order across them:
+    /// it holds a record until every upstream task has passed its timestamp, at most this long
+    /// (wall clock), e.g. `"2m"`. Default `"2m"`; `"0s"` applies records as they arrive. Longer
+    /// keeps the order through bigger backlogs and slower upstreams; a record held to the limit
+    /// is applied anyway and counted (`shelfsync_alignment_timeouts_total`).
+    #[serde(with = "duration")]
+    pub max_alignment_delay: Duration,
 }
 
 impl Default for ProcessingSection {
@@ -100,6 +108,7 @@ impl Default for ProcessingSection {
             epoch_interval: defaults::EPOCH_INTERVAL,
             epoch_max_records: defaults::EPOCH_MAX_RECORDS,
             rocksdb_memory_budget: defaults::ROCKSDB_MEMORY_BUDGET,
+            max_alignment_delay: defaults::MAX_ALIGNMENT_DELAY,
         }
     }
 }

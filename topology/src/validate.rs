@@ -16,6 +16,8 @@ pub const MAX_TOPIC_NAME_LEN: usize = 249;
 pub const MAX_CHANNEL_NAME_LEN: usize = 64;
 /// Smallest `processing.rocksdb_memory_budget`.
 pub const MIN_ROCKSDB_MEMORY_BUDGET: ByteSize = ByteSize::mib(8);
+/// Longest `processing.max_alignment_delay`.
+pub const MAX_ALIGNMENT_DELAY: Duration = Duration::from_secs(24 * 3600);
 /// Longest `processing.epoch_interval`.
 pub const MAX_EPOCH_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -259,6 +261,18 @@ impl Topology {
             processing.epoch_interval,
             Some(MAX_EPOCH_INTERVAL),
         );
+        if i64::try_from(processing.max_alignment_delay.as_millis()).is_err()
+            || processing.max_alignment_delay > MAX_ALIGNMENT_DELAY
+        {
+            p.push(
+                "processing.max_alignment_delay",
+                format!(
+                    "must be at most {} (\"0s\" turns alignment off), got {}",
+                    humantime::format_duration(MAX_ALIGNMENT_DELAY),
+                    humantime::format_duration(processing.max_alignment_delay)
+                ),
+            );
+        }
         p.range(
             "processing.epoch_max_records",
             processing.epoch_max_records,

@@ -112,6 +112,11 @@ pub struct BenchArgs {
     /// Epoch interval, e.g. `100ms` (default: the topology's).
     #[arg(long, value_parser = parse_duration)]
     pub epoch: Option<Duration>,
+    /// `processing.max_alignment_delay`, e.g. `0s` to apply the inventory stage's inputs as
+    /// they arrive (default: the topology's). Compare runs with and without to see what
+    /// event-time alignment costs.
+    #[arg(long, value_parser = parse_duration)]
+    pub max_alignment_delay: Option<Duration>,
     /// Phases to run, comma-separated.
     #[arg(
         long,
@@ -178,13 +183,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let mut report = BenchReport {
         started: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         workload: format!(
-            "{} SKUs, {} locations, {} channels, {} partitions (inventory commands: {}), epoch {:?}; {} orders/s ({}% repeats, {}% cancellations, {}% revisions), {} ERP updates/s; backlog {:?}; latency run {:?}; restore {} SKUs",
+            "{} SKUs, {} locations, {} channels, {} partitions (inventory commands: {}), epoch {:?}, max alignment delay {:?}; {} orders/s ({}% repeats, {}% cancellations, {}% revisions), {} ERP updates/s; backlog {:?}; latency run {:?}; restore {} SKUs",
             args.traffic.skus,
             base.locations.len(),
             base.channels.len(),
             base.topics.partitions,
             base.partitions(TopicId::InventoryCommands),
             base.processing.epoch_interval,
+            base.processing.max_alignment_delay,
             args.traffic.orders_per_sec,
             args.traffic.duplicate_pct,
             args.traffic.cancel_pct,

@@ -48,6 +48,9 @@ pub(super) fn base_topology(args: &BenchArgs) -> anyhow::Result<Topology> {
         t.topics.partitions = args.partitions;
         t.topics.partition_overrides.retain(|k, _| k == "dlq");
     }
+    if let Some(delay) = args.max_alignment_delay {
+        t.processing.max_alignment_delay = delay;
+    }
     if let Some(epoch) = args.epoch {
         t.processing.epoch_interval = epoch;
     }
@@ -113,6 +116,7 @@ mod tests {
             channels: 7,
             partitions: 2,
             epoch: Some(Duration::from_millis(50)),
+            max_alignment_delay: Some(Duration::ZERO),
             phases: vec![],
             traffic: TrafficArgs {
                 skus: 100,
@@ -140,5 +144,6 @@ mod tests {
             "bench-1-x.retail.channel.orders.raw"
         );
         assert_eq!(t.kafka.bootstrap_servers, "127.0.0.1:2");
+        assert_eq!(t.processing.max_alignment_delay, Duration::ZERO);
     }
 }

@@ -305,6 +305,33 @@ fn shipment_of_3_consumes_the_hold_so_amazon_stays_at_7() {
 }
 
 #[test]
+fn a_shipment_before_its_line_settles_the_line_so_nothing_is_held_twice() {
+    // on-hand 10; the ERP ships 3 of amazon:1/a before the order arrives: on-hand 7, and the
+    // line, when it comes, holds nothing (the units already left), so amazon stays at 7.
+    let mut h = Harness::new();
+    h.run(1, snapshot("S", "dc", 10, 1));
+    h.run(
+        2,
+        adjust(
+            "S",
+            "dc",
+            -3,
+            2,
+            AdjustmentReason::SHIPMENT,
+            Some(("amazon:1", "a")),
+        ),
+    );
+    let out = h.run(
+        3,
+        InventoryCommand::reserve(line("amazon", "1", "a", "S", 3, true)),
+    );
+    assert_eq!(results(&out), vec![(LineOutcome::RESERVED, 0, 0)]);
+    let rec = h.sku("S");
+    assert_eq!((rec.stock.total_on_hand(), rec.stock.reserved), (7, 0));
+    assert_eq!(h.published("S", "amazon").0, 7);
+}
+
+#[test]
 fn soft_hold_expires_after_ttl_1000_in_stream_time() {
     // unpaid hold of 3 at t=100 expires at t=1100: a record at t=1100 releases it first.
     let mut h = Harness::new();

@@ -1,43 +1,51 @@
 //! The epoch (DESIGN §3): process → produce → await acks → `WriteBatch` → commit.
 //!
-//! 1. [`Engine::process`]: each polled record goes to its task; the task's [`Ledger`] admits
-//!    it (not replayed, not a repeated upstream stamp), the stage runs its operator against the
-//!    store's overlay, and the outputs are produced at once, each stamped `task/offset/index`
-//!    (outputs a previous incarnation already delivered are skipped, see [`super::tail`]). A
-//!    rejected record goes to the DLQ with its reason ([`Engine::dead_letter`]).
-//! 2. [`Engine::commit_epoch`]: the stores' changelog records and each task's checkpoint are
-//!    produced; the producer is flushed and **every** record of the epoch must be acknowledged;
-//!    then each task's overlay and checkpoint go to RocksDB in one `WriteBatch`; then the group
-//!    offsets are committed (advisory: RocksDB is the truth on this host).
+//! 1. [`Engine::process`]: each polled record goes to its task. A progress mark updates the
+//!    task's view of that upstream ([`super::progress`]). Any other record is admitted by the
+//!    task's ledger (not replayed, not a repeated upstream stamp), then applied at once — or,
+//!    in an aligning task, held until every upstream has passed its event time
+//!    ([`super::align`]). Applying runs the stage's operator against the store's overlay and
+//!    produces the outputs at once, stamped `task/step/index` (outputs a previous incarnation
+//!    already delivered are skipped, see [`super::tail`]); a rejected record goes to the DLQ
+//!    with its reason.
+//! 2. [`Engine::commit_epoch`]: held records still waiting are written to the store, progress
+//!    marks that changed are published, the stores' changelog records and each task's
+//!    checkpoint are produced; the producer is flushed and **every** record of the epoch must
+//!    be acknowledged; then each task's overlay and checkpoint go to RocksDB in one
+//!    `WriteBatch`; then the group offsets are committed (advisory: RocksDB is the truth on
+//!    this host).
 //!
 //! A crash anywhere before the `WriteBatch` replays the epoch from the last checkpoint with the
-//! same outputs (operators are deterministic), and receivers drop repeats by stamp.
-//!
-//! [`Ledger`]: super::task::Ledger
+//! same outputs (operators are deterministic, alignment depends only on what the partition
+//! holds), and receivers drop repeats by stamp.
 
-use std::collections::BTreeSet;
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use shelfsync_operators::StateStore;
-use shelfsync_topology::{TopicId, TopicRole};
+use shelfsync_topology::{Stage, TopicId, TopicRole};
 use tracing::{debug, warn};
 
-use super::stamp::{Stamp, STAMP_HEADER};
+use super::align::{Held, Release};
+use super::output::{Input, Output};
+use super::progress::{self, Mark, CAUGHT_UP};
+use super::stamp::Stamp;
 use super::tail::external_topics;
-use super::task::Admission;
+use super::task::{Admission, Task};
 use super::Engine;
 use crate::error::{Error, Result};
 use crate::kafka::{self, ProduceRecord};
 use crate::metrics as m;
 use crate::rocks_store::CHECKPOINT_KEY;
-use crate::stages::Rejected;
+use crate::stages::StageLogic;
 
-/// How many records are processed between two `poll`s of the producer (delivery callbacks).
-const PRODUCER_POLL_EVERY: u32 = 1000;
+/// How long one fetch of a source partition's end may take when a task checks whether it is
+/// caught up (a slow answer only delays its progress mark).
+const END_FETCH_TIMEOUT: Duration = Duration::from_secs(1);
 
 impl Engine {
     /// Processes one input record.
@@ -46,8 +54,13 @@ impl Engine {
     /// [`Error::Bug`] on corrupt state; [`Error::Kafka`] when a record cannot be enqueued.
     pub fn process(&mut self, msg: &BorrowedMessage<'_>) -> Result<()> {
         let (offset, partition) = (msg.offset(), msg.partition());
-        let Some(task) = self
-            .tasks
+        let Engine {
+            tasks,
+            output,
+            logic,
+            ..
+        } = self;
+        let Some(task) = tasks
             .get_mut(msg.topic())
             .and_then(|t| t.get_mut(&partition))
         else {
@@ -58,13 +71,22 @@ impl Engine {
             return Ok(());
         };
         let stage = task.stage;
+        if let Some(mark) = Mark::of(msg) {
+            if offset >= task.ledger.next_offset() {
+                task.ledger.consumed(offset);
+                task.ledger.mark(mark.task, mark.event_time);
+                release(task, logic, output)?;
+            }
+            return Ok(());
+        }
         // Only internal topics carry stamps that a reader must honour.
         let stamp = if stage.input().role() == TopicRole::Internal {
             Stamp::of(msg)
         } else {
             None
         };
-        match task.ledger.admit(offset, stamp.as_ref()) {
+        let held = stamp.and_then(|s| task.aligner.as_ref()?.last_held(s.task));
+        match task.ledger.admit(offset, stamp.as_ref(), held) {
             Admission::Replayed => return Ok(()),
             Admission::Duplicate => {
                 metrics::counter!(m::RECORDS_IN, "stage" => stage.name()).increment(1);
@@ -75,132 +97,56 @@ impl Engine {
                 metrics::counter!(m::RECORDS_IN, "stage" => stage.name()).increment(1);
             }
         }
+        task.ledger.consumed(offset);
         let ts = msg.timestamp().to_millis().unwrap_or(0);
-        let started = Instant::now();
-        let logic = Arc::clone(
-            self.logic
-                .get(&stage)
-                .ok_or_else(|| Error::Bug(format!("no logic for {stage}")))?,
-        );
-        self.out.clear();
-        let store = stage
-            .is_stateful()
-            .then_some(&mut task.store as &mut dyn StateStore);
-        let result = logic.process(store, ts, msg.payload(), &mut self.out)?;
-        metrics::histogram!(m::PROCESSING_SECONDS, "stage" => stage.name())
-            .record(started.elapsed().as_secs_f64());
-        // Outputs of this offset that a previous incarnation already delivered.
-        let skip = task.ledger.applied(offset, stamp.as_ref());
-        let task_name = task.name.clone();
-        if !skip.is_empty() {
-            metrics::counter!(m::TAIL_SUPPRESSED, "stage" => stage.name())
-                .increment(skip.len() as u64);
+        match (task.aligner.as_mut(), stamp) {
+            (Some(aligner), Some(stamp)) => {
+                aligner.hold(Held {
+                    upstream: stamp.task.to_string(),
+                    stamp: stamp.position(),
+                    offset,
+                    ts,
+                    key: msg.key().map(<[u8]>::to_vec),
+                    value: msg.payload().map(<[u8]>::to_vec),
+                    held_at_ms: crate::clock::now_ms(),
+                });
+                metrics::gauge!(m::ALIGNMENT_HELD, "stage" => stage.name()).increment(1.0);
+                release(task, logic, output)
+            }
+            (aligner, _) => {
+                let step = task.ledger.take_step(aligner.is_some(), offset);
+                let input = Input {
+                    topic: msg.topic(),
+                    partition,
+                    offset,
+                    key: msg.key(),
+                    value: msg.payload(),
+                    ts,
+                };
+                apply(task, logic, output, &input, stamp.as_ref(), step)
+            }
         }
-        match result {
-            Ok(()) => self.produce(&task_name, stage.name(), offset, ts, &skip)?,
-            // The DLQ record is this offset's output 0, delivered before the crash.
-            Err(_) if skip.contains(&0) => {}
-            Err(rejected) => self.dead_letter(msg, &task_name, stage.name(), ts, rejected)?,
-        }
-        self.epoch_timestamps.push(ts);
-        self.since_poll += 1;
-        if self.since_poll >= PRODUCER_POLL_EVERY {
-            self.since_poll = 0;
-            self.producer.poll();
-        }
-        Ok(())
     }
 
-    /// Produces the outputs of input `offset` (in `self.out`), each stamped with its index,
-    /// except those a previous incarnation already delivered (`skip`).
-    fn produce(
-        &mut self,
-        task: &str,
-        stage: &'static str,
-        offset: i64,
-        ts: i64,
-        skip: &BTreeSet<i32>,
-    ) -> Result<()> {
-        let out = std::mem::take(&mut self.out);
-        let mut result = Ok(());
-        for (i, rec) in out.iter().enumerate() {
-            let index = i32::try_from(i).unwrap_or(i32::MAX);
-            if skip.contains(&index) {
-                continue;
-            }
-            let stamp = Stamp {
-                task,
-                offset,
-                index,
-            };
-            let mut headers = vec![(STAMP_HEADER, stamp.to_header())];
-            if let Some(id) = &rec.event_id {
-                headers.push((kafka::EVENT_ID_HEADER, id.clone().into_bytes()));
-            }
-            result = self.producer.send(ProduceRecord {
-                topic: self.topic(rec.topic),
-                partition: None,
-                key: Some(&rec.key),
-                value: Some(&rec.value),
-                timestamp: Some(ts),
-                headers,
-            });
-            if result.is_err() {
-                break;
-            }
-            metrics::counter!(m::RECORDS_OUT, "stage" => stage, "topic" => rec.topic.key())
-                .increment(1);
-        }
-        self.out = out;
-        result
-    }
-
-    /// Sends the original record to the DLQ with the reason in headers, stamped as output 0 of
-    /// its offset (so a replay after a crash does not dead-letter it twice).
-    fn dead_letter(
-        &self,
-        msg: &BorrowedMessage<'_>,
-        task: &str,
-        stage: &'static str,
-        ts: i64,
-        rejected: Rejected,
-    ) -> Result<()> {
-        let (offset, partition) = (msg.offset(), msg.partition());
-        warn!(stage, topic = msg.topic(), partition, offset, kind = rejected.kind, reason = %rejected.reason, "record dead-lettered");
-        metrics::counter!(m::DLQ, "stage" => stage, "kind" => rejected.kind).increment(1);
-        let stamp = Stamp {
-            task,
-            offset,
-            index: 0,
-        };
-        self.producer.send(ProduceRecord {
-            topic: self.topic(TopicId::Dlq),
-            partition: None,
-            key: msg.key(),
-            value: msg.payload(),
-            timestamp: Some(ts),
-            headers: vec![
-                (kafka::DLQ_STAGE, stage.as_bytes().to_vec()),
-                (kafka::DLQ_TOPIC, msg.topic().as_bytes().to_vec()),
-                (kafka::DLQ_PARTITION, partition.to_string().into_bytes()),
-                (kafka::DLQ_OFFSET, offset.to_string().into_bytes()),
-                (kafka::DLQ_KIND, rejected.kind.as_bytes().to_vec()),
-                (kafka::DLQ_REASON, rejected.reason.into_bytes()),
-                (STAMP_HEADER, stamp.to_header()),
-            ],
-        })
-    }
-
-    /// Closes the epoch: changelogs and checkpoints out, wait for every ack, `WriteBatch` per
-    /// task, commit group offsets.
+    /// Closes the epoch: held records and progress marks out, changelogs and checkpoints out,
+    /// wait for every ack, `WriteBatch` per task, commit group offsets.
     ///
     /// # Errors
     /// [`Error::Kafka`] when the broker refused records for good (the epoch is not committed;
     /// the process must restart from its last checkpoint); [`Error::State`] on RocksDB errors.
     pub fn commit_epoch<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<()> {
         let started = Instant::now();
+        // Records held past their limit go now; the rest are written to their stores.
+        for task in self.tasks.values_mut().flat_map(|t| t.values_mut()) {
+            release(task, &self.logic, &mut self.output)?;
+            if let Some(aligner) = task.aligner.as_mut() {
+                aligner.persist(&mut task.store);
+            }
+        }
+        let marks = self.publish_progress(consumer)?;
         let mut checkpoints: Vec<(String, i32, Vec<u8>)> = Vec::new();
         let mut offsets = TopicPartitionList::new();
+        let producer = self.output.producer();
         for (topic, tasks) in &self.tasks {
             for task in tasks.values().filter(|t| t.ledger.is_dirty()) {
                 let next_offset = task.ledger.next_offset();
@@ -210,7 +156,7 @@ impl Engine {
                     let changelog = self.topology.topic_name(TopicId::Changelog(store_id));
                     let input_offset = (next_offset - 1).to_string().into_bytes();
                     for (key, value) in task.store.pending() {
-                        self.producer.send(ProduceRecord {
+                        producer.send(ProduceRecord {
                             topic: &changelog,
                             partition: Some(task.partition),
                             key: Some(key),
@@ -219,7 +165,7 @@ impl Engine {
                             headers: vec![(kafka::CHANGELOG_OFFSET_HEADER, input_offset.clone())],
                         })?;
                     }
-                    self.producer.send(ProduceRecord {
+                    producer.send(ProduceRecord {
                         topic: &changelog,
                         partition: Some(task.partition),
                         key: Some(CHECKPOINT_KEY),
@@ -231,11 +177,17 @@ impl Engine {
                 checkpoints.push((topic.clone(), task.partition, cp));
             }
         }
-        if offsets.count() == 0 {
+        if offsets.count() == 0 && marks == 0 {
             return Ok(());
         }
-        let acks = self.producer.flush();
+        let acks = producer.flush();
         if acks.failed > 0 {
+            for task in self.tasks.values_mut().flat_map(|t| t.values_mut()) {
+                task.watermark.unpublish();
+                if let Some(aligner) = task.aligner.as_mut() {
+                    aligner.unpersist();
+                }
+            }
             return Err(Error::Topics(format!(
                 "the broker refused {} record(s) of this epoch for good (first: {}); the epoch is not committed and will be replayed from the last checkpoint after restart",
                 acks.failed,
@@ -253,7 +205,7 @@ impl Engine {
             }
         }
         let external: Vec<String> = external_topics()
-            .map(|id| self.topic(id).to_string())
+            .map(|id| self.output.topic(id).to_string())
             .collect();
         for ((topic, partition), offset) in acks.offsets {
             if external.contains(&topic) {
@@ -261,12 +213,14 @@ impl Engine {
             }
         }
         let now = crate::clock::now_ms();
-        for ts in self.epoch_timestamps.drain(..) {
+        for ts in self.output.epoch_timestamps.drain(..) {
             metrics::histogram!(m::END_TO_END_SECONDS).record((now - ts).max(0) as f64 / 1000.0);
         }
-        if let Err(e) = consumer.commit(&offsets, CommitMode::Async) {
-            // Advisory: RocksDB holds the truth on this host; the next epoch commits again.
-            warn!(error = %e, "group offset commit failed; will retry with the next epoch");
+        if offsets.count() > 0 {
+            if let Err(e) = consumer.commit(&offsets, CommitMode::Async) {
+                // Advisory: RocksDB holds the truth on this host; the next epoch commits again.
+                warn!(error = %e, "group offset commit failed; will retry with the next epoch");
+            }
         }
         metrics::counter!(m::EPOCHS).increment(1);
         metrics::histogram!(m::EPOCH_COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
@@ -274,8 +228,163 @@ impl Engine {
         debug!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             delivered = acks.delivered,
+            marks,
             "epoch committed"
         );
         Ok(())
     }
+
+    /// Publishes the watermark of every task that feeds an aligning stage, where it changed.
+    /// Returns how many mark records were produced.
+    fn publish_progress<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+    ) -> Result<usize> {
+        let mut produced = 0;
+        for (topic, tasks) in &mut self.tasks {
+            for task in tasks.values_mut() {
+                if !task.stage.publishes_progress() {
+                    continue;
+                }
+                let watermark = if progress::reads_source(task.stage) {
+                    source_watermark(task, topic, consumer)
+                } else {
+                    progress::relayed(&task.upstreams, task.ledger.marks())
+                };
+                let Some(event_time) = task.watermark.worth_publishing(watermark) else {
+                    continue;
+                };
+                let mark = Mark {
+                    task: &task.name,
+                    event_time,
+                };
+                for out in internal_outputs(task.stage) {
+                    let partitions = self.topology.partitions(out);
+                    self.output.mark(out, partitions, &mark)?;
+                    produced += usize::try_from(partitions).unwrap_or(0);
+                }
+            }
+        }
+        Ok(produced)
+    }
+}
+
+/// The internal topics a stage writes (where its progress marks go).
+fn internal_outputs(stage: Stage) -> impl Iterator<Item = TopicId> {
+    stage
+        .outputs()
+        .iter()
+        .copied()
+        .filter(|t| t.role() == TopicRole::Internal)
+}
+
+/// The watermark of a task reading a source partition: [`CAUGHT_UP`] once its position is at
+/// the partition's end (fetched from the broker only when the last known end is reached), else
+/// the largest timestamp it applied.
+fn source_watermark<C: ConsumerContext>(
+    task: &mut Task,
+    topic: &str,
+    consumer: &BaseConsumer<C>,
+) -> i64 {
+    let next = task.ledger.next_offset();
+    if next >= 0 && !task.watermark.may_be_caught_up(next) {
+        return task.watermark.of_source(next);
+    }
+    match consumer.fetch_watermarks(topic, task.partition, END_FETCH_TIMEOUT) {
+        Ok((low, high)) => {
+            task.watermark.set_end(high);
+            // Nothing read yet (no committed offset): the partition's start is the position.
+            let position = if next >= 0 { next } else { low };
+            if position >= high {
+                CAUGHT_UP
+            } else {
+                task.watermark.of_source(position)
+            }
+        }
+        Err(e) => {
+            debug!(task = %task.name, error = %e, "could not fetch the partition end; progress mark waits");
+            task.watermark.of_source(next)
+        }
+    }
+}
+
+/// Applies every held record of an aligning task that may go now (see [`super::align`]).
+fn release(
+    task: &mut Task,
+    logic: &HashMap<Stage, Arc<StageLogic>>,
+    output: &mut Output,
+) -> Result<()> {
+    let Some(mut aligner) = task.aligner.take() else {
+        return Ok(());
+    };
+    let stage = task.stage.name();
+    let topic = output.topic(task.stage.input()).to_string();
+    let result = (|| {
+        let now = crate::clock::now_ms();
+        while let Some((held, why)) = aligner.release(task.ledger.marks(), now, &mut task.store) {
+            metrics::gauge!(m::ALIGNMENT_HELD, "stage" => stage).decrement(1.0);
+            metrics::histogram!(m::ALIGNMENT_HOLD_SECONDS, "stage" => stage)
+                .record(now.saturating_sub(held.held_at_ms).max(0) as f64 / 1000.0);
+            if why == Release::MaxDelay {
+                metrics::counter!(m::ALIGNMENT_TIMEOUTS, "stage" => stage).increment(1);
+                debug!(task = %task.name, upstream = %held.upstream, ts = held.ts, "held record applied at max_alignment_delay");
+            }
+            let step = task.ledger.take_step(true, held.offset);
+            let stamp = Stamp {
+                task: &held.upstream,
+                offset: held.stamp.0,
+                index: held.stamp.1,
+            };
+            let input = Input {
+                topic: &topic,
+                partition: task.partition,
+                offset: held.offset,
+                key: held.key.as_deref(),
+                value: held.value.as_deref(),
+                ts: held.ts,
+            };
+            apply(task, logic, output, &input, Some(&stamp), step)?;
+        }
+        Ok(())
+    })();
+    task.aligner = Some(aligner);
+    result
+}
+
+/// Applies one input: runs the stage, records it in the ledger, produces its outputs or its
+/// dead letter.
+fn apply(
+    task: &mut Task,
+    logic: &HashMap<Stage, Arc<StageLogic>>,
+    output: &mut Output,
+    input: &Input<'_>,
+    stamp: Option<&Stamp<'_>>,
+    step: i64,
+) -> Result<()> {
+    let stage = task.stage;
+    let logic = logic
+        .get(&stage)
+        .ok_or_else(|| Error::Bug(format!("no logic for {stage}")))?;
+    let started = Instant::now();
+    output.records.clear();
+    let store = stage
+        .is_stateful()
+        .then_some(&mut task.store as &mut dyn StateStore);
+    let result = logic.process(store, input.ts, input.value, &mut output.records)?;
+    metrics::histogram!(m::PROCESSING_SECONDS, "stage" => stage.name())
+        .record(started.elapsed().as_secs_f64());
+    task.watermark.advance(input.ts);
+    // Outputs of this step that a previous incarnation already delivered.
+    let skip = task.ledger.applied(step, stamp);
+    if !skip.is_empty() {
+        metrics::counter!(m::TAIL_SUPPRESSED, "stage" => stage.name()).increment(skip.len() as u64);
+    }
+    match result {
+        Ok(()) => output.produce(&task.name, stage.name(), step, input.ts, &skip)?,
+        // The DLQ record is this step's output 0, delivered before the crash.
+        Err(_) if skip.contains(&0) => {}
+        Err(rejected) => output.dead_letter(input, &task.name, stage.name(), step, rejected)?,
+    }
+    output.applied(input.ts);
+    Ok(())
 }

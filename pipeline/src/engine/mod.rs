@@ -4,8 +4,11 @@
 //! | file | protocol step |
 //! |---|---|
 //! | `task.rs` | the task, its [`Checkpoint`] and its ledger: the one type that holds a task's exactly-once bookkeeping |
-//! | `epoch.rs` | the epoch: process → produce → await acks → `WriteBatch` → commit, and dead-lettering |
-//! | `stamp.rs` | upstream stamps: `task/offset/index` on every output, per-upstream marks on every reader |
+//! | `epoch.rs` | the epoch: process → produce → await acks → `WriteBatch` → commit |
+//! | `output.rs` | producing: stamped outputs, dead letters, progress marks |
+//! | `stamp.rs` | upstream stamps: `task/step/index` on every output, per-upstream high-water marks on every reader |
+//! | `progress.rs` | progress marks: how far each upstream task's event time has advanced |
+//! | `align.rs` | event-time alignment where paths merge: held records, applied in timestamp order |
 //! | `restore.rs` | opening a task: resume from the local checkpoint or restore the store from its changelog |
 //! | `tail.rs` | output-tail suppression: delivered offsets and the scan that keeps a restart from repeating outputs |
 //! | `rebalance.rs` | the consumer-group callbacks: commit and close on revoke, open on assign |
@@ -22,15 +25,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use shelfsync_topology::{Stage, TopicId, Topology};
+use shelfsync_topology::{Stage, Topology};
 use tracing::{error, info};
 
 use crate::error::{Error, Result};
 use crate::kafka::{self, KafkaProducer};
 use crate::rocks_store::StateDb;
-use crate::stages::{OutRecord, StageLogic};
+use crate::stages::StageLogic;
 
+mod align;
 mod epoch;
+mod output;
+mod progress;
 mod rebalance;
 mod restore;
 mod stamp;
@@ -38,6 +44,7 @@ mod status;
 mod tail;
 mod task;
 
+pub use progress::Mark;
 pub use rebalance::GroupContext;
 pub use stamp::Stamp;
 pub use status::EngineStatus;
@@ -60,20 +67,13 @@ pub struct RunOptions {
 /// The engine state shared between the poll loop and the rebalance callbacks.
 pub struct Engine {
     topology: Arc<Topology>,
-    names: HashMap<TopicId, String>,
     stage_by_topic: HashMap<String, Stage>,
     logic: HashMap<Stage, Arc<StageLogic>>,
     db: StateDb,
-    producer: KafkaProducer,
+    output: output::Output,
     tasks: Tasks,
     /// An error raised inside a callback, surfaced by the poll loop.
     fatal: Option<Error>,
-    /// The outputs of the record being processed (reused between records).
-    out: Vec<OutRecord>,
-    /// Timestamps of the epoch's records (end-to-end latency once the epoch commits).
-    epoch_timestamps: Vec<i64>,
-    /// Records processed since the producer was last polled.
-    since_poll: u32,
     status: Arc<EngineStatus>,
     /// Last acknowledged offset per external output partition (all epochs so far); every
     /// checkpoint carries it.
@@ -115,11 +115,7 @@ impl Engine {
             usize::try_from(topology.processing.rocksdb_memory_budget.0).unwrap_or(usize::MAX);
         let db = StateDb::open(&options.state_dir, budget)?;
         let _ = status.db.set(db.clone());
-        let producer = KafkaProducer::new(&topology)?;
-        let names = TopicId::ALL
-            .iter()
-            .map(|id| (*id, topology.topic_name(*id)))
-            .collect();
+        let output = output::Output::new(KafkaProducer::new(&topology)?, &topology);
         let stage_by_topic = Stage::ALL
             .iter()
             .map(|s| (topology.topic_name(s.input()), *s))
@@ -131,16 +127,12 @@ impl Engine {
         let delivered = Delivered::high_watermarks(&topology)?;
         Ok(Self {
             topology,
-            names,
             stage_by_topic,
             logic,
             db,
-            producer,
+            output,
             tasks: HashMap::new(),
             fatal: None,
-            out: Vec::new(),
-            epoch_timestamps: Vec::new(),
-            since_poll: 0,
             status,
             delivered,
         })
@@ -149,10 +141,6 @@ impl Engine {
     /// The RocksDB handle (for queries).
     pub fn db(&self) -> &StateDb {
         &self.db
-    }
-
-    fn topic(&self, id: TopicId) -> &str {
-        self.names.get(&id).map_or("", String::as_str)
     }
 }
 

@@ -161,6 +161,10 @@ impl Engine {
     /// Bookkeeping of a closed task: gauges, readiness, ownership.
     fn forget(&self, topic: &str, task: &Task) {
         metrics::gauge!(m::TASKS, "stage" => task.stage.name()).decrement(1.0);
+        if let Some(aligner) = &task.aligner {
+            metrics::gauge!(m::ALIGNMENT_HELD, "stage" => task.stage.name())
+                .decrement(aligner.len() as f64);
+        }
         // The lag of a partition we no longer own is another member's to report.
         metrics::gauge!(m::CONSUMER_LAG, "topic" => topic.to_string(), "partition" => task.partition.to_string()).set(0.0);
         self.status.ready_tasks.fetch_sub(1, Ordering::SeqCst);

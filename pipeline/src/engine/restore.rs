@@ -18,6 +18,8 @@ use shelfsync_operators::StateStore;
 use shelfsync_topology::{Stage, TopicId, Topology};
 use tracing::info;
 
+use super::align::Aligner;
+use super::progress::{self, Watermark};
 use super::task::{task_name, Checkpoint, Ledger, Task};
 use super::Engine;
 use crate::error::{Error, Result};
@@ -94,12 +96,29 @@ impl Engine {
                 cp
             }
         };
+        let aligning = stage.aligns();
+        let upstreams = progress::upstream_tasks(&self.topology, stage);
+        let aligner = if aligning {
+            let aligner = Aligner::open(
+                &store,
+                upstreams.clone(),
+                self.topology.processing.max_alignment_delay,
+            )?;
+            metrics::gauge!(m::ALIGNMENT_HELD, "stage" => stage.name())
+                .increment(aligner.len() as f64);
+            Some(aligner)
+        } else {
+            None
+        };
         Ok(Task {
             name,
             stage,
             partition,
             store,
-            ledger: Ledger::resume(cp),
+            ledger: Ledger::resume(cp, aligning),
+            aligner,
+            upstreams,
+            watermark: Watermark::default(),
         })
     }
 }

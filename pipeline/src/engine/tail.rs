@@ -146,7 +146,8 @@ pub(crate) fn scan(topology: &Topology, opened: &mut [(String, Task)]) -> Result
         };
         if let Some(&i) = by_name.get(stamp.task) {
             let ledger = &mut opened[i].1.ledger;
-            if stamp.offset >= ledger.next_offset() {
+            // The stamp's position is the step that produced it.
+            if stamp.offset >= ledger.next_step() {
                 ledger.tail_mut().insert(stamp.offset, stamp.index);
                 found += 1;
             }

@@ -7,13 +7,19 @@
 //! | upstream stamps | [`Ledger`] (`upstream`, see [`super::stamp`]) | applying an internal record twice after its producer replayed |
 //! | output tail | [`Ledger`] (`tail`, see [`super::tail`]) | producing an external output again after a crash |
 //! | delivered offsets | [`Checkpoint::delivered`], from [`super::tail::Delivered`] | scanning more of the output tails than needed |
+//! | application step | `Ledger` (`next_step`) | stamps that go backwards when an aligning task applies records out of offset order |
+//! | upstream progress | `Ledger` (`marks`, see [`super::progress`]) | an aligning task applying a record before an upstream has passed it |
 //!
 //! A [`Checkpoint`] is what the ledger looks like once an epoch is acknowledged: written in the
 //! task's `WriteBatch` with its state and to its changelog.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use shelfsync_topology::Stage;
 
+use super::align::Aligner;
+use super::progress::Watermark;
 use super::stamp::{already_applied, mark_applied, Stamp, UpstreamMarks};
 use super::tail::{Delivered, TailSuppression};
 use crate::error::{Error, Result};
@@ -29,6 +35,20 @@ pub struct Checkpoint {
     /// Per external output topic and partition, the last offset acknowledged before the epoch
     /// of this checkpoint started: anything this task wrote after the checkpoint lies above.
     pub delivered: Delivered,
+    /// The step of the next applied input: what its outputs are stamped with. An input's
+    /// offset for most tasks; a counter for an aligning task, which applies inputs out of
+    /// offset order.
+    pub next_step: i64,
+    /// Per upstream task, its last progress mark (event time, ms) read before `next_offset`.
+    pub marks: BTreeMap<String, i64>,
+}
+
+/// The checkpoint as written before steps and progress marks existed.
+#[derive(Deserialize)]
+struct CheckpointV1 {
+    next_offset: i64,
+    upstream: UpstreamMarks,
+    delivered: Delivered,
 }
 
 impl Checkpoint {
@@ -37,13 +57,26 @@ impl Checkpoint {
         shelfsync_operators::state::encode_value(self)
     }
 
-    /// Reads a stored checkpoint.
+    /// Reads a stored checkpoint, also in the form written before steps and marks (its step is
+    /// its offset, which every stamp it wrote is below).
     ///
     /// # Errors
     /// [`Error::State`] when the bytes are not a checkpoint.
     pub fn decode(bytes: &[u8]) -> Result<Self> {
-        shelfsync_operators::state::decode_value(CHECKPOINT_KEY, bytes)
-            .map_err(|e| Error::State(e.to_string()))
+        use shelfsync_operators::state::decode_value;
+        match decode_value::<Self>(CHECKPOINT_KEY, bytes) {
+            Ok(cp) => Ok(cp),
+            Err(e) => match decode_value::<CheckpointV1>(CHECKPOINT_KEY, bytes) {
+                Ok(v1) => Ok(Self {
+                    next_offset: v1.next_offset,
+                    upstream: v1.upstream,
+                    delivered: v1.delivered,
+                    next_step: v1.next_offset,
+                    marks: BTreeMap::new(),
+                }),
+                Err(_) => Err(Error::State(e.to_string())),
+            },
+        }
     }
 }
 
@@ -58,14 +91,18 @@ pub(crate) enum Admission {
     Apply,
 }
 
-/// A task's exactly-once bookkeeping: the next input offset, the upstream marks, the output
-/// tail to suppress and the checkpoint it was opened from. Nothing else in the engine decides
-/// whether an input is applied or an output produced.
+/// A task's exactly-once bookkeeping: the next input offset and application step, the upstream
+/// stamps and progress marks, the output tail to suppress and the checkpoint it was opened
+/// from. Nothing else in the engine decides whether an input is applied or an output produced.
 #[derive(Debug)]
 pub(crate) struct Ledger {
-    /// Records below this offset are already applied (`-1`: take whatever comes).
+    /// Records below this offset are already applied or held (`-1`: take whatever comes).
     next_offset: i64,
+    /// The step of the next applied input (see [`Checkpoint::next_step`]).
+    next_step: i64,
     upstream: UpstreamMarks,
+    /// Per upstream task, its last progress mark.
+    marks: BTreeMap<String, i64>,
     tail: TailSuppression,
     /// The delivered offsets of the checkpoint the task was opened from (where its tail scan
     /// starts).
@@ -75,11 +112,18 @@ pub(crate) struct Ledger {
 }
 
 impl Ledger {
-    /// The ledger of a task opened from `checkpoint`.
-    pub(crate) fn resume(checkpoint: Checkpoint) -> Self {
+    /// The ledger of a task opened from `checkpoint`. Only an aligning task keeps a step
+    /// counter of its own; any other task's step is its input offset.
+    pub(crate) fn resume(checkpoint: Checkpoint, aligning: bool) -> Self {
         Self {
             next_offset: checkpoint.next_offset,
+            next_step: if aligning {
+                checkpoint.next_step.max(0)
+            } else {
+                checkpoint.next_offset
+            },
             upstream: checkpoint.upstream,
+            marks: checkpoint.marks,
             tail: TailSuppression::default(),
             resumed_from: checkpoint.delivered,
             dirty: false,
@@ -89,6 +133,17 @@ impl Ledger {
     /// The next input offset to apply.
     pub(crate) fn next_offset(&self) -> i64 {
         self.next_offset
+    }
+
+    /// The step the next applied input gets: outputs stamped at or above it were not produced
+    /// before the checkpoint.
+    pub(crate) fn next_step(&self) -> i64 {
+        self.next_step
+    }
+
+    /// The upstream tasks' last progress marks.
+    pub(crate) fn marks(&self) -> &BTreeMap<String, i64> {
+        &self.marks
     }
 
     /// Whether anything moved since the last committed epoch.
@@ -111,33 +166,60 @@ impl Ledger {
         self.tail.len()
     }
 
-    /// Decides whether the input at `offset` with upstream `stamp` is applied. A duplicate
+    /// Decides whether the input at `offset` with upstream `stamp` is applied. A duplicate (at
+    /// or below what was applied, or `held` — the last stamp still waiting to be applied)
     /// moves the offset on (it is consumed) without being applied.
-    pub(crate) fn admit(&mut self, offset: i64, stamp: Option<&Stamp<'_>>) -> Admission {
+    pub(crate) fn admit(
+        &mut self,
+        offset: i64,
+        stamp: Option<&Stamp<'_>>,
+        held: Option<(i64, i32)>,
+    ) -> Admission {
         if offset < self.next_offset {
             return Admission::Replayed;
         }
-        if stamp.is_some_and(|s| already_applied(&self.upstream, s)) {
-            self.next_offset = offset + 1;
-            self.dirty = true;
+        let repeat = stamp.is_some_and(|s| {
+            already_applied(&self.upstream, s) || held.is_some_and(|h| s.position() <= h)
+        });
+        if repeat {
+            self.consumed(offset);
             return Admission::Duplicate;
         }
         Admission::Apply
     }
 
-    /// Records the input at `offset` (with upstream `stamp`) as applied and returns the indexes
+    /// The input at `offset` is consumed: applied, held, or a progress mark.
+    pub(crate) fn consumed(&mut self, offset: i64) {
+        self.next_offset = offset + 1;
+        self.dirty = true;
+    }
+
+    /// Records `upstream`'s progress mark.
+    pub(crate) fn mark(&mut self, upstream: &str, event_time: i64) {
+        self.marks.insert(upstream.to_string(), event_time);
+        self.dirty = true;
+    }
+
+    /// The step of the input about to be applied: `offset` itself, or (aligning) the next
+    /// value of the task's counter.
+    pub(crate) fn take_step(&mut self, aligning: bool, offset: i64) -> i64 {
+        let step = if aligning { self.next_step } else { offset };
+        self.next_step = step + 1;
+        step
+    }
+
+    /// Records the input of `step` (with upstream `stamp`) as applied and returns the indexes
     /// of its outputs that a previous incarnation already delivered: they are not produced again.
     pub(crate) fn applied(
         &mut self,
-        offset: i64,
+        step: i64,
         stamp: Option<&Stamp<'_>>,
     ) -> std::collections::BTreeSet<i32> {
         if let Some(s) = stamp {
             mark_applied(&mut self.upstream, s);
         }
-        self.next_offset = offset + 1;
         self.dirty = true;
-        self.tail.take(offset)
+        self.tail.take(step)
     }
 
     /// The checkpoint of this ledger with the engine's `delivered` offsets.
@@ -146,6 +228,8 @@ impl Ledger {
             next_offset: self.next_offset,
             upstream: self.upstream.clone(),
             delivered: delivered.clone(),
+            next_step: self.next_step,
+            marks: self.marks.clone(),
         }
     }
 
@@ -164,6 +248,12 @@ pub(crate) struct Task {
     /// The task's column family (stateless stages have one too: it holds the checkpoint).
     pub(crate) store: RocksStore,
     pub(crate) ledger: Ledger,
+    /// The queues of an aligning task (`None`: it applies records as they come).
+    pub(crate) aligner: Option<Aligner>,
+    /// Its upstream tasks (whose progress it relays or waits for).
+    pub(crate) upstreams: Vec<String>,
+    /// What it needs to publish its own progress.
+    pub(crate) watermark: Watermark,
 }
 
 /// The name of the task of `stage` on input partition `partition`, e.g. `inventory-3`.
@@ -185,19 +275,39 @@ mod tests {
 
     #[test]
     fn inputs_below_the_checkpoint_are_replays_and_repeated_stamps_duplicates() {
-        let mut ledger = Ledger::resume(Checkpoint {
-            next_offset: 10,
-            ..Checkpoint::default()
-        });
-        assert_eq!(ledger.admit(9, None), Admission::Replayed);
+        let mut ledger = Ledger::resume(
+            Checkpoint {
+                next_offset: 10,
+                ..Checkpoint::default()
+            },
+            false,
+        );
+        assert_eq!(ledger.admit(9, None, None), Admission::Replayed);
         assert!(!ledger.is_dirty());
-        assert_eq!(ledger.admit(10, Some(&stamp(100, 0))), Admission::Apply);
-        assert!(ledger.applied(10, Some(&stamp(100, 0))).is_empty());
+        assert_eq!(
+            ledger.admit(10, Some(&stamp(100, 0)), None),
+            Admission::Apply
+        );
+        ledger.consumed(10);
+        let step = ledger.take_step(false, 10);
+        assert_eq!(step, 10);
+        assert!(ledger.applied(step, Some(&stamp(100, 0))).is_empty());
         assert_eq!(ledger.next_offset(), 11);
         // The upstream replayed its offset 100: same stamp, new input offset.
-        assert_eq!(ledger.admit(11, Some(&stamp(100, 0))), Admission::Duplicate);
+        assert_eq!(
+            ledger.admit(11, Some(&stamp(100, 0)), None),
+            Admission::Duplicate
+        );
         assert_eq!(ledger.next_offset(), 12);
-        assert_eq!(ledger.admit(12, Some(&stamp(100, 1))), Admission::Apply);
+        assert_eq!(
+            ledger.admit(12, Some(&stamp(100, 1)), None),
+            Admission::Apply
+        );
+        // A repeat of a record still held (not applied yet) is a duplicate too.
+        assert_eq!(
+            ledger.admit(12, Some(&stamp(100, 1)), Some((100, 1))),
+            Admission::Duplicate
+        );
         let cp = ledger.checkpoint(&Delivered::default());
         assert_eq!(cp.upstream.get("dedupe-0"), Some(&(100, 0)));
         assert!(ledger.is_dirty());
@@ -207,7 +317,7 @@ mod tests {
 
     #[test]
     fn outputs_already_in_the_tail_are_returned_once() {
-        let mut ledger = Ledger::resume(Checkpoint::default());
+        let mut ledger = Ledger::resume(Checkpoint::default(), false);
         ledger.tail_mut().insert(5, 0);
         ledger.tail_mut().insert(5, 2);
         ledger.tail_mut().insert(7, 0);
@@ -231,7 +341,55 @@ mod tests {
             next_offset: 7,
             upstream: [("dedupe-1".to_string(), (3, 1))].into(),
             delivered,
+            next_step: 40,
+            marks: [("dedupe-1".to_string(), 1_000)].into(),
         };
         assert_eq!(Checkpoint::decode(&cp.encode()).unwrap(), cp);
+    }
+
+    #[test]
+    fn a_checkpoint_written_before_steps_and_marks_still_reads() {
+        #[derive(Serialize)]
+        struct V1 {
+            next_offset: i64,
+            upstream: UpstreamMarks,
+            delivered: Delivered,
+        }
+        let old = shelfsync_operators::state::encode_value(&V1 {
+            next_offset: 7,
+            upstream: [("dedupe-1".to_string(), (3, 1))].into(),
+            delivered: Delivered::default(),
+        });
+        let cp = Checkpoint::decode(&old).unwrap();
+        assert_eq!(cp.next_offset, 7);
+        assert_eq!(
+            cp.next_step, 7,
+            "steps continue above every offset stamped before"
+        );
+        assert!(cp.marks.is_empty());
+    }
+
+    #[test]
+    fn an_aligning_task_counts_steps_of_its_own() {
+        let mut ledger = Ledger::resume(
+            Checkpoint {
+                next_offset: 50,
+                next_step: 20,
+                ..Checkpoint::default()
+            },
+            true,
+        );
+        assert_eq!(ledger.next_step(), 20);
+        assert_eq!(ledger.take_step(true, 57), 20);
+        assert_eq!(ledger.take_step(true, 51), 21);
+        let other = Ledger::resume(
+            Checkpoint {
+                next_offset: 50,
+                next_step: 20,
+                ..Checkpoint::default()
+            },
+            false,
+        );
+        assert_eq!(other.next_step(), 50);
     }
 }

@@ -1,0 +1,198 @@
+//! Progress marks: how far an upstream task's event time has advanced (DESIGN §2, "each
+//! upstream task publishes how far its event time has advanced, idle ones too").
+//!
+//! A task of a stage that feeds an aligning stage (`Stage::publishes_progress`) publishes, at
+//! each epoch commit where it changed, its **watermark** into every partition of its internal
+//! output topic: a record without key or value whose `shelfsync-progress` header is
+//! `task/event_time_ms`. Marks travel in-band, after the task's own records of the epoch, so a
+//! reader that sees a mark has seen everything the task wrote before it. The watermark means
+//! "nothing I write from now on is older than this":
+//!
+//! - a task reading a source topic: the largest record timestamp it has applied, or
+//!   [`CAUGHT_UP`] while its partition has nothing more to read (an idle upstream must not stall
+//!   its readers);
+//! - a task reading an internal topic (dedupe): the smallest mark of its own upstream tasks
+//!   (it applies records as they come, so it is as far as the slowest of them).
+//!
+//! A reader keeps the last mark of each upstream task in its checkpoint ([`super::task`]).
+
+use std::collections::BTreeMap;
+
+use rdkafka::message::Message;
+use shelfsync_topology::{Stage, TopicRole, Topology};
+
+use crate::kafka;
+
+/// The watermark of a task that has published nothing yet: nothing is known to be passed.
+pub(crate) const NO_PROGRESS: i64 = i64::MIN;
+/// The watermark of a task with nothing pending: every record it will write is newer input.
+pub(crate) const CAUGHT_UP: i64 = i64::MAX;
+
+/// One progress mark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mark<'a> {
+    /// The upstream task, e.g. `dedupe-0`.
+    pub task: &'a str,
+    /// Its watermark (ms; [`i64::MAX`]: caught up).
+    pub event_time: i64,
+}
+
+impl<'a> Mark<'a> {
+    /// The header value, `task/event_time`.
+    pub fn to_header(&self) -> Vec<u8> {
+        format!("{}/{}", self.task, self.event_time).into_bytes()
+    }
+
+    /// Parses a header written by [`Mark::to_header`] (task names may contain `/`).
+    pub fn parse(bytes: &'a [u8]) -> Option<Self> {
+        let s = std::str::from_utf8(bytes).ok()?;
+        let (task, event_time) = s.rsplit_once('/')?;
+        Some(Self {
+            task,
+            event_time: event_time.parse().ok()?,
+        })
+    }
+
+    /// The mark a consumed record carries, if it is one.
+    pub fn of<M: Message>(msg: &'a M) -> Option<Self> {
+        kafka::header(msg, kafka::PROGRESS_HEADER).and_then(Self::parse)
+    }
+}
+
+/// Every task of every stage that writes `stage`'s input: the upstreams whose progress it
+/// follows (`dedupe-0`, `erp-inventory-0`, …), sorted.
+pub(crate) fn upstream_tasks(topology: &Topology, stage: Stage) -> Vec<String> {
+    let mut tasks: Vec<String> = stage
+        .upstream_stages()
+        .into_iter()
+        .flat_map(|up| (0..topology.partitions(up.input())).map(move |p| super::task_name(up, p)))
+        .collect();
+    tasks.sort();
+    tasks
+}
+
+/// What a task needs to compute and publish its watermark.
+#[derive(Debug)]
+pub(crate) struct Watermark {
+    /// The largest record timestamp applied since the task opened.
+    event_time: i64,
+    /// The end of the task's source partition as last fetched (`-1`: not fetched).
+    known_end: i64,
+    /// The watermark last published (`None`: nothing since the task opened).
+    published: Option<i64>,
+}
+
+impl Default for Watermark {
+    fn default() -> Self {
+        Self {
+            event_time: NO_PROGRESS,
+            known_end: -1,
+            published: None,
+        }
+    }
+}
+
+impl Watermark {
+    /// A record with timestamp `ts` was applied.
+    pub(crate) fn advance(&mut self, ts: i64) {
+        self.event_time = self.event_time.max(ts);
+    }
+
+    /// Whether the source partition may have nothing more to read at `position` (then its end
+    /// is worth fetching again).
+    pub(crate) fn may_be_caught_up(&self, position: i64) -> bool {
+        position >= self.known_end
+    }
+
+    /// Records the partition's end as just fetched.
+    pub(crate) fn set_end(&mut self, end: i64) {
+        self.known_end = end;
+    }
+
+    /// The watermark of a task reading a source partition, at read `position`.
+    pub(crate) fn of_source(&self, position: i64) -> i64 {
+        if position >= self.known_end && self.known_end >= 0 {
+            CAUGHT_UP
+        } else {
+            self.event_time
+        }
+    }
+
+    /// `watermark` if it is worth publishing (changed, and not "nothing known" before anything
+    /// was published); remembers it as published.
+    pub(crate) fn worth_publishing(&mut self, watermark: i64) -> Option<i64> {
+        let unchanged = self.published == Some(watermark)
+            || (self.published.is_none() && watermark == NO_PROGRESS);
+        if unchanged {
+            return None;
+        }
+        self.published = Some(watermark);
+        Some(watermark)
+    }
+
+    /// Forgets what was published (the epoch carrying it was not committed).
+    pub(crate) fn unpublish(&mut self) {
+        self.published = None;
+    }
+}
+
+/// The watermark of a task reading an internal topic from `upstreams`: the smallest of their
+/// last marks (an upstream never heard from counts as [`NO_PROGRESS`]).
+pub(crate) fn relayed(upstreams: &[String], marks: &BTreeMap<String, i64>) -> i64 {
+    upstreams
+        .iter()
+        .map(|u| marks.get(u).copied().unwrap_or(NO_PROGRESS))
+        .min()
+        .unwrap_or(CAUGHT_UP)
+}
+
+/// Whether `stage` reads a source topic (its watermark comes from its partition's position).
+pub(crate) fn reads_source(stage: Stage) -> bool {
+    stage.input().role() == TopicRole::Source
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_round_trip() {
+        for (task, event_time) in [("dedupe-0", 17), ("a/b-1", CAUGHT_UP), ("x-2", -5)] {
+            let mark = Mark { task, event_time };
+            assert_eq!(Mark::parse(&mark.to_header()), Some(mark));
+        }
+        assert_eq!(Mark::parse(b"no-slash"), None);
+        assert_eq!(Mark::parse(b"t/notanumber"), None);
+    }
+
+    #[test]
+    fn a_source_task_is_caught_up_at_the_end_of_its_partition() {
+        let mut w = Watermark::default();
+        assert_eq!(w.of_source(0), NO_PROGRESS, "end never fetched");
+        w.set_end(10);
+        w.advance(500);
+        w.advance(400);
+        assert_eq!(w.of_source(7), 500);
+        assert!(!w.may_be_caught_up(7));
+        assert!(w.may_be_caught_up(10));
+        assert_eq!(w.of_source(10), CAUGHT_UP);
+        // Published once per change; "nothing known" is not worth a mark before any other.
+        let mut fresh = Watermark::default();
+        assert_eq!(fresh.worth_publishing(NO_PROGRESS), None);
+        assert_eq!(fresh.worth_publishing(500), Some(500));
+        assert_eq!(fresh.worth_publishing(500), None);
+        assert_eq!(fresh.worth_publishing(CAUGHT_UP), Some(CAUGHT_UP));
+        fresh.unpublish();
+        assert_eq!(fresh.worth_publishing(CAUGHT_UP), Some(CAUGHT_UP));
+    }
+
+    #[test]
+    fn a_relaying_task_is_as_far_as_its_slowest_upstream() {
+        let ups = vec!["normalize-0".to_string(), "normalize-1".to_string()];
+        let mut marks = BTreeMap::new();
+        assert_eq!(relayed(&ups, &marks), NO_PROGRESS);
+        marks.insert("normalize-0".to_string(), 100);
+        marks.insert("normalize-1".to_string(), CAUGHT_UP);
+        assert_eq!(relayed(&ups, &marks), 100);
+    }
+}
