@@ -32,7 +32,7 @@ use tracing::{debug, warn};
 
 use super::align::{Held, Release};
 use super::output::{Input, Output};
-use super::progress::{self, Mark, CAUGHT_UP};
+use super::progress::{self, Mark};
 use super::stamp::Stamp;
 use super::tail::external_topics;
 use super::task::{Admission, Task};
@@ -278,32 +278,29 @@ fn internal_outputs(stage: Stage) -> impl Iterator<Item = TopicId> {
         .filter(|t| t.role() == TopicRole::Internal)
 }
 
-/// The watermark of a task reading a source partition: [`CAUGHT_UP`] once its position is at
-/// the partition's end (fetched from the broker only when the last known end is reached), else
-/// the largest timestamp it applied.
+/// The watermark of a task reading a source partition: `CAUGHT_UP` once it is idle at the
+/// partition's end (the end is fetched from the broker only when the last known end is
+/// reached), else the largest timestamp it applied.
 fn source_watermark<C: ConsumerContext>(
     task: &mut Task,
     topic: &str,
     consumer: &BaseConsumer<C>,
 ) -> i64 {
     let next = task.ledger.next_offset();
+    let now = crate::clock::now_ms();
     if next >= 0 && !task.watermark.may_be_caught_up(next) {
-        return task.watermark.of_source(next);
+        return task.watermark.of_source(next, now);
     }
     match consumer.fetch_watermarks(topic, task.partition, END_FETCH_TIMEOUT) {
         Ok((low, high)) => {
             task.watermark.set_end(high);
             // Nothing read yet (no committed offset): the partition's start is the position.
             let position = if next >= 0 { next } else { low };
-            if position >= high {
-                CAUGHT_UP
-            } else {
-                task.watermark.of_source(position)
-            }
+            task.watermark.of_source(position, now)
         }
         Err(e) => {
             debug!(task = %task.name, error = %e, "could not fetch the partition end; progress mark waits");
-            task.watermark.of_source(next)
+            task.watermark.of_source(next, now)
         }
     }
 }
@@ -373,7 +370,7 @@ fn apply(
     let result = logic.process(store, input.ts, input.value, &mut output.records)?;
     metrics::histogram!(m::PROCESSING_SECONDS, "stage" => stage.name())
         .record(started.elapsed().as_secs_f64());
-    task.watermark.advance(input.ts);
+    task.watermark.advance(input.ts, crate::clock::now_ms());
     // Outputs of this step that a previous incarnation already delivered.
     let skip = task.ledger.applied(step, stamp);
     if !skip.is_empty() {

@@ -8,9 +8,11 @@
 //! reader that sees a mark has seen everything the task wrote before it. The watermark means
 //! "nothing I write from now on is older than this":
 //!
-//! - a task reading a source topic: the largest record timestamp it has applied, or
-//!   [`CAUGHT_UP`] while its partition has nothing more to read (an idle upstream must not stall
-//!   its readers);
+//! - a task reading a source topic: the largest record timestamp it has applied (a source
+//!   topic's producer writes in time order, so what comes next is not older), or [`CAUGHT_UP`]
+//!   once its partition has had nothing more to read for [`IDLE_AFTER`] (an idle upstream must
+//!   not stall its readers; a source that is merely between two records must not be skipped,
+//!   or live records of the other path overtake its next one);
 //! - a task reading an internal topic (dedupe): the smallest mark of its own upstream tasks
 //!   (it applies records as they come, so it is as far as the slowest of them).
 //!
@@ -27,6 +29,11 @@ use crate::kafka;
 pub(crate) const NO_PROGRESS: i64 = i64::MIN;
 /// The watermark of a task with nothing pending: every record it will write is newer input.
 pub(crate) const CAUGHT_UP: i64 = i64::MAX;
+/// How long a source task at the end of its partition must have applied nothing before it
+/// counts as idle ([`CAUGHT_UP`]). Shorter lets a quiet source's readers go on sooner; longer
+/// keeps the order when a live source has gaps between records.
+pub(crate) const IDLE_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
+const IDLE_AFTER_MS: i64 = IDLE_AFTER.as_millis() as i64;
 
 /// One progress mark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +87,8 @@ pub(crate) struct Watermark {
     known_end: i64,
     /// The watermark last published (`None`: nothing since the task opened).
     published: Option<i64>,
+    /// When the task last applied a record (wall clock, ms).
+    last_applied_ms: i64,
 }
 
 impl Default for Watermark {
@@ -88,14 +97,24 @@ impl Default for Watermark {
             event_time: NO_PROGRESS,
             known_end: -1,
             published: None,
+            last_applied_ms: 0,
         }
     }
 }
 
 impl Watermark {
-    /// A record with timestamp `ts` was applied.
-    pub(crate) fn advance(&mut self, ts: i64) {
+    /// A record with timestamp `ts` was applied at wall-clock `now_ms`.
+    pub(crate) fn advance(&mut self, ts: i64, now_ms: i64) {
         self.event_time = self.event_time.max(ts);
+        self.last_applied_ms = now_ms;
+    }
+
+    /// The task opened at wall-clock `now_ms` (its idleness counts from there).
+    pub(crate) fn opened(now_ms: i64) -> Self {
+        Self {
+            last_applied_ms: now_ms,
+            ..Self::default()
+        }
     }
 
     /// Whether the source partition may have nothing more to read at `position` (then its end
@@ -109,9 +128,13 @@ impl Watermark {
         self.known_end = end;
     }
 
-    /// The watermark of a task reading a source partition, at read `position`.
-    pub(crate) fn of_source(&self, position: i64) -> i64 {
-        if position >= self.known_end && self.known_end >= 0 {
+    /// The watermark of a task reading a source partition, at read `position` and wall-clock
+    /// `now_ms`: idle (at the end of the partition, nothing applied for [`IDLE_AFTER`]) means
+    /// caught up.
+    pub(crate) fn of_source(&self, position: i64, now_ms: i64) -> i64 {
+        let at_end = self.known_end >= 0 && position >= self.known_end;
+        let quiet = now_ms.saturating_sub(self.last_applied_ms) >= IDLE_AFTER_MS;
+        if at_end && quiet {
             CAUGHT_UP
         } else {
             self.event_time
@@ -166,16 +189,21 @@ mod tests {
     }
 
     #[test]
-    fn a_source_task_is_caught_up_at_the_end_of_its_partition() {
-        let mut w = Watermark::default();
-        assert_eq!(w.of_source(0), NO_PROGRESS, "end never fetched");
+    fn a_source_task_is_caught_up_once_idle_at_the_end_of_its_partition() {
+        let mut w = Watermark::opened(0);
+        assert_eq!(w.of_source(0, 60_000), NO_PROGRESS, "end never fetched");
         w.set_end(10);
-        w.advance(500);
-        w.advance(400);
-        assert_eq!(w.of_source(7), 500);
+        w.advance(500, 1_000);
+        w.advance(400, 1_000);
+        assert_eq!(w.of_source(7, 60_000), 500, "records left to read");
         assert!(!w.may_be_caught_up(7));
         assert!(w.may_be_caught_up(10));
-        assert_eq!(w.of_source(10), CAUGHT_UP);
+        assert_eq!(
+            w.of_source(10, 1_000 + IDLE_AFTER_MS - 1),
+            500,
+            "between records"
+        );
+        assert_eq!(w.of_source(10, 1_000 + IDLE_AFTER_MS), CAUGHT_UP, "idle");
         // Published once per change; "nothing known" is not worth a mark before any other.
         let mut fresh = Watermark::default();
         assert_eq!(fresh.worth_publishing(NO_PROGRESS), None);

@@ -118,7 +118,7 @@ impl Engine {
             ledger: Ledger::resume(cp, aligning),
             aligner,
             upstreams,
-            watermark: Watermark::default(),
+            watermark: Watermark::opened(crate::clock::now_ms()),
         })
     }
 }
