@@ -494,7 +494,22 @@ fn wait_committed_to_end(setup: &PushSetup, timeout: Duration) -> Result<()> {
 }
 
 /// Every refused (`BAD-`) update's newest version is on the DLQ with the marketplace's answer.
+///
+/// The delivery wait ([`missing`]) covers the SKUs marketplaces accept; a refused update may
+/// still be on its way (a 503 or 429 before the refusal retries it with backoff), so the DLQ is
+/// read until it holds them all or a minute has passed.
 fn check_dead_letters(setup: &PushSetup, newest: &Newest) -> Result<usize> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match dead_letters_present(setup, newest) {
+            Ok(n) => return Ok(n),
+            Err(e) if Instant::now() > deadline => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(500)),
+        }
+    }
+}
+
+fn dead_letters_present(setup: &PushSetup, newest: &Newest) -> Result<usize> {
     let dlq = read_topic(&setup.broker.bootstrap(), &setup.topic(TopicId::Dlq))?;
     let mut got = BTreeSet::new();
     for r in &dlq {
