@@ -182,33 +182,25 @@ impl Day {
                         ),
                     );
                 }
-            } else if roll < 77 {
+            } else if roll < 84 {
+                // A receipt (+1..4) or a recount (0..5) at a random position.
                 let sku = skus[rng.below(skus.len() as u64) as usize].clone();
                 let loc = if rng.pct(50) { "dc-east" } else { "store-nyc" };
                 let s = next_seq(&sku, loc);
-                let qty = 1 + rng.below(4) as i64;
-                push(
-                    Input::ErpInventory,
-                    sku.clone(),
-                    stock(
-                        &sku,
-                        loc,
+                let (kind, qty, reason) = if roll < 77 {
+                    let qty = 1 + rng.below(4) as i64;
+                    (
                         InventoryChangeKind::ADJUSTMENT,
                         qty,
-                        s,
                         Some(AdjustmentReason::RECEIPT),
-                        None,
-                    ),
-                );
-            } else if roll < 84 {
-                let sku = skus[rng.below(skus.len() as u64) as usize].clone();
-                let loc = if rng.pct(50) { "dc-east" } else { "store-nyc" };
-                let s = next_seq(&sku, loc);
-                let qty = rng.below(6) as i64;
+                    )
+                } else {
+                    (InventoryChangeKind::SNAPSHOT, rng.below(6) as i64, None)
+                };
                 push(
                     Input::ErpInventory,
                     sku.clone(),
-                    stock(&sku, loc, InventoryChangeKind::SNAPSHOT, qty, s, None, None),
+                    stock(&sku, loc, kind, qty, s, reason, None),
                 );
             } else if roll < 90 {
                 // Cancel an open, unshipped order.

@@ -265,48 +265,37 @@ impl ReserveInventory {
         if change.reason == Some(AdjustmentReason::SHIPMENT) {
             if let (Some(order_key), Some(line_id)) = (&change.order_key, &change.line_id) {
                 let key = hold_key(&change.sku, order_key, line_id);
-                let Some(mut hold) = load::<Hold>(t.store, &key)? else {
-                    // The shipment came before the line's reservation (a late order path):
-                    // the units left on-hand just now, so the line, when it comes, holds
-                    // nothing — recorded as a shipped line, like one shipped after its hold.
-                    let mut hold = Hold {
-                        quantity: change.quantity.saturating_neg().max(0),
-                        reserved: 0,
-                        backordered: 0,
-                        hard: true,
-                        state: HoldState::Shipped,
-                        expires_at: None,
-                        sku: change.sku.clone(),
-                        order_key: order_key.clone(),
-                    };
-                    Self::set_expiry(
-                        t.store,
-                        &key,
-                        &mut hold,
-                        Some(now.saturating_add(retention)),
-                    );
-                    save(t.store, &key, &hold);
-                    return Ok(());
-                };
-                {
-                    if hold.state == HoldState::Held {
-                        let consume = hold.reserved.min(change.quantity.saturating_neg().max(0));
-                        hold.reserved -= consume;
-                        let rec = t.get(&change.sku)?;
-                        rec.stock.reserved -= consume;
-                        if hold.reserved == 0 {
-                            rec.stock.backordered -= hold.backordered;
-                            hold.backordered = 0;
-                            hold.state = HoldState::Shipped;
-                            Self::set_expiry(
-                                t.store,
-                                &key,
-                                &mut hold,
-                                Some(now.saturating_add(retention)),
-                            );
-                        }
-                        save(t.store, &key, &hold);
+                let shipped = change.quantity.saturating_neg().max(0);
+                // A shipment before the line's reservation (a late order path): the units left
+                // on-hand just now, so the line, when it comes, holds nothing — recorded as a
+                // shipped line, like one shipped after its hold.
+                let mut hold = load::<Hold>(t.store, &key)?.unwrap_or_else(|| Hold {
+                    quantity: shipped,
+                    reserved: 0,
+                    backordered: 0,
+                    hard: true,
+                    state: HoldState::Held,
+                    expires_at: None,
+                    sku: change.sku.clone(),
+                    order_key: order_key.clone(),
+                });
+                if hold.state == HoldState::Held {
+                    let consume = hold.reserved.min(shipped);
+                    hold.reserved -= consume;
+                    let rec = t.get(&change.sku)?;
+                    rec.stock.reserved -= consume;
+                    if hold.reserved == 0 {
+                        rec.stock.backordered -= hold.backordered;
+                        hold.backordered = 0;
+                        hold.state = HoldState::Shipped;
+                        Self::set_expiry(
+                            t.store,
+                            &key,
+                            &mut hold,
+                            Some(now.saturating_add(retention)),
+                        );
                     }
+                    save(t.store, &key, &hold);
                 }
             }
         }
