@@ -379,6 +379,12 @@ pub fn register_known_series() {
         metrics::gauge!(TASKS, "stage" => stage).increment(0.0);
         let _ = metrics::histogram!(PROCESSING_SECONDS, "stage" => stage);
     }
+    for stage in Stage::ALL.into_iter().filter(|s| s.aligns()) {
+        let stage = stage.name();
+        metrics::gauge!(ALIGNMENT_HELD, "stage" => stage).increment(0.0);
+        metrics::counter!(ALIGNMENT_TIMEOUTS, "stage" => stage).increment(0);
+        let _ = metrics::histogram!(ALIGNMENT_HOLD_SECONDS, "stage" => stage);
+    }
     for kind in ["assign", "revoke"] {
         metrics::counter!(REBALANCES, "kind" => kind).increment(0);
     }

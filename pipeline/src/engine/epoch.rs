@@ -241,6 +241,10 @@ impl Engine {
         consumer: &BaseConsumer<C>,
     ) -> Result<usize> {
         let mut produced = 0;
+        if self.topology.processing.max_alignment_delay.is_zero() {
+            // Alignment is off: nobody waits for marks.
+            return Ok(0);
+        }
         for (topic, tasks) in &mut self.tasks {
             for task in tasks.values_mut() {
                 if !task.stage.publishes_progress() {
@@ -288,15 +292,13 @@ fn source_watermark<C: ConsumerContext>(
 ) -> i64 {
     let next = task.ledger.next_offset();
     let now = crate::clock::now_ms();
-    if next >= 0 && !task.watermark.may_be_caught_up(next) {
+    if !task.watermark.end_check_due(next, now) {
         return task.watermark.of_source(next, now);
     }
     match consumer.fetch_watermarks(topic, task.partition, END_FETCH_TIMEOUT) {
         Ok((low, high)) => {
-            task.watermark.set_end(high);
-            // Nothing read yet (no committed offset): the partition's start is the position.
-            let position = if next >= 0 { next } else { low };
-            task.watermark.of_source(position, now)
+            task.watermark.set_bounds(low, high, now);
+            task.watermark.of_source(next, now)
         }
         Err(e) => {
             debug!(task = %task.name, error = %e, "could not fetch the partition end; progress mark waits");

@@ -34,6 +34,9 @@ pub(crate) const CAUGHT_UP: i64 = i64::MAX;
 /// keeps the order when a live source has gaps between records.
 pub(crate) const IDLE_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
 const IDLE_AFTER_MS: i64 = IDLE_AFTER.as_millis() as i64;
+/// How often a quiet source task asks the broker where its partition ends (a task that applied
+/// records within [`IDLE_AFTER`] never asks: it cannot be idle).
+const END_CHECK_EVERY_MS: i64 = 1_000;
 
 /// One progress mark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,10 +88,14 @@ pub(crate) struct Watermark {
     event_time: i64,
     /// The end of the task's source partition as last fetched (`-1`: not fetched).
     known_end: i64,
+    /// Its start as last fetched: where a task that has read nothing yet stands.
+    known_start: i64,
     /// The watermark last published (`None`: nothing since the task opened).
     published: Option<i64>,
     /// When the task last applied a record (wall clock, ms).
     last_applied_ms: i64,
+    /// When the partition's end was last fetched (wall clock, ms).
+    end_checked_ms: i64,
 }
 
 impl Default for Watermark {
@@ -96,8 +103,10 @@ impl Default for Watermark {
         Self {
             event_time: NO_PROGRESS,
             known_end: -1,
+            known_start: 0,
             published: None,
             last_applied_ms: 0,
+            end_checked_ms: i64::MIN,
         }
     }
 }
@@ -117,21 +126,33 @@ impl Watermark {
         }
     }
 
-    /// Whether the source partition may have nothing more to read at `position` (then its end
-    /// is worth fetching again).
-    pub(crate) fn may_be_caught_up(&self, position: i64) -> bool {
-        position >= self.known_end
+    /// Whether the partition's end is worth fetching at read `position` and wall-clock
+    /// `now_ms`: only for a task that has been quiet for [`IDLE_AFTER`] (a busy one is not idle
+    /// wherever its partition ends), that may be at the end as far as it knows, and at most
+    /// once a second.
+    pub(crate) fn end_check_due(&self, position: i64, now_ms: i64) -> bool {
+        now_ms.saturating_sub(self.last_applied_ms) >= IDLE_AFTER_MS
+            && (position < 0 || position >= self.known_end)
+            && now_ms.saturating_sub(self.end_checked_ms) >= END_CHECK_EVERY_MS
     }
 
-    /// Records the partition's end as just fetched.
-    pub(crate) fn set_end(&mut self, end: i64) {
+    /// Records the partition's start and end as fetched at `now_ms`.
+    pub(crate) fn set_bounds(&mut self, start: i64, end: i64, now_ms: i64) {
+        self.known_start = start;
         self.known_end = end;
+        self.end_checked_ms = now_ms;
     }
 
     /// The watermark of a task reading a source partition, at read `position` and wall-clock
     /// `now_ms`: idle (at the end of the partition, nothing applied for [`IDLE_AFTER`]) means
     /// caught up.
     pub(crate) fn of_source(&self, position: i64, now_ms: i64) -> i64 {
+        // A task that has read nothing yet (no committed offset) stands at the start.
+        let position = if position < 0 {
+            self.known_start
+        } else {
+            position
+        };
         let at_end = self.known_end >= 0 && position >= self.known_end;
         let quiet = now_ms.saturating_sub(self.last_applied_ms) >= IDLE_AFTER_MS;
         if at_end && quiet {
@@ -192,18 +213,29 @@ mod tests {
     fn a_source_task_is_caught_up_once_idle_at_the_end_of_its_partition() {
         let mut w = Watermark::opened(0);
         assert_eq!(w.of_source(0, 60_000), NO_PROGRESS, "end never fetched");
-        w.set_end(10);
-        w.advance(500, 1_000);
-        w.advance(400, 1_000);
+        assert!(!w.end_check_due(0, 1_999), "not quiet for 2 s yet");
+        assert!(w.end_check_due(0, 2_000));
+        w.set_bounds(0, 10, 2_000);
+        assert!(!w.end_check_due(10, 2_500), "asked less than a second ago");
+        w.advance(500, 3_000);
+        w.advance(400, 3_000);
+        assert!(!w.end_check_due(10, 4_000), "busy");
         assert_eq!(w.of_source(7, 60_000), 500, "records left to read");
-        assert!(!w.may_be_caught_up(7));
-        assert!(w.may_be_caught_up(10));
+        assert!(!w.end_check_due(7, 60_000), "known to be behind the end");
+        assert!(w.end_check_due(10, 60_000));
+        let mut w = Watermark::opened(0);
+        w.set_bounds(0, 10, 0);
+        w.advance(500, 1_000);
         assert_eq!(
             w.of_source(10, 1_000 + IDLE_AFTER_MS - 1),
             500,
             "between records"
         );
         assert_eq!(w.of_source(10, 1_000 + IDLE_AFTER_MS), CAUGHT_UP, "idle");
+        // Nothing read yet, from an empty partition: at its start, which is its end.
+        let mut empty = Watermark::opened(0);
+        empty.set_bounds(5, 5, IDLE_AFTER_MS);
+        assert_eq!(empty.of_source(-1, IDLE_AFTER_MS), CAUGHT_UP);
         // Published once per change; "nothing known" is not worth a mark before any other.
         let mut fresh = Watermark::default();
         assert_eq!(fresh.worth_publishing(NO_PROGRESS), None);
