@@ -137,6 +137,9 @@ fn wait_until_led(
         let waiting: Vec<String> = specs
             .iter()
             .filter(|spec| {
+                // Ask for the topic's metadata first: the client's cache predates the topic,
+                // and a ListOffsets for a topic it does not know yet fails without asking.
+                let _ = consumer.fetch_metadata(Some(&spec.name), Duration::from_secs(5));
                 !(0..spec.partitions).all(|p| {
                     consumer
                         .fetch_watermarks(&spec.name, p, Duration::from_secs(5))
