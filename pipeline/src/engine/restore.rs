@@ -96,20 +96,20 @@ impl Engine {
                 cp
             }
         };
-        let aligning = stage.aligns();
         let upstreams = progress::upstream_tasks(&self.topology, stage);
-        let aligner = if aligning {
-            let aligner = Aligner::open(
-                &store,
-                upstreams.clone(),
-                self.topology.processing.max_alignment_delay,
-            )?;
-            metrics::gauge!(m::ALIGNMENT_HELD, "stage" => stage.name())
-                .increment(aligner.len() as f64);
-            Some(aligner)
+        let max_delay = self.topology.processing.max_alignment_delay;
+        let aligner = if stage.aligns() {
+            let aligner = Aligner::open(&store, upstreams.clone(), max_delay)?;
+            // Alignment off: records go straight through, once any left held are applied.
+            (!max_delay.is_zero() || aligner.len() > 0).then_some(aligner)
         } else {
             None
         };
+        if let Some(aligner) = &aligner {
+            metrics::gauge!(m::ALIGNMENT_HELD, "stage" => stage.name())
+                .increment(aligner.len() as f64);
+        }
+        let aligning = aligner.is_some();
         Ok(Task {
             name,
             stage,
