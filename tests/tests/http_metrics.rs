@@ -284,7 +284,11 @@ fn readiness_metrics_and_availability_query_against_a_real_broker() -> Result<()
     ensure!(want.len() >= 5, "too few SKUs to be interesting: {want:?}");
     let commands = read_topic(&bootstrap, &topology.topic_name(TopicId::InventoryCommands))?;
     let mut partition_of: BTreeMap<String, i32> = BTreeMap::new();
-    for r in &commands {
+    // Progress marks (no key, no value; `shelfsync-progress` header) share the topic.
+    for r in commands
+        .iter()
+        .filter(|r| !r.headers.contains_key("shelfsync-progress"))
+    {
         let key = String::from_utf8(r.key.clone().context("command without key")?)?;
         let p = *partition_of.entry(key.clone()).or_insert(r.partition);
         ensure!(
