@@ -75,7 +75,7 @@ impl Engine {
             if offset >= task.ledger.next_offset() {
                 task.ledger.consumed(offset);
                 task.ledger.mark(mark.task, mark.event_time);
-                release(task, logic, output)?;
+                release(task, msg.topic(), logic, output)?;
             }
             return Ok(());
         }
@@ -111,7 +111,7 @@ impl Engine {
                     held_at_ms: crate::clock::now_ms(),
                 });
                 metrics::gauge!(m::ALIGNMENT_HELD, "stage" => stage.name()).increment(1.0);
-                release(task, logic, output)
+                release(task, msg.topic(), logic, output)
             }
             (aligner, _) => {
                 let step = task.ledger.take_step(aligner.is_some(), offset);
@@ -137,10 +137,12 @@ impl Engine {
     pub fn commit_epoch<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<()> {
         let started = Instant::now();
         // Records held past their limit go now; the rest are written to their stores.
-        for task in self.tasks.values_mut().flat_map(|t| t.values_mut()) {
-            release(task, &self.logic, &mut self.output)?;
-            if let Some(aligner) = task.aligner.as_mut() {
-                aligner.persist(&mut task.store);
+        for (topic, tasks) in &mut self.tasks {
+            for task in tasks.values_mut() {
+                release(task, topic, &self.logic, &mut self.output)?;
+                if let Some(aligner) = task.aligner.as_mut() {
+                    aligner.persist(&mut task.store);
+                }
             }
         }
         let marks = self.publish_progress(consumer)?;
@@ -310,6 +312,7 @@ fn source_watermark<C: ConsumerContext>(
 /// Applies every held record of an aligning task that may go now (see [`super::align`]).
 fn release(
     task: &mut Task,
+    topic: &str,
     logic: &HashMap<Stage, Arc<StageLogic>>,
     output: &mut Output,
 ) -> Result<()> {
@@ -317,7 +320,6 @@ fn release(
         return Ok(());
     };
     let stage = task.stage.name();
-    let topic = output.topic(task.stage.input()).to_string();
     let result = (|| {
         let now = crate::clock::now_ms();
         while let Some((held, why)) = aligner.release(task.ledger.marks(), now, &mut task.store) {
@@ -335,7 +337,7 @@ fn release(
                 index: held.stamp.1,
             };
             let input = Input {
-                topic: &topic,
+                topic,
                 partition: task.partition,
                 offset: held.offset,
                 key: held.key.as_deref(),
