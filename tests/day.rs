@@ -9,6 +9,7 @@
 
 use shelfsync_schemas::{AdjustmentReason, InventoryChangeKind};
 
+use crate::rng::Rng;
 use crate::scenario::{base_timestamp, generic_order, product, stock, Input, InputRecord};
 
 /// Event time between two events of the day (ms).
@@ -16,28 +17,6 @@ const STEP_MS: i64 = 20_000;
 /// Events between an order and the earliest shipment of it (so that, fed live, the shipment is
 /// produced well after its order).
 const SHIP_AFTER: usize = 15;
-
-/// A small deterministic generator (xorshift64*), so a seed gives one day.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn pct(&mut self, p: u64) -> bool {
-        self.below(100) < p
-    }
-}
 
 struct Placed {
     channel: &'static str,
@@ -89,7 +68,7 @@ pub struct Day {
 impl Day {
     /// `events` events after the opening catalog and stock, from `seed`.
     pub fn generate(seed: u64, events: usize) -> Self {
-        let mut rng = Rng(seed.max(1));
+        let mut rng = Rng::new(seed);
         let start = base_timestamp() - 3 * 3_600_000;
         let mut out: Vec<InputRecord> = Vec::new();
         let mut push = |input: Input, key: String, value: Vec<u8>| {

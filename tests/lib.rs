@@ -13,4 +13,5 @@ pub use broker::{kafka_script, Broker, SaslSsl};
 pub mod day;
 pub mod harness;
 pub mod marketplace_sim;
+pub mod rng;
 pub mod scenario;

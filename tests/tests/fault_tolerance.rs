@@ -12,6 +12,7 @@ use shelfsync_tests::harness::{
     no_duplicate_event_ids, Setup,
 };
 use shelfsync_tests::kafka_io::count;
+use shelfsync_tests::rng::Rng;
 use shelfsync_tests::scenario::{generic_order, stock, Input, InputRecord, Model, Scenario};
 use shelfsync_topology::TopicId;
 
@@ -29,25 +30,10 @@ fn setup(app: &str, partitions: i32) -> Result<Setup> {
     Setup::new(BIN, app, partitions)
 }
 
-/// A tiny deterministic PRNG (xorshift) so load and kill points are reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 /// ~100k raw order events (new orders, exact redeliveries, revisions, cancellations) over 300
 /// SKUs with plenty of stock, so every outcome is independent of how partitions interleave.
 fn crash_load(events: usize) -> (Vec<InputRecord>, Vec<InputRecord>) {
-    let mut rng = Rng(0x5eed_cafe_f00d);
+    let mut rng = Rng::new(0x5eed_cafe_f00d);
     let mut ts = shelfsync_tests::scenario::base_timestamp();
     let skus: Vec<String> = (0..300).map(|i| format!("SKU-{i:04}")).collect();
     let erp = skus
@@ -239,7 +225,7 @@ fn sigkill_five_times_loses_nothing_and_duplicates_nothing() -> Result<()> {
     eprintln!("first slice produced in {:?}", started.elapsed());
     let b = s.broker.bootstrap();
     let status_topic = s.topic(TopicId::OrderStatus);
-    let mut rng = Rng(0xdead_beef);
+    let mut rng = Rng::new(0xdead_beef);
     let mut kills = 0;
     let mut last = 0;
     while kills < want_kills {

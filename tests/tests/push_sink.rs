@@ -28,6 +28,7 @@ use shelfsync_schemas::{availability_key, stable_id, ChannelAvailability};
 use shelfsync_tests::harness::create_topology;
 use shelfsync_tests::kafka_io::{read_topic, PipelineProcess, TestProducer};
 use shelfsync_tests::marketplace_sim::{Api, ChannelReport, MarketplaceSim, SimChannel, SimConfig};
+use shelfsync_tests::rng::Rng;
 use shelfsync_tests::scenario::kafka_toml;
 use shelfsync_tests::Broker;
 use shelfsync_topology::{TopicId, Topology};
@@ -296,18 +297,6 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// xorshift, so loads are reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 /// The newest (version, quantity) per (channel, SKU).
 type Newest = BTreeMap<(String, String), (i64, i64)>;
 
@@ -315,7 +304,7 @@ type Newest = BTreeMap<(String, String), (i64, i64)>;
 /// counting up, 5% stock-outs, and a few `BAD-` SKUs (the marketplaces refuse them; never on
 /// webhooks, which refuse whole calls).
 fn burst(events: usize, skus: u64, channels: &[&Spec], seed: u64) -> (Vec<Change>, Newest) {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut newest = Newest::new();
     let mut out = Vec::with_capacity(events);
     let time = now_ms();
