@@ -38,7 +38,9 @@ fn check_id(field: &str, value: &str) -> Result<(), OperatorError> {
 pub fn ingest_inventory(change: &InventoryChange) -> Result<InventoryCommand, OperatorError> {
     check_id("sku", &change.sku)?;
     check_id("location", &change.location)?;
-    if change.quantity.abs() > MAX_QUANTITY {
+    // `unsigned_abs`: `i64::MIN.abs()` overflows (a panic in debug builds, a negative number that
+    // passed this check in release ones).
+    if change.quantity.unsigned_abs() > MAX_QUANTITY.unsigned_abs() {
         return Err(OperatorError::invalid(
             "quantity",
             format!("must be within ±{MAX_QUANTITY}, got {}", change.quantity),
@@ -173,6 +175,22 @@ mod tests {
         assert!(ingest_inventory(&ok).is_ok());
         ok.quantity = 2;
         assert!(ingest_inventory(&ok).is_err());
+    }
+
+    #[test]
+    fn extreme_quantities_are_rejected_not_overflowed() {
+        for qty in [
+            i64::MIN,
+            i64::MIN + 1,
+            -MAX_QUANTITY - 1,
+            MAX_QUANTITY + 1,
+            i64::MAX,
+        ] {
+            let err = ingest_inventory(&adj(qty, None)).unwrap_err();
+            assert!(err.to_string().contains("quantity"), "{qty}: {err}");
+        }
+        assert!(ingest_inventory(&adj(-MAX_QUANTITY, None)).is_ok());
+        assert!(ingest_inventory(&adj(MAX_QUANTITY, None)).is_ok());
     }
 
     #[test]

@@ -21,8 +21,8 @@
 //!   the datum.
 //!
 //! [`decode`] recognises the framing from the first byte. For single-object data it checks that
-//! the fingerprint is the one of `T`'s schema. For Confluent data it cannot know which schema the
-//! id names: it reads the datum with `T`'s own schema. Looking the id up in a registry (and
+//! the fingerprint is the one of `T`'s schema. Confluent data it refuses: it cannot know which
+//! schema the id names, and reading it with `T`'s own schema would apply anyone's bytes as ours. Looking the id up in a registry (and
 //! caching the parsed writer schema as a [`CompiledSchema`]) is the pipeline's job; with the
 //! writer schema in hand, [`decode_with_writer`] applies Avro schema resolution (added, removed or
 //! reordered fields, enum defaults) to read data written with another version of the schema.
@@ -133,6 +133,14 @@ pub enum AvroError {
         /// What is wrong, with the byte offset in the datum.
         reason: String,
     },
+    /// A Confluent-framed message names a registry schema id this process does not know (no
+    /// registry is configured, or the id is not one of the writer schemas it resolved): reading
+    /// it with our own schema could apply someone else's data as ours.
+    #[error("unknown Confluent schema id {id}: no writer schema is known for it (shelfsync reads Confluent-framed records only with a schema registry)")]
+    UnknownSchemaId {
+        /// The schema id in the message.
+        id: u32,
+    },
     /// A complete datum was read but bytes were left over (usually: written with another schema).
     #[error("{count} unexpected trailing bytes after the {record} datum")]
     TrailingBytes {
@@ -182,6 +190,7 @@ impl AvroError {
             AvroError::Empty => "empty",
             AvroError::UnknownFraming { .. } | AvroError::TruncatedHeader { .. } => "framing",
             AvroError::FingerprintMismatch { .. } => "schema_mismatch",
+            AvroError::UnknownSchemaId { .. } => "unknown_schema_id",
             AvroError::InvalidDatum { .. } | AvroError::TrailingBytes { .. } => "decode",
             AvroError::Incompatible { .. } => "incompatible_schema",
             AvroError::Encode { .. } => "encode",
@@ -526,9 +535,10 @@ pub fn read_header(bytes: &[u8]) -> Result<(Header, &[u8]), AvroError> {
 
 /// Decodes a framed message (either framing, detected from the first byte) as `T`.
 ///
-/// Single-object messages must carry the fingerprint of `T`'s schema. Confluent messages are read
-/// with `T`'s own schema whatever their schema id: resolving the id against a registry is the
-/// caller's job (then use [`decode_with_writer`]).
+/// Single-object messages must carry the fingerprint of `T`'s schema. Confluent messages are
+/// refused ([`AvroError::UnknownSchemaId`]): their schema id names a writer schema only a registry
+/// knows, and reading them with `T`'s own schema whatever the id would apply anyone's data as
+/// ours. A caller with a registry looks the id up and uses [`decode_with_writer`].
 ///
 /// # Errors
 /// A framing error, [`AvroError::FingerprintMismatch`], or [`AvroError::InvalidDatum`] /
@@ -536,9 +546,13 @@ pub fn read_header(bytes: &[u8]) -> Result<(Header, &[u8]), AvroError> {
 pub fn decode<T: AvroRecord>(bytes: &[u8]) -> Result<T, AvroError> {
     let compiled = T::compiled();
     let (header, datum) = read_header(bytes)?;
-    if let Header::SingleObject { fingerprint } = header {
-        if !compiled.accepts(fingerprint) {
+    match header {
+        Header::SingleObject { fingerprint } if !compiled.accepts(fingerprint) => {
             return Err(compiled.mismatch(T::NAME, fingerprint));
+        }
+        Header::SingleObject { .. } => {}
+        Header::Confluent { schema_id } => {
+            return Err(AvroError::UnknownSchemaId { id: schema_id })
         }
     }
     decode_datum(datum)
