@@ -44,6 +44,14 @@ pub const DLQ_OFFSET: &str = "shelfsync-dlq-offset";
 pub const DLQ_KIND: &str = "shelfsync-dlq-error-kind";
 /// DLQ header: human-readable reason.
 pub const DLQ_REASON: &str = "shelfsync-dlq-reason";
+/// Header set on a dead letter whose key or value was cut to fit (`true`).
+pub const DLQ_TRUNCATED: &str = "shelfsync-dlq-truncated";
+/// Header with a cut dead letter's original sizes, `key=<bytes>,value=<bytes>`.
+pub const DLQ_ORIGINAL_BYTES: &str = "shelfsync-dlq-original-bytes";
+/// Header with the hex SHA-256 of a cut dead letter's original value.
+pub const DLQ_VALUE_SHA256: &str = "shelfsync-dlq-value-sha256";
+/// Header with the hex SHA-256 of a cut dead letter's original key.
+pub const DLQ_KEY_SHA256: &str = "shelfsync-dlq-key-sha256";
 
 /// The base client config: bootstrap servers plus every pass-through property.
 pub fn base_config(topology: &Topology) -> ClientConfig {

@@ -18,6 +18,8 @@ pub const EPOCH_MAX_RECORDS: i64 = 10_000;
 /// `processing.max_alignment_delay`: the longest a stage holds a record while waiting for its
 /// other upstreams' event time to pass it (see the engine's `align` module).
 pub const MAX_ALIGNMENT_DELAY: Duration = Duration::from_secs(120);
+/// `processing.max_future_skew`: how far ahead of the wall clock a record's timestamp may be.
+pub const MAX_FUTURE_SKEW: Duration = Duration::from_secs(300);
 /// `processing.rocksdb_memory_budget`: block cache plus write buffers of the process.
 pub const ROCKSDB_MEMORY_BUDGET: ByteSize = ByteSize::mib(256);
 

@@ -99,6 +99,12 @@ pub struct ProcessingSection {
     /// is applied anyway and counted (`shelfsync_alignment_timeouts_total`).
     #[serde(with = "duration")]
     pub max_alignment_delay: Duration,
+    /// How far ahead of this host's clock a record's timestamp may be, e.g. `"5m"`. Default
+    /// `"5m"`. A record further ahead goes to the DLQ (`future_timestamp`) instead of moving its
+    /// task's stream time: one future-dated record would otherwise expire every dedup window
+    /// and soft hold of its partition at once.
+    #[serde(with = "duration")]
+    pub max_future_skew: Duration,
 }
 
 impl Default for ProcessingSection {
@@ -109,6 +115,7 @@ impl Default for ProcessingSection {
             epoch_max_records: defaults::EPOCH_MAX_RECORDS,
             rocksdb_memory_budget: defaults::ROCKSDB_MEMORY_BUDGET,
             max_alignment_delay: defaults::MAX_ALIGNMENT_DELAY,
+            max_future_skew: defaults::MAX_FUTURE_SKEW,
         }
     }
 }

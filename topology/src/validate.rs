@@ -16,6 +16,10 @@ pub const MAX_TOPIC_NAME_LEN: usize = 249;
 pub const MAX_CHANNEL_NAME_LEN: usize = 64;
 /// Smallest `processing.rocksdb_memory_budget`.
 pub const MIN_ROCKSDB_MEMORY_BUDGET: ByteSize = ByteSize::mib(8);
+/// Shortest `processing.max_future_skew` (clocks of producers drift by this much anyway).
+const MIN_FUTURE_SKEW: Duration = Duration::from_secs(1);
+/// Longest `processing.max_future_skew`.
+const MAX_FUTURE_SKEW: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Longest `processing.max_alignment_delay`.
 pub const MAX_ALIGNMENT_DELAY: Duration = Duration::from_secs(24 * 3600);
 /// Longest `processing.epoch_interval`.
@@ -270,6 +274,19 @@ impl Topology {
                     "must be at most {} (\"0s\" turns alignment off), got {}",
                     humantime::format_duration(MAX_ALIGNMENT_DELAY),
                     humantime::format_duration(processing.max_alignment_delay)
+                ),
+            );
+        }
+        if processing.max_future_skew < MIN_FUTURE_SKEW
+            || processing.max_future_skew > MAX_FUTURE_SKEW
+        {
+            p.push(
+                "processing.max_future_skew",
+                format!(
+                    "must be between {} and {}, got {}",
+                    humantime::format_duration(MIN_FUTURE_SKEW),
+                    humantime::format_duration(MAX_FUTURE_SKEW),
+                    humantime::format_duration(processing.max_future_skew)
                 ),
             );
         }

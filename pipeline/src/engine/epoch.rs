@@ -371,10 +371,18 @@ fn apply(
     let store = stage
         .is_stateful()
         .then_some(&mut task.store as &mut dyn StateStore);
-    let result = logic.process(store, input.ts, input.value, &mut output.records)?;
+    let now = crate::clock::now_ms();
+    // A record the guard refuses never reaches the stage, so it never moves stream time.
+    let result = match output.guard.check(input, now) {
+        Some(refused) => Err(refused),
+        None => {
+            let result = logic.process(store, input.ts, input.value, &mut output.records)?;
+            task.watermark.advance(input.ts, now);
+            result
+        }
+    };
     metrics::histogram!(m::PROCESSING_SECONDS, "stage" => stage.name())
         .record(started.elapsed().as_secs_f64());
-    task.watermark.advance(input.ts, crate::clock::now_ms());
     // Outputs of this step that a previous incarnation already delivered.
     let skip = task.ledger.applied(step, stamp);
     if !skip.is_empty() {

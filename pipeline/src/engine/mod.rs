@@ -5,7 +5,8 @@
 //! |---|---|
 //! | `task.rs` | the task, its [`Checkpoint`] and its ledger: the one type that holds a task's exactly-once bookkeeping |
 //! | `epoch.rs` | the epoch: process → produce → await acks → `WriteBatch` → commit |
-//! | `output.rs` | producing: stamped outputs, dead letters, progress marks |
+//! | `guard.rs` | what every input must pass before its stage sees it: a size and a timestamp bound |
+//! | `output.rs` | producing: stamped outputs, dead letters (cut to fit), progress marks |
 //! | `stamp.rs` | upstream stamps: `task/step/index` on every output, per-upstream high-water marks on every reader |
 //! | `progress.rs` | progress marks: how far each upstream task's event time has advanced |
 //! | `align.rs` | event-time alignment where paths merge: held records, applied in timestamp order |
@@ -35,6 +36,7 @@ use crate::stages::StageLogic;
 
 mod align;
 mod epoch;
+mod guard;
 mod output;
 mod progress;
 mod rebalance;

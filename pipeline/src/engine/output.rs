@@ -6,6 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use shelfsync_topology::{TopicId, Topology};
 
+use super::guard::Guard;
 use super::progress::Mark;
 use super::stamp::{Stamp, STAMP_HEADER};
 use crate::error::Result;
@@ -15,6 +16,16 @@ use crate::stages::{OutRecord, Rejected};
 
 /// How many records are processed between two `poll`s of the producer (delivery callbacks).
 const PRODUCER_POLL_EVERY: u32 = 1000;
+
+/// The most of a rejected record's value a dead letter copies (bytes). Inputs up to the stage
+/// limit ([`super::guard::MAX_INPUT_BYTES`]) are copied whole, so they can be redriven; anything
+/// bigger is cut here, with its size and digest in headers, so that the dead letter always fits
+/// the producer's `message.max.bytes` (a dead letter the broker refuses would stop the partition).
+pub(crate) const DLQ_MAX_VALUE_BYTES: usize = super::guard::MAX_INPUT_BYTES;
+/// The most of a rejected record's key a dead letter copies (bytes).
+pub(crate) const DLQ_MAX_KEY_BYTES: usize = 16 * 1024;
+/// The most of a rejection reason a dead letter carries (bytes).
+const DLQ_MAX_REASON_BYTES: usize = 4 * 1024;
 
 /// An input record as the stage sees it: read now, or held and released later.
 #[derive(Debug, Clone, Copy)]
@@ -38,6 +49,8 @@ pub(crate) struct Output {
     pub(crate) epoch_timestamps: Vec<i64>,
     /// Inputs applied since the producer was last polled.
     since_poll: u32,
+    /// The bounds every input must pass before its stage sees it.
+    pub(crate) guard: Guard,
 }
 
 impl Output {
@@ -51,6 +64,7 @@ impl Output {
             records: Vec::new(),
             epoch_timestamps: Vec::new(),
             since_poll: 0,
+            guard: Guard::new(topology.processing.max_future_skew),
         }
     }
 
@@ -129,24 +143,32 @@ impl Output {
             offset: step,
             index: 0,
         };
+        let copy = DeadLetterCopy::of(input.key, input.value);
+        let mut headers = vec![
+            (kafka::DLQ_STAGE, stage.as_bytes().to_vec()),
+            (kafka::DLQ_TOPIC, input.topic.as_bytes().to_vec()),
+            (
+                kafka::DLQ_PARTITION,
+                input.partition.to_string().into_bytes(),
+            ),
+            (kafka::DLQ_OFFSET, input.offset.to_string().into_bytes()),
+            (kafka::DLQ_KIND, rejected.kind.as_bytes().to_vec()),
+            (
+                kafka::DLQ_REASON,
+                cut_str(&rejected.reason, DLQ_MAX_REASON_BYTES)
+                    .as_bytes()
+                    .to_vec(),
+            ),
+            (STAMP_HEADER, stamp.to_header()),
+        ];
+        headers.extend(copy.headers);
         self.producer.send(ProduceRecord {
             topic: self.topic(TopicId::Dlq),
             partition: None,
-            key: input.key,
-            value: input.value,
+            key: copy.key,
+            value: copy.value,
             timestamp: Some(input.ts),
-            headers: vec![
-                (kafka::DLQ_STAGE, stage.as_bytes().to_vec()),
-                (kafka::DLQ_TOPIC, input.topic.as_bytes().to_vec()),
-                (
-                    kafka::DLQ_PARTITION,
-                    input.partition.to_string().into_bytes(),
-                ),
-                (kafka::DLQ_OFFSET, input.offset.to_string().into_bytes()),
-                (kafka::DLQ_KIND, rejected.kind.as_bytes().to_vec()),
-                (kafka::DLQ_REASON, rejected.reason.into_bytes()),
-                (STAMP_HEADER, stamp.to_header()),
-            ],
+            headers,
         })
     }
 
@@ -165,5 +187,101 @@ impl Output {
             })?;
         }
         Ok(())
+    }
+}
+
+/// What a dead letter carries of the rejected record: its key and value, cut to
+/// [`DLQ_MAX_KEY_BYTES`] / [`DLQ_MAX_VALUE_BYTES`], and when cut, headers with the original
+/// sizes and SHA-256 digests (`shelfsync-dlq-truncated`, `shelfsync-dlq-original-bytes`,
+/// `shelfsync-dlq-value-sha256`, `shelfsync-dlq-key-sha256`) so the original can be found and
+/// checked at its source.
+pub(crate) struct DeadLetterCopy<'a> {
+    pub(crate) key: Option<&'a [u8]>,
+    pub(crate) value: Option<&'a [u8]>,
+    pub(crate) headers: Vec<(&'static str, Vec<u8>)>,
+}
+
+impl<'a> DeadLetterCopy<'a> {
+    pub(crate) fn of(key: Option<&'a [u8]>, value: Option<&'a [u8]>) -> Self {
+        let cut = |b: Option<&'a [u8]>, max: usize| b.map(|b| &b[..b.len().min(max)]);
+        let (k, v) = (key.map_or(0, <[u8]>::len), value.map_or(0, <[u8]>::len));
+        let mut headers = Vec::new();
+        if k > DLQ_MAX_KEY_BYTES || v > DLQ_MAX_VALUE_BYTES {
+            headers.push((kafka::DLQ_TRUNCATED, b"true".to_vec()));
+            headers.push((
+                kafka::DLQ_ORIGINAL_BYTES,
+                format!("key={k},value={v}").into_bytes(),
+            ));
+            if let Some(value) = value.filter(|_| v > DLQ_MAX_VALUE_BYTES) {
+                headers.push((kafka::DLQ_VALUE_SHA256, sha256_hex(value).into_bytes()));
+            }
+            if let Some(key) = key.filter(|_| k > DLQ_MAX_KEY_BYTES) {
+                headers.push((kafka::DLQ_KEY_SHA256, sha256_hex(key).into_bytes()));
+            }
+        }
+        Self {
+            key: cut(key, DLQ_MAX_KEY_BYTES),
+            value: cut(value, DLQ_MAX_VALUE_BYTES),
+            headers,
+        }
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    use std::fmt::Write;
+    Sha256::digest(bytes)
+        .iter()
+        .fold(String::with_capacity(64), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// `s` cut to at most `max` bytes at a character boundary.
+fn cut_str(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_letter_of_any_size_fits_and_says_what_was_cut() {
+        let small = DeadLetterCopy::of(Some(b"k"), Some(b"v"));
+        assert_eq!((small.key, small.value), (Some(&b"k"[..]), Some(&b"v"[..])));
+        assert!(small.headers.is_empty());
+
+        let value = vec![7u8; 1_200_000];
+        let key = vec![b'k'; 20_000];
+        let big = DeadLetterCopy::of(Some(&key), Some(&value));
+        assert_eq!(big.value.unwrap().len(), DLQ_MAX_VALUE_BYTES);
+        assert_eq!(big.key.unwrap().len(), DLQ_MAX_KEY_BYTES);
+        let header = |name| {
+            big.headers
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| String::from_utf8(v.clone()).unwrap())
+        };
+        assert_eq!(header(kafka::DLQ_TRUNCATED).as_deref(), Some("true"));
+        assert_eq!(
+            header(kafka::DLQ_ORIGINAL_BYTES).as_deref(),
+            Some("key=20000,value=1200000")
+        );
+        assert_eq!(header(kafka::DLQ_VALUE_SHA256).unwrap().len(), 64);
+        assert_eq!(header(kafka::DLQ_KEY_SHA256).unwrap().len(), 64);
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(cut_str("aé", 2), "a");
     }
 }
