@@ -102,6 +102,7 @@ impl StateDb {
             cf: name.to_string(),
             overlay: BTreeMap::new(),
             first_at_or_after: RefCell::new(None),
+            read_error: RefCell::new(None),
         })
     }
 
@@ -153,6 +154,11 @@ pub struct RocksStore {
     /// the same range start on every record (the TTL index: "anything due yet?"); this answers
     /// "nothing committed there" without creating a RocksDB iterator per record.
     first_at_or_after: RefCell<Option<FirstKey>>,
+    /// The first read error since it was last taken. [`StateStore`] reads cannot fail, so a
+    /// failed read answers "absent" to the operator and is remembered here; the engine takes it
+    /// after every record and stops before that record's outputs leave (a wrong "absent" would
+    /// otherwise become wrong outputs).
+    read_error: RefCell<Option<Error>>,
 }
 
 impl std::fmt::Debug for RocksStore {
@@ -178,6 +184,18 @@ impl RocksStore {
     /// Forgets the epoch's pending writes (the epoch was not acknowledged).
     pub fn discard(&mut self) {
         self.overlay.clear();
+    }
+
+    /// The first read error since the last call, if a read failed.
+    pub fn take_read_error(&self) -> Option<Error> {
+        self.read_error.borrow_mut().take()
+    }
+
+    fn read_failed(&self, e: Error) {
+        let mut slot = self.read_error.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(e);
+        }
     }
 
     /// Reads a committed value, bypassing the overlay.
@@ -247,6 +265,7 @@ impl RocksStore {
             }
         }
         let Some(cf) = self.db.cf_handle(&self.cf) else {
+            self.read_failed(Error::State(format!("column family {} vanished", self.cf)));
             return Vec::new();
         };
         // No upper bound: the first key at or after `from` is remembered even when it lies
@@ -257,9 +276,15 @@ impl RocksStore {
             .db
             .iterator_cf(&cf, IteratorMode::From(from, Direction::Forward))
         {
-            // A read error means disk trouble (the commit path reports it): answer what was
-            // read and remember nothing.
-            let Ok((k, v)) = item else { return out };
+            // A read error means disk trouble: answer what was read, remember nothing, and
+            // report it (the engine stops before this record's outputs leave).
+            let (k, v) = match item {
+                Ok(kv) => kv,
+                Err(e) => {
+                    self.read_failed(Error::State(format!("scan {}: {e}", self.cf)));
+                    return out;
+                }
+            };
             if first.is_none() {
                 first = Some(k.to_vec());
             }
@@ -277,8 +302,10 @@ impl StateStore for RocksStore {
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
         match self.overlay.get(key) {
             Some(v) => v.clone(),
-            // A read error here means disk trouble; the commit path reports it on write.
-            None => self.get_committed(key).ok().flatten(),
+            None => self.get_committed(key).unwrap_or_else(|e| {
+                self.read_failed(e);
+                None
+            }),
         }
     }
 
@@ -322,6 +349,27 @@ impl StateStore for RocksStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_read_error_is_reported_not_read_as_an_absent_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateDb::open(dir.path(), 64 << 20).unwrap();
+        let mut store = db.store("inventory-0").unwrap();
+        store.put(b"k", b"v");
+        store.commit(&[], true).unwrap();
+        assert_eq!(store.get(b"k"), Some(b"v".to_vec()));
+        assert!(store.take_read_error().is_none());
+        // The column family disappears under the task (what a failing disk looks like here).
+        db.drop_store("inventory-0").unwrap();
+        assert_eq!(store.get(b"k"), None);
+        let err = store
+            .take_read_error()
+            .expect("the failed read is remembered");
+        assert!(err.to_string().contains("inventory-0"), "{err}");
+        assert!(store.range(b"a", b"z", 10).is_empty());
+        assert!(store.take_read_error().is_some(), "a failed scan too");
+        assert!(store.take_read_error().is_none(), "taken once");
+    }
 
     #[test]
     fn rocks_store_passes_the_conformance_suite_before_and_after_commit() {

@@ -377,6 +377,14 @@ fn apply(
         Some(refused) => Err(refused),
         None => {
             let result = logic.process(store, input.ts, input.value, &mut output.records)?;
+            if let Some(e) = task.store.take_read_error() {
+                // The operator read "absent" where RocksDB failed: its outputs may be wrong, so
+                // none leave; the epoch is not committed and is replayed after a restart.
+                return Err(Error::State(format!(
+                    "task {} stopped at {}/{} offset {}: RocksDB read failed while applying it ({e})",
+                    task.name, input.topic, input.partition, input.offset
+                )));
+            }
             task.watermark.advance(input.ts, now);
             result
         }
