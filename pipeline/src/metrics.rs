@@ -20,6 +20,9 @@ pub const DLQ: &str = "shelfsync_dlq_records_total";
 pub const DUPLICATES_DROPPED: &str = "shelfsync_dedup_dropped_total";
 /// Internal-topic records dropped as already applied (per-upstream high-water mark), by `stage`.
 pub const STAMP_DUPLICATES: &str = "shelfsync_stamp_duplicates_dropped_total";
+/// Stamps and progress marks whose MAC did not verify (ignored), by `stage` and `kind`
+/// (`stamp`: the record was dead-lettered; `progress_mark`: the mark was dropped).
+pub const FORGED: &str = "shelfsync_forged_stamps_total";
 /// Outputs not produced again after a restart because the output topic already held them.
 pub const TAIL_SUPPRESSED: &str = "shelfsync_tail_suppressed_total";
 /// Records an aligning stage holds, waiting for its other upstreams' event time, by `stage`.
@@ -167,6 +170,12 @@ pub const ALL: &[Metric] = {
             Counter,
             &["stage"],
             "Internal-topic records dropped as already applied (per-upstream high-water mark), by stage.",
+        ),
+        metric(
+            FORGED,
+            Counter,
+            &["stage", "kind"],
+            "Stamps (record dead-lettered) and progress marks (dropped) whose MAC did not verify, by stage and kind.",
         ),
         metric(
             TAIL_SUPPRESSED,

@@ -33,7 +33,7 @@ use tracing::{debug, warn};
 use super::align::{Held, Release};
 use super::output::{Input, Output};
 use super::progress::{self, Mark};
-use super::stamp::Stamp;
+use super::stamp::{Stamp, MAC_HEADER, STAMP_KEY_ENV};
 use super::tail::external_topics;
 use super::task::{Admission, Task};
 use super::Engine;
@@ -41,7 +41,7 @@ use crate::error::{Error, Result};
 use crate::kafka::{self, ProduceRecord};
 use crate::metrics as m;
 use crate::rocks_store::CHECKPOINT_KEY;
-use crate::stages::StageLogic;
+use crate::stages::{Rejected, StageLogic};
 
 /// How long one fetch of a source partition's end may take when a task checks whether it is
 /// caught up (a slow answer only delays its progress mark).
@@ -71,20 +71,27 @@ impl Engine {
             return Ok(());
         };
         let stage = task.stage;
+        let internal = stage.input().role() == TopicRole::Internal;
         if let Some(mark) = Mark::of(msg) {
             if offset >= task.ledger.next_offset() {
                 task.ledger.consumed(offset);
-                task.ledger.mark(mark.task, mark.event_time);
-                release(task, msg.topic(), logic, output)?;
+                let claim = kafka::header(msg, kafka::PROGRESS_HEADER).unwrap_or_default();
+                if output.stamp_key.verify_msg(msg, claim) {
+                    task.ledger.mark(mark.task, mark.event_time);
+                    release(task, msg.topic(), logic, output)?;
+                } else {
+                    metrics::counter!(m::FORGED, "stage" => stage.name(), "kind" => "progress_mark")
+                        .increment(1);
+                    warn!(task = %task.name, topic = msg.topic(), partition, offset, upstream = mark.task, "progress mark ignored: its MAC does not verify (not written by this application, or another stamp key)");
+                }
             }
             return Ok(());
         }
-        // Only internal topics carry stamps that a reader must honour.
-        let stamp = if stage.input().role() == TopicRole::Internal {
-            Stamp::of(msg)
-        } else {
-            None
-        };
+        // Only internal topics carry stamps that a reader must honour, and only authentic ones:
+        // a stamp moves the upstream's high-water mark, so a forged one would silence it.
+        let claimed = if internal { Stamp::of(msg) } else { None };
+        let forged = claimed.is_some_and(|s| !output.stamp_key.verify_msg(msg, &s.to_header()));
+        let stamp = claimed.filter(|_| !forged);
         let held = stamp.and_then(|s| task.aligner.as_ref()?.last_held(s.task));
         match task.ledger.admit(offset, stamp.as_ref(), held) {
             Admission::Replayed => return Ok(()),
@@ -99,6 +106,30 @@ impl Engine {
         }
         task.ledger.consumed(offset);
         let ts = msg.timestamp().to_millis().unwrap_or(0);
+        if forged {
+            // Not held (its upstream name is not to be trusted either) and not marked: applied
+            // at once as a rejected step of this task, i.e. dead-lettered with the reason.
+            metrics::counter!(m::FORGED, "stage" => stage.name(), "kind" => "stamp").increment(1);
+            let step = task.ledger.take_step(task.aligner.is_some(), offset);
+            let input = Input {
+                topic: msg.topic(),
+                partition,
+                offset,
+                key: msg.key(),
+                value: msg.payload(),
+                ts,
+            };
+            let refused = Rejected {
+                kind: "forged_stamp",
+                reason: format!(
+                    "stamp {:?} on an internal topic does not verify (missing or wrong {MAC_HEADER}): not written by this application or written with another {STAMP_KEY_ENV}; applying it would move the upstream's high-water mark",
+                    kafka::header(msg, kafka::STAMP_HEADER)
+                        .map(String::from_utf8_lossy)
+                        .unwrap_or_default()
+                ),
+            };
+            return apply(task, logic, output, &input, None, step, Some(refused));
+        }
         match (task.aligner.as_mut(), stamp) {
             (Some(aligner), Some(stamp)) => {
                 aligner.hold(Held {
@@ -123,7 +154,7 @@ impl Engine {
                     value: msg.payload(),
                     ts,
                 };
-                apply(task, logic, output, &input, stamp.as_ref(), step)
+                apply(task, logic, output, &input, stamp.as_ref(), step, None)
             }
         }
     }
@@ -344,7 +375,7 @@ fn release(
                 value: held.value.as_deref(),
                 ts: held.ts,
             };
-            apply(task, logic, output, &input, Some(&stamp), step)?;
+            apply(task, logic, output, &input, Some(&stamp), step, None)?;
         }
         Ok(())
     })();
@@ -353,7 +384,8 @@ fn release(
 }
 
 /// Applies one input: runs the stage, records it in the ledger, produces its outputs or its
-/// dead letter.
+/// dead letter. An input `refused` before (a forged stamp) or by the guard never reaches the
+/// stage: it is dead-lettered as this step.
 fn apply(
     task: &mut Task,
     logic: &HashMap<Stage, Arc<StageLogic>>,
@@ -361,6 +393,7 @@ fn apply(
     input: &Input<'_>,
     stamp: Option<&Stamp<'_>>,
     step: i64,
+    refused: Option<Rejected>,
 ) -> Result<()> {
     let stage = task.stage;
     let logic = logic
@@ -373,7 +406,7 @@ fn apply(
         .then_some(&mut task.store as &mut dyn StateStore);
     let now = crate::clock::now_ms();
     // A record the guard refuses never reaches the stage, so it never moves stream time.
-    let result = match output.guard.check(input, now) {
+    let result = match refused.or_else(|| output.guard.check(input, now)) {
         Some(refused) => Err(refused),
         None => {
             let result = logic.process(store, input.ts, input.value, &mut output.records)?;

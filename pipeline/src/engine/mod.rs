@@ -48,7 +48,7 @@ mod task;
 
 pub use progress::Mark;
 pub use rebalance::GroupContext;
-pub use stamp::Stamp;
+pub use stamp::{Stamp, STAMP_KEY_ENV};
 pub use status::EngineStatus;
 pub use tail::Delivered;
 pub use task::{task_name, Checkpoint};
@@ -117,7 +117,14 @@ impl Engine {
             usize::try_from(topology.processing.rocksdb_memory_budget.0).unwrap_or(usize::MAX);
         let db = StateDb::open(&options.state_dir, budget)?;
         let _ = status.db.set(db.clone());
-        let output = output::Output::new(KafkaProducer::new(&topology)?, &topology);
+        let stamp_key = stamp::StampKey::from_env(&topology.application_id);
+        if stamp_key.derived {
+            tracing::warn!(
+                "{} is not set: stamps are signed with a key derived from the application id, which tells our records from foreign ones but not from a forger who knows the id; set it (the same secret on every instance) in production",
+                stamp::STAMP_KEY_ENV
+            );
+        }
+        let output = output::Output::new(KafkaProducer::new(&topology)?, &topology, stamp_key);
         let stage_by_topic = Stage::ALL
             .iter()
             .map(|s| (topology.topic_name(s.input()), *s))

@@ -8,7 +8,7 @@ use shelfsync_topology::{TopicId, Topology};
 
 use super::guard::Guard;
 use super::progress::Mark;
-use super::stamp::{Stamp, STAMP_HEADER};
+use super::stamp::{Stamp, StampKey, MAC_HEADER, STAMP_HEADER};
 use crate::error::Result;
 use crate::kafka::{self, KafkaProducer, ProduceRecord};
 use crate::metrics as m;
@@ -51,10 +51,12 @@ pub(crate) struct Output {
     since_poll: u32,
     /// The bounds every input must pass before its stage sees it.
     pub(crate) guard: Guard,
+    /// Signs every stamp and progress mark this process writes.
+    pub(crate) stamp_key: StampKey,
 }
 
 impl Output {
-    pub(crate) fn new(producer: KafkaProducer, topology: &Topology) -> Self {
+    pub(crate) fn new(producer: KafkaProducer, topology: &Topology, stamp_key: StampKey) -> Self {
         Self {
             producer,
             names: TopicId::ALL
@@ -65,6 +67,7 @@ impl Output {
             epoch_timestamps: Vec::new(),
             since_poll: 0,
             guard: Guard::new(topology.processing.max_future_skew),
+            stamp_key,
         }
     }
 
@@ -108,12 +111,17 @@ impl Output {
                 offset: step,
                 index,
             };
-            let mut headers = vec![(STAMP_HEADER, stamp.to_header())];
+            let topic = self.names.get(&rec.topic).map_or("", String::as_str);
+            let claim = stamp.to_header();
+            let mac = self
+                .stamp_key
+                .sign(topic, &claim, Some(&rec.key), Some(&rec.value));
+            let mut headers = vec![(STAMP_HEADER, claim), (MAC_HEADER, mac)];
             if let Some(id) = &rec.event_id {
                 headers.push((kafka::EVENT_ID_HEADER, id.clone().into_bytes()));
             }
             self.producer.send(ProduceRecord {
-                topic: self.names.get(&rec.topic).map_or("", String::as_str),
+                topic,
                 partition: None,
                 key: Some(&rec.key),
                 value: Some(&rec.value),
@@ -144,6 +152,9 @@ impl Output {
             index: 0,
         };
         let copy = DeadLetterCopy::of(input.key, input.value);
+        let topic = self.topic(TopicId::Dlq);
+        let claim = stamp.to_header();
+        let mac = self.stamp_key.sign(topic, &claim, copy.key, copy.value);
         let mut headers = vec![
             (kafka::DLQ_STAGE, stage.as_bytes().to_vec()),
             (kafka::DLQ_TOPIC, input.topic.as_bytes().to_vec()),
@@ -159,11 +170,12 @@ impl Output {
                     .as_bytes()
                     .to_vec(),
             ),
-            (STAMP_HEADER, stamp.to_header()),
+            (STAMP_HEADER, claim),
+            (MAC_HEADER, mac),
         ];
         headers.extend(copy.headers);
         self.producer.send(ProduceRecord {
-            topic: self.topic(TopicId::Dlq),
+            topic,
             partition: None,
             key: copy.key,
             value: copy.value,
@@ -176,14 +188,19 @@ impl Output {
     /// epoch, so a reader that sees it has seen them).
     pub(crate) fn mark(&self, topic: TopicId, partitions: i32, mark: &Mark<'_>) -> Result<()> {
         let header = mark.to_header();
+        let topic = self.topic(topic);
+        let mac = self.stamp_key.sign(topic, &header, None, None);
         for partition in 0..partitions {
             self.producer.send(ProduceRecord {
-                topic: self.topic(topic),
+                topic,
                 partition: Some(partition),
                 key: None,
                 value: None,
                 timestamp: None,
-                headers: vec![(kafka::PROGRESS_HEADER, header.clone())],
+                headers: vec![
+                    (kafka::PROGRESS_HEADER, header.clone()),
+                    (MAC_HEADER, mac.clone()),
+                ],
             })?;
         }
         Ok(())

@@ -115,7 +115,7 @@ impl Engine {
                 }
             }
         }
-        if let Err(e) = tail::scan(&self.topology, &mut opened) {
+        if let Err(e) = tail::scan(&self.topology, &self.output.stamp_key, &mut opened) {
             // Without the scan a replayed epoch may repeat outputs (same event ids): log it.
             warn!(error = %e, "could not scan output tails; replayed outputs may repeat");
         }

@@ -18,7 +18,7 @@ use shelfsync_topology::{TopicId, TopicRole, Topology};
 use tracing::{debug, info};
 
 use super::restore::{read_partitions, reader, RETRY_BUDGET, WATERMARK_TIMEOUT};
-use super::stamp::Stamp;
+use super::stamp::{Stamp, StampKey};
 use super::task::Task;
 use crate::error::Result;
 use crate::kafka;
@@ -115,7 +115,11 @@ impl TailSuppression {
 ///
 /// # Errors
 /// [`crate::Error::Kafka`] or [`crate::Error::State`] when the tails cannot be read.
-pub(crate) fn scan(topology: &Topology, opened: &mut [(String, Task)]) -> Result<()> {
+pub(crate) fn scan(
+    topology: &Topology,
+    key: &StampKey,
+    opened: &mut [(String, Task)],
+) -> Result<()> {
     if opened.is_empty() {
         return Ok(());
     }
@@ -144,6 +148,10 @@ pub(crate) fn scan(topology: &Topology, opened: &mut [(String, Task)]) -> Result
         let Some(stamp) = Stamp::of(msg) else {
             return Ok(());
         };
+        // A forged stamp here would make the task skip an output it never delivered.
+        if !key.verify_msg(msg, &stamp.to_header()) {
+            return Ok(());
+        }
         if let Some(&i) = by_name.get(stamp.task) {
             let ledger = &mut opened[i].1.ledger;
             // The stamp's position is the step that produced it.
