@@ -24,7 +24,9 @@
 //! query is never forwarded again) and the answer says who gave it (`instance`,
 //! `x-shelfsync-answered-by`). When the owner is unknown, still opening the task, or does not answer, the
 //! reply is `421 Misdirected Request` naming the task, the owner if known and the live
-//! instances.
+//! instances. Only owners on hosts of [`Routing::allow`] are asked, without following
+//! redirects, and their answer is parsed and written anew, never passed on as sent; an owner
+//! that answers something else gets the caller a `502` naming it (see `query.rs`).
 
 use std::future::IntoFuture;
 use std::net::SocketAddr;
@@ -44,7 +46,7 @@ use shelfsync_topology::{TopicId, Topology};
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
-use crate::directory::{Directory, Identity};
+use crate::directory::{Directory, Identity, PeerAllow};
 use crate::engine::EngineStatus;
 use crate::error::{Error, Result};
 
@@ -115,14 +117,17 @@ impl Drop for HttpServer {
     }
 }
 
-/// How the availability query finds the instance owning a SKU: this instance's identity and
-/// the directory of everyone's announcements.
+/// How the availability query finds the instance owning a SKU: this instance's identity,
+/// the directory of everyone's announcements, and the hosts it may forward to.
 #[derive(Debug, Clone)]
 pub struct Routing {
     /// This instance.
     pub me: Identity,
     /// The live instances and their tasks.
     pub directory: Arc<Directory>,
+    /// The hosts a query may be forwarded to (`--peer-allow`, else
+    /// [`PeerAllow::default_for`] this instance's advertised URL).
+    pub allow: PeerAllow,
 }
 
 /// What the handlers share.
