@@ -463,6 +463,14 @@ pub(super) async fn availability(
     Query(params): Query<AvailabilityParams>,
     headers: HeaderMap,
 ) -> Response {
+    let Ok(_permit) = state.queries.try_acquire() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(axum::http::header::RETRY_AFTER, "1")],
+            Json(serde_json::json!({"sku": sku, "detail": "too many availability queries at once: retry shortly"})),
+        )
+            .into_response();
+    };
     let partition = partition_for_key(sku.as_bytes(), state.inventory_partitions);
     let task = crate::engine::task_name(Stage::Inventory, partition);
     let forward = params.proxy.unwrap_or(true) && !headers.contains_key(FORWARDED_BY);

@@ -580,3 +580,106 @@ fn a_peer_answer_is_never_echoed_and_only_allowed_peers_are_asked() {
     assert_eq!(hits.load(Ordering::SeqCst), 0);
     b.shutdown();
 }
+
+/// Issue 15, item 11: slow clients were never cut off (`axum::serve` sets no header timeout
+/// and no connection limit) and a request head could be hundreds of KiB. Now a head must come
+/// within the timeout and fit the bound, and past the connection limit the probes still
+/// answer while everything else is refused.
+#[test]
+fn slow_or_oversized_clients_are_cut_off_and_probes_keep_answering() {
+    let topology = Arc::new(Topology::from_toml_str(TOPOLOGY).unwrap());
+    let handle = prometheus_builder().unwrap().build_recorder().handle();
+    let limits = Limits {
+        max_connections: 2,
+        probe_reserve: 1,
+        header_timeout: Duration::from_millis(500),
+        max_header_bytes: 8192,
+        max_queries: 64,
+    };
+    let server = serve_with(
+        "127.0.0.1:0".parse().unwrap(),
+        topology,
+        Arc::new(EngineStatus::default()),
+        handle,
+        limits,
+    )
+    .unwrap();
+    let addr = server.local_addr();
+    // Two slowloris clients take every full connection: a head that never ends.
+    let slow: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                .unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    // The next connection gets the probes, and only them. (A connection that comes before the
+    // previous one's task has ended finds no room and is closed: `settled` retries.)
+    assert_eq!(settled(addr, "/healthz").0, 200);
+    assert_eq!(settled(addr, "/readyz").0, 503, "not ready, but answered");
+    let (code, body) = settled(addr, "/v1/availability/SKU-1");
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("too many connections"), "{body}");
+    // The slow clients are cut off once the header timeout passes.
+    let t0 = std::time::Instant::now();
+    for mut s in slow {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = Vec::new();
+        match s.read_to_end(&mut buf) {
+            Ok(_) => {}
+            Err(e) => assert!(
+                e.kind() == std::io::ErrorKind::ConnectionReset,
+                "a slow client still connected: {e}"
+            ),
+        }
+    }
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    // Room again: every route answers.
+    assert_eq!(settled(addr, "/v1/availability/SKU-1").0, 421);
+    // A head over the bound is refused, not served.
+    let code = try_request(
+        addr,
+        "/healthz",
+        &format!("X-Padding: {}\r\n", "a".repeat(20_000)),
+    )
+    .map_or(0, |(code, _)| code);
+    assert!(
+        code == 431 || code == 0,
+        "an oversized head was served: {code}"
+    );
+    assert_eq!(settled(addr, "/healthz").0, 200);
+    server.shutdown();
+}
+
+/// A GET that may find its connection closed (`None`): status and body.
+fn try_request(addr: SocketAddr, path: &str, headers: &str) -> Option<(u16, String)> {
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\n{headers}Connection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let code = text.split(' ').nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    Some((code, body.to_string()))
+}
+
+/// [`try_request`] retried for up to 2 s until a connection is served.
+fn settled(addr: SocketAddr, path: &str) -> (u16, String) {
+    let until = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        if let Some(answer) = try_request(addr, path, "") {
+            return answer;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "{path}: no connection served"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
