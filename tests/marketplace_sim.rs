@@ -462,9 +462,23 @@ fn authorized(ch: &ChannelState, headers: &HeaderMap, body: &Bytes) -> bool {
         }
         Api::Ebay => header(headers, "authorization") == Some(&format!("Bearer {secret}")),
         Api::Webhook => {
+            // As a receiver should: the signed timestamp within 5 minutes of now, and the
+            // HMAC over "<timestamp>.<body>".
+            let Some(timestamp) =
+                header(headers, "x-shelfsync-timestamp").and_then(|t| t.parse::<u64>().ok())
+            else {
+                return false;
+            };
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            if now.abs_diff(timestamp) > 300 {
+                return false;
+            }
             let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
                 return false;
             };
+            mac.update(format!("{timestamp}.").as_bytes());
             mac.update(body);
             let want: String = mac
                 .finalize()

@@ -57,8 +57,16 @@ enum Command {
         /// of every instance forwards to it for the SKUs this one owns.
         #[arg(long, env = "SHELFSYNC_ADVERTISED_URL")]
         advertised_url: Option<String>,
-        /// How often the instance re-announces itself in the directory, e.g. `5s` (it also
-        /// announces on every change of its tasks; others forget it after 3 intervals).
+        /// The hosts this instance forwards availability queries to, comma-separated: exact
+        /// host names or IP addresses, and `.domain` suffixes for every host under a domain,
+        /// e.g. `.shelfsync.retail.svc`. Default: the advertised host and, for a DNS name with
+        /// a dot, every host under its parent domain (an IP or `localhost`: only itself).
+        /// Owners on other hosts are never asked; the answer points at them only by task.
+        #[arg(long, env = "SHELFSYNC_PEER_ALLOW")]
+        peer_allow: Option<String>,
+        /// How often the instance re-announces itself in the directory, e.g. `5s`, from `1s` to
+        /// `60s` (it also announces on every change of its tasks; others forget it after 3
+        /// intervals).
         #[arg(long, env = "SHELFSYNC_ANNOUNCE_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
         announce_interval: std::time::Duration,
         /// Static group membership (Kafka's `group.instance.id`): a stable id per instance, e.g.
@@ -312,14 +320,19 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             http_addr,
             instance_id,
             advertised_url,
+            peer_allow,
             announce_interval,
             group_instance_id,
         } => Service::run(&topology, http_addr, |service| {
-            let me = shelfsync_pipeline::directory::Identity::resolve(
-                instance_id,
-                advertised_url,
-                service.http.local_addr(),
-            )?;
+            use shelfsync_pipeline::directory::{Identity, PeerAllow, PeerUrl};
+            let me = Identity::resolve(instance_id, advertised_url, service.http.local_addr())?;
+            let allow = match peer_allow {
+                Some(list) => PeerAllow::parse(&list).map_err(|e| anyhow::anyhow!(e))?,
+                None => PeerAllow::default_for(
+                    &PeerUrl::parse(&me.http_url).map_err(|e| anyhow::anyhow!(e))?,
+                ),
+            };
+            tracing::info!(peer_allow = %allow, "availability queries are forwarded only to these hosts");
             let directory = shelfsync_pipeline::directory::start(
                 &service.topology,
                 me.clone(),
@@ -331,6 +344,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 .route_queries(shelfsync_pipeline::http::Routing {
                     me,
                     directory: directory.directory(),
+                    allow,
                 });
             let result = engine::run(
                 Arc::clone(&service.topology),

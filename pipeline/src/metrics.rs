@@ -70,6 +70,8 @@ pub const ROCKSDB_MEMORY_BYTES: &str = "shelfsync_rocksdb_memory_bytes";
 pub const DELIVERY_ERRORS: &str = "shelfsync_delivery_errors_total";
 /// Live instances in the instance directory (this one included).
 pub const DIRECTORY_INSTANCES: &str = "shelfsync_directory_instances";
+/// Counter{reason}: records of the instance directory topic ignored as invalid.
+pub const DIRECTORY_REJECTED: &str = "shelfsync_directory_rejected_total";
 /// Build information: always 1, with the `version` of the binary as a label.
 pub const BUILD_INFO: &str = "shelfsync_build_info";
 /// `shelfsync push`: updates the marketplace accepted, by `channel`.
@@ -299,6 +301,12 @@ pub const ALL: &[Metric] = {
             "Instances of the application this one sees alive in the instance directory (announced within their TTL), itself included; the availability query points at them.",
         ),
         metric(
+            DIRECTORY_REJECTED,
+            Counter,
+            &["reason"],
+            "Records of the instance directory topic ignored as invalid, by reason (oversized, undecodable, key, url, ttl, time, tasks); the availability query never routes to them.",
+        ),
+        metric(
             DELIVERY_ERRORS,
             Counter,
             &[],
@@ -396,6 +404,9 @@ pub fn register_known_series() {
     }
     for kind in ["assign", "revoke"] {
         metrics::counter!(REBALANCES, "kind" => kind).increment(0);
+    }
+    for reason in crate::directory::validate::REASONS {
+        metrics::counter!(DIRECTORY_REJECTED, "reason" => reason).increment(0);
     }
     for m in ALL.iter().filter(|m| m.labels.is_empty()) {
         match m.kind {

@@ -334,7 +334,8 @@ impl PushKind {
 pub struct PushSpec {
     /// The API: `"shopify"`, `"amazon"`, `"walmart"`, `"ebay"` or `"webhook"`.
     pub kind: PushKind,
-    /// Base URL of the API (`https://…`), without credentials. Required.
+    /// Base URL of the API (`https://…`), without credentials. Required. Plain `http://` only
+    /// for a loopback host (`127.0.0.1`, `[::1]`, `localhost`): credentials travel in headers.
     #[serde(default)]
     pub endpoint: String,
     /// Requests per second (token-bucket refill rate), > 0; fractions allowed (`0.5`). Default `5.0`.

@@ -505,7 +505,7 @@ fn validate_push(p: &mut Problems, at: &str, push: &PushSpec) {
             format!("{at}.endpoint"),
             "must be set to the API's base URL (https://…)",
         );
-    } else if let Err(message) = check_url(&push.endpoint) {
+    } else if let Err(message) = check_push_endpoint(&push.endpoint) {
         p.push(format!("{at}.endpoint"), message);
     }
     if !(push.rate_per_sec.is_finite() && push.rate_per_sec > 0.0) {
@@ -649,6 +649,32 @@ fn check_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A marketplace endpoint: a URL as [`check_url`] wants it, and `https://` unless its host is
+/// a loopback address or `localhost` (the marketplace simulators of the tests): the push sink
+/// sends marketplace tokens in headers, which plain HTTP would show to the network.
+fn check_push_endpoint(url: &str) -> Result<(), String> {
+    check_url(url)?;
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Ok(());
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be an https:// URL (plain http:// only for 127.0.0.1, [::1] or localhost): the marketplace credentials travel in its headers; got {url:?}"
+        ))
+    }
+}
+
 /// Whether the topic's name is a field of `[topics]` (sources and sinks).
 fn is_configurable(id: TopicId) -> bool {
     matches!(id.role(), TopicRole::Source | TopicRole::Sink)
@@ -678,6 +704,32 @@ mod tests {
         assert!(check_url("https://").is_err());
         assert!(check_url("https://user:secret@host").is_err());
         assert!(check_url("https://host/a@b").is_ok());
+    }
+
+    /// Issue 15, item 11: marketplace tokens travel in headers, so a push endpoint is
+    /// `https://` unless it is on this host (the tests' marketplace simulators).
+    #[test]
+    fn push_endpoints_are_https_unless_loopback() {
+        for ok in [
+            "https://api.ebay.com",
+            "http://127.0.0.1:8081",
+            "http://127.9.9.9/x",
+            "http://localhost:8081/path",
+            "http://[::1]:8081",
+        ] {
+            assert!(check_push_endpoint(ok).is_ok(), "{ok}");
+        }
+        for refused in [
+            "http://api.ebay.com",
+            "http://10.0.0.1:8081",
+            "http://localhost.evil.com",
+            "http://127.0.0.1.nip.io",
+            "http://[::2]",
+        ] {
+            let err = check_push_endpoint(refused).unwrap_err();
+            assert!(err.contains("https://"), "{refused}: {err}");
+        }
+        assert!(check_push_endpoint("https://user:pw@host").is_err());
     }
 
     #[test]

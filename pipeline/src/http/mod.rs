@@ -9,10 +9,21 @@
 //! | `GET /v1/availability/{sku}` | the SKU's committed stock and published channel quantities when this instance owns its inventory task; else the owner's answer, asked on the caller's behalf (`?proxy=false`: only which instance owns it and its URL) |
 //! | `GET /v1/instances` | the live instances of the application (instance directory), their URLs and tasks |
 //!
-//! The server runs on a small tokio runtime in its own thread, so the engine (synchronous,
-//! librdkafka-driven) never waits on it and it keeps answering probes while the engine is
-//! busy restoring. It only reads: [`EngineStatus`] (atomics and a lock held for a set lookup)
-//! and the committed state in RocksDB, never an epoch's uncommitted writes.
+//! The server runs on a small tokio runtime (two worker threads) in its own thread, so the
+//! engine (synchronous, librdkafka-driven) never waits on it and it keeps answering probes
+//! while the engine is busy restoring. It only reads: [`EngineStatus`] (atomics and a lock held
+//! for a set lookup) and the committed state in RocksDB, never an epoch's uncommitted writes.
+//!
+//! Bounds ([`Limits`]), so that no client can hold the probes up: a request's headers must
+//! arrive within 5 s (an idle keep-alive connection is closed after as long) and fit in 16 KiB
+//! (else `431` or the connection is closed); request bodies are not read (every route is a
+//! `GET`); at most 256 connections are served with every route, and up to 32 more with only
+//! `/healthz`, `/readyz` and `/metrics` (anything else answers `503`), so a flood of slow or
+//! idle clients leaves room for the kubelet for as long as it stays under 288 connections
+//! opened within 5 s; past that, new connections are closed at once. At most 64 availability
+//! queries run at a time (RocksDB reads on the blocking pool, forwards that wait up to 2 s);
+//! more are answered `503` at once. A separate probe port would be the complete answer to a
+//! flood; it is not built.
 //!
 //! The availability query routes a SKU exactly as the producers do: the inventory stage reads
 //! `<application_id>-inventory-commands`, keyed by SKU and partitioned by librdkafka's
@@ -24,9 +35,10 @@
 //! query is never forwarded again) and the answer says who gave it (`instance`,
 //! `x-shelfsync-answered-by`). When the owner is unknown, still opening the task, or does not answer, the
 //! reply is `421 Misdirected Request` naming the task, the owner if known and the live
-//! instances.
+//! instances. Only owners on hosts of [`Routing::allow`] are asked, without following
+//! redirects, and their answer is parsed and written anew, never passed on as sent; an owner
+//! that answers something else gets the caller a `502` naming it (see `query.rs`).
 
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
@@ -41,10 +53,10 @@ use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 use shelfsync_topology::{TopicId, Topology};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch, Semaphore};
 use tracing::{info, warn};
 
-use crate::directory::{Directory, Identity};
+use crate::directory::{Directory, Identity, PeerAllow};
 use crate::engine::EngineStatus;
 use crate::error::{Error, Result};
 
@@ -69,6 +81,33 @@ pub const FORWARDED_BY: &str = "x-shelfsync-forwarded-by";
 pub const ANSWERED_BY: &str = "x-shelfsync-answered-by";
 /// How long a forwarded query may take before the pointer is answered instead.
 pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What one client may take of the server (see the module page); [`Limits::DEFAULT`] in
+/// production, smaller in tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections served with every route.
+    pub max_connections: usize,
+    /// Further connections served with the probes and `/metrics` only.
+    pub probe_reserve: usize,
+    /// Time for a request's headers to arrive (and for an idle connection to send the next).
+    pub header_timeout: Duration,
+    /// Largest request head (request line and headers), bytes; at least 8 KiB.
+    pub max_header_bytes: usize,
+    /// Availability queries answered at a time.
+    pub max_queries: usize,
+}
+
+impl Limits {
+    /// The limits of `shelfsync run` and `shelfsync push`.
+    pub const DEFAULT: Self = Self {
+        max_connections: 256,
+        probe_reserve: 32,
+        header_timeout: Duration::from_secs(5),
+        max_header_bytes: 16 * 1024,
+        max_queries: 64,
+    };
+}
 
 /// The running HTTP server; [`HttpServer::shutdown`] (or drop) stops it.
 #[derive(Debug)]
@@ -115,14 +154,17 @@ impl Drop for HttpServer {
     }
 }
 
-/// How the availability query finds the instance owning a SKU: this instance's identity and
-/// the directory of everyone's announcements.
+/// How the availability query finds the instance owning a SKU: this instance's identity,
+/// the directory of everyone's announcements, and the hosts it may forward to.
 #[derive(Debug, Clone)]
 pub struct Routing {
     /// This instance.
     pub me: Identity,
     /// The live instances and their tasks.
     pub directory: Arc<Directory>,
+    /// The hosts a query may be forwarded to (`--peer-allow`, else
+    /// [`PeerAllow::default_for`] this instance's advertised URL).
+    pub allow: PeerAllow,
 }
 
 /// What the handlers share.
@@ -135,6 +177,8 @@ struct AppState {
     inventory_partitions: i32,
     routing: Arc<OnceLock<Routing>>,
     client: reqwest::Client,
+    /// Permits for availability queries ([`Limits::max_queries`]).
+    queries: Arc<Semaphore>,
 }
 
 /// Binds `addr` and serves the endpoints of this module on a tokio runtime in a thread of its
@@ -153,6 +197,20 @@ pub fn serve(
     status: Arc<EngineStatus>,
     metrics: PrometheusHandle,
 ) -> Result<HttpServer> {
+    serve_with(addr, topology, status, metrics, Limits::DEFAULT)
+}
+
+/// [`serve`] with other [`Limits`].
+///
+/// # Errors
+/// As [`serve`].
+pub fn serve_with(
+    addr: SocketAddr,
+    topology: Arc<Topology>,
+    status: Arc<EngineStatus>,
+    metrics: PrometheusHandle,
+    limits: Limits,
+) -> Result<HttpServer> {
     let listener = std::net::TcpListener::bind(addr).map_err(|e| {
         Error::Config(format!(
             "--http-addr (SHELFSYNC_HTTP_ADDR) {addr}: cannot listen: {e}"
@@ -164,7 +222,11 @@ pub fn serve(
     let local = listener
         .local_addr()
         .map_err(|e| Error::Bug(format!("HTTP listener address: {e}")))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    // Two workers: a handler that hogs one (a slow JSON render, a stuck lock) leaves the other
+    // for the probes.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("shelfsync-http-worker")
         .enable_all()
         .build()
         .map_err(|e| Error::Bug(format!("HTTP runtime: {e}")))?;
@@ -184,6 +246,7 @@ pub fn serve(
         metrics,
         routing: Arc::clone(&routing),
         client,
+        queries: Arc::new(Semaphore::new(limits.max_queries)),
     };
     let listener = {
         let _runtime = runtime.enter();
@@ -193,7 +256,7 @@ pub fn serve(
     let (stop, stopped) = oneshot::channel::<()>();
     let thread = std::thread::Builder::new()
         .name("shelfsync-http".into())
-        .spawn(move || runtime.block_on(run_server(listener, state, stopped)))
+        .spawn(move || runtime.block_on(run_server(listener, state, limits, stopped)))
         .map_err(|e| Error::Bug(format!("spawn the HTTP thread: {e}")))?;
     info!(addr = %local, "HTTP endpoints listening (/metrics, /healthz, /readyz, /v1/availability/{{sku}}, /v1/instances)");
     Ok(HttpServer {
@@ -207,7 +270,8 @@ pub fn serve(
 async fn run_server(
     listener: tokio::net::TcpListener,
     state: AppState,
-    stopped: oneshot::Receiver<()>,
+    limits: Limits,
+    mut stopped: oneshot::Receiver<()>,
 ) {
     let upkeep = state.metrics.clone();
     let upkeep_task = tokio::spawn(async move {
@@ -217,30 +281,92 @@ async fn run_server(
             upkeep.run_upkeep();
         }
     });
-    let (draining, drain_started) = oneshot::channel::<()>();
-    let server = axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move {
-            let _ = stopped.await;
-            let _ = draining.send(());
-        })
-        .into_future();
-    // Bounded drain: once stopping, a stuck client must not hold up the process's exit.
-    let drain_deadline = async {
-        if drain_started.await.is_ok() {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-        } else {
-            std::future::pending::<()>().await;
-        }
-    };
-    tokio::select! {
-        result = server => {
-            if let Err(e) = result {
-                warn!(error = %e, "HTTP server stopped with an error");
+    let full = router(state.clone());
+    let probes_only = probe_router(state);
+    let served = Arc::new(Semaphore::new(limits.max_connections));
+    let reserve = Arc::new(Semaphore::new(limits.probe_reserve));
+    let (draining, drain) = watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    let mut refused_warning = tokio::time::Instant::now();
+    loop {
+        let stream = tokio::select! {
+            _ = &mut stopped => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, most likely: wait instead of spinning.
+                    warn!(error = %e, "HTTP accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        while connections.try_join_next().is_some() {}
+        let (permit, app) = match Arc::clone(&served).try_acquire_owned() {
+            Ok(p) => (p, full.clone()),
+            Err(_) => match Arc::clone(&reserve).try_acquire_owned() {
+                Ok(p) => (p, probes_only.clone()),
+                Err(_) => {
+                    if tokio::time::Instant::now() >= refused_warning {
+                        warn!(
+                            limit = limits.max_connections + limits.probe_reserve,
+                            "too many HTTP connections; closing new ones"
+                        );
+                        refused_warning = tokio::time::Instant::now() + Duration::from_secs(30);
+                    }
+                    drop(stream);
+                    continue;
+                }
+            },
+        };
+        let mut drain = drain.clone();
+        connections.spawn(async move {
+            let _permit = permit;
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
+                .max_buf_size(limits.max_header_bytes.max(8192));
+            let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                _ = drain.wait_for(|d| *d) => conn.as_mut().graceful_shutdown(),
             }
-        }
-        () = drain_deadline => warn!("HTTP connections still open 5 s after shutdown; closing them"),
+            let _ = conn.await;
+        });
+    }
+    // Stop accepting; let in-flight requests finish, for at most 5 s: a stuck client must not
+    // hold up the process's exit.
+    drop(listener);
+    let _ = draining.send(true);
+    let drained = tokio::time::timeout(Duration::from_secs(5), async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        warn!("HTTP connections still open 5 s after shutdown; closing them");
+        connections.abort_all();
     }
     upkeep_task.abort();
+}
+
+/// The routes served to connections past [`Limits::max_connections`]: probes and metrics
+/// only.
+fn probe_router(state: AppState) -> Router {
+    Router::new()
+        .route(METRICS_PATH, get(metrics_handler))
+        .route(HEALTHZ_PATH, get(healthz))
+        .route(READYZ_PATH, get(readyz))
+        .fallback(|| async {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "1")],
+                Json(serde_json::json!({"detail": "too many connections: only /healthz, /readyz and /metrics are served on this one; retry"})),
+            )
+        })
+        .with_state(state)
 }
 
 fn router(state: AppState) -> Router {

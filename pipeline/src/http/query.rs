@@ -1,13 +1,21 @@
 //! The availability query (`GET /v1/availability/{sku}`) and the instance list
 //! (`GET /v1/instances`): answered from this instance's committed state when it owns the SKU's
 //! inventory task, else forwarded once to the owner or answered with a pointer to it.
+//!
+//! Forwarding trusts the owner no more than the directory topic it was named on (see
+//! [`crate::directory`]): only owners whose host `--peer-allow` permits are asked (an owner it
+//! does not permit is ignored, so it cannot hide one it does); redirects are not followed; at
+//! most [`MAX_PEER_BODY`] bytes are read within [`super::FORWARD_TIMEOUT`]; and the answer is
+//! parsed as this module's own availability answer and written anew, so nothing the peer
+//! sends beyond those fields reaches the caller. A peer that answers anything else gets the
+//! caller a `502` naming the peer's instance id, never its body.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -23,21 +31,25 @@ use crate::rocks_store::StateDb;
 use super::{AppState, Routing, ANSWERED_BY, FORWARDED_BY};
 use crate::kafka::partition_for_key;
 
+/// The most bytes read from a peer's answer (a SKU's answer is well under 4 KiB).
+pub(super) const MAX_PEER_BODY: usize = 64 * 1024;
+
 /// A channel's last published availability.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 struct ChannelView {
     channel: String,
     quantity: i64,
     version: i64,
 }
 
-/// The availability answer for a SKU whose inventory task this instance owns.
-#[derive(Debug, Serialize)]
+/// The availability answer for a SKU whose inventory task this instance owns (and the only
+/// `200` answer of a peer that is passed on, re-serialized).
+#[derive(Debug, Serialize, Deserialize)]
 struct LocalAvailability {
     sku: String,
     partition: i32,
     task: String,
-    owner: &'static str,
+    owner: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     instance: Option<String>,
     found: bool,
@@ -64,7 +76,7 @@ fn local_view(
         sku: sku.to_string(),
         partition,
         task: task.to_string(),
-        owner: "local",
+        owner: "local".into(),
         instance,
         found: true,
         active: stock.product.as_ref().is_none_or(|p| p.active),
@@ -138,6 +150,18 @@ impl StateStore for CommittedView<'_> {
     }
 }
 
+/// The answer for a SKU this instance owns but has never seen (and the only `404` answer of a
+/// peer that is passed on, re-serialized).
+#[derive(Debug, Serialize, Deserialize)]
+struct NotFound {
+    sku: String,
+    partition: i32,
+    task: String,
+    owner: String,
+    instance: Option<String>,
+    found: bool,
+}
+
 fn json(code: StatusCode, body: serde_json::Value) -> Response {
     (code, Json(body)).into_response()
 }
@@ -189,59 +213,151 @@ async fn elsewhere(
     let now = crate::clock::now_ms();
     let owner = routing.and_then(|r| {
         r.directory
-            .owner(task, now)
+            .owner(task, now, |url| r.allow.permits(url))
             .filter(|o| o.instance_id != r.me.instance_id)
     });
     let mut failure = None;
     if let (true, Some(r), Some(o)) = (forward, routing, owner.as_ref()) {
         if !o.opening {
-            match ask_owner(state, &r.me, o, sku).await {
-                Ok(answer) => return answer,
-                Err(why) => failure = Some(why),
+            match ask_owner(state, &r.me, o, sku, partition, task).await {
+                Asked::Answer(answer) => return answer,
+                Asked::NotAnswered(why) => failure = Some(why),
+                Asked::Bad(why) => {
+                    warn!(peer = %o.instance_id, task, detail = %why, "a peer's answer to a forwarded query was refused");
+                    return json(
+                        StatusCode::BAD_GATEWAY,
+                        serde_json::json!({
+                            "sku": sku,
+                            "partition": partition,
+                            "task": task,
+                            "owner": "remote",
+                            "instance": o.instance_id,
+                            "detail": format!("instance {} owns task {task} but {why}", o.instance_id),
+                        }),
+                    );
+                }
             }
         }
     }
     pointer(state, sku, partition, task, routing, owner, failure, now)
 }
 
-/// Forwards the query to `owner` once; `Ok` only when it answered from its own state.
+/// What asking the owner gave.
+enum Asked {
+    /// Its answer from its own state, re-serialized.
+    Answer(Response),
+    /// No answer from its state (not reachable in time, or it does not hold the task any
+    /// more): the caller gets the pointer, with this why (our words only).
+    NotAnswered(String),
+    /// Something that is not a shelfsync answer: the caller gets a 502 with this why (our
+    /// words only, never the peer's body).
+    Bad(String),
+}
+
+/// Forwards the query to `owner` once.
 async fn ask_owner(
     state: &AppState,
     me: &Identity,
     owner: &Owner,
     sku: &str,
-) -> std::result::Result<Response, String> {
+    partition: i32,
+    task: &str,
+) -> Asked {
     let url = availability_url(&owner.http_url, sku);
-    let reply = state
+    let mut reply = match state
         .client
         .get(&url)
         .header(FORWARDED_BY, me.instance_id.as_str())
         .send()
         .await
-        .map_err(|e| format!("GET {url}: {e}"))?;
+    {
+        Ok(reply) => reply,
+        Err(e) if e.is_timeout() => {
+            return Asked::NotAnswered(format!("no answer within {:?}", super::FORWARD_TIMEOUT))
+        }
+        Err(_) => return Asked::NotAnswered("could not connect".into()),
+    };
     let code = reply.status().as_u16();
-    let bytes = reply
-        .bytes()
-        .await
-        .map_err(|e| format!("GET {url}: {code}, body cut short: {e}"))?;
-    let body: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|e| format!("GET {url}: {code} with a body that is not JSON: {e}"))?;
-    if !matches!(code, 200 | 404) || body["owner"] != "local" {
-        return Err(format!(
-            "GET {url}: {code}, not answered from its state: {body}"
-        ));
+    if matches!(code, 421 | 503) {
+        // It does not hold the task (any more), or is still opening it: the directory was
+        // stale, and the pointer says so.
+        return Asked::NotAnswered(format!("it answered {code}, not from its state"));
     }
-    // The owner's body as it sent it.
-    let mut response = (
-        StatusCode::from_u16(code).unwrap_or(StatusCode::OK),
-        [(header::CONTENT_TYPE, "application/json")],
-        bytes,
-    )
-        .into_response();
+    if !matches!(code, 200 | 404) {
+        return Asked::Bad(format!("answered the forwarded query with HTTP {code}"));
+    }
+    if reply
+        .content_length()
+        .is_some_and(|n| n > MAX_PEER_BODY as u64)
+    {
+        return Asked::Bad(format!("its answer is longer than {MAX_PEER_BODY} bytes"));
+    }
+    let mut bytes = Vec::new();
+    loop {
+        match reply.chunk().await {
+            Ok(Some(chunk)) => {
+                if bytes.len() + chunk.len() > MAX_PEER_BODY {
+                    return Asked::Bad(format!("its answer is longer than {MAX_PEER_BODY} bytes"));
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(e) if e.is_timeout() => {
+                return Asked::NotAnswered(format!(
+                    "no complete answer within {:?}",
+                    super::FORWARD_TIMEOUT
+                ))
+            }
+            Err(_) => return Asked::NotAnswered("its answer was cut short".into()),
+        }
+    }
+    // The answer must be about this SKU, from the owner's own state, given by the owner.
+    let about = |s: &str, p: i32, t: &str, o: &str, i: Option<&str>| {
+        s == sku && p == partition && t == task && o == "local" && i == Some(&owner.instance_id)
+    };
+    let not_ours = || {
+        Asked::Bad(format!(
+            "its answer ({code}, {} bytes) is not a shelfsync availability answer for this SKU from its own state",
+            bytes.len()
+        ))
+    };
+    let mut response = if code == 200 {
+        match serde_json::from_slice::<LocalAvailability>(&bytes) {
+            Ok(a)
+                if a.found
+                    && about(
+                        &a.sku,
+                        a.partition,
+                        &a.task,
+                        &a.owner,
+                        a.instance.as_deref(),
+                    ) =>
+            {
+                (StatusCode::OK, Json(a)).into_response()
+            }
+            _ => return not_ours(),
+        }
+    } else {
+        match serde_json::from_slice::<NotFound>(&bytes) {
+            Ok(n)
+                if !n.found
+                    && about(
+                        &n.sku,
+                        n.partition,
+                        &n.task,
+                        &n.owner,
+                        n.instance.as_deref(),
+                    ) =>
+            {
+                (StatusCode::NOT_FOUND, Json(n)).into_response()
+            }
+            _ => return not_ours(),
+        }
+    };
     if let Ok(v) = HeaderValue::from_str(&owner.instance_id) {
         response.headers_mut().insert(ANSWERED_BY, v);
     }
-    Ok(response)
+    Asked::Answer(response)
 }
 
 /// `421 Misdirected Request`: the task, and the owning instance when the directory knows one.
@@ -295,6 +411,16 @@ fn pointer(
                     detail.push_str(&format!(
                         "; no live instance announces task {task}: it may be moving between instances, retry shortly"
                     ));
+                    if let Some(other) = r
+                        .directory
+                        .owner(task, now, |_| true)
+                        .filter(|o| o.instance_id != r.me.instance_id)
+                    {
+                        detail.push_str(&format!(
+                            " (instance {} claims it, but its host is not one this instance forwards to: see --peer-allow, now {})",
+                            other.instance_id, r.allow
+                        ));
+                    }
                     if !r.directory.is_synced() {
                         detail.push_str(" (this instance is still reading the instance directory)");
                     }
@@ -337,6 +463,14 @@ pub(super) async fn availability(
     Query(params): Query<AvailabilityParams>,
     headers: HeaderMap,
 ) -> Response {
+    let Ok(_permit) = state.queries.try_acquire() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(axum::http::header::RETRY_AFTER, "1")],
+            Json(serde_json::json!({"sku": sku, "detail": "too many availability queries at once: retry shortly"})),
+        )
+            .into_response();
+    };
     let partition = partition_for_key(sku.as_bytes(), state.inventory_partitions);
     let task = crate::engine::task_name(Stage::Inventory, partition);
     let forward = params.proxy.unwrap_or(true) && !headers.contains_key(FORWARDED_BY);

@@ -7,6 +7,7 @@ use shelfsync_operators::Operator;
 use shelfsync_schemas::{InventoryChange, InventoryChangeKind, InventoryCommand};
 
 use super::*;
+use crate::directory::PeerAllow;
 use crate::kafka::partition_for_key;
 use crate::metrics as m;
 use crate::metrics::prometheus_builder;
@@ -246,6 +247,7 @@ fn a_query_for_a_sku_owned_elsewhere_is_forwarded_once_or_pointed_at_its_owner()
         server.route_queries(Routing {
             me: me.clone(),
             directory: Arc::clone(&directory),
+            allow: PeerAllow::parse("127.0.0.1").unwrap(),
         });
     }
     let dir = tempfile::tempdir().unwrap();
@@ -271,20 +273,23 @@ fn a_query_for_a_sku_owned_elsewhere_is_forwarded_once_or_pointed_at_its_owner()
         percent_encoding::utf8_percent_encode(sku, PATH_SEGMENT)
     );
     let announce = |who: &Identity, since: i64, opening: bool| {
-        directory.apply(
-            &who.instance_id,
-            Some(shelfsync_schemas::InstanceAnnouncement {
-                instance_id: who.instance_id.clone(),
-                http_url: who.http_url.clone(),
-                announced_at: crate::clock::now_ms(),
-                ttl_ms: 60_000,
-                tasks: vec![shelfsync_schemas::TaskClaim {
-                    task: task.clone(),
-                    since,
-                    opening,
-                }],
-            }),
-        );
+        directory
+            .apply(
+                &who.instance_id,
+                Some(shelfsync_schemas::InstanceAnnouncement {
+                    instance_id: who.instance_id.clone(),
+                    http_url: who.http_url.clone(),
+                    announced_at: crate::clock::now_ms(),
+                    ttl_ms: 60_000,
+                    tasks: vec![shelfsync_schemas::TaskClaim {
+                        task: task.clone(),
+                        since,
+                        opening,
+                    }],
+                }),
+                crate::clock::now_ms(),
+            )
+            .unwrap();
     };
 
     // Nobody announces the task yet: b names the task, says the owner is unknown.
@@ -401,4 +406,280 @@ fn a_busy_address_is_a_config_error() {
     )
     .unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err}");
+}
+
+/// A peer that answers every connection with `response` (a whole HTTP/1.1 response, built by
+/// `respond` from the request's path) and counts the connections it got.
+fn fake_peer(
+    respond: impl Fn(&str) -> String + Send + 'static,
+) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = Arc::clone(&hits);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { return };
+            counted.fetch_add(1, Ordering::SeqCst);
+            let mut buf = [0u8; 4096];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]).to_string();
+            let path = head.split(' ').nth(1).unwrap_or("").to_string();
+            let _ = s.write_all(respond(&path).as_bytes());
+        }
+    });
+    (addr, hits)
+}
+
+fn http_response(status: &str, extra_headers: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra_headers}Connection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Review of issue 15: a hostile announcement on the directory topic made instances forward
+/// queries to an arbitrary URL and return its body. Now an owner's answer is parsed as our own
+/// schema and written anew (anything else is a 502 naming the owner, not its body), redirects
+/// are not followed, its size is bounded, and owners on hosts not allowed are never asked.
+#[test]
+fn a_peer_answer_is_never_echoed_and_only_allowed_peers_are_asked() {
+    const SECRET: &str = "TOP-SECRET-9f3a";
+    let topology = Arc::new(Topology::from_toml_str(TOPOLOGY).unwrap());
+    let handle = prometheus_builder().unwrap().build_recorder().handle();
+    let b = serve(
+        "127.0.0.1:0".parse().unwrap(),
+        Arc::clone(&topology),
+        Arc::new(EngineStatus::default()),
+        handle,
+    )
+    .unwrap();
+    let directory = Arc::new(Directory::default());
+    b.route_queries(Routing {
+        me: Identity {
+            instance_id: "b".into(),
+            http_url: format!("http://{}", b.local_addr()),
+        },
+        directory: Arc::clone(&directory),
+        allow: PeerAllow::parse("127.0.0.1").unwrap(),
+    });
+    let sku = "SKU-7";
+    let p = partition_for_key(sku.as_bytes(), 4);
+    let task = format!("inventory-{p}");
+    let path = format!("/v1/availability/{sku}");
+    let mut since = 1_000;
+    // "evil" announces the SKU's task at `url`, claimed later than before each time.
+    let mut announce = |url: String| {
+        since += 1;
+        directory
+            .apply(
+                "evil",
+                Some(shelfsync_schemas::InstanceAnnouncement {
+                    instance_id: "evil".into(),
+                    http_url: url,
+                    announced_at: crate::clock::now_ms(),
+                    ttl_ms: 60_000,
+                    tasks: vec![shelfsync_schemas::TaskClaim {
+                        task: task.clone(),
+                        since,
+                        opening: false,
+                    }],
+                }),
+                crate::clock::now_ms(),
+            )
+            .unwrap();
+    };
+    let (secret_addr, secret_hits) = fake_peer(|_| http_response("200 OK", "", SECRET));
+    let valid = serde_json::json!({
+        "sku": sku, "partition": p, "task": task, "owner": "local", "instance": "evil",
+        "found": true, "active": true, "channels": [{"channel": "amazon", "quantity": 3, "version": 1}],
+        "on_hand": {"dc-east": 3}, "reserved": 0, "backordered": 0,
+        "safety_stock": {"amazon": 0}, "ats": {"amazon": 3},
+    });
+    let mut with_secret = valid.clone();
+    with_secret["secret"] = SECRET.into();
+    with_secret["channels"][0]["note"] = SECRET.into();
+    let mut wrong_sku = valid.clone();
+    wrong_sku["sku"] = SECRET.into();
+    let huge = format!("{{\"x\":\"{}\"}}", "a".repeat(query::MAX_PEER_BODY));
+    let refused: Vec<(&str, String)> = vec![
+        ("not JSON", http_response("200 OK", "", SECRET)),
+        (
+            "JSON of another shape",
+            http_response(
+                "200 OK",
+                "",
+                &serde_json::json!({"secret": SECRET, "owner": "local"}).to_string(),
+            ),
+        ),
+        (
+            "an answer for another SKU",
+            http_response("200 OK", "", &wrong_sku.to_string()),
+        ),
+        (
+            "an error status",
+            http_response("500 Internal Server Error", "", SECRET),
+        ),
+        (
+            "a redirect",
+            http_response(
+                "302 Found",
+                &format!("Location: http://{secret_addr}/\r\n"),
+                SECRET,
+            ),
+        ),
+        ("a body over the bound", http_response("200 OK", "", &huge)),
+    ];
+    for (what, response) in refused {
+        let (peer, hits) = fake_peer(move |_| response.clone());
+        announce(format!("http://{peer}"));
+        let (code, head, body) = request(b.local_addr(), &path, "");
+        assert_eq!(code, 502, "{what}: {body}");
+        assert!(
+            !body.contains(SECRET) && !head.contains(SECRET),
+            "{what} echoed: {body}"
+        );
+        let v = json_of(&body);
+        assert_eq!(v["instance"], "evil", "{what}: {body}");
+        assert!(
+            v["detail"].as_str().unwrap().contains("instance evil"),
+            "{body}"
+        );
+        assert_eq!(hits.load(Ordering::SeqCst), 1, "{what}: asked once");
+    }
+    assert_eq!(
+        secret_hits.load(Ordering::SeqCst),
+        0,
+        "a redirect was followed"
+    );
+
+    // A valid answer is passed on, re-serialized: fields beyond our schema are dropped.
+    let response = http_response("200 OK", "", &with_secret.to_string());
+    let (peer, _) = fake_peer(move |_| response.clone());
+    announce(format!("http://{peer}/"));
+    let (code, head, body) = request(b.local_addr(), &path, "");
+    assert_eq!(code, 200, "{body}");
+    assert!(head.contains(&format!("{ANSWERED_BY}: evil")), "{head}");
+    assert!(!body.contains(SECRET), "{body}");
+    assert_eq!(json_of(&body), valid);
+
+    // An owner on a host not allowed is never asked, and does not hide the task's owner.
+    let (peer, hits) = fake_peer(|_| http_response("200 OK", "", SECRET));
+    announce(format!("http://localhost:{}", peer.port()));
+    let (code, _, body) = request(b.local_addr(), &path, "");
+    let v = json_of(&body);
+    assert_eq!(
+        (code, v["owner"].as_str()),
+        (421, Some("unknown")),
+        "{body}"
+    );
+    assert!(
+        v["detail"].as_str().unwrap().contains("--peer-allow"),
+        "{body}"
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
+    b.shutdown();
+}
+
+/// Issue 15, item 11: slow clients were never cut off (`axum::serve` sets no header timeout
+/// and no connection limit) and a request head could be hundreds of KiB. Now a head must come
+/// within the timeout and fit the bound, and past the connection limit the probes still
+/// answer while everything else is refused.
+#[test]
+fn slow_or_oversized_clients_are_cut_off_and_probes_keep_answering() {
+    let topology = Arc::new(Topology::from_toml_str(TOPOLOGY).unwrap());
+    let handle = prometheus_builder().unwrap().build_recorder().handle();
+    let limits = Limits {
+        max_connections: 2,
+        probe_reserve: 1,
+        header_timeout: Duration::from_millis(500),
+        max_header_bytes: 8192,
+        max_queries: 64,
+    };
+    let server = serve_with(
+        "127.0.0.1:0".parse().unwrap(),
+        topology,
+        Arc::new(EngineStatus::default()),
+        handle,
+        limits,
+    )
+    .unwrap();
+    let addr = server.local_addr();
+    // Two slowloris clients take every full connection: a head that never ends.
+    let slow: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                .unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    // The next connection gets the probes, and only them. (A connection that comes before the
+    // previous one's task has ended finds no room and is closed: `settled` retries.)
+    assert_eq!(settled(addr, "/healthz").0, 200);
+    assert_eq!(settled(addr, "/readyz").0, 503, "not ready, but answered");
+    let (code, body) = settled(addr, "/v1/availability/SKU-1");
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("too many connections"), "{body}");
+    // The slow clients are cut off once the header timeout passes.
+    let t0 = std::time::Instant::now();
+    for mut s in slow {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = Vec::new();
+        match s.read_to_end(&mut buf) {
+            Ok(_) => {}
+            Err(e) => assert!(
+                e.kind() == std::io::ErrorKind::ConnectionReset,
+                "a slow client still connected: {e}"
+            ),
+        }
+    }
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    // Room again: every route answers.
+    assert_eq!(settled(addr, "/v1/availability/SKU-1").0, 421);
+    // A head over the bound is refused, not served.
+    let code = try_request(
+        addr,
+        "/healthz",
+        &format!("X-Padding: {}\r\n", "a".repeat(20_000)),
+    )
+    .map_or(0, |(code, _)| code);
+    assert!(
+        code == 431 || code == 0,
+        "an oversized head was served: {code}"
+    );
+    assert_eq!(settled(addr, "/healthz").0, 200);
+    server.shutdown();
+}
+
+/// A GET that may find its connection closed (`None`): status and body.
+fn try_request(addr: SocketAddr, path: &str, headers: &str) -> Option<(u16, String)> {
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\n{headers}Connection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let code = text.split(' ').nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    Some((code, body.to_string()))
+}
+
+/// [`try_request`] retried for up to 2 s until a connection is served.
+fn settled(addr: SocketAddr, path: &str) -> (u16, String) {
+    let until = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        if let Some(answer) = try_request(addr, path, "") {
+            return answer;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "{path}: no connection served"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -14,6 +14,30 @@ use super::config::Secret;
 use super::retry::{backoff, parse_retry_after, BACKOFF_CAP};
 use crate::metrics as m;
 
+/// The HTTP client of one channel: at most `max_idle` idle connections, connecting within
+/// `connect_timeout`, and never following a redirect — marketplace tokens travel in custom
+/// headers, which reqwest would carry to wherever a `Location` points (it strips only
+/// `Authorization` and cookies across hosts). A redirect is answered like any other
+/// non-2xx status: refused for good, so the channel's endpoint gets fixed instead.
+///
+/// # Errors
+/// When reqwest cannot build the client (no TLS backend).
+pub(crate) fn client(
+    connect_timeout: Duration,
+    max_idle: usize,
+) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .user_agent(concat!(
+            "shelfsync/",
+            env!("CARGO_PKG_VERSION"),
+            " (Language=Rust)"
+        ))
+        .connect_timeout(connect_timeout)
+        .pool_max_idle_per_host(max_idle)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+}
+
 /// Longest response body kept for logs and dead letters.
 pub(crate) const MAX_BODY_KEPT: usize = 4096;
 
@@ -430,6 +454,36 @@ mod tests {
         let kept = body_text(body.as_bytes());
         assert!(kept.len() <= MAX_BODY_KEPT + '…'.len_utf8());
         assert!(kept.ends_with('…'));
+    }
+
+    /// Issue 15, item 11: a redirect must not carry the channel's token headers elsewhere.
+    #[tokio::test]
+    async fn redirects_are_not_followed() {
+        use std::io::{Read, Write};
+        let elsewhere = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let elsewhere_addr = elsewhere.local_addr().unwrap();
+        let endpoint = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint_addr = endpoint.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = endpoint.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = write!(
+                s,
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://{elsewhere_addr}/steal\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        });
+        let client = client(Duration::from_secs(2), 1).unwrap();
+        let reply = client
+            .post(format!("http://{endpoint_addr}/stock"))
+            .header("x-marketplace-token", "secret-token")
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status().as_u16(), 307);
+        elsewhere.set_nonblocking(true).unwrap();
+        assert!(elsewhere.accept().is_err(), "the redirect was followed");
     }
 
     #[tokio::test]

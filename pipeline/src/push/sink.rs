@@ -123,16 +123,11 @@ impl HttpPushSink {
         let mut channels = Vec::with_capacity(configs.len());
         let mut index = HashMap::new();
         for (i, config) in configs.into_iter().enumerate() {
-            let client = reqwest::Client::builder()
-                .user_agent(concat!(
-                    "shelfsync/",
-                    env!("CARGO_PKG_VERSION"),
-                    " (Language=Rust)"
-                ))
-                .connect_timeout(config.timeout.min(Duration::from_secs(10)))
-                .pool_max_idle_per_host(config.max_in_flight)
-                .build()
-                .map_err(|e| Error::Config(format!("HTTP client for {}: {e}", config.name)))?;
+            let client = super::api::client(
+                config.timeout.min(Duration::from_secs(10)),
+                config.max_in_flight,
+            )
+            .map_err(|e| Error::Config(format!("HTTP client for {}: {e}", config.name)))?;
             metrics_at_zero(&config.name);
             index.insert(config.name.clone(), i);
             channels.push(ChannelRuntime {

@@ -11,7 +11,7 @@
 //! | `amazon` | [`amazon`] | `PATCH /listings/2021-08-01/items/{sellerId}/{sku}` (`replace /attributes/fulfillment_availability`) | `JSON_LISTINGS_FEED` (createFeedDocument → upload → createFeed → getFeed → processing report) |
 //! | `walmart` | [`walmart`] | `PUT /v3/inventory?sku=` | `POST /v3/feeds?feedType=inventory` (multipart JSON, spec 1.4) → `GET /v3/feeds/{id}?includeDetails=true` |
 //! | `ebay` | [`ebay`] | — | `POST /sell/inventory/v1/bulk_update_price_quantity` (≤ 25) |
-//! | `webhook` | [`webhook`] | — | `POST` JSON, `X-Shelfsync-Signature: sha256=<hex HMAC-SHA256 of the body>` |
+//! | `webhook` | [`webhook`] | — | `POST` JSON, `X-Shelfsync-Timestamp: <unix s>`, `X-Shelfsync-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">` |
 //!
 //! Every request carries `X-Shelfsync-Update-Keys`: the idempotency key `channel|sku|version`
 //! of each update in it (SKUs percent-encoded), and `Idempotency-Key`: the key itself for a

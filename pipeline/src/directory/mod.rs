@@ -20,8 +20,25 @@
 //! The directory is advisory — it points the query at an instance, and that instance answers
 //! only for tasks it really owns (else it says so), so a stale entry costs a retry, never a
 //! wrong number. It never affects processing: the engine does not read it.
+//!
+//! Nothing authenticates the topic's writers, so the directory believes only announcements
+//! that look like what an instance writes ([`validate`]: the key is the instance id, the URL a
+//! bare `http(s)://host[:port]`, the TTL at most 10 minutes, no claim dated in the future, task
+//! names of known stages, bounded sizes); the others are ignored, logged once per instance id
+//! and counted (`shelfsync_directory_rejected_total`). The availability query forwards only to
+//! owners whose host `--peer-allow` permits ([`PeerAllow`]) and never passes a peer's body on.
+//!
+//! Files: [`validate`] (what an announcement must look like), [`peer`] (advertised URLs and the
+//! forwarding allow-list).
 
-use std::collections::{BTreeMap, HashMap};
+pub mod peer;
+pub mod validate;
+
+pub use peer::{PeerAllow, PeerUrl};
+pub use validate::Rejected;
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -51,6 +68,12 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 pub const TTL_INTERVALS: u32 = 3;
 /// The shortest announce interval (a shorter TTL would flap on a busy broker).
 pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// The longest announce interval: the TTL (3 × 60 s) stays well under the 10 minutes other
+/// instances believe ([`validate::MAX_TTL_MS`]).
+pub const MAX_INTERVAL: Duration = Duration::from_secs(60);
+/// How many instance ids get their own warning for an invalid announcement; past that, one
+/// warning every 30 s for all of them (a hostile writer can invent any number of ids).
+const WARN_ONCE_IDS: usize = 1000;
 /// Dead instances are forgotten after this many TTLs.
 const PRUNE_AFTER_TTLS: i64 = 20;
 
@@ -70,8 +93,9 @@ impl Identity {
     /// `http://<host>:<port>` when bound to every interface (`0.0.0.0`).
     ///
     /// # Errors
-    /// [`Error::Config`] when the advertised URL is not an `http://` or `https://` URL with a
-    /// host, or the instance id is empty.
+    /// [`Error::Config`] when the advertised URL is not a bare `http(s)://host[:port]` URL
+    /// ([`PeerUrl`]), or the instance id is empty, longer than 253 characters or not printable
+    /// ASCII.
     pub fn resolve(
         instance_id: Option<String>,
         advertised_url: Option<String>,
@@ -85,21 +109,31 @@ impl Identity {
                 "--instance-id (SHELFSYNC_INSTANCE_ID) {instance_id:?}: expected printable ASCII without spaces, e.g. the pod name"
             )));
         }
-        let http_url = match advertised_url {
-            Some(url) => {
-                let rest = url
-                    .strip_prefix("http://")
-                    .or_else(|| url.strip_prefix("https://"));
-                if rest.is_none_or(|r| r.trim_end_matches('/').is_empty()) {
-                    return Err(Error::Config(format!(
-                        "--advertised-url (SHELFSYNC_ADVERTISED_URL) {url:?}: expected http://host:port"
-                    )));
-                }
-                url.trim_end_matches('/').to_string()
-            }
-            None if bound.ip().is_unspecified() => format!("http://{host}:{}", bound.port()),
-            None => format!("http://{bound}"),
+        if instance_id.len() > validate::MAX_ID_LEN {
+            return Err(Error::Config(format!(
+                "--instance-id (SHELFSYNC_INSTANCE_ID): longer than {} characters",
+                validate::MAX_ID_LEN
+            )));
+        }
+        // Parsed as strictly as the others parse it (validate.rs), so that they believe it.
+        let (url, flag) = match advertised_url {
+            Some(url) => (url, "--advertised-url (SHELFSYNC_ADVERTISED_URL)"),
+            None if bound.ip().is_unspecified() => (
+                format!("http://{host}:{}", bound.port()),
+                "the URL derived from the host name (set --advertised-url)",
+            ),
+            None => (
+                format!("http://{bound}"),
+                "--http-addr (SHELFSYNC_HTTP_ADDR)",
+            ),
         };
+        let http_url = PeerUrl::parse(&url)
+            .map_err(|why| {
+                Error::Config(format!(
+                    "{flag} {url:?}: {why}; expected http://host:port or https://host:port"
+                ))
+            })?
+            .to_string();
         Ok(Self {
             instance_id,
             http_url,
@@ -142,21 +176,42 @@ pub struct Directory {
 }
 
 impl Directory {
-    /// Applies one record of the topic, in log order (one partition, idempotent producer: an
-    /// instance's records are in the order it wrote them): an announcement replaces the
-    /// instance's previous one, a tombstone (`None`) removes it.
-    pub fn apply(&self, instance_id: &str, announcement: Option<InstanceAnnouncement>) {
+    /// Applies one record of the topic, read under `key` at `now` (epoch ms), in log order (one
+    /// partition, idempotent producer: an instance's records are in the order it wrote them):
+    /// a valid announcement replaces the instance's previous one, a tombstone (`None`) removes
+    /// it, an invalid announcement changes nothing (its URL is kept canonical:
+    /// `scheme://host[:port]`).
+    ///
+    /// # Errors
+    /// [`Rejected`] when the announcement breaks a rule of [`validate`].
+    pub fn apply(
+        &self,
+        key: &str,
+        announcement: Option<InstanceAnnouncement>,
+        now: i64,
+    ) -> std::result::Result<(), Rejected> {
+        let announcement = match announcement {
+            Some(mut a) => {
+                validate::validate(key, &a, now)?;
+                if let Ok(url) = PeerUrl::parse(&a.http_url) {
+                    a.http_url = url.to_string();
+                }
+                Some(a)
+            }
+            None => None,
+        };
         let Ok(mut instances) = self.instances.write() else {
-            return;
+            return Ok(());
         };
         match announcement {
             None => {
-                instances.remove(instance_id);
+                instances.remove(key);
             }
             Some(a) => {
-                instances.insert(instance_id.to_string(), a);
+                instances.insert(key.to_string(), a);
             }
         }
+        Ok(())
     }
 
     /// Forgets instances silent for more than `PRUNE_AFTER_TTLS` times their TTL (killed ones
@@ -170,12 +225,19 @@ impl Directory {
     }
 
     /// The live instance holding `task` at `now` (epoch ms): of the instances whose last
-    /// announcement lists it and is younger than its TTL, the one that took it last.
-    pub fn owner(&self, task: &str, now: i64) -> Option<Owner> {
+    /// announcement lists it, is younger than its TTL and whose URL `reachable` accepts, the one
+    /// that took it last. (An instance the caller would not ask cannot hide one it would.)
+    pub fn owner(
+        &self,
+        task: &str,
+        now: i64,
+        reachable: impl Fn(&PeerUrl) -> bool,
+    ) -> Option<Owner> {
         let instances = self.instances.read().ok()?;
         instances
             .values()
             .filter(|a| is_live(a, now))
+            .filter(|a| PeerUrl::parse(&a.http_url).is_ok_and(|u| reachable(&u)))
             .filter_map(|a| {
                 let claim = a.tasks.iter().find(|c| c.task == task)?;
                 Some(Owner {
@@ -290,8 +352,9 @@ impl Drop for DirectoryService {
     }
 }
 
-/// Starts announcing `me` with the tasks of `status` every `interval` (and on every change) and
-/// reading `<application_id>-instances` into the returned service's [`Directory`].
+/// Starts announcing `me` with the tasks of `status` every `interval` (clamped to
+/// [`MIN_INTERVAL`]`..=`[`MAX_INTERVAL`]; and on every change) and reading
+/// `<application_id>-instances` into the returned service's [`Directory`].
 ///
 /// Broker trouble never stops it: a missing topic or an unreachable broker is logged (at most
 /// every 30 s) and retried; the pipeline does not depend on it.
@@ -326,7 +389,7 @@ pub fn start(
     consumer.assign(&tpl)?;
     let directory = Arc::new(Directory::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let interval = interval.max(MIN_INTERVAL);
+    let interval = interval.clamp(MIN_INTERVAL, MAX_INTERVAL);
     let ttl = interval * TTL_INTERVALS;
     let reach = if ["://127.", "://localhost", "://[::1]"]
         .iter()
@@ -352,6 +415,10 @@ pub fn start(
             status,
             announcer,
             interval,
+            warned: RefCell::new(Warned {
+                ids: HashSet::new(),
+                next: Instant::now(),
+            }),
         };
         std::thread::Builder::new()
             .name("shelfsync-directory".into())
@@ -373,6 +440,15 @@ struct Worker {
     status: Arc<EngineStatus>,
     announcer: Announcer,
     interval: Duration,
+    warned: RefCell<Warned>,
+}
+
+/// Whom the directory thread has warned about invalid announcements.
+struct Warned {
+    /// Instance ids already warned about (at most [`WARN_ONCE_IDS`]).
+    ids: HashSet<String>,
+    /// When the next warning may go out once `ids` is full.
+    next: Instant,
 }
 
 impl Worker {
@@ -462,18 +538,65 @@ impl Worker {
 
     fn apply(&self, msg: &rdkafka::message::BorrowedMessage<'_>) {
         let Some(key) = msg.key().and_then(|k| std::str::from_utf8(k).ok()) else {
-            warn!(
-                offset = msg.offset(),
-                "directory record without a UTF-8 key; ignored"
+            self.reject(
+                "?",
+                msg.offset(),
+                &Rejected {
+                    reason: "key",
+                    detail: "a record without a UTF-8 key".into(),
+                },
             );
             return;
         };
-        match msg.payload().map(avro::decode::<InstanceAnnouncement>) {
-            None => self.directory.apply(key, None),
-            Some(Ok(a)) => self.directory.apply(key, Some(a)),
-            Some(Err(e)) => {
-                warn!(offset = msg.offset(), instance = key, error = %e, "undecodable directory record; ignored")
-            }
+        let result = match msg.payload() {
+            None => self.directory.apply(key, None, now_ms()),
+            Some(value) if value.len() > validate::MAX_RECORD_BYTES => Err(Rejected {
+                reason: "oversized",
+                detail: format!(
+                    "{} bytes (at most {})",
+                    value.len(),
+                    validate::MAX_RECORD_BYTES
+                ),
+            }),
+            Some(value) => match avro::decode::<InstanceAnnouncement>(value) {
+                Ok(a) => self.directory.apply(key, Some(a), now_ms()),
+                Err(e) => Err(Rejected {
+                    reason: "undecodable",
+                    detail: e.to_string(),
+                }),
+            },
+        };
+        if let Err(rejected) = result {
+            self.reject(key, msg.offset(), &rejected);
+        }
+    }
+
+    /// Counts an ignored record and warns about it, once per instance id for the first
+    /// [`WARN_ONCE_IDS`] ids, then at most every 30 s for further ids.
+    fn reject(&self, key: &str, offset: i64, rejected: &Rejected) {
+        metrics::counter!(m::DIRECTORY_REJECTED, "reason" => rejected.reason).increment(1);
+        // The key is chosen by whoever wrote the record: log a bounded excerpt, escaped.
+        let instance: String = key.chars().take(64).collect();
+        let mut warned = self.warned.borrow_mut();
+        let warn_now = if warned.ids.contains(&instance) {
+            false
+        } else if warned.ids.len() < WARN_ONCE_IDS {
+            warned.ids.insert(instance.clone());
+            true
+        } else if Instant::now() >= warned.next {
+            warned.next = Instant::now() + Duration::from_secs(30);
+            true
+        } else {
+            false
+        };
+        if warn_now {
+            warn!(
+                instance = ?instance,
+                offset,
+                reason = rejected.reason,
+                detail = %rejected.detail,
+                "invalid instance announcement ignored (further ones of this instance are only counted)"
+            );
         }
     }
 
@@ -532,30 +655,36 @@ mod tests {
                 10_000,
                 &[("inventory-0", 1_000, false), ("inventory-1", 1_000, false)],
             )),
-        );
+            30_000,
+        )
+        .unwrap();
         assert_eq!(
-            d.owner("inventory-0", 10_000).map(|o| o.instance_id),
+            d.owner("inventory-0", 10_000, |_| true)
+                .map(|o| o.instance_id),
             Some("a".into())
         );
         // b took inventory-0 later (a died without saying so): b's claim wins while both live.
         d.apply(
             "b",
             Some(announcement("b", 12_000, &[("inventory-0", 11_000, true)])),
-        );
-        let owner = d.owner("inventory-0", 12_000).unwrap();
+            30_000,
+        )
+        .unwrap();
+        let owner = d.owner("inventory-0", 12_000, |_| true).unwrap();
         assert_eq!((owner.instance_id.as_str(), owner.opening), ("b", true));
         assert_eq!(owner.http_url, "http://b:9464");
         assert_eq!(
-            d.owner("inventory-1", 12_000).map(|o| o.instance_id),
+            d.owner("inventory-1", 12_000, |_| true)
+                .map(|o| o.instance_id),
             Some("a".into())
         );
         // a's TTL passes: it owns nothing any more.
-        assert_eq!(d.owner("inventory-1", 25_001), None);
+        assert_eq!(d.owner("inventory-1", 25_001, |_| true), None);
         assert_eq!(
             d.live(25_001).into_keys().collect::<Vec<_>>(),
             vec!["b".to_string()]
         );
-        assert_eq!(d.owner("inventory-9", 12_000), None);
+        assert_eq!(d.owner("inventory-9", 12_000, |_| true), None);
     }
 
     #[test]
@@ -564,27 +693,99 @@ mod tests {
         d.apply(
             "a",
             Some(announcement("a", 20_000, &[("inventory-0", 1_000, false)])),
-        );
+            30_000,
+        )
+        .unwrap();
         // The writer's clock stepped back: its later record still replaces the earlier one.
-        d.apply("a", Some(announcement("a", 19_000, &[])));
-        assert_eq!(d.owner("inventory-0", 20_000), None);
+        d.apply("a", Some(announcement("a", 19_000, &[])), 30_000)
+            .unwrap();
+        assert_eq!(d.owner("inventory-0", 20_000, |_| true), None);
         d.apply(
             "a",
             Some(announcement("a", 19_500, &[("inventory-0", 1_000, false)])),
-        );
-        assert!(d.owner("inventory-0", 20_000).is_some());
-        d.apply("a", None);
-        assert_eq!(d.owner("inventory-0", 20_000), None);
+            30_000,
+        )
+        .unwrap();
+        assert!(d.owner("inventory-0", 20_000, |_| true).is_some());
+        d.apply("a", None, 30_000).unwrap();
+        assert_eq!(d.owner("inventory-0", 20_000, |_| true), None);
         assert!(d.live(20_000).is_empty());
         // A killed instance (no tombstone) is dead after its TTL and forgotten later.
         d.apply(
             "k",
             Some(announcement("k", 20_000, &[("inventory-1", 1_000, false)])),
-        );
+            30_000,
+        )
+        .unwrap();
         d.prune(20_000 + 15_000 * 20);
         assert_eq!(d.snapshot(0).len(), 1, "pruned too early");
         d.prune(20_000 + 15_000 * 20 + 1);
         assert!(d.snapshot(0).is_empty());
+    }
+
+    /// Review of issue 15: a hostile record on the topic made instances forward queries to any
+    /// URL, and a claim with `ttl_ms = i64::MAX` or a future `since` held a task for ever.
+    #[test]
+    fn invalid_announcements_change_nothing_and_cannot_hold_a_task() {
+        let d = Directory::default();
+        let now = 1_800_000_000_000;
+        d.apply(
+            "a",
+            Some(announcement("a", now, &[("inventory-0", now - 5, false)])),
+            now,
+        )
+        .unwrap();
+        let hostile = |key: &str, spoil: &dyn Fn(&mut InstanceAnnouncement)| {
+            let mut a = announcement("evil", now, &[("inventory-0", now, false)]);
+            spoil(&mut a);
+            d.apply(key, Some(a), now).map_err(|r| r.reason)
+        };
+        let i = |a: &mut InstanceAnnouncement| a.http_url = "http://127.0.0.1:1/?".into();
+        assert_eq!(hostile("evil", &i), Err("url"));
+        let i = |a: &mut InstanceAnnouncement| a.http_url = "http://127.0.0.1:1#x".into();
+        assert_eq!(hostile("evil", &i), Err("url"));
+        assert_eq!(hostile("evil", &|a| a.ttl_ms = i64::MAX), Err("ttl"));
+        assert_eq!(
+            hostile("evil", &|a| a.tasks[0].since = i64::MAX),
+            Err("time")
+        );
+        assert_eq!(
+            hostile("a", &|_| ()),
+            Err("key"),
+            "evil writing under a's key"
+        );
+        // a's announcement stands, and is still the owner long after any rejected claim.
+        assert_eq!(
+            d.owner("inventory-0", now, |_| true).map(|o| o.instance_id),
+            Some("a".into())
+        );
+        assert!(!d.live(now).contains_key("evil"));
+        // A valid claim lives at most MAX_TTL_MS.
+        assert_eq!(
+            hostile("evil", &|a| a.ttl_ms = validate::MAX_TTL_MS),
+            Ok(())
+        );
+        assert!(d
+            .owner("inventory-0", now + validate::MAX_TTL_MS + 1, |_| true)
+            .is_none());
+        // A later claim the caller would not forward to does not hide the owner it would.
+        let owner = d.owner("inventory-0", now, |u| u.host == "a").unwrap();
+        assert_eq!(owner.instance_id, "a");
+        assert_eq!(
+            d.owner("inventory-0", now, |_| true).map(|o| o.instance_id),
+            Some("evil".into())
+        );
+        // The URL is kept canonical.
+        d.apply(
+            "c",
+            Some(InstanceAnnouncement {
+                http_url: "http://C.example:9/".into(),
+                ..announcement("c", now, &[])
+            }),
+            now,
+        )
+        .unwrap();
+        assert_eq!(d.live(now)["c"], "http://c.example:9");
     }
 
     #[test]
@@ -638,7 +839,14 @@ mod tests {
         let me = Identity::resolve(None, Some("http://shelfsync-1.shelfsync:9464/".into()), any)
             .unwrap();
         assert_eq!(me.http_url, "http://shelfsync-1.shelfsync:9464");
-        for bad in ["shelfsync-1:9464", "http://", "ftp://x"] {
+        for bad in [
+            "shelfsync-1:9464",
+            "http://",
+            "ftp://x",
+            "http://x:1/?a",
+            "http://x:1/path",
+            "http://u@x:1",
+        ] {
             let err = Identity::resolve(None, Some(bad.into()), bound)
                 .unwrap_err()
                 .to_string();
