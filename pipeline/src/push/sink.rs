@@ -106,6 +106,9 @@ pub struct HttpPushSink {
     dlq_topic: String,
     stop: watch::Sender<bool>,
     fatal: Mutex<Option<Error>>,
+    /// The first dead letter the broker refused for good. It stays: the producer reports a
+    /// failure once, and nothing may be committed past it, ever, in this process.
+    refused: Mutex<Option<String>>,
     jitter: Mutex<Jitter>,
 }
 
@@ -163,6 +166,7 @@ impl HttpPushSink {
             dlq_topic,
             stop: watch::channel(false).0,
             fatal: Mutex::new(None),
+            refused: Mutex::new(None),
             jitter: Mutex::new(Jitter::from_clock(0x5eed)),
         })
     }
@@ -413,19 +417,37 @@ impl HttpPushSink {
 
     /// Waits until the broker acknowledged every dead letter sent so far.
     ///
+    /// A refusal is remembered: the producer reports each failed record once, so a later flush
+    /// would otherwise see nothing wrong and let a commit go past the refused dead letter (whose
+    /// input records were acknowledged when it was enqueued). From the first refusal on, every
+    /// call fails; the process stops, and its successor reads the records again from the last
+    /// commit below them and dead-letters them again.
+    ///
     /// # Errors
-    /// [`Error::Topics`] when the broker refused a dead letter for good: nothing may be
-    /// committed past it.
+    /// [`Error::Topics`] when the broker refused a dead letter for good, now or before.
     pub fn flush_dead_letters(&self) -> Result<()> {
         let acks = self.producer.flush();
-        if acks.failed > 0 {
-            return Err(Error::Topics(format!(
-                "the broker refused {} dead letter(s) for good (first: {}); offsets are not committed past them",
+        self.check_refused(acks)
+    }
+
+    fn check_refused(&self, acks: crate::kafka::Acks) -> Result<()> {
+        let mut refused = self
+            .refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if acks.failed > 0 && refused.is_none() {
+            *refused = Some(format!(
+                "the broker refused {} dead letter(s) for good (first: {})",
                 acks.failed,
                 acks.first_error.unwrap_or_default()
-            )));
+            ));
         }
-        Ok(())
+        match refused.as_ref() {
+            Some(why) => Err(Error::Topics(format!(
+                "{why}; offsets are not committed past them"
+            ))),
+            None => Ok(()),
+        }
     }
 
     fn count_coalesced(&self, ch: usize, n: u64) {
@@ -753,4 +775,57 @@ fn metrics_at_zero(channel: &str) {
     metrics::gauge!(m::PUSH_QUEUE_DEPTH, "channel" => c.clone()).set(0.0);
     metrics::gauge!(m::PUSH_FRESHNESS, "channel" => c.clone()).set(0.0);
     let _ = metrics::histogram!(m::PUSH_REQUEST_SECONDS, "channel" => c);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::push::marketplaces::testing;
+    use shelfsync_topology::{PushKind, Topology};
+
+    /// A sink with one webhook channel whose producer cannot reach a broker and gives a record
+    /// up after 10 ms: every dead letter it produces is refused.
+    fn sink_with_refusing_producer() -> HttpPushSink {
+        let topology = Topology::from_toml_str(
+            r#"
+application_id = "app"
+[kafka]
+bootstrap_servers = "127.0.0.1:1"
+[kafka.properties]
+"message.timeout.ms" = "10"
+"linger.ms" = "1"
+[[locations]]
+id = "dc"
+name = "DC"
+[[channels]]
+name = "hook"
+adapter = "generic"
+"#,
+        )
+        .unwrap();
+        let producer = KafkaProducer::new(&topology).unwrap();
+        HttpPushSink::new(
+            vec![testing::config("hook", PushKind::Webhook)],
+            producer,
+            "availability".into(),
+            "dlq".into(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_refused_dead_letter_blocks_every_later_commit() {
+        let sink = sink_with_refusing_producer();
+        sink.assign(0, None);
+        // Offset 0 is unreadable: dead-lettered (acknowledged once enqueued).
+        sink.ingest(0, 0, Some(b"k"), Some(b"not avro")).unwrap();
+        assert_eq!(sink.commit_points(), [(0, 1)]);
+        let first = sink.flush_dead_letters().unwrap_err().to_string();
+        assert!(first.contains("refused 1 dead letter"), "{first}");
+        // The refusal is not forgotten by the next flush, nor by the one after a new record:
+        // nothing may ever be committed past the refused dead letter.
+        assert!(sink.flush_dead_letters().is_err());
+        sink.ingest(0, 1, None, Some(b"still not avro")).unwrap();
+        assert!(sink.flush_dead_letters().is_err());
+    }
 }
