@@ -335,6 +335,11 @@ impl PipelineProcess {
         }
     }
 
+    /// The process id (for `/proc/<pid>/status`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILLs the process (a crash).
     ///
     /// # Errors

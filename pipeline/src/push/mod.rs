@@ -10,6 +10,7 @@
 //! - [`queue`]: per channel, a coalescing queue keeping only the newest version per SKU, with
 //!   stock-outs served first;
 //! - [`tracker`]: per partition, the offsets still waiting for the marketplace;
+//! - [`recent`]: a map bounded to the keys used last (delivered versions, Shopify's item ids);
 //! - [`sink`]: [`HttpPushSink`], which ties them together: takes batches from the queues, marks
 //!   them in flight, applies each update's result (acknowledge, retry with backoff, dead-letter);
 //! - `dead_letter.rs`: the dead-letter records and their headers;
@@ -49,6 +50,29 @@
 //!   [`REVOKE_WAIT`]) for its requests in flight before committing, so the next owner does not
 //!   race them.
 //!
+//! ## Memory: bounded, with backpressure
+//!
+//! What the sink keeps grows with the SKUs waiting, not with the topic's backlog or the
+//! catalog (see [`sink::Bounds`], set by `--queue-capacity` and `--delivered-capacity`):
+//!
+//! - per channel at most `queue_capacity` SKUs pending (queued or in flight): when a channel
+//!   reaches it, or the partitions hold `2 × queue_capacity × channels` records read but not
+//!   yet done, the consumer pauses its partitions (librdkafka `pause`) and resumes them once
+//!   every channel is back at three quarters. The lag stays on the broker, not in memory;
+//! - per channel at most `delivered_capacity` delivered versions ([`recent::RecentMap`]);
+//! - per Shopify channel at most [`marketplaces::shopify::SHOPIFY_STATE_CAPACITY`] SKUs'
+//!   inventory item ids and compare values (a forgotten one is looked up again);
+//! - librdkafka's prefetch is capped by `queued.max.messages.kbytes` (16 MiB per partition by
+//!   default, see [`kafka::consumer_config`]).
+//!
+//! A pending SKU costs about 1 KiB of resident memory all told (its queue entry with SKU, event
+//! id, covers and order key, its held offset, the allocator's overhead): with the defaults, one
+//! channel stalled behind 1 000 000 distinct SKUs kept the process at 134 MiB resident, and at
+//! 195 MiB while delivering them (the memory test in `tests/tests/push_sink.rs` holds it under
+//! 256 MiB). The exception is the catch-up after an assignment: the replayed range is coalesced
+//! whole before anything of it is sent (it is not paused), so it holds one entry per distinct
+//! SKU in it.
+//!
 //! Every request carries the idempotency keys `channel|sku|version` of its updates
 //! (`X-Shelfsync-Update-Keys`), so a marketplace (or the test simulator) can check the order.
 
@@ -60,10 +84,12 @@ mod delivery;
 mod feed;
 pub mod marketplaces;
 pub mod queue;
+pub mod recent;
 pub mod retry;
 pub mod sink;
 pub mod tracker;
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -74,7 +100,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use shelfsync_topology::{TopicId, Topology};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 pub use config::{ChannelConfig, Secret};
 pub use sink::HttpPushSink;
@@ -110,6 +136,8 @@ pub struct PushOptions {
     pub shutdown: Arc<AtomicBool>,
     /// How often acknowledged offsets are committed.
     pub commit_interval: Duration,
+    /// What the sink may keep in memory before it pauses reading.
+    pub bounds: sink::Bounds,
 }
 
 /// The consumer group id of the sink.
@@ -121,6 +149,8 @@ struct PushContext {
     sink: Arc<HttpPushSink>,
     topic: String,
     status: Arc<EngineStatus>,
+    /// Set by every rebalance: the consumer loop applies its pauses again.
+    rebalanced: AtomicBool,
 }
 
 impl ClientContext for PushContext {
@@ -132,6 +162,7 @@ impl ClientContext for PushContext {
 impl ConsumerContext for PushContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
+            self.rebalanced.store(true, Ordering::SeqCst);
             metrics::counter!(m::REBALANCES, "kind" => "revoke").increment(1);
             let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
             for &p in &partitions {
@@ -168,6 +199,7 @@ impl ConsumerContext for PushContext {
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
+                self.rebalanced.store(true, Ordering::SeqCst);
                 metrics::counter!(m::REBALANCES, "kind" => "assign").increment(1);
                 for e in tpl.elements() {
                     let p = e.partition();
@@ -254,6 +286,7 @@ pub fn run(topology: Arc<Topology>, options: PushOptions, status: Arc<EngineStat
         producer,
         topic.clone(),
         topology.topic_name(TopicId::Dlq),
+        options.bounds,
     )?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -270,13 +303,16 @@ pub fn run(topology: Arc<Topology>, options: PushOptions, status: Arc<EngineStat
         sink: Arc::clone(&sink),
         topic: topic.clone(),
         status,
+        rebalanced: AtomicBool::new(false),
     })?;
     consumer.subscribe(&[topic.as_str()])?;
     info!(group = %group_id(&topology), topic = %topic, "joined the push consumer group");
 
     let result = (|| -> Result<()> {
         let mut last_commit = Instant::now();
+        let mut pauses = Pauses::default();
         while !options.shutdown.load(Ordering::SeqCst) {
+            pauses.apply(&consumer, &sink, &topic);
             match consumer.poll(Duration::from_millis(100)) {
                 None => {}
                 Some(Ok(msg)) => {
@@ -305,6 +341,81 @@ pub fn run(topology: Arc<Topology>, options: PushOptions, status: Arc<EngineStat
     drop(consumer);
     runtime.shutdown_timeout(Duration::from_secs(5));
     result.and(last)
+}
+
+/// The partitions paused for backpressure (see the module page).
+#[derive(Debug, Default)]
+struct Pauses {
+    on: bool,
+    paused: BTreeSet<i32>,
+}
+
+impl Pauses {
+    /// Pauses or resumes partitions as [`HttpPushSink::backpressure`] says; after a rebalance,
+    /// resumes what it had paused and pauses again what is still to be paused.
+    fn apply(&mut self, consumer: &BaseConsumer<PushContext>, sink: &HttpPushSink, topic: &str) {
+        if consumer.context().rebalanced.swap(false, Ordering::SeqCst) {
+            let all = std::mem::take(&mut self.paused);
+            set_paused(consumer, topic, &all, false);
+        }
+        let on = sink.backpressure(self.on);
+        if on != self.on {
+            let (pending, held) = sink.pending();
+            if on {
+                info!(
+                    ?pending,
+                    held, "a channel's queue is full; pausing the partitions until it drains"
+                );
+            } else {
+                info!(
+                    ?pending,
+                    held, "the queues drained; resuming the partitions"
+                );
+            }
+            metrics::gauge!(m::PUSH_PAUSED).set(if on { 1.0 } else { 0.0 });
+            self.on = on;
+        }
+        if !on && self.paused.is_empty() {
+            return;
+        }
+        let want: BTreeSet<i32> = if on {
+            sink.pausable().into_iter().collect()
+        } else {
+            BTreeSet::new()
+        };
+        if want != self.paused {
+            let pause: BTreeSet<i32> = want.difference(&self.paused).copied().collect();
+            let resume: BTreeSet<i32> = self.paused.difference(&want).copied().collect();
+            set_paused(consumer, topic, &pause, true);
+            set_paused(consumer, topic, &resume, false);
+            self.paused = want;
+        }
+    }
+}
+
+fn set_paused<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    partitions: &BTreeSet<i32>,
+    pause: bool,
+) {
+    if partitions.is_empty() {
+        return;
+    }
+    let mut tpl = TopicPartitionList::new();
+    for &p in partitions {
+        tpl.add_partition(topic, p);
+    }
+    let result = if pause {
+        consumer.pause(&tpl)
+    } else {
+        consumer.resume(&tpl)
+    };
+    match result {
+        Ok(()) => debug!(?partitions, pause, "partitions paused or resumed"),
+        // A partition revoked meanwhile: nothing to pause or resume.
+        Err(e) => debug!(error = %e, ?partitions, pause, "pause or resume refused"),
+    }
 }
 
 /// Commits every partition whose commit point moved, after the broker acknowledged the dead

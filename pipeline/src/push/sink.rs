@@ -20,6 +20,7 @@ use super::dead_letter::DeadLetter;
 use super::delivery;
 use super::marketplaces::{self, Delivery, ItemResult, Marketplace};
 use super::queue::{CoalescingQueue, Cover, Offered, Queued, Update};
+use super::recent::RecentMap;
 use super::retry::{backoff, Jitter, BACKOFF_BASE, BACKOFF_CAP};
 use super::tracker::PartitionTracker;
 use super::STAGE;
@@ -27,17 +28,79 @@ use crate::error::{Error, Result};
 use crate::kafka::{KafkaProducer, ProduceRecord};
 use crate::metrics as m;
 
+/// How much the sink keeps in memory. Every map it holds is bounded by one of these (the
+/// catch-up after an assignment excepted, see [`Bounds::queue_capacity`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// Per channel, most distinct SKUs pending (queued or in flight) before the sink stops
+    /// reading: at this many, every assigned partition that is not catching up is paused
+    /// until every channel is back at three quarters of it. The queue coalesces by SKU, so
+    /// this bounds the queues whatever the backlog on the topic. A partition catching up after
+    /// an assignment is not paused (its updates are only sent once it reached the end it had
+    /// at assignment), so a replayed range is held whole: it is bounded by the distinct SKUs
+    /// in it, not by this.
+    pub queue_capacity: usize,
+    /// Per channel, most SKUs whose delivered version is remembered ([`RecentMap`]: the ones
+    /// delivered most recently). The remembered version only saves sending an update at or
+    /// below what the marketplace already has, e.g. a duplicate an upstream replay wrote
+    /// again; a SKU forgotten is sent again when such a duplicate comes, and the newer version
+    /// that follows it in the replay puts it right.
+    pub delivered_capacity: usize,
+}
+
+impl Bounds {
+    /// Defaults: 100 000 SKUs pending and 200 000 delivered versions per channel.
+    pub const DEFAULT: Self = Self {
+        queue_capacity: 100_000,
+        delivered_capacity: 200_000,
+    };
+
+    /// Pending SKUs of a channel at or below which a pause ends.
+    fn queue_low_water(&self) -> usize {
+        self.queue_capacity - self.queue_capacity / 4
+    }
+
+    /// Most input records held (read, not yet delivered or dead-lettered) over all partitions
+    /// before reading pauses: twice the channels' queue capacities. Many records of one SKU
+    /// coalesce into one queued update but stay held (and each costs its offset and cover).
+    fn held_capacity(&self, channels: usize) -> usize {
+        self.queue_capacity
+            .saturating_mul(2)
+            .saturating_mul(channels.max(1))
+    }
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
 /// What one channel keeps.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct ChannelState {
     queue: CoalescingQueue,
     /// Per SKU, the entry of the request in flight (with every record it stands for).
     in_flight: HashMap<String, Queued>,
-    /// Per SKU, the highest version the marketplace accepted from this process.
-    delivered: HashMap<String, i64>,
+    /// Per SKU, the highest version the marketplace accepted from this process, for the
+    /// [`Bounds::delivered_capacity`] SKUs delivered last.
+    delivered: RecentMap<String, i64>,
 }
 
 impl ChannelState {
+    fn new(bounds: &Bounds) -> Self {
+        Self {
+            queue: CoalescingQueue::new(),
+            in_flight: HashMap::new(),
+            delivered: RecentMap::new(bounds.delivered_capacity),
+        }
+    }
+
+    /// SKUs queued or in flight.
+    fn pending(&self) -> usize {
+        self.queue.len() + self.in_flight.len()
+    }
+
     /// Offers an entry: dropped when a version at least as new was delivered (its covers are
     /// returned to acknowledge now) or is in flight (it rides along), else queued.
     fn offer(&mut self, entry: Queued) -> (Vec<Cover>, bool) {
@@ -110,19 +173,28 @@ pub struct HttpPushSink {
     /// failure once, and nothing may be committed past it, ever, in this process.
     refused: Mutex<Option<String>>,
     jitter: Mutex<Jitter>,
+    bounds: Bounds,
 }
 
 impl HttpPushSink {
-    /// Builds the sink for `configs`, dead-lettering to `dlq_topic` with `producer`.
+    /// Builds the sink for `configs`, dead-lettering to `dlq_topic` with `producer`, keeping
+    /// in memory what `bounds` allow.
     ///
     /// # Errors
-    /// [`Error::Config`] when the HTTP client cannot be built.
+    /// [`Error::Config`] when the HTTP client cannot be built or a bound is 0.
     pub fn new(
         configs: Vec<ChannelConfig>,
         producer: KafkaProducer,
         source_topic: String,
         dlq_topic: String,
+        bounds: Bounds,
     ) -> Result<Self> {
+        if bounds.queue_capacity == 0 || bounds.delivered_capacity == 0 {
+            return Err(Error::Config(format!(
+                "push queue capacity and delivered capacity must be at least 1 (got {} and {})",
+                bounds.queue_capacity, bounds.delivered_capacity
+            )));
+        }
         let mut channels = Vec::with_capacity(configs.len());
         let mut index = HashMap::new();
         for (i, config) in configs.into_iter().enumerate() {
@@ -153,7 +225,7 @@ impl HttpPushSink {
         }
         let state = Shared {
             channels: (0..channels.len())
-                .map(|_| ChannelState::default())
+                .map(|_| ChannelState::new(&bounds))
                 .collect(),
             ..Shared::default()
         };
@@ -168,6 +240,7 @@ impl HttpPushSink {
             fatal: Mutex::new(None),
             refused: Mutex::new(None),
             jitter: Mutex::new(Jitter::from_clock(0x5eed)),
+            bounds,
         })
     }
 
@@ -232,6 +305,48 @@ impl HttpPushSink {
     /// The partitions tracked.
     pub fn partitions(&self) -> Vec<i32> {
         self.state().partitions.keys().copied().collect()
+    }
+
+    /// Whether reading should be paused, given whether it is now (see [`Bounds`]): it pauses
+    /// when a channel has `queue_capacity` SKUs pending or the partitions hold twice the
+    /// channels' capacities of records, and resumes once every channel is at three quarters of
+    /// its capacity and the held records at three quarters of theirs.
+    pub fn backpressure(&self, paused: bool) -> bool {
+        let state = self.state();
+        let pending = state
+            .channels
+            .iter()
+            .map(ChannelState::pending)
+            .max()
+            .unwrap_or(0);
+        let held: usize = state.partitions.values().map(PartitionTracker::held).sum();
+        let held_cap = self.bounds.held_capacity(state.channels.len());
+        if paused {
+            pending > self.bounds.queue_low_water() || held > held_cap - held_cap / 4
+        } else {
+            pending >= self.bounds.queue_capacity || held >= held_cap
+        }
+    }
+
+    /// The partitions a pause applies to: those not catching up (a catch-up must reach its
+    /// end before anything of it is sent, so pausing it could wait for ever).
+    pub fn pausable(&self) -> Vec<i32> {
+        self.state()
+            .partitions
+            .iter()
+            .filter(|(_, t)| !t.catching_up())
+            .map(|(p, _)| *p)
+            .collect()
+    }
+
+    /// Per channel, the SKUs pending (queued or in flight), and the records held over all
+    /// partitions.
+    pub fn pending(&self) -> (Vec<usize>, usize) {
+        let state = self.state();
+        (
+            state.channels.iter().map(ChannelState::pending).collect(),
+            state.partitions.values().map(PartitionTracker::held).sum(),
+        )
     }
 
     /// Handles one record of the availability topic.
@@ -614,7 +729,7 @@ impl HttpPushSink {
                     };
                     match result {
                         ItemResult::Accepted => {
-                            let d = channel.delivered.entry(update.sku.clone()).or_insert(0);
+                            let d = channel.delivered.entry_or_default(update.sku.clone());
                             *d = (*d).max(update.version);
                             sent += 1;
                             acks.append(&mut entry.covers);
@@ -786,6 +901,10 @@ mod tests {
     /// A sink with one webhook channel whose producer cannot reach a broker and gives a record
     /// up after 10 ms: every dead letter it produces is refused.
     fn sink_with_refusing_producer() -> HttpPushSink {
+        sink_with(Bounds::DEFAULT)
+    }
+
+    fn sink_with(bounds: Bounds) -> HttpPushSink {
         let topology = Topology::from_toml_str(
             r#"
 application_id = "app"
@@ -809,6 +928,7 @@ adapter = "generic"
             producer,
             "availability".into(),
             "dlq".into(),
+            bounds,
         )
         .unwrap()
     }
@@ -827,5 +947,58 @@ adapter = "generic"
         assert!(sink.flush_dead_letters().is_err());
         sink.ingest(0, 1, None, Some(b"still not avro")).unwrap();
         assert!(sink.flush_dead_letters().is_err());
+    }
+
+    fn record(sku: &str, version: i64) -> Vec<u8> {
+        let a = ChannelAvailability {
+            event_id: format!("{sku}-{version}"),
+            channel: "hook".into(),
+            sku: sku.into(),
+            quantity: 5,
+            version,
+            event_time: 1,
+        };
+        avro::encode(&a, avro::Framing::SingleObject).unwrap()
+    }
+
+    #[test]
+    fn a_full_queue_pauses_reading_until_it_drains_to_three_quarters() {
+        let sink = sink_with(Bounds {
+            queue_capacity: 8,
+            delivered_capacity: 4,
+        });
+        sink.assign(0, None);
+        sink.assign(1, Some(100));
+        let mut offset = 0;
+        let mut ingest = |sku: &str, version| {
+            sink.ingest(0, offset, None, Some(&record(sku, version)))
+                .unwrap();
+            offset += 1;
+        };
+        for i in 0..7 {
+            ingest(&format!("S{i}"), 1);
+        }
+        // Newer versions of waiting SKUs coalesce: still 7 SKUs pending, no pause.
+        ingest("S0", 2);
+        ingest("S1", 2);
+        assert_eq!(sink.pending(), (vec![7], 9));
+        assert!(!sink.backpressure(false));
+        ingest("S7", 1);
+        assert!(sink.backpressure(false));
+        // Only the partition that is not catching up is paused.
+        assert_eq!(sink.pausable(), [0]);
+        // In flight still counts as pending; delivered ones do not.
+        let batch = sink.take_batch(0);
+        assert!(sink.backpressure(true));
+        let n = batch.len().min(2);
+        sink.complete(0, &batch[..n], Delivery::all(n, ItemResult::Accepted));
+        // 6 left pending: at three quarters (6 of 8) reading resumes.
+        let rest = &batch[n..];
+        let (pending, _) = sink.pending();
+        assert_eq!(pending, [8 - n]);
+        assert_eq!(sink.backpressure(true), 8 - n > 6);
+        sink.complete(0, rest, Delivery::all(rest.len(), ItemResult::Accepted));
+        assert!(!sink.backpressure(true));
+        assert_eq!(sink.pending(), (vec![0], 0));
     }
 }
