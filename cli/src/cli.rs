@@ -89,6 +89,11 @@ enum Command {
         /// Per channel, most SKUs whose delivered version is remembered (the ones delivered last).
         #[arg(long, env = "SHELFSYNC_PUSH_DELIVERED_CAPACITY", default_value_t = shelfsync_pipeline::push::sink::Bounds::DEFAULT.delivered_capacity, value_parser = clap::builder::RangedI64ValueParser::<usize>::new().range(1..))]
         delivered_capacity: usize,
+        /// How long a stop (SIGTERM) may take, e.g. `30s`: up to half of it for the
+        /// marketplace requests in flight, the rest to commit. What is not committed by then is
+        /// logged and pushed again after a restart (marketplace writes are idempotent).
+        #[arg(long, env = "SHELFSYNC_PUSH_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+        shutdown_timeout: std::time::Duration,
     },
     /// Manage topics.
     Topics {
@@ -304,6 +309,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             commit_interval,
             queue_capacity,
             delivered_capacity,
+            shutdown_timeout,
         } => Service::run(&topology, http_addr, |service| {
             shelfsync_pipeline::push::run(
                 Arc::clone(&service.topology),
@@ -314,6 +320,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                         queue_capacity,
                         delivered_capacity,
                     },
+                    shutdown_timeout,
                 },
                 Arc::clone(&service.status),
             )?;

@@ -221,6 +221,16 @@ timeout = "{timeout}"
 
     /// Starts `shelfsync push`, its metrics on `http_port`.
     fn start(&self, log: &str, http_port: u16) -> Result<PipelineProcess> {
+        self.start_with(log, http_port, &[])
+    }
+
+    /// As [`PushSetup::start`], with extra environment variables (flags of `push`).
+    fn start_with(
+        &self,
+        log: &str,
+        http_port: u16,
+        extra: &[(&str, &str)],
+    ) -> Result<PipelineProcess> {
         let addr = format!("127.0.0.1:{http_port}");
         let env: Vec<(String, String)> = self
             .channels
@@ -238,6 +248,7 @@ timeout = "{timeout}"
                     .ok()
                     .map(|v| ("SHELFSYNC_KAFKA_DEBUG".to_string(), v)),
             )
+            .chain(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())))
             .collect();
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         PipelineProcess::start_push(
@@ -578,8 +589,17 @@ fn scrape(port: u16) -> Result<String> {
 /// the group waits for the dead member's session to time out (15 s) before it hands its
 /// partitions over, so this allows 90 s.
 fn start_assigned(s: &PushSetup, log: &str) -> Result<(PipelineProcess, u16)> {
+    start_assigned_with(s, log, &[])
+}
+
+/// As [`start_assigned`], with extra environment variables.
+fn start_assigned_with(
+    s: &PushSetup,
+    log: &str,
+    extra: &[(&str, &str)],
+) -> Result<(PipelineProcess, u16)> {
     let port = free_port()?;
-    let p = s.start(&format!("{log}.log"), port)?;
+    let p = s.start_with(&format!("{log}.log"), port, extra)?;
     let deadline = Instant::now() + Duration::from_secs(90);
     while Instant::now() < deadline {
         if get(port, "/readyz")
@@ -1060,6 +1080,91 @@ fn a_stalled_marketplace_pauses_reading_and_memory_stays_bounded() -> Result<()>
     );
     check_promises(&s)?;
     drop(rss);
+    p.stop()?;
+    Ok(())
+}
+
+/// SIGTERM while the broker is down and updates wait for a stalled marketplace: `push` exits
+/// within its shutdown timeout (plus a margin for the process's start of shutdown and exit),
+/// logs what it did not commit, and a new process, once the broker is back, delivers every
+/// newest version without an older one over a newer one.
+#[test]
+fn sigterm_during_a_broker_outage_stops_in_time_and_loses_nothing() -> Result<()> {
+    const TIMEOUT: Duration = Duration::from_secs(6);
+    let outlet = &MAIN[4];
+    let channels: Vec<&Spec> = vec![outlet];
+    let config = SimConfig {
+        fail_per_mille: 0,
+        throttle_per_mille: 0,
+        drift_per_mille: 0,
+        ..SimConfig::default()
+    };
+    let mut s = PushSetup::new("push-outage", 3, config, channels.clone())?;
+    let (first, mut newest) = burst(20_000, 2_000, &channels, 0x0a7a9e);
+    s.produce(&first)?;
+    // Offsets are committed once an hour: what is delivered before the outage is not
+    // committed when the SIGTERM comes.
+    let timeout = format!("{}s", TIMEOUT.as_secs());
+    let env = [
+        ("SHELFSYNC_PUSH_COMMIT_INTERVAL", "1h"),
+        ("SHELFSYNC_PUSH_SHUTDOWN_TIMEOUT", timeout.as_str()),
+    ];
+    let (mut p, port) = start_assigned_with(&s, "push-1", &env)?;
+    wait_delivered(&s, &newest, Duration::from_secs(120), &p)?;
+    // The marketplace stalls; newer versions are read but cannot be delivered.
+    s.sim.hold(outlet.name, true);
+    let (mut second, newest_second) = burst(5_000, 2_000, &channels, 0x5ec0d);
+    for c in &mut second {
+        c.version += 1_000_000;
+    }
+    for (k, (v, q)) in newest_second {
+        newest.insert(k, (v + 1_000_000, q));
+    }
+    s.produce(&second)?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sample(&scrape(port)?, "shelfsync_push_queue_depth", &[]) == 0.0 {
+        ensure!(
+            Instant::now() < deadline,
+            "the second burst was not read\n{}",
+            p.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    s.broker.kill()?;
+    std::thread::sleep(Duration::from_secs(1));
+    let asked = Instant::now();
+    let status = p.terminate(TIMEOUT + Duration::from_secs(30))?;
+    let took = asked.elapsed();
+    let Some(status) = status else {
+        bail!("still running {took:?} after SIGTERM\n{}", p.log_tail());
+    };
+    eprintln!("exited {took:?} after SIGTERM with {status} (shutdown timeout {TIMEOUT:?})");
+    ensure!(status.success(), "exit status {status}\n{}", p.log_tail());
+    ensure!(
+        took <= TIMEOUT + Duration::from_secs(5),
+        "took {took:?} to stop, over the timeout {TIMEOUT:?} + 5 s\n{}",
+        p.log_tail()
+    );
+    let log = p.log();
+    let uncommitted: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("not committed at shutdown"))
+        .collect();
+    ensure!(
+        !uncommitted.is_empty(),
+        "no log line says what was not committed\n{}",
+        p.log_tail()
+    );
+    eprintln!("{}", uncommitted.join("\n"));
+    drop(p);
+
+    // The broker and the marketplace are back: a new process delivers everything.
+    s.sim.hold(outlet.name, false);
+    s.broker.restart()?;
+    let (p, _) = start_assigned(&s, "push-2")?;
+    wait_delivered(&s, &newest, Duration::from_secs(180), &p)?;
+    check_promises(&s)?;
+    wait_committed_to_end(&s, Duration::from_secs(60)).with_context(|| p.log_tail())?;
     p.stop()?;
     Ok(())
 }

@@ -520,6 +520,25 @@ impl HttpPushSink {
             .collect()
     }
 
+    /// Per tracked partition that read something: the partition, the last offset sent for
+    /// commit (`None`: none) and the offset after the last record read.
+    pub fn read_positions(&self) -> Vec<(i32, Option<i64>, i64)> {
+        self.state()
+            .partitions
+            .iter()
+            .filter_map(|(p, t)| Some((*p, t.committed_offset(), t.read_up_to()?)))
+            .collect()
+    }
+
+    /// Every tracked partition's commit point, moved since the last commit or not.
+    pub fn all_commit_points(&self) -> Vec<(i32, i64)> {
+        self.state()
+            .partitions
+            .iter()
+            .filter_map(|(p, t)| t.commit_point().map(|o| (*p, o)))
+            .collect()
+    }
+
     /// Notes committed offsets.
     pub fn committed(&self, points: &[(i32, i64)]) {
         let mut state = self.state();
@@ -530,7 +549,9 @@ impl HttpPushSink {
         }
     }
 
-    /// Waits until the broker acknowledged every dead letter sent so far.
+    /// Waits up to `wait` until the broker acknowledged every dead letter sent so far: `true`
+    /// when it did (the commit may go ahead), `false` when some are still unacknowledged (a
+    /// broker outage: commit later).
     ///
     /// A refusal is remembered: the producer reports each failed record once, so a later flush
     /// would otherwise see nothing wrong and let a commit go past the refused dead letter (whose
@@ -540,9 +561,10 @@ impl HttpPushSink {
     ///
     /// # Errors
     /// [`Error::Topics`] when the broker refused a dead letter for good, now or before.
-    pub fn flush_dead_letters(&self) -> Result<()> {
-        let acks = self.producer.flush();
-        self.check_refused(acks)
+    pub fn flush_dead_letters(&self, wait: Duration) -> Result<bool> {
+        let (acks, done) = self.producer.flush_within(wait);
+        self.check_refused(acks)?;
+        Ok(done)
     }
 
     fn check_refused(&self, acks: crate::kafka::Acks) -> Result<()> {
@@ -940,13 +962,14 @@ adapter = "generic"
         // Offset 0 is unreadable: dead-lettered (acknowledged once enqueued).
         sink.ingest(0, 0, Some(b"k"), Some(b"not avro")).unwrap();
         assert_eq!(sink.commit_points(), [(0, 1)]);
-        let first = sink.flush_dead_letters().unwrap_err().to_string();
+        let wait = Duration::from_secs(5);
+        let first = sink.flush_dead_letters(wait).unwrap_err().to_string();
         assert!(first.contains("refused 1 dead letter"), "{first}");
         // The refusal is not forgotten by the next flush, nor by the one after a new record:
         // nothing may ever be committed past the refused dead letter.
-        assert!(sink.flush_dead_letters().is_err());
+        assert!(sink.flush_dead_letters(wait).is_err());
         sink.ingest(0, 1, None, Some(b"still not avro")).unwrap();
-        assert!(sink.flush_dead_letters().is_err());
+        assert!(sink.flush_dead_letters(wait).is_err());
     }
 
     fn record(sku: &str, version: i64) -> Vec<u8> {
