@@ -335,6 +335,36 @@ impl PipelineProcess {
         }
     }
 
+    /// The process id (for `/proc/<pid>/status`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits up to `wait` for the process to exit; its exit status, or
+    /// `None` when it is still running.
+    ///
+    /// # Errors
+    /// When the signal cannot be sent or the process not waited for.
+    pub fn terminate(&mut self, wait: Duration) -> Result<Option<std::process::ExitStatus>> {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status()?;
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(Some(status));
+            }
+            if Instant::now() > deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The whole log of the process.
+    pub fn log(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(&self.log).unwrap_or_default()).into_owned()
+    }
+
     /// SIGKILLs the process (a crash).
     ///
     /// # Errors

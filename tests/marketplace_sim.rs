@@ -16,7 +16,7 @@
 //! older version applied over a newer one, a request without update keys or with a bad
 //! signature or missing credentials.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -165,6 +165,8 @@ struct SimState {
     seq: u64,
     ids: u64,
     base: String,
+    /// Channels whose requests are held unanswered until released (a marketplace that stalls).
+    held: BTreeSet<String>,
 }
 
 /// The running simulator; stops on drop.
@@ -209,6 +211,7 @@ impl MarketplaceSim {
             seq: 0,
             ids: 0,
             base: format!("http://{addr}"),
+            held: BTreeSet::new(),
         }));
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -222,7 +225,12 @@ impl MarketplaceSim {
         let app = Router::new().fallback(
             move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
                 let shared = Arc::clone(&shared);
-                async move { handle(&shared, &method, &uri, &headers, &body) }
+                async move {
+                    while is_held(&shared, &uri) {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    handle(&shared, &method, &uri, &headers, &body)
+                }
             },
         );
         let thread = std::thread::Builder::new()
@@ -262,6 +270,32 @@ impl MarketplaceSim {
             .channels
             .get(channel)
             .map(|c| c.report.clone())
+            .unwrap_or_default()
+    }
+
+    /// Holds (`true`) or releases the requests of `channel`: a held request gets no answer
+    /// until the channel is released (a stalled marketplace; the client's timeout applies).
+    pub fn hold(&self, channel: &str, held: bool) {
+        let mut state = self.lock();
+        if held {
+            state.held.insert(channel.to_string());
+        } else {
+            state.held.remove(channel);
+        }
+    }
+
+    /// Per SKU, the version `channel` received last (cheaper than a whole [`ChannelReport`]).
+    pub fn last_versions(&self, channel: &str) -> HashMap<String, i64> {
+        self.lock()
+            .channels
+            .get(channel)
+            .map(|c| {
+                c.report
+                    .last
+                    .iter()
+                    .map(|(sku, a)| (sku.clone(), a.version))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -336,6 +370,11 @@ fn update_keys(channel: &str, value: Option<&str>) -> Option<Vec<(String, i64)>>
         out.push((percent_decode(sku), version));
     }
     Some(out)
+}
+
+fn is_held(shared: &Mutex<SimState>, uri: &Uri) -> bool {
+    let channel = uri.path().trim_start_matches('/').split('/').next();
+    channel.is_some_and(|c| lock(shared).held.contains(c))
 }
 
 fn handle(

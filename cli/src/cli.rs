@@ -90,6 +90,18 @@ enum Command {
         /// How often offsets the marketplaces acknowledged are committed, e.g. `1s`.
         #[arg(long, env = "SHELFSYNC_PUSH_COMMIT_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
         commit_interval: std::time::Duration,
+        /// Per channel, most distinct SKUs waiting for the marketplace before reading pauses
+        /// (the consumer's partitions resume at three quarters of it).
+        #[arg(long, env = "SHELFSYNC_PUSH_QUEUE_CAPACITY", default_value_t = shelfsync_pipeline::push::sink::Bounds::DEFAULT.queue_capacity, value_parser = clap::builder::RangedI64ValueParser::<usize>::new().range(1..))]
+        queue_capacity: usize,
+        /// Per channel, most SKUs whose delivered version is remembered (the ones delivered last).
+        #[arg(long, env = "SHELFSYNC_PUSH_DELIVERED_CAPACITY", default_value_t = shelfsync_pipeline::push::sink::Bounds::DEFAULT.delivered_capacity, value_parser = clap::builder::RangedI64ValueParser::<usize>::new().range(1..))]
+        delivered_capacity: usize,
+        /// How long a stop (SIGTERM) may take, e.g. `30s`: up to half of it for the
+        /// marketplace requests in flight, the rest to commit. What is not committed by then is
+        /// logged and pushed again after a restart (marketplace writes are idempotent).
+        #[arg(long, env = "SHELFSYNC_PUSH_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+        shutdown_timeout: std::time::Duration,
     },
     /// Manage topics.
     Topics {
@@ -303,12 +315,20 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             topology,
             http_addr,
             commit_interval,
+            queue_capacity,
+            delivered_capacity,
+            shutdown_timeout,
         } => Service::run(&topology, http_addr, |service| {
             shelfsync_pipeline::push::run(
                 Arc::clone(&service.topology),
                 shelfsync_pipeline::push::PushOptions {
                     shutdown: Arc::clone(&service.shutdown),
                     commit_interval,
+                    bounds: shelfsync_pipeline::push::sink::Bounds {
+                        queue_capacity,
+                        delivered_capacity,
+                    },
+                    shutdown_timeout,
                 },
                 Arc::clone(&service.status),
             )?;

@@ -254,6 +254,14 @@ impl KafkaProducer {
         self.producer.poll(Duration::ZERO);
     }
 
+    /// Waits up to `wait` for every enqueued record to be acknowledged (or failed for good).
+    /// Returns the acknowledgements since the last call (a failure is reported once: the
+    /// caller keeps it) and whether nothing is left unacknowledged.
+    pub fn flush_within(&self, wait: Duration) -> (Acks, bool) {
+        let done = self.producer.flush(wait).is_ok();
+        (self.context.take(), done)
+    }
+
     /// Waits until every enqueued record is acknowledged (or failed for good), logging while the
     /// broker is unreachable, and returns the acknowledgements since the last call.
     pub fn flush(&self) -> Acks {

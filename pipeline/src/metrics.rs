@@ -79,6 +79,8 @@ pub const PUSH_SENT: &str = "shelfsync_push_updates_sent_total";
 /// `shelfsync push`: updates never sent because a newer version of the SKU replaced them (or
 /// one at least as new was already delivered or in flight), by `channel`.
 pub const PUSH_COALESCED: &str = "shelfsync_push_updates_coalesced_total";
+/// `shelfsync push`: 1 while reading is paused because a channel's queue is full, else 0.
+pub const PUSH_PAUSED: &str = "shelfsync_push_paused";
 /// `shelfsync push`: updates dead-lettered, by `channel` and `kind`
 /// (`marketplace_rejected`, `retries_exhausted`).
 pub const PUSH_FAILED: &str = "shelfsync_push_updates_failed_total";
@@ -359,6 +361,12 @@ pub const ALL: &[Metric] = {
             Gauge,
             &["channel"],
             "shelfsync push: age of the oldest availability change not yet accepted by the marketplace (seconds, 0 when none waits), by channel.",
+        ),
+        metric(
+            PUSH_PAUSED,
+            Gauge,
+            &[],
+            "shelfsync push: 1 while reading is paused because a channel's queue is full (backpressure), else 0.",
         ),
     ]
 };

@@ -47,6 +47,8 @@ struct Spec {
     burst: u32,
     batch: u32,
     extra: &'static str,
+    /// The request timeout.
+    timeout: &'static str,
 }
 
 static MAIN: [Spec; 5] = [
@@ -58,6 +60,7 @@ static MAIN: [Spec; 5] = [
         burst: BURST,
         batch: 50,
         extra: "seller_id = \"A1SIMSELLER\"\nmarketplace_ids = [\"ATVPDKIKX0DER\"]\n",
+        timeout: "5s",
     },
     Spec {
         name: "walmart",
@@ -67,6 +70,7 @@ static MAIN: [Spec; 5] = [
         burst: BURST,
         batch: 50,
         extra: "",
+        timeout: "5s",
     },
     Spec {
         name: "shopify",
@@ -76,6 +80,7 @@ static MAIN: [Spec; 5] = [
         burst: BURST,
         batch: 50,
         extra: "location_id = \"gid://shopify/Location/124656943\"\n",
+        timeout: "5s",
     },
     Spec {
         name: "ebay",
@@ -85,6 +90,7 @@ static MAIN: [Spec; 5] = [
         burst: BURST,
         batch: 25,
         extra: "",
+        timeout: "5s",
     },
     Spec {
         name: "outlet",
@@ -94,6 +100,7 @@ static MAIN: [Spec; 5] = [
         burst: BURST,
         batch: 50,
         extra: "",
+        timeout: "5s",
     },
 ];
 /// A slow webhook channel (10 requests of 10 updates a second) for the stock-out test.
@@ -105,6 +112,7 @@ static CLEARANCE: Spec = Spec {
     burst: 2,
     batch: 10,
     extra: "",
+    timeout: "5s",
 };
 
 fn secret_env(name: &str) -> String {
@@ -174,7 +182,7 @@ rate_per_sec = {rate:.1}
 burst = {burst}
 batch_size = {batch}
 credentials_env = "{env}"
-timeout = "5s"
+timeout = "{timeout}"
 {extra}"#,
                 name = c.name,
                 kind = c.kind,
@@ -184,6 +192,7 @@ timeout = "5s"
                 batch = c.batch,
                 env = secret_env(c.name),
                 extra = c.extra,
+                timeout = c.timeout,
             ));
         }
         // SHELFSYNC_KEEP_TEST_DIRS=1 keeps the topology and the sink's logs for a post-mortem.
@@ -212,6 +221,16 @@ timeout = "5s"
 
     /// Starts `shelfsync push`, its metrics on `http_port`.
     fn start(&self, log: &str, http_port: u16) -> Result<PipelineProcess> {
+        self.start_with(log, http_port, &[])
+    }
+
+    /// As [`PushSetup::start`], with extra environment variables (flags of `push`).
+    fn start_with(
+        &self,
+        log: &str,
+        http_port: u16,
+        extra: &[(&str, &str)],
+    ) -> Result<PipelineProcess> {
         let addr = format!("127.0.0.1:{http_port}");
         let env: Vec<(String, String)> = self
             .channels
@@ -229,6 +248,7 @@ timeout = "5s"
                     .ok()
                     .map(|v| ("SHELFSYNC_KAFKA_DEBUG".to_string(), v)),
             )
+            .chain(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())))
             .collect();
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         PipelineProcess::start_push(
@@ -568,15 +588,24 @@ fn scrape(port: u16) -> Result<String> {
 /// Starts `shelfsync push` and waits until it owns partitions (`/readyz` 200). After a SIGKILL
 /// the group waits for the dead member's session to time out (15 s) before it hands its
 /// partitions over, so this allows 90 s.
-fn start_assigned(s: &PushSetup, log: &str) -> Result<PipelineProcess> {
+fn start_assigned(s: &PushSetup, log: &str) -> Result<(PipelineProcess, u16)> {
+    start_assigned_with(s, log, &[])
+}
+
+/// As [`start_assigned`], with extra environment variables.
+fn start_assigned_with(
+    s: &PushSetup,
+    log: &str,
+    extra: &[(&str, &str)],
+) -> Result<(PipelineProcess, u16)> {
     let port = free_port()?;
-    let p = s.start(&format!("{log}.log"), port)?;
+    let p = s.start_with(&format!("{log}.log"), port, extra)?;
     let deadline = Instant::now() + Duration::from_secs(90);
     while Instant::now() < deadline {
         if get(port, "/readyz")
             .is_ok_and(|r| r.starts_with("HTTP/1.0 200") || r.starts_with("HTTP/1.1 200"))
         {
-            return Ok(p);
+            return Ok((p, port));
         }
         std::thread::sleep(Duration::from_millis(250));
     }
@@ -769,7 +798,7 @@ fn sigkill_mid_burst_delivers_everything_without_stale_overwrites() -> Result<()
     let (first, second) = changes.split_at(changes.len() / 2);
     let started = Instant::now();
     s.produce(first)?;
-    let mut p = start_assigned(&s, "push-1")?;
+    let (mut p, _) = start_assigned(&s, "push-1")?;
     let mut kills = 0;
     // The second half goes in while the sink runs; it is killed once it delivered a share.
     let mut produced_second = false;
@@ -801,7 +830,7 @@ fn sigkill_mid_burst_delivers_everything_without_stale_overwrites() -> Result<()
         if missing(&s, &newest).is_empty() {
             bail!("everything was delivered before kill #{kills}: make the load bigger");
         }
-        p = start_assigned(&s, &format!("push-{}", kills + 1))?;
+        p = start_assigned(&s, &format!("push-{}", kills + 1))?.0;
     }
     wait_delivered(&s, &newest, Duration::from_secs(300), &p)?;
     eprintln!(
@@ -827,6 +856,314 @@ fn sigkill_mid_burst_delivers_everything_without_stale_overwrites() -> Result<()
         "no update was replayed: the kills came too late to test anything"
     );
     check_dead_letters(&s, &newest)?;
+    wait_committed_to_end(&s, Duration::from_secs(60)).with_context(|| p.log_tail())?;
+    p.stop()?;
+    Ok(())
+}
+
+/// A webhook channel whose requests may be held for minutes (the memory test stalls it).
+static BULK: Spec = Spec {
+    name: "bulk",
+    api: Api::Webhook,
+    kind: "webhook",
+    rate: 100.0,
+    burst: 20,
+    batch: 1000,
+    extra: "",
+    timeout: "5m",
+};
+
+/// The resident set of process `pid`, in bytes (`VmRSS` of `/proc/<pid>/status`).
+fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Samples the RSS of `pid` every 100 ms until dropped; `peak()` is the highest so far.
+struct RssPeak {
+    peak: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RssPeak {
+    fn watch(pid: u32) -> Self {
+        use std::sync::atomic::Ordering;
+        let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (p, s) = (peak.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                if let Some(rss) = rss_bytes(pid) {
+                    p.fetch_max(rss, Ordering::SeqCst);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        Self {
+            peak,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn peak(&self) -> u64 {
+        self.peak.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for RssPeak {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+const MIB: u64 = 1024 * 1024;
+
+/// The bound the memory test holds `shelfsync push` to: the default queue capacity (100 000
+/// SKUs pending, about 30 MiB queued), librdkafka's prefetch (16 MiB per partition, 3
+/// partitions), 200 000 delivered versions (about 20 MiB) and the process's base (about
+/// 30 MiB), with room to spare.
+const PUSH_RSS_BOUND: u64 = 256 * MIB;
+
+/// `SHELFSYNC_PUSH_MEMORY_SKUS` distinct SKUs (default 1 000 000), one update each, on one
+/// channel whose marketplace stalls: the sink pauses reading at its queue capacity instead of
+/// growing, stays under [`PUSH_RSS_BOUND`], and delivers every SKU's version once the
+/// marketplace answers again.
+#[test]
+fn a_stalled_marketplace_pauses_reading_and_memory_stays_bounded() -> Result<()> {
+    let skus: usize = std::env::var("SHELFSYNC_PUSH_MEMORY_SKUS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let capacity = shelfsync_pipeline::push::sink::Bounds::DEFAULT.queue_capacity;
+    let config = SimConfig {
+        fail_per_mille: 0,
+        throttle_per_mille: 0,
+        drift_per_mille: 0,
+        ..SimConfig::default()
+    };
+    let s = PushSetup::new("push-memory", 3, config, vec![&BULK])?;
+    s.sim.hold(BULK.name, true);
+    // Assigned before anything is produced: no catch-up (which is not paused, see `Bounds`).
+    let (p, port) = start_assigned(&s, "push")?;
+    let started = Instant::now();
+    let rss = RssPeak::watch(p.pid());
+
+    // Produce fast: big batches, compressed.
+    let topic = s.topic(TopicId::Availability);
+    let producer: rdkafka::producer::BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", s.broker.bootstrap())
+        .set("linger.ms", "50")
+        .set("batch.size", "1000000")
+        .set("batch.num.messages", "100000")
+        .set("compression.type", "lz4")
+        .set("queue.buffering.max.messages", "2000000")
+        .create()?;
+    let time = now_ms();
+    for i in 0..skus {
+        let sku = format!("SKU-{i:07}");
+        let record = ChannelAvailability {
+            event_id: format!("e{i}"),
+            channel: BULK.name.to_string(),
+            sku: sku.clone(),
+            quantity: (i % 50) as i64,
+            version: 1 + (i % 7) as i64,
+            event_time: time,
+        };
+        let value = avro::encode(&record, Framing::SingleObject)?;
+        let key = availability_key(BULK.name, &sku);
+        let mut rec = rdkafka::producer::BaseRecord::to(&topic)
+            .key(key.as_bytes())
+            .payload(&value);
+        loop {
+            match producer.send(rec) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    rec = r;
+                    producer.poll(Duration::from_millis(5));
+                }
+            }
+        }
+        producer.poll(Duration::ZERO);
+    }
+    rdkafka::producer::Producer::flush(&producer, Duration::from_secs(120))?;
+    let produced_in = started.elapsed();
+    eprintln!("{skus} records produced in {produced_in:?}");
+
+    // Reading pauses at the queue's capacity; the rest waits on the broker.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let m = scrape(port)?;
+        let paused = sample(&m, "shelfsync_push_paused", &[]);
+        let depth = sample(&m, "shelfsync_push_queue_depth", &["channel=\"bulk\""]);
+        if paused == 1.0 && depth >= (capacity as f64) * 0.9 {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "never paused at the queue's capacity (paused {paused}, depth {depth})\n{}",
+            p.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // Stay stalled a while: the depth stays at the capacity, memory does not grow.
+    std::thread::sleep(Duration::from_secs(10));
+    let m = scrape(port)?;
+    let depth = sample(&m, "shelfsync_push_queue_depth", &["channel=\"bulk\""]);
+    let paused = sample(&m, "shelfsync_push_paused", &[]);
+    let stalled_peak = rss.peak();
+    eprintln!(
+        "stalled: paused {paused}, queue depth {depth}, peak RSS {} MiB",
+        stalled_peak / MIB
+    );
+    ensure!(
+        paused == 1.0,
+        "reading resumed while the marketplace stalls"
+    );
+    ensure!(
+        depth <= capacity as f64 + 1_000.0,
+        "queue depth {depth} over the capacity {capacity}"
+    );
+    ensure!(
+        stalled_peak < PUSH_RSS_BOUND,
+        "peak RSS {} MiB over the bound {} MiB while stalled",
+        stalled_peak / MIB,
+        PUSH_RSS_BOUND / MIB
+    );
+
+    // The marketplace answers again: every SKU's version arrives.
+    s.sim.hold(BULK.name, false);
+    let released = Instant::now();
+    let deadline = released + Duration::from_secs(600);
+    loop {
+        let delivered = s.sim.last_versions(BULK.name).len();
+        if delivered >= skus {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "{delivered} of {skus} SKUs delivered after 600 s\n{}",
+            p.log_tail()
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let drained_in = released.elapsed();
+    let last = s.sim.last_versions(BULK.name);
+    let wrong: Vec<String> = (0..skus)
+        .filter_map(|i| {
+            let sku = format!("SKU-{i:07}");
+            let want = 1 + (i % 7) as i64;
+            (last.get(&sku) != Some(&want)).then(|| format!("{sku}: {:?}", last.get(&sku)))
+        })
+        .take(5)
+        .collect();
+    ensure!(wrong.is_empty(), "wrong versions delivered: {wrong:?}");
+    wait_committed_to_end(&s, Duration::from_secs(60)).with_context(|| p.log_tail())?;
+    let peak = rss.peak();
+    eprintln!(
+        "{skus} SKUs delivered {drained_in:?} after the release; peak RSS {} MiB (stalled {} MiB), bound {} MiB",
+        peak / MIB,
+        stalled_peak / MIB,
+        PUSH_RSS_BOUND / MIB
+    );
+    ensure!(
+        peak < PUSH_RSS_BOUND,
+        "peak RSS {} MiB over the bound {} MiB",
+        peak / MIB,
+        PUSH_RSS_BOUND / MIB
+    );
+    check_promises(&s)?;
+    drop(rss);
+    p.stop()?;
+    Ok(())
+}
+
+/// SIGTERM while the broker is down and updates wait for a stalled marketplace: `push` exits
+/// within its shutdown timeout (plus a margin for the process's start of shutdown and exit),
+/// logs what it did not commit, and a new process, once the broker is back, delivers every
+/// newest version without an older one over a newer one.
+#[test]
+fn sigterm_during_a_broker_outage_stops_in_time_and_loses_nothing() -> Result<()> {
+    const TIMEOUT: Duration = Duration::from_secs(6);
+    let outlet = &MAIN[4];
+    let channels: Vec<&Spec> = vec![outlet];
+    let config = SimConfig {
+        fail_per_mille: 0,
+        throttle_per_mille: 0,
+        drift_per_mille: 0,
+        ..SimConfig::default()
+    };
+    let mut s = PushSetup::new("push-outage", 3, config, channels.clone())?;
+    let (first, mut newest) = burst(20_000, 2_000, &channels, 0x0a7a9e);
+    s.produce(&first)?;
+    // Offsets are committed once an hour: what is delivered before the outage is not
+    // committed when the SIGTERM comes.
+    let timeout = format!("{}s", TIMEOUT.as_secs());
+    let env = [
+        ("SHELFSYNC_PUSH_COMMIT_INTERVAL", "1h"),
+        ("SHELFSYNC_PUSH_SHUTDOWN_TIMEOUT", timeout.as_str()),
+    ];
+    let (mut p, port) = start_assigned_with(&s, "push-1", &env)?;
+    wait_delivered(&s, &newest, Duration::from_secs(120), &p)?;
+    // The marketplace stalls; newer versions are read but cannot be delivered.
+    s.sim.hold(outlet.name, true);
+    let (mut second, newest_second) = burst(5_000, 2_000, &channels, 0x5ec0d);
+    for c in &mut second {
+        c.version += 1_000_000;
+    }
+    for (k, (v, q)) in newest_second {
+        newest.insert(k, (v + 1_000_000, q));
+    }
+    s.produce(&second)?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sample(&scrape(port)?, "shelfsync_push_queue_depth", &[]) == 0.0 {
+        ensure!(
+            Instant::now() < deadline,
+            "the second burst was not read\n{}",
+            p.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    s.broker.kill()?;
+    std::thread::sleep(Duration::from_secs(1));
+    let asked = Instant::now();
+    let status = p.terminate(TIMEOUT + Duration::from_secs(30))?;
+    let took = asked.elapsed();
+    let Some(status) = status else {
+        bail!("still running {took:?} after SIGTERM\n{}", p.log_tail());
+    };
+    eprintln!("exited {took:?} after SIGTERM with {status} (shutdown timeout {TIMEOUT:?})");
+    ensure!(status.success(), "exit status {status}\n{}", p.log_tail());
+    ensure!(
+        took <= TIMEOUT + Duration::from_secs(5),
+        "took {took:?} to stop, over the timeout {TIMEOUT:?} + 5 s\n{}",
+        p.log_tail()
+    );
+    let log = p.log();
+    let uncommitted: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("not committed at shutdown"))
+        .collect();
+    ensure!(
+        !uncommitted.is_empty(),
+        "no log line says what was not committed\n{}",
+        p.log_tail()
+    );
+    eprintln!("{}", uncommitted.join("\n"));
+    drop(p);
+
+    // The broker and the marketplace are back: a new process delivers everything.
+    s.sim.hold(outlet.name, false);
+    s.broker.restart()?;
+    let (p, _) = start_assigned(&s, "push-2")?;
+    wait_delivered(&s, &newest, Duration::from_secs(180), &p)?;
+    check_promises(&s)?;
     wait_committed_to_end(&s, Duration::from_secs(60)).with_context(|| p.log_tail())?;
     p.stop()?;
     Ok(())

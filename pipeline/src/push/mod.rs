@@ -10,6 +10,7 @@
 //! - [`queue`]: per channel, a coalescing queue keeping only the newest version per SKU, with
 //!   stock-outs served first;
 //! - [`tracker`]: per partition, the offsets still waiting for the marketplace;
+//! - [`recent`]: a map bounded to the keys used last (delivered versions, Shopify's item ids);
 //! - [`sink`]: [`HttpPushSink`], which ties them together: takes batches from the queues, marks
 //!   them in flight, applies each update's result (acknowledge, retry with backoff, dead-letter);
 //! - `dead_letter.rs`: the dead-letter records and their headers;
@@ -49,6 +50,38 @@
 //!   [`REVOKE_WAIT`]) for its requests in flight before committing, so the next owner does not
 //!   race them.
 //!
+//! ## Memory: bounded, with backpressure
+//!
+//! What the sink keeps grows with the SKUs waiting, not with the topic's backlog or the
+//! catalog (see [`sink::Bounds`], set by `--queue-capacity` and `--delivered-capacity`):
+//!
+//! - per channel at most `queue_capacity` SKUs pending (queued or in flight): when a channel
+//!   reaches it, or the partitions hold `2 × queue_capacity × channels` records read but not
+//!   yet done, the consumer pauses its partitions (librdkafka `pause`) and resumes them once
+//!   every channel is back at three quarters. The lag stays on the broker, not in memory;
+//! - per channel at most `delivered_capacity` delivered versions ([`recent::RecentMap`]);
+//! - per Shopify channel at most [`marketplaces::shopify::SHOPIFY_STATE_CAPACITY`] SKUs'
+//!   inventory item ids and compare values (a forgotten one is looked up again);
+//! - librdkafka's prefetch is capped by `queued.max.messages.kbytes` (16 MiB per partition by
+//!   default, see [`kafka::consumer_config`]).
+//!
+//! A pending SKU costs about 1 KiB of resident memory all told (its queue entry with SKU, event
+//! id, covers and order key, its held offset, the allocator's overhead): with the defaults, one
+//! channel stalled behind 1 000 000 distinct SKUs kept the process at 134 MiB resident, and at
+//! 195 MiB while delivering them (the memory test in `tests/tests/push_sink.rs` holds it under
+//! 256 MiB). The exception is the catch-up after an assignment: the replayed range is coalesced
+//! whole before anything of it is sent (it is not paused), so it holds one entry per distinct
+//! SKU in it.
+//!
+//! ## Stopping
+//!
+//! On shutdown the loop stops reading; the senders get up to half of
+//! [`PushOptions::shutdown_timeout`] for their requests in flight, the final commit the rest
+//! (dead letters acknowledged, then an asynchronous commit confirmed by asking the broker).
+//! Leaving the group runs on its own thread and is given what is left, at least 2 s. During a
+//! broker outage the process therefore exits after the timeout (plus those 2 s) and logs per
+//! partition what it read past its last commit: the next owner reads and pushes it again.
+//!
 //! Every request carries the idempotency keys `channel|sku|version` of its updates
 //! (`X-Shelfsync-Update-Keys`), so a marketplace (or the test simulator) can check the order.
 
@@ -60,21 +93,23 @@ mod delivery;
 mod feed;
 pub mod marketplaces;
 pub mod queue;
+pub mod recent;
 pub mod retry;
 pub mod sink;
 pub mod tracker;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use shelfsync_topology::{TopicId, Topology};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 pub use config::{ChannelConfig, Secret};
 pub use sink::HttpPushSink;
@@ -98,8 +133,11 @@ pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:9465";
 pub const GROUP_SUFFIX: &str = "-push";
 /// Longest a revocation waits for the partition's requests in flight.
 pub const REVOKE_WAIT: Duration = Duration::from_secs(30);
-/// Longest a shutdown waits for requests in flight.
-pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(30);
+/// Default of [`PushOptions::shutdown_timeout`].
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest the consumer loop waits for the broker to acknowledge dead letters before a commit;
+/// when it has not (an outage), the commit waits for the next interval.
+const COMMIT_FLUSH_WAIT: Duration = Duration::from_secs(1);
 /// How long a broker request at assignment is retried before the process gives up.
 const RETRY_BUDGET: Duration = Duration::from_secs(300);
 
@@ -110,6 +148,13 @@ pub struct PushOptions {
     pub shutdown: Arc<AtomicBool>,
     /// How often acknowledged offsets are committed.
     pub commit_interval: Duration,
+    /// What the sink may keep in memory before it pauses reading.
+    pub bounds: sink::Bounds,
+    /// How long a shutdown may take: up to half of it for the marketplace requests in flight,
+    /// the rest for the broker to acknowledge dead letters and commit. What is not committed by
+    /// then is logged and read again by the next owner (safe: every marketplace write is
+    /// idempotent and versioned).
+    pub shutdown_timeout: Duration,
 }
 
 /// The consumer group id of the sink.
@@ -121,6 +166,11 @@ struct PushContext {
     sink: Arc<HttpPushSink>,
     topic: String,
     status: Arc<EngineStatus>,
+    /// Set by every rebalance: the consumer loop applies its pauses again.
+    rebalanced: AtomicBool,
+    /// Set once the shutdown's own commit is done: the revocation of leaving the group
+    /// neither waits nor commits (the shutdown deadline is spent or its commit went through).
+    closing: AtomicBool,
 }
 
 impl ClientContext for PushContext {
@@ -132,10 +182,18 @@ impl ClientContext for PushContext {
 impl ConsumerContext for PushContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
+            self.rebalanced.store(true, Ordering::SeqCst);
             metrics::counter!(m::REBALANCES, "kind" => "revoke").increment(1);
             let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
             for &p in &partitions {
                 self.sink.revoke_begin(p);
+            }
+            if self.closing.load(Ordering::SeqCst) {
+                for &p in &partitions {
+                    self.sink.revoke_end(p);
+                    self.status.set_owned_push(p, false);
+                }
+                return;
             }
             let deadline = Instant::now() + REVOKE_WAIT;
             while partitions.iter().any(|&p| self.sink.in_flight_on(p)) {
@@ -153,12 +211,13 @@ impl ConsumerContext for PushContext {
                 self.status.set_owned_push(p, false);
             }
             if commit.count() > 0 {
-                match self.sink.flush_dead_letters() {
-                    Ok(()) => {
+                match self.sink.flush_dead_letters(REVOKE_WAIT) {
+                    Ok(true) => {
                         if let Err(e) = consumer.commit(&commit, CommitMode::Sync) {
                             warn!(error = %e, "offset commit at revocation failed; the next owner replays a little more");
                         }
                     }
+                    Ok(false) => warn!(wait_s = REVOKE_WAIT.as_secs(), "dead letters not acknowledged by the broker in time; not committing the revoked partitions (the next owner replays them)"),
                     Err(e) => error!(error = %e, "not committing the revoked partitions"),
                 }
             }
@@ -168,6 +227,7 @@ impl ConsumerContext for PushContext {
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
+                self.rebalanced.store(true, Ordering::SeqCst);
                 metrics::counter!(m::REBALANCES, "kind" => "assign").increment(1);
                 for e in tpl.elements() {
                     let p = e.partition();
@@ -186,6 +246,14 @@ impl ConsumerContext for PushContext {
             }
             Rebalance::Error(e) => warn!(error = %e, "rebalance error"),
             Rebalance::Revoke(_) => {}
+        }
+    }
+
+    /// Logs a failed commit (commits are asynchronous, see [`commit`]); the next commit, or
+    /// the shutdown's, which commits every partition again, covers it.
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        if let Err(e) = result {
+            warn!(error = %e, partitions = offsets.count(), "offset commit failed; the next one covers it");
         }
     }
 }
@@ -254,6 +322,7 @@ pub fn run(topology: Arc<Topology>, options: PushOptions, status: Arc<EngineStat
         producer,
         topic.clone(),
         topology.topic_name(TopicId::Dlq),
+        options.bounds,
     )?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -261,7 +330,7 @@ pub fn run(topology: Arc<Topology>, options: PushOptions, status: Arc<EngineStat
         .enable_all()
         .build()
         .map_err(|e| Error::Bug(format!("push runtime: {e}")))?;
-    let senders = runtime.spawn(Arc::clone(&sink).run(SHUTDOWN_WAIT));
+    let senders = runtime.spawn(Arc::clone(&sink).run(options.shutdown_timeout / 2));
 
     let mut config = kafka::consumer_config(&topology);
     config.set("group.id", group_id(&topology));
@@ -270,13 +339,17 @@ pub fn run(topology: Arc<Topology>, options: PushOptions, status: Arc<EngineStat
         sink: Arc::clone(&sink),
         topic: topic.clone(),
         status,
+        rebalanced: AtomicBool::new(false),
+        closing: AtomicBool::new(false),
     })?;
     consumer.subscribe(&[topic.as_str()])?;
     info!(group = %group_id(&topology), topic = %topic, "joined the push consumer group");
 
     let result = (|| -> Result<()> {
         let mut last_commit = Instant::now();
+        let mut pauses = Pauses::default();
         while !options.shutdown.load(Ordering::SeqCst) {
+            pauses.apply(&consumer, &sink, &topic);
             match consumer.poll(Duration::from_millis(100)) {
                 None => {}
                 Some(Ok(msg)) => {
@@ -290,42 +363,257 @@ pub fn run(topology: Arc<Topology>, options: PushOptions, status: Arc<EngineStat
             }
             if last_commit.elapsed() >= options.commit_interval {
                 last_commit = Instant::now();
-                commit(&consumer, &sink, &topic)?;
+                commit(&consumer, &sink, &topic, COMMIT_FLUSH_WAIT, false)?;
             }
         }
         Ok(())
     })();
-    info!("push stopping: finishing requests in flight, committing, leaving the group");
+    let deadline = Instant::now() + options.shutdown_timeout;
+    info!(
+        timeout_s = options.shutdown_timeout.as_secs_f64(),
+        "push stopping: finishing requests in flight, committing, leaving the group"
+    );
     sink.stop();
     if runtime.block_on(senders).is_err() {
         warn!("the push senders ended abnormally");
     }
-    let last = commit(&consumer, &sink, &topic);
-    consumer.unsubscribe();
-    drop(consumer);
-    runtime.shutdown_timeout(Duration::from_secs(5));
+    let (last, committed) = final_commit(&consumer, &sink, &topic, deadline);
+    report_uncommitted(&sink, committed.as_ref());
+    consumer.context().closing.store(true, Ordering::SeqCst);
+    leave_group(consumer, deadline);
+    runtime.shutdown_timeout(Duration::from_secs(1));
     result.and(last)
 }
 
-/// Commits every partition whose commit point moved, after the broker acknowledged the dead
-/// letters.
+/// The shutdown's commit: dead letters acknowledged and offsets committed before `deadline`,
+/// or as much as the broker allowed by then. Returns the offsets the broker says are
+/// committed, per tracked partition, or `None` when it could not be asked in time.
+fn final_commit(
+    consumer: &BaseConsumer<PushContext>,
+    sink: &HttpPushSink,
+    topic: &str,
+    deadline: Instant,
+) -> (Result<()>, Option<BTreeMap<i32, i64>>) {
+    let left = || deadline.saturating_duration_since(Instant::now());
+    let sent = match commit(consumer, sink, topic, left(), true) {
+        Ok(points) => points,
+        Err(e) => return (Err(e), None),
+    };
+    let mut tpl = TopicPartitionList::new();
+    for p in sink.partitions() {
+        tpl.add_partition(topic, p);
+    }
+    if tpl.count() == 0 {
+        return (Ok(()), Some(BTreeMap::new()));
+    }
+    // The commit is asynchronous: ask the broker until it shows what was sent, or time is up.
+    let mut last = None;
+    loop {
+        // Serves the commit's callback (records polled now are not handled: uncommitted, they
+        // are read again).
+        let _ = consumer.poll(Duration::ZERO);
+        let wait = left();
+        if wait.is_zero() {
+            break;
+        }
+        if let Ok(committed) = consumer.committed_offsets(tpl.clone(), wait) {
+            let offsets: BTreeMap<i32, i64> = committed
+                .elements()
+                .iter()
+                .filter_map(|e| match e.offset() {
+                    Offset::Offset(o) => Some((e.partition(), o)),
+                    _ => None,
+                })
+                .collect();
+            let done = sent
+                .iter()
+                .all(|(p, o)| offsets.get(p).is_some_and(|c| c >= o));
+            last = Some(offsets);
+            if done {
+                break;
+            }
+        }
+        std::thread::sleep(left().min(Duration::from_millis(100)));
+    }
+    (Ok(()), last)
+}
+
+/// Logs what the shutdown leaves uncommitted, given the offsets the broker reported
+/// committed (`None`: it could not be asked): the next owner reads those records again.
+fn report_uncommitted(sink: &HttpPushSink, committed: Option<&BTreeMap<i32, i64>>) {
+    let mut all = true;
+    for (partition, sent, read_up_to) in sink.read_positions() {
+        match committed {
+            Some(c) if c.get(&partition).is_some_and(|c| *c >= read_up_to) => {}
+            Some(c) => {
+                all = false;
+                warn!(
+                    partition,
+                    committed = ?c.get(&partition),
+                    read_up_to,
+                    "not committed at shutdown: the records from the committed offset on are read and pushed again on restart (safe: marketplace writes are idempotent)"
+                );
+            }
+            None => {
+                all = false;
+                warn!(
+                    partition,
+                    last_commit_sent = ?sent,
+                    read_up_to,
+                    "not committed at shutdown (the broker did not answer in time): the records from the group's committed offset on are read and pushed again on restart (safe: marketplace writes are idempotent)"
+                );
+            }
+        }
+    }
+    if all {
+        info!("every offset read is committed");
+    }
+}
+
+/// Leaves the group (the consumer's close) on a thread of its own, waiting until `deadline`
+/// (at least 2 s): during a broker outage the close can wait for the coordinator much longer,
+/// and the process must not. A close left running ends with the process; the group then
+/// notices the member is gone when its session times out.
+fn leave_group(consumer: BaseConsumer<PushContext>, deadline: Instant) {
+    let (done, closed) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("push-close".into())
+        .spawn(move || {
+            consumer.unsubscribe();
+            drop(consumer);
+            let _ = done.send(());
+        });
+    if spawned.is_err() {
+        warn!("cannot start a thread to leave the group; leaving it to the session timeout");
+        return;
+    }
+    let wait = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_secs(2));
+    if closed.recv_timeout(wait).is_err() {
+        warn!(
+            waited_s = wait.as_secs_f64(),
+            "leaving the group did not finish in time (is the broker reachable?); the group notices when the session times out"
+        );
+    }
+}
+
+/// The partitions paused for backpressure (see the module page).
+#[derive(Debug, Default)]
+struct Pauses {
+    on: bool,
+    paused: BTreeSet<i32>,
+}
+
+impl Pauses {
+    /// Pauses or resumes partitions as [`HttpPushSink::backpressure`] says; after a rebalance,
+    /// resumes what it had paused and pauses again what is still to be paused.
+    fn apply(&mut self, consumer: &BaseConsumer<PushContext>, sink: &HttpPushSink, topic: &str) {
+        if consumer.context().rebalanced.swap(false, Ordering::SeqCst) {
+            let all = std::mem::take(&mut self.paused);
+            set_paused(consumer, topic, &all, false);
+        }
+        let on = sink.backpressure(self.on);
+        if on != self.on {
+            let (pending, held) = sink.pending();
+            if on {
+                info!(
+                    ?pending,
+                    held, "a channel's queue is full; pausing the partitions until it drains"
+                );
+            } else {
+                info!(
+                    ?pending,
+                    held, "the queues drained; resuming the partitions"
+                );
+            }
+            metrics::gauge!(m::PUSH_PAUSED).set(if on { 1.0 } else { 0.0 });
+            self.on = on;
+        }
+        if !on && self.paused.is_empty() {
+            return;
+        }
+        let want: BTreeSet<i32> = if on {
+            sink.pausable().into_iter().collect()
+        } else {
+            BTreeSet::new()
+        };
+        if want != self.paused {
+            let pause: BTreeSet<i32> = want.difference(&self.paused).copied().collect();
+            let resume: BTreeSet<i32> = self.paused.difference(&want).copied().collect();
+            set_paused(consumer, topic, &pause, true);
+            set_paused(consumer, topic, &resume, false);
+            self.paused = want;
+        }
+    }
+}
+
+fn set_paused<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    partitions: &BTreeSet<i32>,
+    pause: bool,
+) {
+    if partitions.is_empty() {
+        return;
+    }
+    let mut tpl = TopicPartitionList::new();
+    for &p in partitions {
+        tpl.add_partition(topic, p);
+    }
+    let result = if pause {
+        consumer.pause(&tpl)
+    } else {
+        consumer.resume(&tpl)
+    };
+    match result {
+        Ok(()) => debug!(?partitions, pause, "partitions paused or resumed"),
+        // A partition revoked meanwhile: nothing to pause or resume.
+        Err(e) => debug!(error = %e, ?partitions, pause, "pause or resume refused"),
+    }
+}
+
+/// Commits every partition whose commit point moved (`all`: every partition's, moved or not,
+/// as the shutdown does, since an asynchronous commit may have failed unseen), once the broker
+/// acknowledged the dead letters (waiting up to `wait` for them; not acknowledged by then,
+/// nothing is committed this time). The commit is asynchronous, so a broker outage never blocks the caller; its callback
+/// notes it ([`HttpPushSink::committed`]). Returns the points sent for commit.
+///
+/// # Errors
+/// [`Error::Topics`] once the broker refused a dead letter (nothing is committed past it).
 fn commit<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     sink: &HttpPushSink,
     topic: &str,
-) -> Result<()> {
-    let points = sink.commit_points();
+    wait: Duration,
+    all: bool,
+) -> Result<Vec<(i32, i64)>> {
+    let points = if all {
+        sink.all_commit_points()
+    } else {
+        sink.commit_points()
+    };
     if points.is_empty() {
-        return Ok(());
+        return Ok(points);
     }
-    sink.flush_dead_letters()?;
+    if !sink.flush_dead_letters(wait)? {
+        debug!("dead letters not acknowledged yet; committing later");
+        return Ok(Vec::new());
+    }
     let mut tpl = TopicPartitionList::new();
     for (p, o) in &points {
         tpl.add_partition_offset(topic, *p, Offset::Offset(*o))?;
     }
-    match consumer.commit(&tpl, CommitMode::Sync) {
-        Ok(()) => sink.committed(&points),
-        Err(e) => warn!(error = %e, "offset commit failed; retrying with the next one"),
+    match consumer.commit(&tpl, CommitMode::Async) {
+        Ok(()) => {
+            // Noted when sent, so the same point is not sent again; a commit that fails is
+            // logged by the callback and covered by the next one.
+            sink.committed(&points);
+            Ok(points)
+        }
+        Err(e) => {
+            warn!(error = %e, "offset commit failed; retrying with the next one");
+            Ok(Vec::new())
+        }
     }
-    Ok(())
 }

@@ -20,6 +20,7 @@ use super::dead_letter::DeadLetter;
 use super::delivery;
 use super::marketplaces::{self, Delivery, ItemResult, Marketplace};
 use super::queue::{CoalescingQueue, Cover, Offered, Queued, Update};
+use super::recent::RecentMap;
 use super::retry::{backoff, Jitter, BACKOFF_BASE, BACKOFF_CAP};
 use super::tracker::PartitionTracker;
 use super::STAGE;
@@ -27,17 +28,79 @@ use crate::error::{Error, Result};
 use crate::kafka::{KafkaProducer, ProduceRecord};
 use crate::metrics as m;
 
+/// How much the sink keeps in memory. Every map it holds is bounded by one of these (the
+/// catch-up after an assignment excepted, see [`Bounds::queue_capacity`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// Per channel, most distinct SKUs pending (queued or in flight) before the sink stops
+    /// reading: at this many, every assigned partition that is not catching up is paused
+    /// until every channel is back at three quarters of it. The queue coalesces by SKU, so
+    /// this bounds the queues whatever the backlog on the topic. A partition catching up after
+    /// an assignment is not paused (its updates are only sent once it reached the end it had
+    /// at assignment), so a replayed range is held whole: it is bounded by the distinct SKUs
+    /// in it, not by this.
+    pub queue_capacity: usize,
+    /// Per channel, most SKUs whose delivered version is remembered ([`RecentMap`]: the ones
+    /// delivered most recently). The remembered version only saves sending an update at or
+    /// below what the marketplace already has, e.g. a duplicate an upstream replay wrote
+    /// again; a SKU forgotten is sent again when such a duplicate comes, and the newer version
+    /// that follows it in the replay puts it right.
+    pub delivered_capacity: usize,
+}
+
+impl Bounds {
+    /// Defaults: 100 000 SKUs pending and 200 000 delivered versions per channel.
+    pub const DEFAULT: Self = Self {
+        queue_capacity: 100_000,
+        delivered_capacity: 200_000,
+    };
+
+    /// Pending SKUs of a channel at or below which a pause ends.
+    fn queue_low_water(&self) -> usize {
+        self.queue_capacity - self.queue_capacity / 4
+    }
+
+    /// Most input records held (read, not yet delivered or dead-lettered) over all partitions
+    /// before reading pauses: twice the channels' queue capacities. Many records of one SKU
+    /// coalesce into one queued update but stay held (and each costs its offset and cover).
+    fn held_capacity(&self, channels: usize) -> usize {
+        self.queue_capacity
+            .saturating_mul(2)
+            .saturating_mul(channels.max(1))
+    }
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
 /// What one channel keeps.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct ChannelState {
     queue: CoalescingQueue,
     /// Per SKU, the entry of the request in flight (with every record it stands for).
     in_flight: HashMap<String, Queued>,
-    /// Per SKU, the highest version the marketplace accepted from this process.
-    delivered: HashMap<String, i64>,
+    /// Per SKU, the highest version the marketplace accepted from this process, for the
+    /// [`Bounds::delivered_capacity`] SKUs delivered last.
+    delivered: RecentMap<String, i64>,
 }
 
 impl ChannelState {
+    fn new(bounds: &Bounds) -> Self {
+        Self {
+            queue: CoalescingQueue::new(),
+            in_flight: HashMap::new(),
+            delivered: RecentMap::new(bounds.delivered_capacity),
+        }
+    }
+
+    /// SKUs queued or in flight.
+    fn pending(&self) -> usize {
+        self.queue.len() + self.in_flight.len()
+    }
+
     /// Offers an entry: dropped when a version at least as new was delivered (its covers are
     /// returned to acknowledge now) or is in flight (it rides along), else queued.
     fn offer(&mut self, entry: Queued) -> (Vec<Cover>, bool) {
@@ -106,20 +169,32 @@ pub struct HttpPushSink {
     dlq_topic: String,
     stop: watch::Sender<bool>,
     fatal: Mutex<Option<Error>>,
+    /// The first dead letter the broker refused for good. It stays: the producer reports a
+    /// failure once, and nothing may be committed past it, ever, in this process.
+    refused: Mutex<Option<String>>,
     jitter: Mutex<Jitter>,
+    bounds: Bounds,
 }
 
 impl HttpPushSink {
-    /// Builds the sink for `configs`, dead-lettering to `dlq_topic` with `producer`.
+    /// Builds the sink for `configs`, dead-lettering to `dlq_topic` with `producer`, keeping
+    /// in memory what `bounds` allow.
     ///
     /// # Errors
-    /// [`Error::Config`] when the HTTP client cannot be built.
+    /// [`Error::Config`] when the HTTP client cannot be built or a bound is 0.
     pub fn new(
         configs: Vec<ChannelConfig>,
         producer: KafkaProducer,
         source_topic: String,
         dlq_topic: String,
+        bounds: Bounds,
     ) -> Result<Self> {
+        if bounds.queue_capacity == 0 || bounds.delivered_capacity == 0 {
+            return Err(Error::Config(format!(
+                "push queue capacity and delivered capacity must be at least 1 (got {} and {})",
+                bounds.queue_capacity, bounds.delivered_capacity
+            )));
+        }
         let mut channels = Vec::with_capacity(configs.len());
         let mut index = HashMap::new();
         for (i, config) in configs.into_iter().enumerate() {
@@ -145,7 +220,7 @@ impl HttpPushSink {
         }
         let state = Shared {
             channels: (0..channels.len())
-                .map(|_| ChannelState::default())
+                .map(|_| ChannelState::new(&bounds))
                 .collect(),
             ..Shared::default()
         };
@@ -158,7 +233,9 @@ impl HttpPushSink {
             dlq_topic,
             stop: watch::channel(false).0,
             fatal: Mutex::new(None),
+            refused: Mutex::new(None),
             jitter: Mutex::new(Jitter::from_clock(0x5eed)),
+            bounds,
         })
     }
 
@@ -223,6 +300,48 @@ impl HttpPushSink {
     /// The partitions tracked.
     pub fn partitions(&self) -> Vec<i32> {
         self.state().partitions.keys().copied().collect()
+    }
+
+    /// Whether reading should be paused, given whether it is now (see [`Bounds`]): it pauses
+    /// when a channel has `queue_capacity` SKUs pending or the partitions hold twice the
+    /// channels' capacities of records, and resumes once every channel is at three quarters of
+    /// its capacity and the held records at three quarters of theirs.
+    pub fn backpressure(&self, paused: bool) -> bool {
+        let state = self.state();
+        let pending = state
+            .channels
+            .iter()
+            .map(ChannelState::pending)
+            .max()
+            .unwrap_or(0);
+        let held: usize = state.partitions.values().map(PartitionTracker::held).sum();
+        let held_cap = self.bounds.held_capacity(state.channels.len());
+        if paused {
+            pending > self.bounds.queue_low_water() || held > held_cap - held_cap / 4
+        } else {
+            pending >= self.bounds.queue_capacity || held >= held_cap
+        }
+    }
+
+    /// The partitions a pause applies to: those not catching up (a catch-up must reach its
+    /// end before anything of it is sent, so pausing it could wait for ever).
+    pub fn pausable(&self) -> Vec<i32> {
+        self.state()
+            .partitions
+            .iter()
+            .filter(|(_, t)| !t.catching_up())
+            .map(|(p, _)| *p)
+            .collect()
+    }
+
+    /// Per channel, the SKUs pending (queued or in flight), and the records held over all
+    /// partitions.
+    pub fn pending(&self) -> (Vec<usize>, usize) {
+        let state = self.state();
+        (
+            state.channels.iter().map(ChannelState::pending).collect(),
+            state.partitions.values().map(PartitionTracker::held).sum(),
+        )
     }
 
     /// Handles one record of the availability topic.
@@ -396,6 +515,25 @@ impl HttpPushSink {
             .collect()
     }
 
+    /// Per tracked partition that read something: the partition, the last offset sent for
+    /// commit (`None`: none) and the offset after the last record read.
+    pub fn read_positions(&self) -> Vec<(i32, Option<i64>, i64)> {
+        self.state()
+            .partitions
+            .iter()
+            .filter_map(|(p, t)| Some((*p, t.committed_offset(), t.read_up_to()?)))
+            .collect()
+    }
+
+    /// Every tracked partition's commit point, moved since the last commit or not.
+    pub fn all_commit_points(&self) -> Vec<(i32, i64)> {
+        self.state()
+            .partitions
+            .iter()
+            .filter_map(|(p, t)| t.commit_point().map(|o| (*p, o)))
+            .collect()
+    }
+
     /// Notes committed offsets.
     pub fn committed(&self, points: &[(i32, i64)]) {
         let mut state = self.state();
@@ -406,21 +544,42 @@ impl HttpPushSink {
         }
     }
 
-    /// Waits until the broker acknowledged every dead letter sent so far.
+    /// Waits up to `wait` until the broker acknowledged every dead letter sent so far: `true`
+    /// when it did (the commit may go ahead), `false` when some are still unacknowledged (a
+    /// broker outage: commit later).
+    ///
+    /// A refusal is remembered: the producer reports each failed record once, so a later flush
+    /// would otherwise see nothing wrong and let a commit go past the refused dead letter (whose
+    /// input records were acknowledged when it was enqueued). From the first refusal on, every
+    /// call fails; the process stops, and its successor reads the records again from the last
+    /// commit below them and dead-letters them again.
     ///
     /// # Errors
-    /// [`Error::Topics`] when the broker refused a dead letter for good: nothing may be
-    /// committed past it.
-    pub fn flush_dead_letters(&self) -> Result<()> {
-        let acks = self.producer.flush();
-        if acks.failed > 0 {
-            return Err(Error::Topics(format!(
-                "the broker refused {} dead letter(s) for good (first: {}); offsets are not committed past them",
+    /// [`Error::Topics`] when the broker refused a dead letter for good, now or before.
+    pub fn flush_dead_letters(&self, wait: Duration) -> Result<bool> {
+        let (acks, done) = self.producer.flush_within(wait);
+        self.check_refused(acks)?;
+        Ok(done)
+    }
+
+    fn check_refused(&self, acks: crate::kafka::Acks) -> Result<()> {
+        let mut refused = self
+            .refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if acks.failed > 0 && refused.is_none() {
+            *refused = Some(format!(
+                "the broker refused {} dead letter(s) for good (first: {})",
                 acks.failed,
                 acks.first_error.unwrap_or_default()
-            )));
+            ));
         }
-        Ok(())
+        match refused.as_ref() {
+            Some(why) => Err(Error::Topics(format!(
+                "{why}; offsets are not committed past them"
+            ))),
+            None => Ok(()),
+        }
     }
 
     fn count_coalesced(&self, ch: usize, n: u64) {
@@ -587,7 +746,7 @@ impl HttpPushSink {
                     };
                     match result {
                         ItemResult::Accepted => {
-                            let d = channel.delivered.entry(update.sku.clone()).or_insert(0);
+                            let d = channel.delivered.entry_or_default(update.sku.clone());
                             *d = (*d).max(update.version);
                             sent += 1;
                             acks.append(&mut entry.covers);
@@ -748,4 +907,116 @@ fn metrics_at_zero(channel: &str) {
     metrics::gauge!(m::PUSH_QUEUE_DEPTH, "channel" => c.clone()).set(0.0);
     metrics::gauge!(m::PUSH_FRESHNESS, "channel" => c.clone()).set(0.0);
     let _ = metrics::histogram!(m::PUSH_REQUEST_SECONDS, "channel" => c);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::push::marketplaces::testing;
+    use shelfsync_topology::{PushKind, Topology};
+
+    /// A sink with one webhook channel whose producer cannot reach a broker and gives a record
+    /// up after 10 ms: every dead letter it produces is refused.
+    fn sink_with_refusing_producer() -> HttpPushSink {
+        sink_with(Bounds::DEFAULT)
+    }
+
+    fn sink_with(bounds: Bounds) -> HttpPushSink {
+        let topology = Topology::from_toml_str(
+            r#"
+application_id = "app"
+[kafka]
+bootstrap_servers = "127.0.0.1:1"
+[kafka.properties]
+"message.timeout.ms" = "10"
+"linger.ms" = "1"
+[[locations]]
+id = "dc"
+name = "DC"
+[[channels]]
+name = "hook"
+adapter = "generic"
+"#,
+        )
+        .unwrap();
+        let producer = KafkaProducer::new(&topology).unwrap();
+        HttpPushSink::new(
+            vec![testing::config("hook", PushKind::Webhook)],
+            producer,
+            "availability".into(),
+            "dlq".into(),
+            bounds,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_refused_dead_letter_blocks_every_later_commit() {
+        let sink = sink_with_refusing_producer();
+        sink.assign(0, None);
+        // Offset 0 is unreadable: dead-lettered (acknowledged once enqueued).
+        sink.ingest(0, 0, Some(b"k"), Some(b"not avro")).unwrap();
+        assert_eq!(sink.commit_points(), [(0, 1)]);
+        let wait = Duration::from_secs(5);
+        let first = sink.flush_dead_letters(wait).unwrap_err().to_string();
+        assert!(first.contains("refused 1 dead letter"), "{first}");
+        // The refusal is not forgotten by the next flush, nor by the one after a new record:
+        // nothing may ever be committed past the refused dead letter.
+        assert!(sink.flush_dead_letters(wait).is_err());
+        sink.ingest(0, 1, None, Some(b"still not avro")).unwrap();
+        assert!(sink.flush_dead_letters(wait).is_err());
+    }
+
+    fn record(sku: &str, version: i64) -> Vec<u8> {
+        let a = ChannelAvailability {
+            event_id: format!("{sku}-{version}"),
+            channel: "hook".into(),
+            sku: sku.into(),
+            quantity: 5,
+            version,
+            event_time: 1,
+        };
+        avro::encode(&a, avro::Framing::SingleObject).unwrap()
+    }
+
+    #[test]
+    fn a_full_queue_pauses_reading_until_it_drains_to_three_quarters() {
+        let sink = sink_with(Bounds {
+            queue_capacity: 8,
+            delivered_capacity: 4,
+        });
+        sink.assign(0, None);
+        sink.assign(1, Some(100));
+        let mut offset = 0;
+        let mut ingest = |sku: &str, version| {
+            sink.ingest(0, offset, None, Some(&record(sku, version)))
+                .unwrap();
+            offset += 1;
+        };
+        for i in 0..7 {
+            ingest(&format!("S{i}"), 1);
+        }
+        // Newer versions of waiting SKUs coalesce: still 7 SKUs pending, no pause.
+        ingest("S0", 2);
+        ingest("S1", 2);
+        assert_eq!(sink.pending(), (vec![7], 9));
+        assert!(!sink.backpressure(false));
+        ingest("S7", 1);
+        assert!(sink.backpressure(false));
+        // Only the partition that is not catching up is paused.
+        assert_eq!(sink.pausable(), [0]);
+        // In flight still counts as pending; delivered ones do not.
+        let batch = sink.take_batch(0);
+        assert!(sink.backpressure(true));
+        let n = batch.len().min(2);
+        sink.complete(0, &batch[..n], Delivery::all(n, ItemResult::Accepted));
+        // 6 left pending: at three quarters (6 of 8) reading resumes.
+        let rest = &batch[n..];
+        let (pending, _) = sink.pending();
+        assert_eq!(pending, [8 - n]);
+        assert_eq!(sink.backpressure(true), 8 - n > 6);
+        sink.complete(0, rest, Delivery::all(rest.len(), ItemResult::Accepted));
+        assert!(!sink.backpressure(true));
+        assert_eq!(sink.pending(), (vec![0], 0));
+    }
 }

@@ -84,6 +84,16 @@ impl PartitionTracker {
             .filter(|p| self.committed.is_none_or(|c| *p > c))
     }
 
+    /// The offset after the last record read; `None` before anything was read.
+    pub fn read_up_to(&self) -> Option<i64> {
+        self.next
+    }
+
+    /// The last offset committed by this assignment, if any.
+    pub fn committed_offset(&self) -> Option<i64> {
+        self.committed
+    }
+
     /// Notes a successful commit of `offset`.
     pub fn committed(&mut self, offset: i64) {
         self.committed = Some(self.committed.map_or(offset, |c| c.max(offset)));

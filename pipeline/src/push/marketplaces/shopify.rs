@@ -28,6 +28,7 @@ use super::{
 };
 use crate::push::api::{Request, Response};
 use crate::push::queue::Update;
+use crate::push::recent::RecentMap;
 
 /// Conflicts in a row after which a Shopify update is sent without compare-and-swap.
 pub const CAS_FORCE_AFTER: u32 = 3;
@@ -251,9 +252,23 @@ struct ShopifyState {
 
 /// Shopify's GraphQL Admin API, with what it remembers per SKU: the inventory item id and the
 /// compare value (see the module page).
-#[derive(Debug, Default)]
+///
+/// What it remembers is bounded ([`SHOPIFY_STATE_CAPACITY`] SKUs, the most recently used): a
+/// forgotten SKU costs one `inventoryItems` lookup before its next mutation.
+#[derive(Debug)]
 pub(crate) struct Shopify {
-    state: Mutex<HashMap<String, ShopifyState>>,
+    state: Mutex<RecentMap<String, ShopifyState>>,
+}
+
+/// Most SKUs whose inventory item id and compare value a Shopify channel remembers.
+pub const SHOPIFY_STATE_CAPACITY: usize = 200_000;
+
+impl Default for Shopify {
+    fn default() -> Self {
+        Self {
+            state: Mutex::new(RecentMap::new(SHOPIFY_STATE_CAPACITY)),
+        }
+    }
 }
 
 /// Every result, an update left without one going again through the lookup.
@@ -303,7 +318,7 @@ impl Marketplace for Shopify {
 }
 
 impl Shopify {
-    fn state(&self) -> MutexGuard<'_, HashMap<String, ShopifyState>> {
+    fn state(&self) -> MutexGuard<'_, RecentMap<String, ShopifyState>> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -358,7 +373,7 @@ impl Shopify {
                     results[i] = Some(refused(&response, why));
                 }
                 Some(item) => {
-                    let entry = state.entry(u.sku.clone()).or_default();
+                    let entry = state.entry_or_default(u.sku.clone());
                     entry.inventory_item_id = Some(item.id.clone());
                     entry.known = item.available.flatten();
                 }
@@ -505,7 +520,7 @@ impl Shopify {
             let u = updates[i];
             let result = match e.code.as_str() {
                 "CHANGE_FROM_QUANTITY_STALE" | "COMPARE_QUANTITY_STALE" => {
-                    let s = state.entry(u.sku.clone()).or_default();
+                    let s = state.entry_or_default(u.sku.clone());
                     s.known = None;
                     s.conflicts += 1;
                     debug!(channel = %channel.name(), sku = %u.sku, conflicts = s.conflicts, "compare-and-swap conflict; reading the quantity again");

@@ -37,7 +37,8 @@ pub(crate) fn channel(name: &str, kind: PushKind) -> Channel<'static> {
     }
 }
 
-fn config(name: &str, kind: PushKind) -> ChannelConfig {
+/// The settings of a channel `name` of `kind` at `https://mk.test`, without credentials.
+pub(crate) fn config(name: &str, kind: PushKind) -> ChannelConfig {
     ChannelConfig {
         name: name.into(),
         kind,
