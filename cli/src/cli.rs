@@ -76,6 +76,11 @@ enum Command {
         /// members only when the session times out. Unset: dynamic membership.
         #[arg(long, env = "SHELFSYNC_GROUP_INSTANCE_ID")]
         group_instance_id: Option<String>,
+        /// How long a stop (SIGTERM) may wait for the broker, e.g. `30s`: for the last epoch's
+        /// acknowledgements and for leaving the group. An epoch the broker has not acknowledged
+        /// by then is not committed; the next start replays it (nothing is lost).
+        #[arg(long, env = "SHELFSYNC_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+        shutdown_timeout: std::time::Duration,
     },
     /// Send every channel's availability to its marketplace (the channels with a
     /// `[channels.push]` table), as a member of the consumer group `<application_id>-push`.
@@ -343,6 +348,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             peer_allow,
             announce_interval,
             group_instance_id,
+            shutdown_timeout,
         } => Service::run(&topology, http_addr, |service| {
             use shelfsync_pipeline::directory::{Identity, PeerAllow, PeerUrl};
             let me = Identity::resolve(instance_id, advertised_url, service.http.local_addr())?;
@@ -372,6 +378,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     state_dir,
                     shutdown: Arc::clone(&service.shutdown),
                     group_instance_id,
+                    shutdown_timeout,
                 },
                 Arc::clone(&service.status),
             );

@@ -265,18 +265,38 @@ impl KafkaProducer {
     /// Waits until every enqueued record is acknowledged (or failed for good), logging while the
     /// broker is unreachable, and returns the acknowledgements since the last call.
     pub fn flush(&self) -> Acks {
+        self.flush_unless(|| false)
+            .unwrap_or_else(|| unreachable!("a flush that never gives up returns its acks"))
+    }
+
+    /// As [`KafkaProducer::flush`], but asks `give_up` every second while records are still in
+    /// flight; when it answers true, returns `None` (the acknowledgements so far stay counted
+    /// for the next call).
+    pub fn flush_unless(&self, mut give_up: impl FnMut() -> bool) -> Option<Acks> {
+        const ROUND: Duration = Duration::from_secs(1);
+        const LOG_EVERY: u32 = 5;
         let mut rounds = 0u32;
-        while let Err(e) = self.producer.flush(Duration::from_secs(5)) {
+        while let Err(e) = self.producer.flush(ROUND) {
             rounds += 1;
-            warn!(in_flight = self.producer.in_flight_count(), waited_s = rounds * 5, error = %e, "waiting for the broker to acknowledge the epoch");
+            if rounds.is_multiple_of(LOG_EVERY) {
+                warn!(in_flight = self.producer.in_flight_count(), waited_s = rounds, error = %e, "waiting for the broker to acknowledge the epoch");
+            }
+            if give_up() {
+                warn!(
+                    in_flight = self.producer.in_flight_count(),
+                    waited_s = rounds,
+                    "gave up waiting for the broker to acknowledge the epoch"
+                );
+                return None;
+            }
         }
         if rounds > 0 {
             info!(
-                waited_s = rounds * 5,
+                waited_s = rounds,
                 "broker acknowledged the epoch after waiting"
             );
         }
-        self.context.take()
+        Some(self.context.take())
     }
 }
 

@@ -116,7 +116,8 @@ fn poison_records_are_dead_lettered_and_the_day_goes_on() -> Result<()> {
     let raw = raw_producer(&b)?;
     let mid_ts = first.last().map_or(0, |e| e.timestamp);
     // 1. A raw order of 1.2 MiB.
-    let mut big = br#"{"channel":"ebay","delivery_id":"big","received_at":1,"payload":{"note":""#.to_vec();
+    let mut big =
+        br#"{"channel":"ebay","delivery_id":"big","received_at":1,"payload":{"note":""#.to_vec();
     big.extend(std::iter::repeat_n(b'x', 1_200_000));
     big.extend_from_slice(br#""}}"#);
     send(
@@ -279,13 +280,19 @@ fn poison_records_are_dead_lettered_and_the_day_goes_on() -> Result<()> {
             .collect()
     };
     let oversize = of_kind("oversize");
-    ensure!(oversize.len() == 1, "{} oversize dead letters", oversize.len());
+    ensure!(
+        oversize.len() == 1,
+        "{} oversize dead letters",
+        oversize.len()
+    );
     let o = oversize[0];
     ensure!(
         header(o, "shelfsync-dlq-truncated") == "true"
             && header(o, "shelfsync-dlq-original-bytes") == format!("key=8,value={}", big.len())
             && header(o, "shelfsync-dlq-value-sha256").len() == 64
-            && o.value.as_ref().is_some_and(|v| v.len() < big.len() && big.starts_with(v)),
+            && o.value
+                .as_ref()
+                .is_some_and(|v| v.len() < big.len() && big.starts_with(v)),
         "oversize dead letter: {:?}",
         o.headers
     );

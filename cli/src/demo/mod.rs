@@ -192,6 +192,7 @@ pub fn run(args: DemoArgs, interrupted: Arc<AtomicBool>) -> anyhow::Result<ExitC
             state_dir: state_dir.path().to_path_buf(),
             shutdown: Arc::clone(&shutdown),
             group_instance_id: None,
+            shutdown_timeout: engine::DEFAULT_SHUTDOWN_TIMEOUT,
         };
         let status = Arc::clone(&status);
         std::thread::Builder::new()

@@ -74,6 +74,8 @@ pub const MAX_INTERVAL: Duration = Duration::from_secs(60);
 /// How many instance ids get their own warning for an invalid announcement; past that, one
 /// warning every 30 s for all of them (a hostile writer can invent any number of ids).
 const WARN_ONCE_IDS: usize = 1000;
+/// How long a clean stop waits for its tombstone to be acknowledged.
+const TOMBSTONE_WAIT: Duration = Duration::from_secs(2);
 /// Dead instances are forgotten after this many TTLs.
 const PRUNE_AFTER_TTLS: i64 = 20;
 
@@ -501,7 +503,9 @@ impl Worker {
             .key(key.as_str());
         match self.producer.send(tombstone) {
             Ok(()) => {
-                if let Err(e) = self.producer.flush(Duration::from_secs(5)) {
+                // Bounded tightly: a stop during a broker outage must not wait on it (the
+                // engine's own wait is `--shutdown-timeout`).
+                if let Err(e) = self.producer.flush(TOMBSTONE_WAIT) {
                     warn!(error = %e, "could not announce this instance's stop; others drop it after its TTL");
                 }
             }

@@ -213,7 +213,17 @@ impl Engine {
         if offsets.count() == 0 && marks == 0 {
             return Ok(());
         }
-        let acks = producer.flush();
+        let Some(acks) = producer.flush_unless(|| self.stop.expired()) else {
+            for task in self.tasks.values_mut().flat_map(|t| t.values_mut()) {
+                task.watermark.unpublish();
+                if let Some(aligner) = task.aligner.as_mut() {
+                    aligner.unpersist();
+                }
+            }
+            return Err(Error::Topics(
+                "stopping: the broker did not acknowledge the last epoch within the shutdown timeout; it is not committed and will be replayed from the last checkpoint after restart (nothing is lost)".into(),
+            ));
+        };
         if acks.failed > 0 {
             for task in self.tasks.values_mut().flat_map(|t| t.values_mut()) {
                 task.watermark.unpublish();

@@ -64,6 +64,50 @@ pub struct RunOptions {
     pub shutdown: Arc<AtomicBool>,
     /// `group.instance.id` of the group consumer (static membership), when set.
     pub group_instance_id: Option<String>,
+    /// How long a stop may wait for the broker (the last epoch's acknowledgements, leaving the
+    /// group) once `shutdown` is set. An epoch not acknowledged by then is not committed: the
+    /// next start replays it, so nothing is lost.
+    pub shutdown_timeout: std::time::Duration,
+}
+
+/// The default [`RunOptions::shutdown_timeout`].
+pub const DEFAULT_SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// When a stop that was asked for must give up waiting for the broker.
+#[derive(Debug)]
+pub(crate) struct StopClock {
+    flag: Arc<AtomicBool>,
+    timeout: std::time::Duration,
+    /// When the stop was first seen.
+    seen: std::cell::Cell<Option<Instant>>,
+}
+
+impl StopClock {
+    fn new(flag: Arc<AtomicBool>, timeout: std::time::Duration) -> Self {
+        Self {
+            flag,
+            timeout,
+            seen: std::cell::Cell::new(None),
+        }
+    }
+
+    /// True once a stop was asked for `timeout` ago or more.
+    pub(crate) fn expired(&self) -> bool {
+        if !self.flag.load(Ordering::SeqCst) {
+            return false;
+        }
+        let seen = *self.seen.get().get_or_insert_with(Instant::now);
+        self.seen.set(Some(seen));
+        seen.elapsed() >= self.timeout
+    }
+
+    /// What is left of the timeout once a stop was asked for (all of it before).
+    fn remaining(&self) -> std::time::Duration {
+        let _ = self.expired();
+        self.seen.get().map_or(self.timeout, |seen| {
+            self.timeout.saturating_sub(seen.elapsed())
+        })
+    }
 }
 
 /// The engine state shared between the poll loop and the rebalance callbacks.
@@ -80,6 +124,8 @@ pub struct Engine {
     /// Last acknowledged offset per external output partition (all epochs so far); every
     /// checkpoint carries it.
     delivered: Delivered,
+    /// When a stop gives up waiting for the broker.
+    stop: StopClock,
 }
 
 impl std::fmt::Debug for Engine {
@@ -144,6 +190,7 @@ impl Engine {
             fatal: None,
             status,
             delivered,
+            stop: StopClock::new(Arc::clone(&options.shutdown), options.shutdown_timeout),
         })
     }
 
@@ -220,8 +267,30 @@ pub fn run(topology: Arc<Topology>, options: RunOptions, status: Arc<EngineStatu
         }
         Err(e) => error!(error = %e, "engine stopped"),
     }
-    consumer.unsubscribe();
     lock(&engine).close_all();
-    drop(consumer);
+    // Leaving the group talks to the broker; during an outage that can take for ever, so it
+    // gets what is left of the shutdown timeout (at least 2 s) on a thread of its own.
+    let wait = lock(&engine)
+        .stop
+        .remaining()
+        .max(std::time::Duration::from_secs(2));
+    let (left, gone) = std::sync::mpsc::channel();
+    let leaving = std::thread::Builder::new()
+        .name("shelfsync-leave-group".into())
+        .spawn(move || {
+            consumer.unsubscribe();
+            drop(consumer);
+            let _ = left.send(());
+        });
+    match leaving {
+        Ok(_) if gone.recv_timeout(wait).is_err() => {
+            tracing::warn!(
+                waited_ms = wait.as_millis() as u64,
+                "the group was not left in time (broker unreachable?); exiting anyway, the group coordinator will time the member out"
+            );
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not start the thread that leaves the group"),
+    }
     result
 }

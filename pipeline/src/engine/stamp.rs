@@ -86,12 +86,7 @@ impl StampKey {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
             .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
         // Length-prefixed fields: no two different records give the same input.
-        for part in [
-            Some(topic.as_bytes()),
-            Some(claim),
-            key,
-            value,
-        ] {
+        for part in [Some(topic.as_bytes()), Some(claim), key, value] {
             match part {
                 Some(p) => {
                     mac.update(&(p.len() as u64 + 1).to_be_bytes());
@@ -227,12 +222,24 @@ mod tests {
             key.verify(topic, claim, k, v, mac)
         };
         assert!(ok("app-orders", claim, Some(b"k"), Some(b"v"), Some(&mac)));
-        assert!(!ok("app-orders", b"dedupe-3/99999/0", Some(b"k"), Some(b"v"), Some(&mac)));
+        assert!(!ok(
+            "app-orders",
+            b"dedupe-3/99999/0",
+            Some(b"k"),
+            Some(b"v"),
+            Some(&mac)
+        ));
         assert!(!ok("app-orders", claim, Some(b"k"), Some(b"w"), Some(&mac)));
         assert!(!ok("app-orders", claim, None, Some(b"kv"), Some(&mac)));
         assert!(!ok("other", claim, Some(b"k"), Some(b"v"), Some(&mac)));
         assert!(!ok("app-orders", claim, Some(b"k"), Some(b"v"), None));
-        assert!(!ok("app-orders", claim, Some(b"k"), Some(b"v"), Some(b"00")));
+        assert!(!ok(
+            "app-orders",
+            claim,
+            Some(b"k"),
+            Some(b"v"),
+            Some(b"00")
+        ));
         // Another secret, or the derived key of the same application, does not verify it.
         let other = StampKey::new(Some("other"), "app");
         assert!(!other.verify("app-orders", claim, Some(b"k"), Some(b"v"), Some(&mac)));
