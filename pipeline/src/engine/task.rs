@@ -222,8 +222,16 @@ impl Ledger {
         self.tail.take(step)
     }
 
-    /// The checkpoint of this ledger with the engine's `delivered` offsets.
+    /// The checkpoint of this ledger with the engine's `delivered` offsets — or, while part of
+    /// the output tail found at open is still to be matched, with the offsets it resumed from:
+    /// the next scan must start where this one did, or a second crash would repeat the outputs
+    /// not matched yet.
     pub(crate) fn checkpoint(&self, delivered: &Delivered) -> Checkpoint {
+        let delivered = if self.tail.len() > 0 {
+            &self.resumed_from
+        } else {
+            delivered
+        };
         Checkpoint {
             next_offset: self.next_offset,
             upstream: self.upstream.clone(),
@@ -313,6 +321,32 @@ mod tests {
         assert!(ledger.is_dirty());
         ledger.committed();
         assert!(!ledger.is_dirty());
+    }
+
+    #[test]
+    fn a_checkpoint_taken_while_suppressing_keeps_the_delivered_offsets_it_resumed_from() {
+        // Issue 15 #1: the process-wide delivered offsets start at the output topics' end; a
+        // checkpoint carrying them while part of the previous incarnation's tail is still
+        // unmatched would start the next scan past it, and a second crash would repeat those
+        // outputs.
+        let mut resumed = Delivered::default();
+        resumed.record("availability", 0, 10);
+        let mut ledger = Ledger::resume(
+            Checkpoint {
+                next_offset: 5,
+                delivered: resumed.clone(),
+                ..Checkpoint::default()
+            },
+            false,
+        );
+        ledger.tail_mut().insert(5, 0);
+        ledger.tail_mut().insert(6, 0);
+        let mut now = Delivered::default();
+        now.record("availability", 0, 99);
+        assert!(ledger.applied(5, None).contains(&0));
+        assert_eq!(ledger.checkpoint(&now).delivered, resumed, "still suppressing");
+        assert!(ledger.applied(6, None).contains(&0));
+        assert_eq!(ledger.checkpoint(&now).delivered, now, "tail matched");
     }
 
     #[test]
