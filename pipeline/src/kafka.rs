@@ -30,6 +30,8 @@ pub const STAMP_HEADER: &str = "shelfsync-stamp";
 pub const PROGRESS_HEADER: &str = "shelfsync-progress";
 /// Header carrying an external output's deterministic `event_id`.
 pub const EVENT_ID_HEADER: &str = "shelfsync-event-id";
+/// Header on changelog records: the writer id of the state directory that wrote it.
+pub const CHANGELOG_WRITER_HEADER: &str = "shelfsync-writer";
 /// Header on changelog records: the input offset whose epoch wrote it.
 pub const CHANGELOG_OFFSET_HEADER: &str = "shelfsync-input-offset";
 /// DLQ headers.

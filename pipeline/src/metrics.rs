@@ -20,6 +20,11 @@ pub const DLQ: &str = "shelfsync_dlq_records_total";
 pub const DUPLICATES_DROPPED: &str = "shelfsync_dedup_dropped_total";
 /// Internal-topic records dropped as already applied (per-upstream high-water mark), by `stage`.
 pub const STAMP_DUPLICATES: &str = "shelfsync_stamp_duplicates_dropped_total";
+/// Epochs dropped uncommitted because the member had lost its partitions (a zombie).
+pub const ZOMBIE_EPOCHS: &str = "shelfsync_zombie_epochs_dropped_total";
+/// Tasks whose local state was set aside for a restore because another writer wrote their
+/// changelog after this host's last epoch (or the changelog was recreated).
+pub const STALE_LOCAL_STATE: &str = "shelfsync_stale_local_state_total";
 /// Stamps and progress marks whose MAC did not verify (ignored), by `stage` and `kind`
 /// (`stamp`: the record was dead-lettered; `progress_mark`: the mark was dropped).
 pub const FORGED: &str = "shelfsync_forged_stamps_total";
@@ -174,6 +179,18 @@ pub const ALL: &[Metric] = {
             Counter,
             &["stage"],
             "Internal-topic records dropped as already applied (per-upstream high-water mark), by stage.",
+        ),
+        metric(
+            ZOMBIE_EPOCHS,
+            Counter,
+            &[],
+            "Epochs dropped uncommitted because this member had lost its partitions (its session timed out); the new owners replay them.",
+        ),
+        metric(
+            STALE_LOCAL_STATE,
+            Counter,
+            &[],
+            "Tasks restored from the changelog instead of resumed from local state, because another writer wrote the changelog after this host's last epoch (or it was recreated).",
         ),
         metric(
             FORGED,

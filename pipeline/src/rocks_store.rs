@@ -26,6 +26,15 @@ type Db = DBWithThreadMode<MultiThreaded>;
 /// `0x00`, so their range scans never see it.
 pub const CHECKPOINT_KEY: &[u8] = b"\x00checkpoint";
 
+/// The key, next to the checkpoint and never in the changelog, of the changelog offset this
+/// host's last committed epoch wrote up to (8 bytes, big-endian): a changelog that goes on past
+/// it with another writer's records means another host owned the task since (see
+/// `engine::restore`).
+pub const CHANGELOG_END_KEY: &[u8] = b"\x00changelog-end";
+
+/// The key in the default column family of this state directory's writer id.
+const WRITER_ID_KEY: &[u8] = b"shelfsync/writer-id";
+
 /// One RocksDB database holding every task's store.
 #[derive(Clone)]
 pub struct StateDb {
@@ -131,6 +140,38 @@ impl StateDb {
         self.db
             .get_cf(&cf, key)
             .map_err(|e| Error::State(format!("read {name}: {e}")))
+    }
+
+    /// The id this state directory writes into changelog headers (created on first use, kept
+    /// for the life of the directory): changelog records of any other id were written by another
+    /// host, or by a state directory that was wiped since.
+    ///
+    /// # Errors
+    /// [`Error::State`] on a RocksDB error.
+    pub fn writer_id(&self) -> Result<String> {
+        if let Some(id) = self
+            .db
+            .get(WRITER_ID_KEY)
+            .map_err(|e| Error::State(format!("read the writer id: {e}")))?
+        {
+            return Ok(String::from_utf8_lossy(&id).into_owned());
+        }
+        use sha2::{Digest, Sha256};
+        let seed = format!(
+            "{}/{}/{:?}/{}",
+            std::process::id(),
+            crate::clock::now_ms(),
+            std::time::Instant::now(),
+            self.db.path().display()
+        );
+        let id: String = Sha256::digest(seed.as_bytes())[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        self.db
+            .put(WRITER_ID_KEY, id.as_bytes())
+            .map_err(|e| Error::State(format!("write the writer id: {e}")))?;
+        Ok(id)
     }
 
     /// Approximate memory RocksDB uses (memtables + block cache), in bytes.

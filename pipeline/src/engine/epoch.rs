@@ -40,7 +40,7 @@ use super::Engine;
 use crate::error::{Error, Result};
 use crate::kafka::{self, ProduceRecord};
 use crate::metrics as m;
-use crate::rocks_store::CHECKPOINT_KEY;
+use crate::rocks_store::{CHANGELOG_END_KEY, CHECKPOINT_KEY};
 use crate::stages::{Rejected, StageLogic};
 
 /// How long one fetch of a source partition's end may take when a task checks whether it is
@@ -167,6 +167,25 @@ impl Engine {
     /// the process must restart from its last checkpoint); [`Error::State`] on RocksDB errors.
     pub fn commit_epoch<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<()> {
         let started = Instant::now();
+        if consumer.assignment_lost() && self.tasks.values().any(|t| !t.is_empty()) {
+            // A zombie: the group gave our partitions to others (our session timed out, e.g.
+            // the process was paused). Committing now would write our changelogs after the
+            // new owners' epochs; drop the epoch instead (its new owners replay it) and close
+            // the tasks until the group assigns them again.
+            warn!("this member lost its partitions (session timed out): its uncommitted epoch is dropped and its tasks closed; the new owners replay it");
+            metrics::counter!(m::ZOMBIE_EPOCHS).increment(1);
+            for task in self.tasks.values_mut().flat_map(|t| t.values_mut()) {
+                task.store.discard();
+                task.watermark.unpublish();
+                if let Some(aligner) = task.aligner.as_mut() {
+                    aligner.unpersist();
+                }
+            }
+            self.output.records.clear();
+            self.output.epoch_timestamps.clear();
+            self.close_all();
+            return Ok(());
+        }
         // Records held past their limit go now; the rest are written to their stores.
         for (topic, tasks) in &mut self.tasks {
             for task in tasks.values_mut() {
@@ -178,6 +197,8 @@ impl Engine {
         }
         let marks = self.publish_progress(consumer)?;
         let mut checkpoints: Vec<(String, i32, Vec<u8>)> = Vec::new();
+        // (input topic, partition, changelog) of every task that wrote its changelog.
+        let mut changelogs: Vec<(String, i32, String)> = Vec::new();
         let mut offsets = TopicPartitionList::new();
         let producer = self.output.producer();
         for (topic, tasks) in &self.tasks {
@@ -188,6 +209,12 @@ impl Engine {
                 if let Some(store_id) = task.stage.store() {
                     let changelog = self.topology.topic_name(TopicId::Changelog(store_id));
                     let input_offset = (next_offset - 1).to_string().into_bytes();
+                    let headers = || {
+                        vec![
+                            (kafka::CHANGELOG_OFFSET_HEADER, input_offset.clone()),
+                            (kafka::CHANGELOG_WRITER_HEADER, self.writer_id.clone()),
+                        ]
+                    };
                     for (key, value) in task.store.pending() {
                         producer.send(ProduceRecord {
                             topic: &changelog,
@@ -195,7 +222,7 @@ impl Engine {
                             key: Some(key),
                             value: value.as_deref(),
                             timestamp: None,
-                            headers: vec![(kafka::CHANGELOG_OFFSET_HEADER, input_offset.clone())],
+                            headers: headers(),
                         })?;
                     }
                     producer.send(ProduceRecord {
@@ -204,8 +231,9 @@ impl Engine {
                         key: Some(CHECKPOINT_KEY),
                         value: Some(&cp),
                         timestamp: None,
-                        headers: vec![(kafka::CHANGELOG_OFFSET_HEADER, input_offset)],
+                        headers: headers(),
                     })?;
+                    changelogs.push((topic.clone(), task.partition, changelog));
                 }
                 checkpoints.push((topic.clone(), task.partition, cp));
             }
@@ -238,12 +266,24 @@ impl Engine {
             )));
         }
         for (topic, partition, cp) in checkpoints {
+            // Where this epoch's changelog records ended: what the next open checks for other
+            // writers after it.
+            let changelog_end = changelogs
+                .iter()
+                .find(|(t, p, _)| *t == topic && *p == partition)
+                .and_then(|(_, p, changelog)| acks.offsets.get(&(changelog.clone(), *p)))
+                .map(|o| o.to_be_bytes());
             if let Some(task) = self
                 .tasks
                 .get_mut(&topic)
                 .and_then(|t| t.get_mut(&partition))
             {
-                task.store.commit(&[(CHECKPOINT_KEY, &cp)], true)?;
+                match changelog_end {
+                    Some(end) => task
+                        .store
+                        .commit(&[(CHECKPOINT_KEY, &cp), (CHANGELOG_END_KEY, &end)], true)?,
+                    None => task.store.commit(&[(CHECKPOINT_KEY, &cp)], true)?,
+                }
                 task.ledger.committed();
             }
         }

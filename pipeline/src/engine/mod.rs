@@ -126,6 +126,8 @@ pub struct Engine {
     delivered: Delivered,
     /// When a stop gives up waiting for the broker.
     stop: StopClock,
+    /// This state directory's id in changelog headers ([`StateDb::writer_id`]).
+    writer_id: Vec<u8>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -184,13 +186,14 @@ impl Engine {
             topology,
             stage_by_topic,
             logic,
-            db,
             output,
             tasks: HashMap::new(),
             fatal: None,
             status,
             delivered,
             stop: StopClock::new(Arc::clone(&options.shutdown), options.shutdown_timeout),
+            writer_id: db.writer_id()?.into_bytes(),
+            db,
         })
     }
 

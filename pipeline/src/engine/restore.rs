@@ -6,6 +6,14 @@
 //! from the compacted changelog, applying only records whose input offset is below the group's
 //! committed offset (bulk writes without the WAL, flushed before the checkpoint), and resumes
 //! from that offset. A stateless task resumes from the committed offset.
+//!
+//! Local state is trusted only while this host was the changelog's last writer: every
+//! changelog record names its writer (the state directory's id), and the local store keeps the
+//! changelog offset its last committed epoch ended at. If the changelog goes on past it with
+//! another writer's records — another host restored and wrote the task in between, and this
+//! host got it back — the local state misses those epochs and the task restores instead
+//! (resuming would interleave two hosts' histories in one changelog, and a later restore would
+//! apply older values over newer ones).
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -16,7 +24,7 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use shelfsync_operators::StateStore;
 use shelfsync_topology::{Stage, TopicId, Topology};
-use tracing::info;
+use tracing::{info, warn};
 
 use super::align::Aligner;
 use super::progress::{self, Watermark};
@@ -25,7 +33,7 @@ use super::Engine;
 use crate::error::{Error, Result};
 use crate::kafka;
 use crate::metrics as m;
-use crate::rocks_store::{RocksStore, CHECKPOINT_KEY};
+use crate::rocks_store::{RocksStore, CHANGELOG_END_KEY, CHECKPOINT_KEY};
 
 /// How long a broker request at task open is retried before the process gives up (and exits
 /// non-zero, so its supervisor restarts it).
@@ -60,9 +68,17 @@ impl Engine {
             .get_committed(CHECKPOINT_KEY)?
             .map(|b| Checkpoint::decode(&b))
             .transpose()?;
-        let fresh = local
+        let mut fresh = local
             .as_ref()
             .is_some_and(|cp| committed.is_none_or(|c| c <= cp.next_offset));
+        if let (true, Some(store_id)) = (fresh, stage.store()) {
+            let changelog = self.topology.topic_name(TopicId::Changelog(store_id));
+            if let Some(why) = self.written_elsewhere(&store, &changelog, partition)? {
+                warn!(task = %name, changelog, partition, reason = %why, "local state is not the latest: restoring from the changelog");
+                metrics::counter!(m::STALE_LOCAL_STATE).increment(1);
+                fresh = false;
+            }
+        }
         let cp = match (local, stage.store()) {
             (Some(cp), _) if fresh => {
                 info!(task = %name, next_offset = cp.next_offset, "resuming from local checkpoint");
@@ -120,6 +136,56 @@ impl Engine {
             upstreams,
             watermark: Watermark::opened(crate::clock::now_ms()),
         })
+    }
+}
+
+impl Engine {
+    /// Why this host's local state of a task is not the latest even though its checkpoint is
+    /// not behind the group: the changelog goes on past the end this host's last committed
+    /// epoch wrote, with records of another writer (another host owned the task since, and
+    /// its epochs are not in this RocksDB), or it is shorter than that end (the topic was
+    /// recreated). `None`: the local state is the latest (or predates this check).
+    fn written_elsewhere(
+        &self,
+        store: &RocksStore,
+        changelog: &str,
+        partition: i32,
+    ) -> Result<Option<String>> {
+        let Some(end) = store.get_committed(CHANGELOG_END_KEY)? else {
+            return Ok(None);
+        };
+        let end = i64::from_be_bytes(
+            end.as_slice()
+                .try_into()
+                .map_err(|_| Error::State("corrupt changelog end".into()))?,
+        );
+        let consumer = reader(&self.topology, "writer-check")?;
+        let (_, high) = kafka::retry("fetch watermarks", RETRY_BUDGET, || {
+            Ok(consumer.fetch_watermarks(changelog, partition, WATERMARK_TIMEOUT)?)
+        })?;
+        if high <= end {
+            return Ok(Some(format!(
+                "the changelog ends at {high}, before offset {end} this host wrote (recreated topic)"
+            )));
+        }
+        let mut foreign: Option<(i64, String)> = None;
+        read_partitions(
+            &consumer,
+            &[(changelog.to_string(), partition, end + 1)],
+            |msg| {
+                let writer = kafka::header(msg, kafka::CHANGELOG_WRITER_HEADER);
+                if foreign.is_none() && writer != Some(self.writer_id.as_slice()) {
+                    let who = writer.map_or("an unknown writer".into(), |w| {
+                        format!("writer {}", String::from_utf8_lossy(w))
+                    });
+                    foreign = Some((msg.offset(), who));
+                }
+                Ok(())
+            },
+        )?;
+        Ok(foreign.map(|(offset, who)| {
+            format!("{who} wrote the changelog at offset {offset}, after this host's last epoch (ending at {end})")
+        }))
     }
 }
 

@@ -344,7 +344,11 @@ mod tests {
         let mut now = Delivered::default();
         now.record("availability", 0, 99);
         assert!(ledger.applied(5, None).contains(&0));
-        assert_eq!(ledger.checkpoint(&now).delivered, resumed, "still suppressing");
+        assert_eq!(
+            ledger.checkpoint(&now).delivered,
+            resumed,
+            "still suppressing"
+        );
         assert!(ledger.applied(6, None).contains(&0));
         assert_eq!(ledger.checkpoint(&now).delivered, now, "tail matched");
     }
