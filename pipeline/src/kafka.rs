@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
@@ -323,6 +324,31 @@ pub fn retry<T>(what: &str, budget: Duration, mut f: impl FnMut() -> Result<T>) 
     }
 }
 
+/// Leaves the group (the consumer's unsubscribe and close) on a thread of its own, waiting at
+/// most `wait`: during a broker outage the close can wait for the coordinator much longer, and
+/// a stopping process must not. A close left running ends with the process; the group then
+/// notices the member is gone when its session times out.
+pub fn leave_group<C: ConsumerContext + 'static>(consumer: BaseConsumer<C>, wait: Duration) {
+    let (done, closed) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("leave-group".into())
+        .spawn(move || {
+            consumer.unsubscribe();
+            drop(consumer);
+            let _ = done.send(());
+        });
+    if spawned.is_err() {
+        warn!("cannot start a thread to leave the group; leaving it to the session timeout");
+        return;
+    }
+    if closed.recv_timeout(wait).is_err() {
+        warn!(
+            waited_s = wait.as_secs_f64(),
+            "leaving the group did not finish in time (is the broker reachable?); the group notices when the session times out"
+        );
+    }
+}
+
 /// Reads a header value by name.
 pub fn header<'a, M: Message>(msg: &'a M, name: &str) -> Option<&'a [u8]> {
     use rdkafka::message::Headers;
@@ -413,7 +439,6 @@ pub fn check_connection(
     wait: Duration,
     stop: &std::sync::atomic::AtomicBool,
 ) -> Result<()> {
-    use rdkafka::consumer::Consumer;
     let mut config = base_config(topology);
     // Our own context logs what is not a refusal; librdkafka's log lines would repeat it.
     config.set_log_level(RDKafkaLogLevel::Critical);

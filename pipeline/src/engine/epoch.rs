@@ -106,19 +106,19 @@ impl Engine {
         }
         task.ledger.consumed(offset);
         let ts = msg.timestamp().to_millis().unwrap_or(0);
+        let input = Input {
+            topic: msg.topic(),
+            partition,
+            offset,
+            key: msg.key(),
+            value: msg.payload(),
+            ts,
+        };
         if forged {
             // Not held (its upstream name is not to be trusted either) and not marked: applied
             // at once as a rejected step of this task, i.e. dead-lettered with the reason.
             metrics::counter!(m::FORGED, "stage" => stage.name(), "kind" => "stamp").increment(1);
             let step = task.ledger.take_step(task.aligner.is_some(), offset);
-            let input = Input {
-                topic: msg.topic(),
-                partition,
-                offset,
-                key: msg.key(),
-                value: msg.payload(),
-                ts,
-            };
             let refused = Rejected {
                 kind: "forged_stamp",
                 reason: format!(
@@ -146,14 +146,6 @@ impl Engine {
             }
             (aligner, _) => {
                 let step = task.ledger.take_step(aligner.is_some(), offset);
-                let input = Input {
-                    topic: msg.topic(),
-                    partition,
-                    offset,
-                    key: msg.key(),
-                    value: msg.payload(),
-                    ts,
-                };
                 apply(task, logic, output, &input, stamp.as_ref(), step, None)
             }
         }

@@ -263,12 +263,12 @@ pub fn run(topology: Arc<Topology>, options: RunOptions, status: Arc<EngineStatu
         }
         Ok(())
     })();
-    match &result {
-        Ok(()) => {
-            info!("shutting down: committing the last epoch and leaving the group");
-            lock(&engine).commit_epoch(&consumer)?;
-        }
-        Err(e) => error!(error = %e, "engine stopped"),
+    let result = result.and_then(|()| {
+        info!("shutting down: committing the last epoch and leaving the group");
+        lock(&engine).commit_epoch(&consumer)
+    });
+    if let Err(e) = &result {
+        error!(error = %e, "engine stopped");
     }
     lock(&engine).close_all();
     // Leaving the group talks to the broker; during an outage that can take for ever, so it
@@ -277,23 +277,6 @@ pub fn run(topology: Arc<Topology>, options: RunOptions, status: Arc<EngineStatu
         .stop
         .remaining()
         .max(std::time::Duration::from_secs(2));
-    let (left, gone) = std::sync::mpsc::channel();
-    let leaving = std::thread::Builder::new()
-        .name("shelfsync-leave-group".into())
-        .spawn(move || {
-            consumer.unsubscribe();
-            drop(consumer);
-            let _ = left.send(());
-        });
-    match leaving {
-        Ok(_) if gone.recv_timeout(wait).is_err() => {
-            tracing::warn!(
-                waited_ms = wait.as_millis() as u64,
-                "the group was not left in time (broker unreachable?); exiting anyway, the group coordinator will time the member out"
-            );
-        }
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "could not start the thread that leaves the group"),
-    }
+    kafka::leave_group(consumer, wait);
     result
 }

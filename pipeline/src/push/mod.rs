@@ -380,7 +380,12 @@ pub fn run(topology: Arc<Topology>, options: PushOptions, status: Arc<EngineStat
     let (last, committed) = final_commit(&consumer, &sink, &topic, deadline);
     report_uncommitted(&sink, committed.as_ref());
     consumer.context().closing.store(true, Ordering::SeqCst);
-    leave_group(consumer, deadline);
+    kafka::leave_group(
+        consumer,
+        deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_secs(2)),
+    );
     runtime.shutdown_timeout(Duration::from_secs(1));
     result.and(last)
 }
@@ -467,34 +472,6 @@ fn report_uncommitted(sink: &HttpPushSink, committed: Option<&BTreeMap<i32, i64>
     }
     if all {
         info!("every offset read is committed");
-    }
-}
-
-/// Leaves the group (the consumer's close) on a thread of its own, waiting until `deadline`
-/// (at least 2 s): during a broker outage the close can wait for the coordinator much longer,
-/// and the process must not. A close left running ends with the process; the group then
-/// notices the member is gone when its session times out.
-fn leave_group(consumer: BaseConsumer<PushContext>, deadline: Instant) {
-    let (done, closed) = std::sync::mpsc::channel();
-    let spawned = std::thread::Builder::new()
-        .name("push-close".into())
-        .spawn(move || {
-            consumer.unsubscribe();
-            drop(consumer);
-            let _ = done.send(());
-        });
-    if spawned.is_err() {
-        warn!("cannot start a thread to leave the group; leaving it to the session timeout");
-        return;
-    }
-    let wait = deadline
-        .saturating_duration_since(Instant::now())
-        .max(Duration::from_secs(2));
-    if closed.recv_timeout(wait).is_err() {
-        warn!(
-            waited_s = wait.as_secs_f64(),
-            "leaving the group did not finish in time (is the broker reachable?); the group notices when the session times out"
-        );
     }
 }
 
