@@ -6,7 +6,9 @@
 //! and a hostile announcement on the instances topic. The process keeps running, every poison
 //! record that a stage reads is on the DLQ with its kind and reason (the oversize one cut to fit,
 //! with its size and digest), and the day's results are exactly those of the clean events: no
-//! order silenced, no soft hold expired early, no `event_id` twice.
+//! order silenced, no soft hold expired early, no `event_id` twice. The day is fed live, and
+//! once more with an idle gap before a burst (sources that went idle must not stay "caught up"
+//! while the burst arrives, or the burst is applied in arrival order instead of event time).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -82,9 +84,28 @@ fn header<'a>(r: &'a Record, name: &str) -> &'a str {
     r.headers.get(name).map_or("", String::as_str)
 }
 
+/// How the clean day reaches the pipeline around the poison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Feed {
+    /// In small chunks with short pauses, as `event_time.rs` feeds a day live.
+    Live,
+    /// The first half, a wait for the first status (the sources go idle: their progress
+    /// marks say "caught up"), then the poison and the second half in one burst.
+    GapThenBurst,
+}
+
 #[test]
 fn poison_records_are_dead_lettered_and_the_day_goes_on() -> Result<()> {
-    let s = Setup::new(BIN, "poison", 2)?;
+    poison_day("poison", Feed::Live)
+}
+
+#[test]
+fn poison_after_an_idle_gap_keeps_event_time_order() -> Result<()> {
+    poison_day("poison-gap", Feed::GapThenBurst)
+}
+
+fn poison_day(app: &str, feed: Feed) -> Result<()> {
+    let s = Setup::new(BIN, app, 2)?;
     let b = s.broker.bootstrap();
     let day = Day::generate(SEED, EVENTS);
     let (first, second) = day.events.split_at(day.events.len() / 2);
@@ -109,10 +130,10 @@ fn poison_records_are_dead_lettered_and_the_day_goes_on() -> Result<()> {
     let expected = model.expected;
 
     let p = s.start("state")?;
-    // Live, as `event_time.rs` feeds a day: small chunks, no idle gap. (After a gap of more
-    // than 2 s the sources' progress marks say "caught up", and a burst of old-dated records on
-    // both paths is then applied in arrival order: see the closing note of issue 15.)
     let live = |events: &[InputRecord]| -> Result<()> {
+        if feed == Feed::GapThenBurst {
+            return s.produce(events);
+        }
         for chunk in events.chunks(10) {
             s.produce(chunk)?;
             std::thread::sleep(Duration::from_millis(40));
@@ -120,6 +141,11 @@ fn poison_records_are_dead_lettered_and_the_day_goes_on() -> Result<()> {
         Ok(())
     };
     live(first)?;
+    if feed == Feed::GapThenBurst {
+        wait_for(&b, &s.topic(TopicId::OrderStatus), WAIT, |r| !r.is_empty())
+            .with_context(|| p.log_tail())?;
+        std::thread::sleep(Duration::from_secs(3));
+    }
 
     let raw = raw_producer(&b)?;
     let mid_ts = first.last().map_or(0, |e| e.timestamp);

@@ -449,7 +449,11 @@ fn apply(
     let now = crate::clock::now_ms();
     // A record the guard refuses never reaches the stage, so it never moves stream time.
     let result = match refused.or_else(|| output.guard.check(input, now)) {
-        Some(refused) => Err(refused),
+        Some(refused) => {
+            // Busy, not idle: a source must not call itself caught up while a burst arrives.
+            task.watermark.active(now);
+            Err(refused)
+        }
         None => {
             let result = logic.process(store, input.ts, input.value, &mut output.records)?;
             if let Some(e) = task.store.take_read_error() {

@@ -118,6 +118,12 @@ impl Watermark {
         self.last_applied_ms = now_ms;
     }
 
+    /// The task consumed a record at wall-clock `now_ms` without applying it (refused before
+    /// its stage): it is not idle, but its event time does not move.
+    pub(crate) fn active(&mut self, now_ms: i64) {
+        self.last_applied_ms = now_ms;
+    }
+
     /// The task opened at wall-clock `now_ms` (its idleness counts from there).
     pub(crate) fn opened(now_ms: i64) -> Self {
         Self {
@@ -153,7 +159,9 @@ impl Watermark {
         } else {
             position
         };
-        let at_end = self.known_end >= 0 && position >= self.known_end;
+        // Past the known end means that end is stale (records arrived since it was fetched):
+        // not known to be at the end until it is fetched again.
+        let at_end = self.known_end >= 0 && position == self.known_end;
         let quiet = now_ms.saturating_sub(self.last_applied_ms) >= IDLE_AFTER_MS;
         if at_end && quiet {
             CAUGHT_UP
@@ -244,6 +252,27 @@ mod tests {
         assert_eq!(fresh.worth_publishing(CAUGHT_UP), Some(CAUGHT_UP));
         fresh.unpublish();
         assert_eq!(fresh.worth_publishing(CAUGHT_UP), Some(CAUGHT_UP));
+    }
+
+    #[test]
+    fn a_source_that_reads_past_its_last_known_end_is_not_caught_up() {
+        // Idle at the end (offset 10) of its partition: caught up.
+        let mut w = Watermark::opened(0);
+        w.set_bounds(0, 10, 0);
+        w.advance(500, 1_000);
+        assert_eq!(w.of_source(10, 5_000), CAUGHT_UP);
+        // A burst arrives; its first record is refused before the stage (no event time), but
+        // the task is busy again and has read past the end it knew: that end is stale.
+        w.active(6_000);
+        assert_eq!(w.of_source(11, 6_500), 500, "busy again");
+        assert_eq!(
+            w.of_source(11, 6_000 + IDLE_AFTER_MS),
+            500,
+            "past the known end: not known to be at the end until it is fetched again"
+        );
+        assert!(w.end_check_due(11, 6_000 + IDLE_AFTER_MS));
+        w.set_bounds(0, 11, 6_000 + IDLE_AFTER_MS);
+        assert_eq!(w.of_source(11, 6_000 + IDLE_AFTER_MS), CAUGHT_UP);
     }
 
     #[test]
