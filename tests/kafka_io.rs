@@ -412,3 +412,31 @@ pub fn run_cli(bin: &Path, args: &[&str]) -> Result<String> {
     }
     Ok(text)
 }
+
+/// A plain HTTP/1.1 GET to a local endpoint: `(status, whole response text)` (status line,
+/// headers and body; [`http_body`] gives the body).
+///
+/// # Errors
+/// When the connection fails or the answer has no status line.
+pub fn http_get(addr: std::net::SocketAddr, path: &str) -> Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    let code = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .with_context(|| format!("no status line in {text:?}"))?;
+    Ok((code, text))
+}
+
+/// The body of a response read by [`http_get`].
+pub fn http_body(text: &str) -> &str {
+    text.split_once("\r\n\r\n").map_or("", |(_, b)| b)
+}

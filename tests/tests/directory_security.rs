@@ -14,7 +14,7 @@
 //! does not contain it.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -28,7 +28,9 @@ use shelfsync_pipeline::metrics as m;
 use shelfsync_schemas::avro::{self, Framing};
 use shelfsync_schemas::{ChannelAvailability, InstanceAnnouncement, TaskClaim};
 use shelfsync_tests::harness::create_topology;
-use shelfsync_tests::kafka_io::{read_topic, wait_for, PipelineProcess, TestProducer};
+use shelfsync_tests::kafka_io::{
+    http_body, http_get, read_topic, wait_for, PipelineProcess, TestProducer,
+};
 use shelfsync_tests::scenario::{topology_toml, Scenario};
 use shelfsync_tests::Broker;
 use shelfsync_topology::{TopicId, Topology};
@@ -39,24 +41,11 @@ const PARTITIONS: i32 = 3;
 
 /// A plain HTTP/1.1 GET: `(status, whole response text)`.
 fn get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut text = String::new();
-    s.read_to_string(&mut text)?;
-    let code = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .with_context(|| format!("no status line in {text:?}"))?;
-    Ok((code, text))
+    http_get(addr, path)
 }
 
 fn body_json(text: &str) -> Result<serde_json::Value> {
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let body = http_body(text);
     serde_json::from_str(body).with_context(|| body.to_string())
 }
 

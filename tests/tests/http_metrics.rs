@@ -4,8 +4,7 @@
 //! answered by the partition the producers route the SKU to.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -13,7 +12,9 @@ use anyhow::{bail, ensure, Context, Result};
 use shelfsync_pipeline::metrics::{self as m, ALL};
 use shelfsync_schemas::{avro, ChannelAvailability};
 use shelfsync_tests::harness::create_topology;
-use shelfsync_tests::kafka_io::{read_topic, wait_for, PipelineProcess, TestProducer};
+use shelfsync_tests::kafka_io::{
+    http_body, http_get, read_topic, wait_for, PipelineProcess, TestProducer,
+};
 use shelfsync_tests::scenario::{topology_toml, InputRecord, Model, Scenario};
 use shelfsync_tests::Broker;
 use shelfsync_topology::{TopicId, Topology};
@@ -23,21 +24,8 @@ const WAIT: Duration = Duration::from_secs(120);
 
 /// A plain HTTP/1.1 GET: `(status, body)`.
 fn get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut text = String::new();
-    s.read_to_string(&mut text)?;
-    let code = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .with_context(|| format!("no status line in {text:?}"))?;
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    Ok((code, body.to_string()))
+    let (code, text) = http_get(addr, path)?;
+    Ok((code, http_body(&text).to_string()))
 }
 
 fn get_json(addr: SocketAddr, path: &str) -> Result<(u16, serde_json::Value)> {
