@@ -1,0 +1,135 @@
+//! A zombie and a failback on Apache Kafka (issue 15, item 2). Member A is frozen (SIGSTOP) in
+//! the middle of a generated day, past its session timeout, so B takes its partitions over and
+//! writes their changelogs; A is thawed (SIGCONT) — a zombie, which must drop its epoch instead
+//! of committing it — and rejoins, getting some partitions back on its old local state, which
+//! another writer has moved past (it must restore rather than resume). Then B stops (A takes
+//! everything: a failback), A stops, and C starts on an **empty** state dir: it restores every
+//! store from the changelogs and processes the rest of the day. Every status and availability
+//! must equal the model of the day, with no `event_id` twice: a changelog holding two hosts'
+//! interleaved histories would restore older values over newer ones.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Result};
+use shelfsync_schemas::{ChannelAvailability, OrderStatus};
+use shelfsync_tests::day::Day;
+use shelfsync_tests::harness::{
+    decode_all, final_quantities, final_statuses, no_duplicate_event_ids, Setup,
+};
+use shelfsync_tests::kafka_io::{read_topic, PipelineProcess};
+use shelfsync_tests::scenario::{InputRecord, Model};
+use shelfsync_topology::TopicId;
+
+const BIN: &str = env!("CARGO_BIN_EXE_shelfsync-under-test");
+const SEED: u64 = 2_020_015;
+const EVENTS: usize = 320;
+const WAIT: Duration = Duration::from_secs(180);
+/// The test topology's `session.timeout.ms` (15 s) and some.
+const PAST_SESSION: Duration = Duration::from_secs(20);
+
+fn signal(p: &PipelineProcess, sig: &str) -> Result<()> {
+    let status = Command::new("kill")
+        .args([sig, &p.pid().to_string()])
+        .status()?;
+    ensure!(status.success(), "kill {sig} failed");
+    Ok(())
+}
+
+#[test]
+fn a_zombie_and_a_failback_leave_one_history_in_the_changelogs() -> Result<()> {
+    let s = Setup::new(BIN, "zombie", 2)?;
+    let b = s.broker.bootstrap();
+    let day = Day::generate(SEED, EVENTS);
+    let mut model = Model::new(&s.topology);
+    for e in &day.events {
+        model.feed(e)?;
+    }
+    let expected = model.expected;
+    let quarter = day.events.len() / 4;
+    let parts: Vec<&[InputRecord]> = day.events.chunks(quarter).collect();
+    let live = |events: &[InputRecord]| -> Result<()> {
+        for chunk in events.chunks(10) {
+            s.produce(chunk)?;
+            std::thread::sleep(Duration::from_millis(40));
+        }
+        Ok(())
+    };
+
+    let a = s.start("a")?;
+    live(parts[0])?;
+    std::thread::sleep(Duration::from_secs(3));
+    // A freezes with records of its epoch in flight; B takes over once A's session expires.
+    s.produce(&parts[1][..10.min(parts[1].len())])?;
+    signal(&a, "-STOP")?;
+    let b_proc = s.start("b")?;
+    live(&parts[1][10.min(parts[1].len())..])?;
+    std::thread::sleep(PAST_SESSION);
+    // A wakes up a zombie, rejoins, and gets partitions back on local state B has moved past.
+    signal(&a, "-CONT")?;
+    std::thread::sleep(Duration::from_secs(10));
+    live(parts[2])?;
+    std::thread::sleep(Duration::from_secs(5));
+    // Failback: B leaves, A holds everything; then A leaves and C starts empty.
+    b_proc.stop()?;
+    std::thread::sleep(Duration::from_secs(5));
+    let a_log = a.log();
+    a.stop()?;
+    let c = s.start("c")?;
+    for part in &parts[3..] {
+        live(part)?;
+    }
+
+    let want_statuses = final_statuses(&expected.statuses);
+    let want_avail = final_quantities(&expected.availability);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let statuses: Vec<OrderStatus> =
+            decode_all(&read_topic(&b, &s.topic(TopicId::OrderStatus))?)?;
+        let avail: Vec<ChannelAvailability> =
+            decode_all(&read_topic(&b, &s.topic(TopicId::Availability))?)?;
+        let (got_s, got_a) = (final_statuses(&statuses), final_quantities(&avail));
+        if got_s == want_statuses && got_a == want_avail {
+            break;
+        }
+        let differing: Vec<String> = want_statuses
+            .iter()
+            .filter(|(k, v)| got_s.get(*k) != Some(v))
+            .map(|(k, v)| format!("{k}: want {v:?}, got {:?}", got_s.get(k)))
+            .chain(
+                want_avail
+                    .iter()
+                    .filter(|(k, v)| got_a.get(*k) != Some(v))
+                    .map(|(k, v)| format!("{k:?}: want {v}, got {:?}", got_a.get(k))),
+            )
+            .take(10)
+            .collect();
+        ensure!(
+            Instant::now() < deadline,
+            "results differ from the day's model:\n{differing:#?}\nC's log:\n{}",
+            c.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    for id in [
+        TopicId::OrderStatus,
+        TopicId::Availability,
+        TopicId::ValidatedOrders,
+    ] {
+        no_duplicate_event_ids(&s.topic(id), &read_topic(&b, &s.topic(id))?)?;
+    }
+    let c_log = c.log();
+    eprintln!(
+        "A: zombie epochs dropped: {}, stale local state restored: {}; C restores: {}",
+        a_log.matches("lost its partitions").count(),
+        a_log.matches("local state is not the latest").count(),
+        c_log.matches("restoring store from changelog").count()
+    );
+    ensure!(
+        c_log.contains("restoring store from changelog"),
+        "C did not restore from the changelogs"
+    );
+    c.stop()?;
+    Ok(())
+}
