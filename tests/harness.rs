@@ -10,7 +10,7 @@ use shelfsync_schemas::{ChannelAvailability, OrderStatus, OrderStatusCode, Valid
 use shelfsync_topology::{TopicId, Topology};
 
 use crate::kafka_io::{read_topic, run_cli, PipelineProcess, Record, TestProducer};
-use crate::scenario::{topology_toml, InputRecord};
+use crate::scenario::{topology_toml, Expected, InputRecord};
 
 /// Writes `toml` to `dir/topology.toml`, loads it, and creates its topics with
 /// `<bin> topics create`: every broker test's first step.
@@ -287,4 +287,69 @@ pub fn assert_orders_consistent(
         "accepted revisions that never reached the ERP: {not_sent:?}"
     );
     Ok(())
+}
+
+/// The last status per order and the last quantity per (channel, SKU).
+pub type Finals = (
+    BTreeMap<String, (i32, OrderStatusCode)>,
+    BTreeMap<(String, String), i64>,
+);
+
+impl Setup {
+    /// The final statuses and availability on the output topics now.
+    ///
+    /// # Errors
+    /// On read or decode errors.
+    pub fn finals(&self) -> Result<Finals> {
+        let (_, statuses) = self.read::<OrderStatus>(TopicId::OrderStatus)?;
+        let (_, avail) = self.read::<ChannelAvailability>(TopicId::Availability)?;
+        Ok((final_statuses(&statuses), final_quantities(&avail)))
+    }
+
+    /// Waits up to `wait` until the final statuses and availability equal `expected`'s; on
+    /// timeout, fails with how many are equal, up to 10 differences and `log()`.
+    ///
+    /// # Errors
+    /// When they still differ after `wait`, or on read errors.
+    pub fn wait_for_model(
+        &self,
+        expected: &Expected,
+        wait: std::time::Duration,
+        log: impl Fn() -> String,
+    ) -> Result<()> {
+        let want = (
+            final_statuses(&expected.statuses),
+            final_quantities(&expected.availability),
+        );
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let got = self.finals()?;
+            if got == want {
+                return Ok(());
+            }
+            let differing: Vec<String> = want
+                .0
+                .iter()
+                .filter(|(k, v)| got.0.get(*k) != Some(v))
+                .map(|(k, v)| format!("{k}: want {v:?}, got {:?}", got.0.get(k)))
+                .chain(
+                    want.1
+                        .iter()
+                        .filter(|(k, v)| got.1.get(*k) != Some(v))
+                        .map(|(k, v)| format!("{k:?}: want {v}, got {:?}", got.1.get(k))),
+                )
+                .take(10)
+                .collect();
+            ensure!(
+                std::time::Instant::now() < deadline,
+                "results differ from the model: {} of {} statuses, {} of {} availabilities equal\n{differing:#?}\n{}",
+                want.0.iter().filter(|(k, v)| got.0.get(*k) == Some(v)).count(),
+                want.0.len(),
+                want.1.iter().filter(|(k, v)| got.1.get(*k) == Some(v)).count(),
+                want.1.len(),
+                log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+    }
 }

@@ -19,13 +19,11 @@ use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use shelfsync_schemas::avro::{self, Framing};
 use shelfsync_schemas::{
-    ChannelAvailability, InstanceAnnouncement, InventoryChange, InventoryChangeKind,
-    InventoryCommand, OrderStatus, TaskClaim, ValidatedOrder,
+    InstanceAnnouncement, InventoryChange, InventoryChangeKind, InventoryCommand, TaskClaim,
+    ValidatedOrder,
 };
 use shelfsync_tests::day::Day;
-use shelfsync_tests::harness::{
-    decode_all, final_quantities, final_statuses, no_duplicate_event_ids, Setup,
-};
+use shelfsync_tests::harness::{decode_all, no_duplicate_event_ids, Setup};
 use shelfsync_tests::kafka_io::{read_topic, wait_for, Record};
 use shelfsync_tests::scenario::{Input, InputRecord, Model};
 use shelfsync_topology::TopicId;
@@ -354,41 +352,7 @@ fn poison_day(app: &str, feed: Feed) -> Result<()> {
 
     // The day's results are those of the clean events: every order has its status (none
     // silenced by a forged stamp), no +1000 was applied, the repeat was dropped.
-    let want_statuses = final_statuses(&expected.statuses);
-    let want_avail = final_quantities(&expected.availability);
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let statuses: Vec<OrderStatus> =
-            decode_all(&read_topic(&b, &s.topic(TopicId::OrderStatus))?)?;
-        let avail: Vec<ChannelAvailability> =
-            decode_all(&read_topic(&b, &s.topic(TopicId::Availability))?)?;
-        let (got_s, got_a) = (final_statuses(&statuses), final_quantities(&avail));
-        if got_s == want_statuses && got_a == want_avail {
-            break;
-        }
-        let differing: Vec<String> = want_statuses
-            .iter()
-            .filter(|(k, v)| got_s.get(*k) != Some(v))
-            .map(|(k, v)| format!("{k}: want {v:?}, got {:?}", got_s.get(k)))
-            .take(10)
-            .collect();
-        ensure!(
-            std::time::Instant::now() < deadline,
-            "results differ from the clean day: {} of {} statuses, {} of {} availabilities equal\n{differing:#?}\n{}",
-            want_statuses
-                .iter()
-                .filter(|(k, v)| got_s.get(*k) == Some(v))
-                .count(),
-            want_statuses.len(),
-            want_avail
-                .iter()
-                .filter(|(k, v)| got_a.get(*k) == Some(v))
-                .count(),
-            want_avail.len(),
-            p.log_tail()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    s.wait_for_model(&expected, WAIT, || p.log_tail())?;
     std::thread::sleep(Duration::from_secs(2));
     let statuses = read_topic(&b, &s.topic(TopicId::OrderStatus))?;
     no_duplicate_event_ids("order status", &statuses)?;

@@ -8,11 +8,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use shelfsync_schemas::{ChannelAvailability, OrderStatus};
 use shelfsync_tests::day::Day;
-use shelfsync_tests::harness::{
-    decode_all, final_quantities, final_statuses, no_duplicate_event_ids, Setup,
-};
+use shelfsync_tests::harness::{final_quantities, final_statuses, no_duplicate_event_ids, Setup};
 use shelfsync_tests::kafka_io::{read_topic, wait_for};
 use shelfsync_tests::scenario::Model;
 use shelfsync_topology::TopicId;
@@ -72,11 +69,7 @@ fn sigterm_during_a_broker_outage_stops_within_the_timeout_and_loses_nothing() -
     let want_avail = final_quantities(&expected.availability);
     let deadline = Instant::now() + WAIT;
     loop {
-        let statuses: Vec<OrderStatus> =
-            decode_all(&read_topic(&b, &s.topic(TopicId::OrderStatus))?)?;
-        let avail: Vec<ChannelAvailability> =
-            decode_all(&read_topic(&b, &s.topic(TopicId::Availability))?)?;
-        let (got_s, got_a) = (final_statuses(&statuses), final_quantities(&avail));
+        let (got_s, got_a) = s.finals()?;
         let missing_revisions = want_statuses
             .iter()
             .filter(|(k, (rev, _))| got_s.get(*k).map(|(r, _)| r) != Some(rev))

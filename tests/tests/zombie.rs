@@ -9,14 +9,11 @@
 //! interleaved histories would restore older values over newer ones.
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{ensure, Result};
-use shelfsync_schemas::{ChannelAvailability, OrderStatus};
 use shelfsync_tests::day::Day;
-use shelfsync_tests::harness::{
-    decode_all, final_quantities, final_statuses, no_duplicate_event_ids, Setup,
-};
+use shelfsync_tests::harness::{no_duplicate_event_ids, Setup};
 use shelfsync_tests::kafka_io::{read_topic, PipelineProcess};
 use shelfsync_tests::scenario::{InputRecord, Model};
 use shelfsync_topology::TopicId;
@@ -80,37 +77,7 @@ fn a_zombie_and_a_failback_leave_one_history_in_the_changelogs() -> Result<()> {
         live(part)?;
     }
 
-    let want_statuses = final_statuses(&expected.statuses);
-    let want_avail = final_quantities(&expected.availability);
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let statuses: Vec<OrderStatus> =
-            decode_all(&read_topic(&b, &s.topic(TopicId::OrderStatus))?)?;
-        let avail: Vec<ChannelAvailability> =
-            decode_all(&read_topic(&b, &s.topic(TopicId::Availability))?)?;
-        let (got_s, got_a) = (final_statuses(&statuses), final_quantities(&avail));
-        if got_s == want_statuses && got_a == want_avail {
-            break;
-        }
-        let differing: Vec<String> = want_statuses
-            .iter()
-            .filter(|(k, v)| got_s.get(*k) != Some(v))
-            .map(|(k, v)| format!("{k}: want {v:?}, got {:?}", got_s.get(k)))
-            .chain(
-                want_avail
-                    .iter()
-                    .filter(|(k, v)| got_a.get(*k) != Some(v))
-                    .map(|(k, v)| format!("{k:?}: want {v}, got {:?}", got_a.get(k))),
-            )
-            .take(10)
-            .collect();
-        ensure!(
-            Instant::now() < deadline,
-            "results differ from the day's model:\n{differing:#?}\nC's log:\n{}",
-            c.log_tail()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    s.wait_for_model(&expected, WAIT, || c.log_tail())?;
     std::thread::sleep(Duration::from_secs(2));
     for id in [
         TopicId::OrderStatus,
