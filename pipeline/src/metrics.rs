@@ -69,6 +69,8 @@ pub const TASKS: &str = "shelfsync_tasks";
 pub const RESTORING_TASKS: &str = "shelfsync_restoring_tasks";
 /// Changelog records applied during restore.
 pub const RESTORE_RECORDS: &str = "shelfsync_restore_records_total";
+/// Restores that went on from where an earlier one on this host was cut short.
+pub const RESTORES_RESUMED: &str = "shelfsync_restores_resumed_total";
 /// Approximate RocksDB memory (memtables + block cache), bytes.
 pub const ROCKSDB_MEMORY_BYTES: &str = "shelfsync_rocksdb_memory_bytes";
 /// Producer delivery failures reported by the broker (each retried by restarting the epoch).
@@ -306,6 +308,12 @@ pub const ALL: &[Metric] = {
             Counter,
             &[],
             "Changelog records applied while restoring stores.",
+        ),
+        metric(
+            RESTORES_RESUMED,
+            Counter,
+            &[],
+            "Restores that went on from where an earlier one on this host was cut short (the task revoked, the process stopped).",
         ),
         metric(
             ROCKSDB_MEMORY_BYTES,

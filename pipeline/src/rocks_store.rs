@@ -32,6 +32,10 @@ pub const CHECKPOINT_KEY: &[u8] = b"\x00checkpoint";
 /// `engine::restore`).
 pub const CHANGELOG_END_KEY: &[u8] = b"\x00changelog-end";
 
+/// The key, next to the checkpoint and never in the changelog, of how far a restore cut short
+/// got (see `engine::restore`); removed when the restore finishes.
+pub const RESTORE_PROGRESS_KEY: &[u8] = b"\x00restore-progress";
+
 /// The key in the default column family of this state directory's writer id.
 const WRITER_ID_KEY: &[u8] = b"shelfsync/writer-id";
 

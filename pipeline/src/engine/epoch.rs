@@ -197,7 +197,16 @@ impl Engine {
             for task in tasks.values().filter(|t| t.ledger.is_dirty()) {
                 let next_offset = task.ledger.next_offset();
                 offsets.add_partition_offset(topic, task.partition, Offset::Offset(next_offset))?;
-                let cp = task.ledger.checkpoint(&self.delivered).encode();
+                let cp = task.ledger.checkpoint(&self.delivered);
+                // The commit carries where the output tails stood, for a host that opens the
+                // task without this checkpoint (see `tail::Delivered::to_metadata`).
+                if let (Some(meta), Some(mut elem)) = (
+                    cp.delivered.to_metadata(),
+                    offsets.find_partition(topic, task.partition),
+                ) {
+                    elem.set_metadata(meta);
+                }
+                let cp = cp.encode();
                 if let Some(store_id) = task.stage.store() {
                     let changelog = self.topology.topic_name(TopicId::Changelog(store_id));
                     let input_offset = (next_offset - 1).to_string().into_bytes();

@@ -10,6 +10,7 @@
 //! | `stamp.rs` | upstream stamps: `task/step/index` on every output, per-upstream high-water marks on every reader |
 //! | `progress.rs` | progress marks: how far each upstream task's event time has advanced |
 //! | `align.rs` | event-time alignment where paths merge: held records, applied in timestamp order |
+//! | `opener.rs` | the opener thread: tasks open off the rebalance callback while the others run |
 //! | `restore.rs` | opening a task: resume from the local checkpoint or restore the store from its changelog |
 //! | `tail.rs` | output-tail suppression: delivered offsets and the scan that keeps a restart from repeating outputs |
 //! | `rebalance.rs` | the consumer-group callbacks: commit and close on revoke, open on assign |
@@ -37,6 +38,7 @@ use crate::stages::StageLogic;
 mod align;
 mod epoch;
 mod guard;
+mod opener;
 mod output;
 mod progress;
 mod rebalance;
@@ -128,6 +130,8 @@ pub struct Engine {
     stop: StopClock,
     /// This state directory's id in changelog headers ([`StateDb::writer_id`]).
     writer_id: Vec<u8>,
+    /// Opens assigned tasks off the rebalance callback.
+    opener: opener::Opener,
 }
 
 impl std::fmt::Debug for Engine {
@@ -172,6 +176,14 @@ impl Engine {
                 stamp::STAMP_KEY_ENV
             );
         }
+        let writer_id = db.writer_id()?.into_bytes();
+        let opener = opener::Opener::start(restore::OpenCtx::new(
+            Arc::clone(&topology),
+            db.clone(),
+            Arc::clone(&status),
+            writer_id.clone(),
+            stamp_key.clone(),
+        )?)?;
         let output = output::Output::new(KafkaProducer::new(&topology)?, &topology, stamp_key);
         let stage_by_topic = Stage::ALL
             .iter()
@@ -192,7 +204,8 @@ impl Engine {
             status,
             delivered,
             stop: StopClock::new(Arc::clone(&options.shutdown), options.shutdown_timeout),
-            writer_id: db.writer_id()?.into_bytes(),
+            writer_id,
+            opener,
             db,
         })
     }
@@ -242,17 +255,20 @@ pub fn run(topology: Arc<Topology>, options: RunOptions, status: Arc<EngineStatu
                 }
                 // Rebalance callbacks run inside `poll` and take the engine's lock themselves;
                 // the loop takes it once per polled record.
-                match consumer.poll(remaining) {
+                let polled = consumer.poll(remaining);
+                let mut e = lock(&engine);
+                if let Some(err) = e.fatal.take() {
+                    return Err(err);
+                }
+                // Tasks the opener thread finished join between polls.
+                e.install_opened(&consumer)?;
+                match polled {
                     None => break,
                     Some(Ok(msg)) => {
-                        let mut engine = lock(&engine);
-                        if let Some(e) = engine.fatal.take() {
-                            return Err(e);
-                        }
-                        engine.process(&msg)?;
+                        e.process(&msg)?;
                         n += 1;
                     }
-                    Some(Err(e)) => kafka::log_client_error(&e, "poll"),
+                    Some(Err(err)) => kafka::log_client_error(&err, "poll"),
                 }
             }
             let mut e = lock(&engine);
@@ -271,6 +287,7 @@ pub fn run(topology: Arc<Topology>, options: RunOptions, status: Arc<EngineStatu
         error!(error = %e, "engine stopped");
     }
     lock(&engine).close_all();
+    lock(&engine).opener.stop(std::time::Duration::from_secs(5));
     // Leaving the group talks to the broker; during an outage that can take for ever, so it
     // gets what is left of the shutdown timeout (at least 2 s) on a thread of its own.
     let wait = lock(&engine)

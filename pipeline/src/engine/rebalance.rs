@@ -2,10 +2,12 @@
 //!
 //! - A revocation first commits the epoch (so the next owner resumes exactly where this member
 //!   stopped), then closes the revoked tasks.
-//! - An assignment opens the assigned tasks (resuming or restoring, see [`super::restore`]),
-//!   scans the output tails of the opened tasks once ([`super::tail::scan`]), and only then lets
-//!   their records be processed. While a task opens, the instance directory already names this
-//!   instance as its owner (`opening`), so queries are pointed here.
+//! - An assignment pauses the assigned partitions and queues their tasks for the opener thread
+//!   ([`super::opener`]), which resumes or restores them and scans their output tails off the
+//!   callback; the poll loop installs and resumes each when it is ready. While a task opens,
+//!   the instance directory already names this instance as its owner (`opening`), so queries
+//!   are pointed here.
+//! - A revocation of a partition whose task is still opening cancels the open.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -18,9 +20,8 @@ use rdkafka::statistics::Statistics;
 use rdkafka::TopicPartitionList;
 use tracing::{error, info, warn};
 
-use super::task::{task_name, Task};
-use super::{tail, Engine};
-use crate::error::Result;
+use super::task::Task;
+use super::Engine;
 use crate::kafka;
 use crate::metrics as m;
 
@@ -73,8 +74,8 @@ impl ConsumerContext for GroupContext {
                 info!(partitions = tpl.count(), "rebalance: partitions assigned");
                 metrics::counter!(m::REBALANCES, "kind" => "assign").increment(1);
                 let mut engine = lock(&self.engine);
-                if let Err(e) = engine.open_tasks(tpl, consumer) {
-                    error!(error = %e, "could not open assigned tasks");
+                if let Err(e) = engine.begin_open(tpl, consumer) {
+                    error!(error = %e, "could not queue the assigned tasks for opening");
                     engine.fatal.get_or_insert(e);
                 }
             }
@@ -85,57 +86,9 @@ impl ConsumerContext for GroupContext {
 }
 
 impl Engine {
-    fn open_tasks<C: ConsumerContext>(
-        &mut self,
-        tpl: &TopicPartitionList,
-        consumer: &BaseConsumer<C>,
-    ) -> Result<()> {
-        // Claimed from the assignment on (the instance directory names this instance as the
-        // owner while it restores), until each task is open.
-        let mut assigned = Vec::new();
-        for elem in tpl.elements() {
-            let (topic, partition) = (elem.topic().to_string(), elem.partition());
-            let Some(stage) = self.stage_by_topic.get(&topic).copied() else {
-                warn!(topic, "assigned a topic no stage reads; ignored");
-                continue;
-            };
-            self.status.set_opening(&task_name(stage, partition), true);
-            assigned.push((stage, topic, partition));
-        }
-        let mut opened = Vec::new();
-        for (stage, topic, partition) in assigned.iter().cloned() {
-            match self.open_task(stage, &topic, partition, consumer) {
-                Ok(task) => opened.push((topic, task)),
-                Err(e) => {
-                    for (stage, _, partition) in &assigned {
-                        self.status
-                            .set_opening(&task_name(*stage, *partition), false);
-                    }
-                    return Err(e);
-                }
-            }
-        }
-        if let Err(e) = tail::scan(&self.topology, &self.output.stamp_key, &mut opened) {
-            // Without the scan a replayed epoch may repeat outputs (same event ids): log it.
-            warn!(error = %e, "could not scan output tails; replayed outputs may repeat");
-        }
-        for (topic, task) in opened {
-            metrics::gauge!(m::TASKS, "stage" => task.stage.name()).increment(1.0);
-            self.status.ready_tasks.fetch_add(1, Ordering::SeqCst);
-            self.status.set_owned(&task.name, true);
-            self.status.set_opening(&task.name, false);
-            info!(task = %task.name, topic, next_offset = task.ledger.next_offset(), suppressed = task.ledger.suppressed(), "task opened");
-            self.tasks
-                .entry(topic)
-                .or_default()
-                .insert(task.partition, task);
-        }
-        self.status.assigned.store(true, Ordering::SeqCst);
-        Ok(())
-    }
-
     fn close_tasks(&mut self, tpl: &TopicPartitionList) {
         for elem in tpl.elements() {
+            self.cancel_open(elem.topic(), elem.partition());
             if let Some(task) = self
                 .tasks
                 .get_mut(elem.topic())
@@ -148,6 +101,7 @@ impl Engine {
 
     /// Closes every task (the process is leaving the group).
     pub(super) fn close_all(&mut self) {
+        self.cancel_all_opens();
         let tasks: Vec<(String, Task)> = self
             .tasks
             .drain()

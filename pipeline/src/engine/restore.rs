@@ -14,26 +14,39 @@
 //! host got it back — the local state misses those epochs and the task restores instead
 //! (resuming would interleave two hosts' histories in one changelog, and a later restore would
 //! apply older values over newer ones).
+//!
+//! All of this runs on the opener thread ([`super::opener`]), never inside a rebalance
+//! callback and never under the engine's lock: the other tasks go on meanwhile. A restore
+//! saves how far it got with every bulk write, so one cut short (the task revoked again, the
+//! process stopped) goes on from there, and one that finished leaves a checkpoint behind, so
+//! the next rebalance resumes instead of restoring again.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
 use shelfsync_operators::StateStore;
 use shelfsync_topology::{Stage, TopicId, Topology};
 use tracing::{info, warn};
 
 use super::align::Aligner;
 use super::progress::{self, Watermark};
+use super::stamp::StampKey;
+use super::status::EngineStatus;
+use super::tail::Delivered;
 use super::task::{task_name, Checkpoint, Ledger, Task};
-use super::Engine;
 use crate::error::{Error, Result};
 use crate::kafka;
 use crate::metrics as m;
-use crate::rocks_store::{RocksStore, CHANGELOG_END_KEY, CHECKPOINT_KEY};
+use crate::rocks_store::{
+    RocksStore, StateDb, CHANGELOG_END_KEY, CHECKPOINT_KEY, RESTORE_PROGRESS_KEY,
+};
 
 /// How long a broker request at task open is retried before the process gives up (and exits
 /// non-zero, so its supervisor restarts it).
@@ -51,19 +64,96 @@ const RESTORE_BATCH: usize = 50_000;
 /// How often a running restore logs its progress.
 const RESTORE_LOG_INTERVAL: Duration = Duration::from_secs(5);
 
-impl Engine {
+/// What a task open needs, owned by the opener thread ([`super::opener`]): the engine's lock
+/// is never held while a task opens.
+pub(crate) struct OpenCtx {
+    pub(crate) topology: Arc<Topology>,
+    pub(crate) db: StateDb,
+    pub(crate) status: Arc<EngineStatus>,
+    pub(crate) writer_id: Vec<u8>,
+    pub(crate) stamp_key: StampKey,
+    /// A consumer of the application's group that never subscribes: it reads committed offsets
+    /// (and their metadata) without joining the group.
+    group: BaseConsumer,
+}
+
+/// What [`OpenCtx::open_task`] came to.
+pub(crate) enum Opening {
+    /// Open: resumed, or restored.
+    Ready(Box<Task>),
+    /// Its store must be restored from the changelog, and the caller did not allow it here.
+    NeedsRestore,
+    /// The open was cancelled part way.
+    Cancelled,
+}
+
+/// A restore stopped part way (the task was revoked, the process stops), kept next to the
+/// restored records so that the next open of the task on this host goes on from there.
+#[derive(Debug, Serialize, Deserialize)]
+struct RestoreProgress {
+    /// The group's committed offset the restore applied records below.
+    below: i64,
+    /// The next changelog offset to read.
+    next: i64,
+    /// The last checkpoint read so far.
+    checkpoint: Checkpoint,
+}
+
+impl RestoreProgress {
+    fn read(store: &RocksStore) -> Result<Option<Self>> {
+        store
+            .get_committed(RESTORE_PROGRESS_KEY)?
+            .map(|b| {
+                shelfsync_operators::state::decode_value(RESTORE_PROGRESS_KEY, &b)
+                    .map_err(|e| Error::State(e.to_string()))
+            })
+            .transpose()
+    }
+}
+
+impl OpenCtx {
+    /// The context of an opener thread.
+    ///
+    /// # Errors
+    /// [`Error::Kafka`] for a bad consumer config.
+    pub(crate) fn new(
+        topology: Arc<Topology>,
+        db: StateDb,
+        status: Arc<EngineStatus>,
+        writer_id: Vec<u8>,
+        stamp_key: StampKey,
+    ) -> Result<Self> {
+        let mut config = kafka::base_config(&topology);
+        config.set("group.id", &topology.application_id);
+        config.set("enable.auto.commit", "false");
+        let group = config.create()?;
+        Ok(Self {
+            topology,
+            db,
+            status,
+            writer_id,
+            stamp_key,
+            group,
+        })
+    }
+
     /// Opens one task: from its local checkpoint when that is not behind the group's committed
-    /// offset, else (stateful stages) by restoring its store from the changelog.
-    pub(super) fn open_task<C: ConsumerContext>(
-        &mut self,
+    /// offset, else (stateful stages) by restoring its store from the changelog — unless
+    /// `may_restore` is false, which answers [`Opening::NeedsRestore`] instead, so that a
+    /// restore runs on a thread of its own while quick opens go on. [`Opening::Cancelled`]:
+    /// `cancel` was set (the task was revoked) before it finished; a restore cut short is
+    /// resumed by the next open on this host.
+    pub(crate) fn open_task(
+        &self,
         stage: Stage,
         topic: &str,
         partition: i32,
-        consumer: &BaseConsumer<C>,
-    ) -> Result<Task> {
+        may_restore: bool,
+        cancel: &AtomicBool,
+    ) -> Result<Opening> {
         let name = task_name(stage, partition);
         let mut store = self.db.store(&name)?;
-        let committed = committed_offset(consumer, topic, partition)?;
+        let (committed, committed_delivered) = self.committed(topic, partition)?;
         let local = store
             .get_committed(CHECKPOINT_KEY)?
             .map(|b| Checkpoint::decode(&b))
@@ -74,12 +164,15 @@ impl Engine {
         if let (true, Some(store_id)) = (fresh, stage.store()) {
             let changelog = self.topology.topic_name(TopicId::Changelog(store_id));
             if let Some(why) = self.written_elsewhere(&store, &changelog, partition)? {
-                warn!(task = %name, changelog, partition, reason = %why, "local state is not the latest: restoring from the changelog");
-                metrics::counter!(m::STALE_LOCAL_STATE).increment(1);
+                // Said once, by the call that restores.
+                if may_restore {
+                    warn!(task = %name, changelog, partition, reason = %why, "local state is not the latest: restoring from the changelog");
+                    metrics::counter!(m::STALE_LOCAL_STATE).increment(1);
+                }
                 fresh = false;
             }
         }
-        let cp = match (local, stage.store()) {
+        let mut cp = match (local, stage.store()) {
             (Some(cp), _) if fresh => {
                 info!(task = %name, next_offset = cp.next_offset, "resuming from local checkpoint");
                 cp
@@ -90,28 +183,30 @@ impl Engine {
                 cp.next_offset = committed.unwrap_or(-1);
                 cp
             }
+            (_, Some(_)) if !may_restore => return Ok(Opening::NeedsRestore),
             (_, Some(store_id)) => {
-                // No (or stale) local state: rebuild from the changelog.
-                drop(store);
-                self.db.drop_store(&name)?;
-                store = self.db.store(&name)?;
                 let changelog = self.topology.topic_name(TopicId::Changelog(store_id));
+                let below = committed.unwrap_or(0);
                 self.status.restoring_tasks.fetch_add(1, Ordering::SeqCst);
                 metrics::gauge!(m::RESTORING_TASKS).increment(1.0);
-                let restored = restore(
-                    &self.topology,
-                    &mut store,
-                    &changelog,
-                    partition,
-                    committed.unwrap_or(0),
-                );
+                let restored =
+                    self.restore(&name, &mut store, &changelog, partition, below, cancel);
                 self.status.restoring_tasks.fetch_sub(1, Ordering::SeqCst);
                 metrics::gauge!(m::RESTORING_TASKS).decrement(1.0);
-                let mut cp = restored?;
+                let Some(mut cp) = restored? else {
+                    return Ok(Opening::Cancelled);
+                };
                 cp.next_offset = committed.unwrap_or(-1);
                 cp
             }
         };
+        if cp.delivered == Delivered::default() {
+            // No checkpoint says where the output tails stood (a stateless task on a new host):
+            // the group's commit metadata does.
+            if let Some(d) = committed_delivered {
+                cp.delivered = d;
+            }
+        }
         let upstreams = progress::upstream_tasks(&self.topology, stage);
         let max_delay = self.topology.processing.max_alignment_delay;
         let aligner = if stage.aligns() {
@@ -121,12 +216,8 @@ impl Engine {
         } else {
             None
         };
-        if let Some(aligner) = &aligner {
-            metrics::gauge!(m::ALIGNMENT_HELD, "stage" => stage.name())
-                .increment(aligner.len() as f64);
-        }
         let aligning = aligner.is_some();
-        Ok(Task {
+        Ok(Opening::Ready(Box::new(Task {
             name,
             stage,
             partition,
@@ -135,16 +226,35 @@ impl Engine {
             aligner,
             upstreams,
             watermark: Watermark::opened(crate::clock::now_ms()),
-        })
+        })))
     }
-}
 
-impl Engine {
+    /// The group's committed offset of `(topic, partition)`, if any, and the delivered offsets
+    /// its commit metadata carries (see [`Delivered::to_metadata`]).
+    fn committed(&self, topic: &str, partition: i32) -> Result<(Option<i64>, Option<Delivered>)> {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(topic, partition);
+        let committed = kafka::retry("committed offsets", RETRY_BUDGET, || {
+            Ok(self
+                .group
+                .committed_offsets(tpl.clone(), WATERMARK_TIMEOUT)?)
+        })?;
+        let Some(elem) = committed.elements().into_iter().next() else {
+            return Ok((None, None));
+        };
+        let offset = match elem.offset() {
+            Offset::Offset(o) => Some(o),
+            _ => None,
+        };
+        Ok((offset, Delivered::from_metadata(elem.metadata())))
+    }
+
     /// Why this host's local state of a task is not the latest even though its checkpoint is
     /// not behind the group: the changelog goes on past the end this host's last committed
     /// epoch wrote, with records of another writer (another host owned the task since, and
     /// its epochs are not in this RocksDB), or it is shorter than that end (the topic was
-    /// recreated). `None`: the local state is the latest (or predates this check).
+    /// recreated). `None`: the local state is the latest (or predates this check). Reads the
+    /// changelog only up to the first foreign record.
     fn written_elsewhere(
         &self,
         store: &RocksStore,
@@ -160,9 +270,7 @@ impl Engine {
                 .map_err(|_| Error::State("corrupt changelog end".into()))?,
         );
         let consumer = reader(&self.topology, "writer-check")?;
-        let (_, high) = kafka::retry("fetch watermarks", RETRY_BUDGET, || {
-            Ok(consumer.fetch_watermarks(changelog, partition, WATERMARK_TIMEOUT)?)
-        })?;
+        let high = high_watermark(&consumer, changelog, partition)?;
         if high <= end {
             return Ok(Some(format!(
                 "the changelog ends at {high}, before offset {end} this host wrote (recreated topic)"
@@ -174,82 +282,161 @@ impl Engine {
             &[(changelog.to_string(), partition, end + 1)],
             |msg| {
                 let writer = kafka::header(msg, kafka::CHANGELOG_WRITER_HEADER);
-                if foreign.is_none() && writer != Some(self.writer_id.as_slice()) {
-                    let who = writer.map_or("an unknown writer".into(), |w| {
-                        format!("writer {}", String::from_utf8_lossy(w))
-                    });
-                    foreign = Some((msg.offset(), who));
+                if writer == Some(self.writer_id.as_slice()) {
+                    return Ok(ControlFlow::Continue(()));
                 }
-                Ok(())
+                let who = writer.map_or("an unknown writer".into(), |w| {
+                    format!("writer {}", String::from_utf8_lossy(w))
+                });
+                foreign = Some((msg.offset(), who));
+                Ok(ControlFlow::Break(()))
             },
         )?;
         Ok(foreign.map(|(offset, who)| {
             format!("{who} wrote the changelog at offset {offset}, after this host's last epoch (ending at {end})")
         }))
     }
-}
 
-/// Rebuilds a store from its changelog partition, applying only records written by epochs
-/// whose input offsets are below `below` (the group's committed offset). Bulk writes skip the
-/// WAL; the memtables are flushed before the checkpoint is written with the WAL, so a crash
-/// mid-restore restores again.
-fn restore(
-    topology: &Topology,
-    store: &mut RocksStore,
-    changelog: &str,
-    partition: i32,
-    below: i64,
-) -> Result<Checkpoint> {
-    let started = Instant::now();
-    let consumer = reader(topology, "restore")?;
-    let mut checkpoint = Checkpoint::default();
-    let mut applied = 0u64;
-    if below > 0 {
-        info!(
-            changelog,
-            partition, below, "restoring store from changelog"
-        );
-        let mut last_log = Instant::now();
-        read_partitions(&consumer, &[(changelog.to_string(), partition, 0)], |msg| {
-            let input_offset = kafka::header(msg, kafka::CHANGELOG_OFFSET_HEADER)
-                .and_then(|h| std::str::from_utf8(h).ok()?.parse::<i64>().ok())
-                .unwrap_or(i64::MAX);
-            if input_offset < below {
-                let key = msg.key().unwrap_or_default();
-                if key == CHECKPOINT_KEY {
-                    if let Some(v) = msg.payload() {
-                        checkpoint = Checkpoint::decode(v)?;
-                    }
-                } else {
-                    match msg.payload() {
-                        Some(v) => store.put(key, v),
-                        None => store.delete(key),
-                    }
-                }
-                applied += 1;
-                metrics::counter!(m::RESTORE_RECORDS).increment(1);
-                if store.pending().len() >= RESTORE_BATCH {
-                    store.commit(&[], false)?;
-                }
-            }
-            if last_log.elapsed() > RESTORE_LOG_INTERVAL {
-                last_log = Instant::now();
+    /// Rebuilds a store from its changelog partition, applying only records written by epochs
+    /// whose input offsets are below `below` (the group's committed offset), and returns the
+    /// last checkpoint read (`None`: cancelled).
+    ///
+    /// Bulk writes skip the WAL. Every bulk write also saves how far the restore got
+    /// ([`RestoreProgress`]), so a restore cut short — the task revoked, the process stopped —
+    /// goes on from there on this host's next open, as long as the group's offset did not go
+    /// back and the changelog still reaches that far. At the end the store gets the checkpoint
+    /// and the changelog end it was restored to, and is flushed: a later open resumes from it.
+    fn restore(
+        &self,
+        name: &str,
+        store: &mut RocksStore,
+        changelog: &str,
+        partition: i32,
+        below: i64,
+        cancel: &AtomicBool,
+    ) -> Result<Option<Checkpoint>> {
+        let started = Instant::now();
+        let consumer = reader(&self.topology, "restore")?;
+        let high = high_watermark(&consumer, changelog, partition)?;
+        let resumed = RestoreProgress::read(store)?.filter(|p| p.below <= below && p.next <= high);
+        let (from, mut checkpoint) = match resumed {
+            Some(p) => {
                 info!(
+                    task = name,
                     changelog,
                     partition,
-                    at = msg.offset(),
-                    applied,
-                    "restoring"
+                    from = p.next,
+                    below,
+                    "resuming a restore cut short"
                 );
+                metrics::counter!(m::RESTORES_RESUMED).increment(1);
+                (p.next, p.checkpoint)
             }
-            Ok(())
-        })?;
+            None => {
+                // No (or stale, or unusable) local state: start from an empty store.
+                let cf = store.name().to_string();
+                self.db.drop_store(&cf)?;
+                *store = self.db.store(&cf)?;
+                (0, Checkpoint::default())
+            }
+        };
+        let save = |store: &mut RocksStore, next: i64, checkpoint: &Checkpoint| {
+            let progress = shelfsync_operators::state::encode_value(&RestoreProgress {
+                below,
+                next,
+                checkpoint: checkpoint.clone(),
+            });
+            store.commit(&[(RESTORE_PROGRESS_KEY, &progress)], false)?;
+            // Written without the WAL: flushed, so that a crash keeps what was restored.
+            store.flush()
+        };
+        let mut applied = 0u64;
+        let mut next = from;
+        let mut cancelled = false;
+        if below > 0 {
+            info!(
+                task = name,
+                changelog, partition, below, from, "restoring store from changelog"
+            );
+            let mut last_log = Instant::now();
+            read_partitions(
+                &consumer,
+                &[(changelog.to_string(), partition, from)],
+                |msg| {
+                    if cancel.load(Ordering::SeqCst) {
+                        cancelled = true;
+                        return Ok(ControlFlow::Break(()));
+                    }
+                    let input_offset = kafka::header(msg, kafka::CHANGELOG_OFFSET_HEADER)
+                        .and_then(|h| std::str::from_utf8(h).ok()?.parse::<i64>().ok())
+                        .unwrap_or(i64::MAX);
+                    if input_offset < below {
+                        let key = msg.key().unwrap_or_default();
+                        if key == CHECKPOINT_KEY {
+                            if let Some(v) = msg.payload() {
+                                checkpoint = Checkpoint::decode(v)?;
+                            }
+                        } else {
+                            match msg.payload() {
+                                Some(v) => store.put(key, v),
+                                None => store.delete(key),
+                            }
+                        }
+                        applied += 1;
+                        metrics::counter!(m::RESTORE_RECORDS).increment(1);
+                    }
+                    next = msg.offset() + 1;
+                    if store.pending().len() >= RESTORE_BATCH {
+                        save(store, next, &checkpoint)?;
+                    }
+                    if last_log.elapsed() > RESTORE_LOG_INTERVAL {
+                        last_log = Instant::now();
+                        info!(
+                            task = name,
+                            changelog,
+                            partition,
+                            at = msg.offset(),
+                            applied,
+                            "restoring"
+                        );
+                    }
+                    Ok(ControlFlow::Continue(()))
+                },
+            )?;
+        }
+        if cancelled {
+            save(store, next, &checkpoint)?;
+            info!(task = name, changelog, partition, at = next, applied, "restore cut short (task revoked or stopping); the next open on this host goes on from here");
+            return Ok(None);
+        }
+        store.delete(RESTORE_PROGRESS_KEY);
+        let mut done = checkpoint.clone();
+        done.next_offset = below;
+        let end = (high - 1).to_be_bytes();
+        if below > 0 {
+            store.commit(
+                &[(CHECKPOINT_KEY, &done.encode()), (CHANGELOG_END_KEY, &end)],
+                false,
+            )?;
+        } else {
+            store.commit(&[], false)?;
+        }
+        store.flush()?;
+        let secs = started.elapsed().as_secs_f64();
+        info!(
+            task = name,
+            changelog, partition, applied, secs, "restore finished"
+        );
+        Ok(Some(checkpoint))
     }
-    store.commit(&[], false)?;
-    store.flush()?;
-    let secs = started.elapsed().as_secs_f64();
-    info!(changelog, partition, applied, secs, "restore finished");
-    Ok(checkpoint)
+}
+
+/// The end (high watermark) of `(topic, partition)`.
+fn high_watermark(consumer: &BaseConsumer, topic: &str, partition: i32) -> Result<i64> {
+    let (_, high) = kafka::retry("fetch watermarks", RETRY_BUDGET, || {
+        Ok(consumer.fetch_watermarks(topic, partition, WATERMARK_TIMEOUT)?)
+    })?;
+    Ok(high)
 }
 
 /// A consumer for reading partitions directly (restore, tail scans): no group membership, short
@@ -263,14 +450,14 @@ pub(crate) fn reader(topology: &Topology, purpose: &str) -> Result<BaseConsumer>
 }
 
 /// Calls `f` on every record of each `(topic, partition)` from its `from` offset to the end the
-/// partition had when the call started. All partitions are read at once.
+/// partition had when the call started, or until `f` breaks. All partitions are read at once.
 pub(crate) fn read_partitions<F>(
     consumer: &BaseConsumer,
     ranges: &[(String, i32, i64)],
     mut f: F,
 ) -> Result<()>
 where
-    F: FnMut(&BorrowedMessage<'_>) -> Result<()>,
+    F: FnMut(&BorrowedMessage<'_>) -> Result<ControlFlow<()>>,
 {
     let mut tpl = TopicPartitionList::new();
     let mut ends: HashMap<(String, i32), i64> = HashMap::new();
@@ -297,8 +484,8 @@ where
                 let Some(&high) = ends.get(&key) else {
                     continue;
                 };
-                if msg.offset() < high {
-                    f(&msg)?;
+                if msg.offset() < high && f(&msg)?.is_break() {
+                    break;
                 }
                 if msg.offset() + 1 >= high {
                     ends.remove(&key);
@@ -318,21 +505,4 @@ where
     }
     consumer.unassign()?;
     Ok(())
-}
-
-/// The group's committed offset of `(topic, partition)`, if any.
-fn committed_offset<C: ConsumerContext>(
-    consumer: &BaseConsumer<C>,
-    topic: &str,
-    partition: i32,
-) -> Result<Option<i64>> {
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition(topic, partition);
-    let committed = kafka::retry("committed offsets", RETRY_BUDGET, || {
-        Ok(consumer.committed_offsets(tpl.clone(), WATERMARK_TIMEOUT)?)
-    })?;
-    Ok(committed.elements().first().and_then(|e| match e.offset() {
-        Offset::Offset(o) => Some(o),
-        _ => None,
-    }))
 }

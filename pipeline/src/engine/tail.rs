@@ -10,9 +10,11 @@
 //! then not produced again. Internal topics need no scan: their readers drop repeats by stamp.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::ControlFlow;
 use std::time::Instant;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 use shelfsync_topology::{TopicId, TopicRole, Topology};
 use tracing::{debug, info};
@@ -68,15 +70,61 @@ impl Delivered {
         *e = (*e).max(offset);
     }
 
-    /// The first offset of `(topic, partition)` not known to be delivered before (0 when
+    /// The first offset of `(topic, partition)` not known to be delivered before (`None` when
     /// nothing is known).
-    pub fn scan_from(&self, topic: &str, partition: i32) -> i64 {
+    pub fn scan_from(&self, topic: &str, partition: i32) -> Option<i64> {
         self.0
             .get(topic)
             .and_then(|m| m.get(&partition))
-            .map_or(0, |o| o + 1)
+            .map(|o| o + 1)
+    }
+
+    /// The form carried in the metadata of a group offset commit, so that a task opened on a
+    /// host without its checkpoint (a stateless task moving) still knows where its output
+    /// tails stood: `d1;<topic>=<partition>:<offset>,…;…`. `None` when it would not fit the
+    /// broker's default `offset.metadata.max.bytes` (4096).
+    pub fn to_metadata(&self) -> Option<String> {
+        let mut out = String::from(METADATA_VERSION);
+        for (topic, partitions) in &self.0 {
+            out.push(';');
+            out.push_str(topic);
+            out.push('=');
+            let list: Vec<String> = partitions.iter().map(|(p, o)| format!("{p}:{o}")).collect();
+            out.push_str(&list.join(","));
+        }
+        (out.len() <= METADATA_MAX_BYTES).then_some(out)
+    }
+
+    /// Reads [`Self::to_metadata`]'s form; `None` for anything else (no metadata, a commit by
+    /// an older version or another tool).
+    pub fn from_metadata(metadata: &str) -> Option<Self> {
+        let mut parts = metadata.split(';');
+        if parts.next()? != METADATA_VERSION {
+            return None;
+        }
+        let mut out = Self::default();
+        for part in parts {
+            let (topic, list) = part.split_once('=')?;
+            for pair in list.split(',').filter(|p| !p.is_empty()) {
+                let (p, o) = pair.split_once(':')?;
+                out.record(topic, p.parse().ok()?, o.parse().ok()?);
+            }
+        }
+        Some(out)
     }
 }
+
+/// The version tag of [`Delivered::to_metadata`].
+const METADATA_VERSION: &str = "d1";
+/// The broker's default `offset.metadata.max.bytes`.
+const METADATA_MAX_BYTES: usize = 4096;
+
+/// How far back a tail scan reads an output partition for a task that does not know where it
+/// stood (no checkpoint and no commit metadata: a task that never committed, or one committed
+/// by an older version): the outputs of an epoch that was never committed are recent. Bounds
+/// the scan, which used to read such partitions from offset 0 — days of output, and stamps of
+/// an earlier application that reused the id.
+const UNKNOWN_TAIL_WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 /// A task's outputs `(input offset, output index)` already on an external topic from before a
 /// crash, at or after its resume offset.
@@ -130,15 +178,27 @@ pub(crate) fn scan(
         .map(|(i, (_, t))| (t.name.clone(), i))
         .collect();
     let mut ranges = Vec::new();
+    let mut window: Option<HashMap<(String, i32), i64>> = None;
     for id in external_topics() {
         let topic = topology.topic_name(id);
         for partition in 0..topology.partitions(id) {
-            // From the lowest delivered offset among the tasks (a task without one: from 0).
-            let from = opened
+            // From the lowest delivered offset among the tasks; a task without one reads the
+            // last UNKNOWN_TAIL_WINDOW.
+            let froms: Vec<Option<i64>> = opened
                 .iter()
                 .map(|(_, t)| t.ledger.resumed_from().scan_from(&topic, partition))
-                .min()
-                .unwrap_or(0);
+                .collect();
+            let mut from = froms.iter().flatten().copied().min().unwrap_or(i64::MAX);
+            if froms.iter().any(Option::is_none) {
+                if window.is_none() {
+                    window = Some(window_start(&consumer, topology)?);
+                }
+                let start = window
+                    .as_ref()
+                    .and_then(|w| w.get(&(topic.clone(), partition)).copied())
+                    .unwrap_or(0);
+                from = from.min(start);
+            }
             ranges.push((topic.clone(), partition, from));
         }
     }
@@ -146,11 +206,11 @@ pub(crate) fn scan(
     let mut found = 0usize;
     read_partitions(&consumer, &ranges, |msg| {
         let Some(stamp) = Stamp::of(msg) else {
-            return Ok(());
+            return Ok(ControlFlow::Continue(()));
         };
         // A forged stamp here would make the task skip an output it never delivered.
         if !key.verify_msg(msg, &stamp.to_header()) {
-            return Ok(());
+            return Ok(ControlFlow::Continue(()));
         }
         if let Some(&i) = by_name.get(stamp.task) {
             let ledger = &mut opened[i].1.ledger;
@@ -160,7 +220,7 @@ pub(crate) fn scan(
                 found += 1;
             }
         }
-        Ok(())
+        Ok(ControlFlow::Continue(()))
     })?;
     debug!(
         found,
@@ -176,6 +236,37 @@ pub(crate) fn scan(
     Ok(())
 }
 
+/// Per external output partition, the first offset written in the last
+/// [`UNKNOWN_TAIL_WINDOW`] (partitions with nothing that recent are left out: nothing to read).
+fn window_start(
+    consumer: &BaseConsumer,
+    topology: &Topology,
+) -> Result<HashMap<(String, i32), i64>> {
+    let since = crate::clock::now_ms() - UNKNOWN_TAIL_WINDOW.as_millis() as i64;
+    let mut tpl = TopicPartitionList::new();
+    for id in external_topics() {
+        let topic = topology.topic_name(id);
+        for partition in 0..topology.partitions(id) {
+            tpl.add_partition_offset(&topic, partition, Offset::Offset(since))?;
+        }
+    }
+    let found = kafka::retry("offsets for times", RETRY_BUDGET, || {
+        Ok(consumer.offsets_for_times(tpl.clone(), WATERMARK_TIMEOUT)?)
+    })?;
+    Ok(found
+        .elements()
+        .iter()
+        .map(|e| {
+            let from = match e.offset() {
+                Offset::Offset(o) => o,
+                // Nothing written since: start at the end.
+                _ => i64::MAX,
+            };
+            ((e.topic().to_string(), e.partition()), from)
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,11 +274,34 @@ mod tests {
     #[test]
     fn delivered_offsets_only_grow_and_say_where_a_scan_starts() {
         let mut d = Delivered::default();
-        assert_eq!(d.scan_from("availability", 0), 0);
+        assert_eq!(d.scan_from("availability", 0), None);
         d.record("availability", 0, 10);
         d.record("availability", 0, 4);
-        assert_eq!(d.scan_from("availability", 0), 11);
-        assert_eq!(d.scan_from("availability", 1), 0);
+        assert_eq!(d.scan_from("availability", 0), Some(11));
+        assert_eq!(d.scan_from("availability", 1), None);
+    }
+
+    #[test]
+    fn delivered_offsets_round_trip_through_commit_metadata() {
+        let mut d = Delivered::default();
+        d.record("retail.channel.availability", 0, 10);
+        d.record("retail.channel.availability", 1, -1);
+        d.record("retail.dlq", 3, 12_345);
+        let meta = d.to_metadata().unwrap();
+        assert_eq!(
+            meta,
+            "d1;retail.channel.availability=0:10,1:-1;retail.dlq=3:12345"
+        );
+        assert_eq!(Delivered::from_metadata(&meta), Some(d));
+        // Metadata of an older version or another tool is not ours.
+        assert_eq!(Delivered::from_metadata(""), None);
+        assert_eq!(Delivered::from_metadata("d1;x=1"), None);
+        // Too many partitions for the broker's metadata limit: not sent at all.
+        let mut big = Delivered::default();
+        for p in 0..400 {
+            big.record("retail.channel.availability", p, 1_000_000_000);
+        }
+        assert_eq!(big.to_metadata(), None);
     }
 
     #[test]
