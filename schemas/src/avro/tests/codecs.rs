@@ -220,24 +220,32 @@ fn hostile_lengths_are_refused_without_allocating() {
     assert!(err.to_string().contains("exceeds"), "{err}");
 
     // A valid prefix up to `lines`, then an array block of a billion lines. The datum of this
-    // order ends with lines (0 = empty array), delivery_id ("") and received_at (0): drop those
-    // three bytes and put a huge block count where the empty array was.
+    // order ends with lines (0 = empty array), delivery_id ("") and received_at (0), then the
+    // fields added later, all at their defaults (already_shipped, test, currency = null,
+    // total = null, skipped_lines = []: one zero byte each): drop those eight bytes and put a
+    // huge block count where the empty array was.
     let mut prefix = Vec::new();
     encode_datum_into(
         &Order {
             lines: vec![],
             delivery_id: String::new(),
             received_at: 0,
+            already_shipped: false,
+            test: false,
+            currency: None,
+            total: None,
+            skipped_lines: vec![],
             ..order()
         },
         &mut prefix,
     )
     .unwrap();
-    prefix.truncate(prefix.len() - 3); // drop lines=0, delivery_id="" and received_at=0
+    assert_eq!(prefix[prefix.len() - 8..], [0; 8]);
+    prefix.truncate(prefix.len() - 8);
     let mut hostile = vec![0, 0, 0, 0, 1];
     hostile.extend_from_slice(&prefix);
     hostile.extend_from_slice(&[0x80, 0xa8, 0xd6, 0xb9, 0x07]); // zig-zag 1_000_000_000
-    hostile.extend_from_slice(&[2, b'a', 2, b'b', 2]);
+    hostile.extend_from_slice(&[2, b'a', 2, b'b', 2, 0, 0, 0, 0, 0]);
     let err = decode_with_writer::<Order>(&hostile, Order::compiled()).unwrap_err();
     assert!(
         err.to_string().contains("block of 1000000000 items"),
