@@ -398,3 +398,105 @@ fn inventory_change_has_the_java_librarys_canonical_form_and_fingerprint() {
         [0x80, 0x29, 0x78, 0xd0, 0x8a, 0x0c, 0xd1, 0xd5]
     );
 }
+
+/// Issue 16: `Order` and `ValidatedOrder` gained appended fields with defaults. A record written
+/// with the schema as it was before (kept verbatim in `tests/history/`) still decodes, every new
+/// field at its default.
+#[test]
+fn records_written_with_the_first_order_schemas_still_decode() {
+    let old_order = CompiledSchema::parse(include_str!("history/Order.v1.avsc")).unwrap();
+    assert_ne!(old_order.fingerprint(), fingerprint::<Order>());
+    let line = |id: &str, sku: &str, quantity: i64| {
+        Value::Record(vec![
+            ("line_id".into(), Value::String(id.into())),
+            ("sku".into(), Value::String(sku.into())),
+            ("quantity".into(), Value::Long(quantity)),
+        ])
+    };
+    let written = Value::Record(vec![
+        ("channel".into(), Value::String("amazon".into())),
+        ("channel_order_id".into(), Value::String("902-1845936-5435065".into())),
+        ("paid".into(), Value::Boolean(true)),
+        ("cancelled".into(), Value::Boolean(false)),
+        ("placed_at".into(), Value::TimestampMillis(1_569_510_000)),
+        (
+            "lines".into(),
+            Value::Array(vec![line("05015851154158", "NABetaASINB00551Q3CS", 1)]),
+        ),
+        ("delivery_id".into(), Value::String("sp-poll-1".into())),
+        ("received_at".into(), Value::TimestampMillis(1_772_000_000_000)),
+    ]);
+    let datum = apache_avro::to_avro_datum(old_order.schema(), written).unwrap();
+    let mut bytes = old_order.single_object_header().to_vec();
+    bytes.extend_from_slice(&datum);
+    let order: Order = decode_with_writer(&bytes, &old_order).unwrap();
+    assert_eq!(
+        order,
+        Order {
+            channel: "amazon".into(),
+            channel_order_id: "902-1845936-5435065".into(),
+            paid: true,
+            cancelled: false,
+            placed_at: 1_569_510_000,
+            lines: vec![OrderLine::new("05015851154158", "NABetaASINB00551Q3CS", 1)],
+            delivery_id: "sp-poll-1".into(),
+            received_at: 1_772_000_000_000,
+            already_shipped: false,
+            test: false,
+            currency: None,
+            total: None,
+            skipped_lines: vec![],
+        }
+    );
+    // Its fingerprint is the one the first version computed (no new field is set).
+    assert_eq!(order.fingerprint(), {
+        let parts: [&[u8]; 7] = [
+            b"amazon",
+            b"902-1845936-5435065",
+            &[1, 0],
+            &1_569_510_000_i64.to_le_bytes(),
+            b"05015851154158",
+            b"NABetaASINB00551Q3CS",
+            &1_i64.to_le_bytes(),
+        ];
+        stable_hash128(&parts)
+    });
+
+    let old_validated =
+        CompiledSchema::parse(include_str!("history/ValidatedOrder.v1.avsc")).unwrap();
+    assert_ne!(old_validated.fingerprint(), fingerprint::<ValidatedOrder>());
+    let written = Value::Record(vec![
+        ("event_id".into(), Value::String("e1".into())),
+        ("order_key".into(), Value::String("ebay:12-34567-89012".into())),
+        ("channel".into(), Value::String("ebay".into())),
+        ("channel_order_id".into(), Value::String("12-34567-89012".into())),
+        ("revision".into(), Value::Int(2)),
+        ("status".into(), Value::Enum(0, "ACCEPTED".into())),
+        ("paid".into(), Value::Boolean(true)),
+        ("placed_at".into(), Value::TimestampMillis(1_717_980_000_000)),
+        (
+            "lines".into(),
+            Value::Array(vec![Value::Record(vec![
+                ("line_id".into(), Value::String("1".into())),
+                ("sku".into(), Value::String("SKU-1".into())),
+                ("quantity".into(), Value::Long(2)),
+                ("reserved".into(), Value::Long(2)),
+                ("backordered".into(), Value::Long(0)),
+                ("outcome".into(), Value::Enum(0, "RESERVED".into())),
+            ])]),
+        ),
+    ]);
+    let datum = apache_avro::to_avro_datum(old_validated.schema(), written).unwrap();
+    let mut bytes = vec![0, 0, 0, 0, 9]; // Confluent framing, as a registry-backed ERP reads it
+    bytes.extend_from_slice(&datum);
+    let validated: ValidatedOrder = decode_with_writer(&bytes, &old_validated).unwrap();
+    assert_eq!(validated.revision, 2);
+    assert_eq!(validated.lines.len(), 1);
+    let line = &validated.lines[0];
+    assert_eq!((line.reserved, line.outcome), (2, LineOutcome::RESERVED));
+    assert_eq!(line.fulfilled_by, FulfilledBy::MERCHANT);
+    assert_eq!((&line.unit_price, &line.line_total, &line.currency), (&None, &None, &None));
+    assert_eq!((&validated.currency, &validated.total), (&None, &None));
+    assert!(!validated.already_shipped);
+    assert!(validated.skipped_lines.is_empty());
+}
