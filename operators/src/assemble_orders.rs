@@ -13,7 +13,8 @@
 
 use serde::{Deserialize, Serialize};
 use shelfsync_schemas::{
-    stable_id, FulfilledBy, LineOutcome, LineResult, OrderStatus, OrderStatusCode, ValidatedLine, ValidatedOrder,
+    stable_id, FulfilledBy, LineOutcome, LineResult, OrderStatus, OrderStatusCode, ValidatedLine,
+    ValidatedOrder,
 };
 
 use crate::state::{advance_stream_time, compose_key, load, save, ExpiryIndex};

@@ -69,7 +69,11 @@ impl Topology {
     /// The soft-hold TTL of `channel` in milliseconds: its own `soft_hold_ttl`, else
     /// `inventory.soft_hold_ttl`.
     pub fn soft_hold_ttl_ms(&self, channel: &ChannelSpec) -> i64 {
-        duration_ms(channel.soft_hold_ttl.unwrap_or(self.inventory.soft_hold_ttl))
+        duration_ms(
+            channel
+                .soft_hold_ttl
+                .unwrap_or(self.inventory.soft_hold_ttl),
+        )
     }
 
     /// The channel named `name`.

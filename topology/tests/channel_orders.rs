@@ -58,7 +58,10 @@ fn defaults_when_a_channel_says_nothing() {
     let config = channel.adapter_config();
     assert_eq!(config.kind, AdapterKind::Shopify);
     assert_eq!(
-        config.own_fulfillment_services.into_iter().collect::<Vec<_>>(),
+        config
+            .own_fulfillment_services
+            .into_iter()
+            .collect::<Vec<_>>(),
         ["manual"]
     );
 }
@@ -72,7 +75,11 @@ fn channel_settings_are_read_and_written_back() {
     let channel = &topology.channels[0];
     assert!(!channel.skip_test_orders);
     assert_eq!(topology.soft_hold_ttl_ms(channel), 7 * 86_400 * 1000);
-    assert_eq!(channel.hard_hold_max_age_ms(), 0, "0s: hard holds never expire");
+    assert_eq!(
+        channel.hard_hold_max_age_ms(),
+        0,
+        "0s: hard holds never expire"
+    );
     let config = channel.adapter_config();
     assert!(config.own_fulfillment_services.contains("east-warehouse"));
     assert!(config.own_fulfillment_services.contains("manual"));
@@ -140,7 +147,10 @@ fn ebay_is_an_adapter_kind() {
     let text = MINIMAL.replace("adapter = \"shopify\"", "adapter = \"ebay\"");
     let topology = Topology::from_toml_str(&text).expect("valid");
     assert_eq!(topology.channels[0].adapter, AdapterKind::Ebay);
-    assert_eq!(topology.channels[0].adapter_config().kind, AdapterKind::Ebay);
+    assert_eq!(
+        topology.channels[0].adapter_config().kind,
+        AdapterKind::Ebay
+    );
 }
 
 #[test]

@@ -57,12 +57,11 @@ pub fn decoder(topology: &Topology) -> Decoder<Normalized> {
         .map(|c| c.name.clone())
         .collect();
     Box::new(move |bytes| {
-        let order = normalize_with(bytes, |channel| adapters.get(channel)).map_err(|e| {
-            Rejected {
+        let order =
+            normalize_with(bytes, |channel| adapters.get(channel)).map_err(|e| Rejected {
                 kind: e.kind(),
                 reason: e.to_string(),
-            }
-        })?;
+            })?;
         if order.test && skip_tests.contains(&order.channel) {
             return Ok(Normalized::TestOrderSkipped {
                 order_key: order.key(),
@@ -162,10 +161,11 @@ own_fulfillment_services = ["manual", "east-dc"]
     fn the_channels_own_fulfillment_services_decide_who_ships() {
         let topology = Topology::from_toml_str(TOPOLOGY).expect("valid topology");
         let decode = decoder(&topology);
-        let fulfilled_by = |channel: &str, service: &str| match decode(&record(channel, false, service)) {
-            Ok(Normalized::Order(order)) => order.lines[0].fulfilled_by,
-            other => panic!("{other:?}"),
-        };
+        let fulfilled_by =
+            |channel: &str, service: &str| match decode(&record(channel, false, service)) {
+                Ok(Normalized::Order(order)) => order.lines[0].fulfilled_by,
+                other => panic!("{other:?}"),
+            };
         use shelfsync_schemas::FulfilledBy::{MARKETPLACE, MERCHANT};
         assert_eq!(fulfilled_by("shopify", "manual"), MERCHANT);
         assert_eq!(fulfilled_by("shopify", "east-dc"), MARKETPLACE);

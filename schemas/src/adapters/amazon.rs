@@ -360,8 +360,11 @@ fn v2026(order: &Map<String, Value>, path: &Path<'_>) -> Result<Parsed, AdapterE
         let item_fulfillment_path = item_path.key("fulfillment");
         if let Some(item_fulfillment) = get(item, "fulfillment") {
             let item_fulfillment = as_object(item_fulfillment, &item_fulfillment_path)?;
-            line.shipped =
-                optional_units(item_fulfillment, "quantityFulfilled", &item_fulfillment_path)?;
+            line.shipped = optional_units(
+                item_fulfillment,
+                "quantityFulfilled",
+                &item_fulfillment_path,
+            )?;
         }
         let price_path = product_path.key("price");
         if let Some(price) = get(product, "price") {

@@ -93,8 +93,7 @@ pub(super) fn parse(payload: &Value, path: &Path<'_>) -> Result<Parsed, AdapterE
         if optional_str(item, "lineItemFulfillmentStatus", &item_path)? == Some("FULFILLED") {
             line.shipped = quantity;
         }
-        if let Some(cost) = optional_money(item, "lineItemCost", "value", "currency", &item_path)?
-        {
+        if let Some(cost) = optional_money(item, "lineItemCost", "value", "currency", &item_path)? {
             line.line_total = Some(cost.amount);
             line.currency = Some(cost.currency);
         }
@@ -126,7 +125,11 @@ fn cancel_state<'v>(
         return Ok(None);
     };
     let status_path = path.key("cancelStatus");
-    optional_str(as_object(status, &status_path)?, "cancelState", &status_path)
+    optional_str(
+        as_object(status, &status_path)?,
+        "cancelState",
+        &status_path,
+    )
 }
 
 /// `MARKETPLACE` when `program.fulfillmentProgram.fulfilledBy` is `EBAY`.

@@ -202,11 +202,23 @@ mod tests {
     #[test]
     fn amounts_are_kept_as_written() {
         let p = Path::ROOT;
-        assert_eq!(amount(&Value::from("89.99"), &p).ok().as_deref(), Some("89.99"));
-        assert_eq!(amount(&Value::from("10.00"), &p).ok().as_deref(), Some("10.00"));
-        assert_eq!(amount(&serde_json::json!(0.34), &p).ok().as_deref(), Some("0.34"));
+        assert_eq!(
+            amount(&Value::from("89.99"), &p).ok().as_deref(),
+            Some("89.99")
+        );
+        assert_eq!(
+            amount(&Value::from("10.00"), &p).ok().as_deref(),
+            Some("10.00")
+        );
+        assert_eq!(
+            amount(&serde_json::json!(0.34), &p).ok().as_deref(),
+            Some("0.34")
+        );
         assert_eq!(amount(&serde_json::json!(5), &p).ok().as_deref(), Some("5"));
-        assert_eq!(amount(&Value::from("-1.5"), &p).ok().as_deref(), Some("-1.5"));
+        assert_eq!(
+            amount(&Value::from("-1.5"), &p).ok().as_deref(),
+            Some("-1.5")
+        );
         for bad in ["", "1,000.00", "1e3", "+1", ".5", "5.", "NaN", "1 000"] {
             assert!(amount(&Value::from(bad), &p).is_err(), "{bad}");
         }
@@ -217,7 +229,10 @@ mod tests {
     #[test]
     fn currencies() {
         let p = Path::ROOT;
-        assert_eq!(currency(&Value::from("USD"), &p).ok().as_deref(), Some("USD"));
+        assert_eq!(
+            currency(&Value::from("USD"), &p).ok().as_deref(),
+            Some("USD")
+        );
         for bad in ["usd", "US", "EURO", "€"] {
             assert!(currency(&Value::from(bad), &p).is_err(), "{bad}");
         }

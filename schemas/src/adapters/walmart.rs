@@ -104,14 +104,7 @@ pub(super) fn parse(payload: &Value, path: &Path<'_>) -> Result<Parsed, AdapterE
 
     let live: Vec<&RawLine> = lines.lines.iter().filter(|l| l.remaining > 0).collect();
     let already_shipped = !live.is_empty() && live.iter().all(|l| l.shipped >= l.remaining);
-    let mut parsed = Parsed::new(
-        order_id,
-        true,
-        false,
-        placed_at,
-        lines,
-        lines_path.render(),
-    );
+    let mut parsed = Parsed::new(order_id, true, false, placed_at, lines, lines_path.render());
     parsed.already_shipped = already_shipped;
     Ok(parsed)
 }
@@ -137,7 +130,10 @@ fn product_charge(
             continue;
         }
         let amount_path = charge_path.key("chargeAmount");
-        let amount = as_object(required(charge, "chargeAmount", &charge_path)?, &amount_path)?;
+        let amount = as_object(
+            required(charge, "chargeAmount", &charge_path)?,
+            &amount_path,
+        )?;
         return money_object(amount, "amount", "currency", &amount_path).map(Some);
     }
     Ok(None)

@@ -415,7 +415,10 @@ fn records_written_with_the_first_order_schemas_still_decode() {
     };
     let written = Value::Record(vec![
         ("channel".into(), Value::String("amazon".into())),
-        ("channel_order_id".into(), Value::String("902-1845936-5435065".into())),
+        (
+            "channel_order_id".into(),
+            Value::String("902-1845936-5435065".into()),
+        ),
         ("paid".into(), Value::Boolean(true)),
         ("cancelled".into(), Value::Boolean(false)),
         ("placed_at".into(), Value::TimestampMillis(1_569_510_000)),
@@ -424,7 +427,10 @@ fn records_written_with_the_first_order_schemas_still_decode() {
             Value::Array(vec![line("05015851154158", "NABetaASINB00551Q3CS", 1)]),
         ),
         ("delivery_id".into(), Value::String("sp-poll-1".into())),
-        ("received_at".into(), Value::TimestampMillis(1_772_000_000_000)),
+        (
+            "received_at".into(),
+            Value::TimestampMillis(1_772_000_000_000),
+        ),
     ]);
     let datum = apache_avro::to_avro_datum(old_order.schema(), written).unwrap();
     let mut bytes = old_order.single_object_header().to_vec();
@@ -467,13 +473,22 @@ fn records_written_with_the_first_order_schemas_still_decode() {
     assert_ne!(old_validated.fingerprint(), fingerprint::<ValidatedOrder>());
     let written = Value::Record(vec![
         ("event_id".into(), Value::String("e1".into())),
-        ("order_key".into(), Value::String("ebay:12-34567-89012".into())),
+        (
+            "order_key".into(),
+            Value::String("ebay:12-34567-89012".into()),
+        ),
         ("channel".into(), Value::String("ebay".into())),
-        ("channel_order_id".into(), Value::String("12-34567-89012".into())),
+        (
+            "channel_order_id".into(),
+            Value::String("12-34567-89012".into()),
+        ),
         ("revision".into(), Value::Int(2)),
         ("status".into(), Value::Enum(0, "ACCEPTED".into())),
         ("paid".into(), Value::Boolean(true)),
-        ("placed_at".into(), Value::TimestampMillis(1_717_980_000_000)),
+        (
+            "placed_at".into(),
+            Value::TimestampMillis(1_717_980_000_000),
+        ),
         (
             "lines".into(),
             Value::Array(vec![Value::Record(vec![
@@ -495,7 +510,10 @@ fn records_written_with_the_first_order_schemas_still_decode() {
     let line = &validated.lines[0];
     assert_eq!((line.reserved, line.outcome), (2, LineOutcome::RESERVED));
     assert_eq!(line.fulfilled_by, FulfilledBy::MERCHANT);
-    assert_eq!((&line.unit_price, &line.line_total, &line.currency), (&None, &None, &None));
+    assert_eq!(
+        (&line.unit_price, &line.line_total, &line.currency),
+        (&None, &None, &None)
+    );
     assert_eq!((&validated.currency, &validated.total), (&None, &None));
     assert!(!validated.already_shipped);
     assert!(validated.skipped_lines.is_empty());
