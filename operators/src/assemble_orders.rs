@@ -13,7 +13,8 @@
 
 use serde::{Deserialize, Serialize};
 use shelfsync_schemas::{
-    stable_id, LineOutcome, LineResult, OrderStatus, OrderStatusCode, ValidatedLine, ValidatedOrder,
+    stable_id, FulfilledBy, LineOutcome, LineResult, OrderStatus, OrderStatusCode, ValidatedLine,
+    ValidatedOrder,
 };
 
 use crate::state::{advance_stream_time, compose_key, load, save, ExpiryIndex};
@@ -156,6 +157,12 @@ impl AssembleOrders {
                     reserved: r.reserved,
                     backordered: r.backordered,
                     outcome: r.outcome,
+                    // TODO(issue 16, operators): carry fulfilment and prices through
+                    // `LineCommand`/`LineResult` from the canonical `OrderLine`.
+                    fulfilled_by: FulfilledBy::MERCHANT,
+                    unit_price: None,
+                    line_total: None,
+                    currency: None,
                 })
                 .collect();
             out.push(AssembleOutput::Validated(ValidatedOrder {
@@ -168,6 +175,12 @@ impl AssembleOrders {
                 paid,
                 placed_at,
                 lines,
+                // TODO(issue 16, operators): carry the order's currency, total, shipped flag and
+                // skipped lines from the canonical `Order`.
+                currency: None,
+                total: None,
+                already_shipped: false,
+                skipped_lines: Vec::new(),
             }));
             rec.sent_to_erp = true;
         }

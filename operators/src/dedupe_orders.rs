@@ -259,11 +259,7 @@ mod tests {
     use shelfsync_schemas::CommandKind;
 
     fn line(id: &str, sku: &str, qty: i64) -> OrderLine {
-        OrderLine {
-            line_id: id.into(),
-            sku: sku.into(),
-            quantity: qty,
-        }
+        OrderLine::new(id, sku, qty)
     }
 
     fn order(id: &str, lines: Vec<OrderLine>) -> Order {
@@ -276,6 +272,11 @@ mod tests {
             lines,
             delivery_id: "d1".into(),
             received_at: 1_000,
+            already_shipped: false,
+            test: false,
+            currency: None,
+            total: None,
+            skipped_lines: Vec::new(),
         }
     }
 

@@ -297,11 +297,7 @@ fn run(ops: &[Op], policy: OversellPolicy) -> (Sim, Model) {
                     .iter()
                     .enumerate()
                     .filter(|(_, (sku, _))| seen.insert(*sku))
-                    .map(|(i, (sku, q))| OrderLine {
-                        line_id: format!("L{i}"),
-                        sku: SKUS[*sku].into(),
-                        quantity: *q,
-                    })
+                    .map(|(i, (sku, q))| OrderLine::new(format!("L{i}"), SKUS[*sku], *q))
                     .collect();
                 let o = Order {
                     channel: chans[*channel].into(),
@@ -312,6 +308,11 @@ fn run(ops: &[Op], policy: OversellPolicy) -> (Sim, Model) {
                     lines,
                     delivery_id: format!("d{}", payloads.len()),
                     received_at: now,
+                    already_shipped: false,
+                    test: false,
+                    currency: None,
+                    total: None,
+                    skipped_lines: Vec::new(),
                 };
                 // Keep an order on one channel: the first payload decides it.
                 let o = match latest.get(order) {

@@ -18,6 +18,11 @@ pub const RECORDS_OUT: &str = "shelfsync_records_out_total";
 pub const DLQ: &str = "shelfsync_dlq_records_total";
 /// Exact order repeats dropped by dedupe.
 pub const DUPLICATES_DROPPED: &str = "shelfsync_dedup_dropped_total";
+/// Marketplace test orders skipped by normalize (the channel's `skip_test_orders`), by `channel`.
+pub const TEST_ORDERS_SKIPPED: &str = "shelfsync_test_orders_skipped_total";
+/// Order lines without stock (no SKU, gift cards, tips, shipping protection) that normalize
+/// passed on without a reservation, by `channel` and `reason`.
+pub const ORDER_LINES_SKIPPED: &str = "shelfsync_order_lines_skipped_total";
 /// Internal-topic records dropped as already applied (per-upstream high-water mark), by `stage`.
 pub const STAMP_DUPLICATES: &str = "shelfsync_stamp_duplicates_dropped_total";
 /// Epochs dropped uncommitted because the member had lost its partitions (a zombie).
@@ -175,6 +180,18 @@ pub const ALL: &[Metric] = {
             Counter,
             &[],
             "Exact order repeats dropped by dedupe inside the dedup window.",
+        ),
+        metric(
+            TEST_ORDERS_SKIPPED,
+            Counter,
+            &["channel"],
+            "Marketplace test orders (Shopify test: true) skipped by normalize because the channel's skip_test_orders is on, by channel.",
+        ),
+        metric(
+            ORDER_LINES_SKIPPED,
+            Counter,
+            &["channel", "reason"],
+            "Order lines without stock (reason NO_SKU, GIFT_CARD or NON_PHYSICAL) passed on with nothing to reserve, by channel and reason.",
         ),
         metric(
             STAMP_DUPLICATES,

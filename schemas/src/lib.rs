@@ -7,7 +7,8 @@
 //!   (Confluent wire format when a schema registry is configured, Avro single-object encoding
 //!   otherwise);
 //! - [`adapters`]: the channel adapters that turn raw marketplace payloads (Shopify webhooks,
-//!   Amazon SP-API, Walmart purchase orders, a generic JSON shape) into a canonical [`model::Order`].
+//!   Amazon SP-API, Walmart purchase orders, eBay Fulfillment API orders, a generic JSON shape)
+//!   into a canonical [`model::Order`].
 //!
 //! This crate has no I/O and depends on neither Kafka nor RocksDB nor tokio.
 

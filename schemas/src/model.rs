@@ -42,7 +42,63 @@ pub fn stable_hash128(parts: &[&[u8]]) -> u128 {
     hasher.digest128()
 }
 
+/// Who ships an order line, and so whose stock it takes.
+///
+/// Read from the marketplace payload by the adapters: Amazon `FulfillmentChannel` `AFN` (or the
+/// 2026-01-01 API's `fulfillment.fulfilledBy` `AMAZON`), Walmart `shipNode.type` `WFSFulfilled`,
+/// eBay `lineItems[].program.fulfillmentProgram.fulfilledBy` `EBAY`, and a Shopify line whose
+/// `fulfillment_service` is not one of the channel's own fulfilment services are
+/// [`MARKETPLACE`](Self::MARKETPLACE). DESIGN §4: such a line reserves nothing and changes no
+/// stock of ours, but still reaches the ERP marked as marketplace-fulfilled.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
+#[allow(clippy::upper_case_acronyms)]
+pub enum FulfilledBy {
+    /// We ship it from our own locations (Amazon MFN, Walmart seller-fulfilled, Shopify
+    /// `manual`): the line reserves our stock. The default, and what an older record means.
+    #[default]
+    MERCHANT,
+    /// The marketplace or a fulfilment service that is not one of our locations ships it from
+    /// stock we do not count (Amazon FBA, Walmart WFS, eBay fulfilment, a Shopify third-party
+    /// fulfilment service).
+    MARKETPLACE,
+}
+
+/// Why an adapter left a payload line out of [`Order::lines`] (it is in
+/// [`Order::skipped_lines`] instead).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[allow(clippy::upper_case_acronyms, non_camel_case_types)]
+pub enum SkipReason {
+    /// The line has no SKU (or an empty one): a custom item, a tip, a fee. Nothing to reserve.
+    NO_SKU,
+    /// The line sells a gift card (Shopify `gift_card: true`): no stock behind it.
+    GIFT_CARD,
+    /// The line needs no shipping (Shopify `requires_shipping: false`): tips, shipping
+    /// protection, warranties, digital goods, services.
+    NON_PHYSICAL,
+}
+
+/// A payload line that carries no stock, kept so that it can be counted and shown to the ERP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedLine {
+    /// The channel's line id.
+    pub line_id: String,
+    /// The SKU when the line has one (gift cards and non-physical items may), else `None`.
+    pub sku: Option<String>,
+    /// Units on the line as the channel reports them (0 when it does not say).
+    pub quantity: i64,
+    /// Why it carries no stock.
+    pub reason: SkipReason,
+}
+
 /// One line of a canonical order.
+///
+/// Money is exact: `unit_price` and `line_total` are decimal strings in plain notation
+/// (`"29.99"`, `"8.975"`, `"1500"`), exactly the amount the marketplace wrote (trailing zeros
+/// kept), never a float. A decimal string needs no per-currency exponent table (Amazon's own
+/// examples carry JPY amounts with two decimals), and the ERP parses it into its own decimal
+/// type. `currency` is the ISO 4217 code of both.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderLine {
     /// The channel's own line id (Shopify line item id, Amazon `OrderItemId`, Walmart `lineNumber`).
@@ -51,6 +107,41 @@ pub struct OrderLine {
     pub sku: String,
     /// Units ordered; always ≥ 1.
     pub quantity: i64,
+    /// Who ships the line; [`FulfilledBy::MARKETPLACE`] lines hold none of our stock.
+    #[serde(default)]
+    pub fulfilled_by: FulfilledBy,
+    /// Units the marketplace reports already shipped (0 when it does not say), at most
+    /// `quantity`.
+    #[serde(default)]
+    pub shipped_quantity: i64,
+    /// Price of one unit as a decimal string, when the payload has it (or it follows exactly
+    /// from a line total).
+    #[serde(default)]
+    pub unit_price: Option<String>,
+    /// Price of the whole line (unit price × quantity, before order-level discounts) as a
+    /// decimal string, when the payload has it.
+    #[serde(default)]
+    pub line_total: Option<String>,
+    /// ISO 4217 currency of `unit_price` and `line_total`.
+    #[serde(default)]
+    pub currency: Option<String>,
+}
+
+impl OrderLine {
+    /// A merchant-fulfilled line with no price information: what every field added after the
+    /// first schema version defaults to.
+    pub fn new(line_id: impl Into<String>, sku: impl Into<String>, quantity: i64) -> Self {
+        Self {
+            line_id: line_id.into(),
+            sku: sku.into(),
+            quantity,
+            fulfilled_by: FulfilledBy::MERCHANT,
+            shipped_quantity: 0,
+            unit_price: None,
+            line_total: None,
+            currency: None,
+        }
+    }
 }
 
 /// A canonical order: what every channel adapter produces from a raw marketplace payload.
@@ -66,12 +157,37 @@ pub struct Order {
     pub cancelled: bool,
     /// When the buyer placed the order, epoch ms (0 when the channel does not say).
     pub placed_at: i64,
-    /// The order's lines, in the channel's order.
+    /// The order's lines that carry stock, in the channel's order.
     pub lines: Vec<OrderLine>,
     /// The raw delivery's id (webhook id); not part of the order's content.
     pub delivery_id: String,
     /// When shelfsync received the delivery, epoch ms; not part of the order's content.
     pub received_at: i64,
+    /// True when the marketplace's order status says the whole order has already shipped or
+    /// been delivered (Amazon `Shipped`, Shopify `fulfillment_status: fulfilled`, Walmart every
+    /// line `Shipped`/`Delivered`, eBay `orderFulfillmentStatus: FULFILLED`). DESIGN §4: an order
+    /// first seen already shipped reserves nothing; the ERP's shipment lowers on-hand.
+    #[serde(default)]
+    pub already_shipped: bool,
+    /// True for a marketplace test or sandbox order (Shopify `test: true`, the generic shape's
+    /// `test`). Skipped by default per channel (`skip_test_orders` in the topology).
+    #[serde(default)]
+    pub test: bool,
+    /// ISO 4217 currency of `total`, when the payload has it.
+    #[serde(default)]
+    pub currency: Option<String>,
+    /// What the buyer pays for the whole order (items, shipping, tax, less discounts) as a
+    /// decimal string, when the payload has it.
+    #[serde(default)]
+    pub total: Option<String>,
+    /// Payload lines that carry no stock (no SKU, gift cards, tips, shipping protection),
+    /// left out of `lines` so that no operator can reserve them; counted by the pipeline.
+    ///
+    /// Decision: skipped lines are a list of their own rather than a flag on [`OrderLine`], so
+    /// that code which iterates `lines` (dedupe, reservation) cannot forget the flag and
+    /// reserve a tip; the ERP still sees them here.
+    #[serde(default)]
+    pub skipped_lines: Vec<SkippedLine>,
 }
 
 impl Order {
@@ -82,6 +198,11 @@ impl Order {
 
     /// The payload fingerprint used for deduplication: a hash of the order's content without
     /// `delivery_id` and `received_at`, so a redelivery of the same content has the same print.
+    ///
+    /// Fields added after the first schema version (fulfilment, shipped quantities, prices,
+    /// `already_shipped`, `test`, totals, skipped lines) enter the hash only when they differ
+    /// from their defaults, so an order without them keeps the print it had before they
+    /// existed and a stored fingerprint still recognises its repeat.
     pub fn fingerprint(&self) -> u128 {
         let mut parts: Vec<Vec<u8>> = vec![
             self.channel.as_bytes().to_vec(),
@@ -94,8 +215,56 @@ impl Order {
             parts.push(line.sku.as_bytes().to_vec());
             parts.push(line.quantity.to_le_bytes().to_vec());
         }
+        let mut extra: Vec<Vec<u8>> = Vec::new();
+        for (i, line) in self.lines.iter().enumerate() {
+            let defaults = line.fulfilled_by == FulfilledBy::MERCHANT
+                && line.shipped_quantity == 0
+                && line.unit_price.is_none()
+                && line.line_total.is_none()
+                && line.currency.is_none();
+            if defaults {
+                continue;
+            }
+            extra.push((i as u64).to_le_bytes().to_vec());
+            extra.push(vec![line.fulfilled_by as u8]);
+            extra.push(line.shipped_quantity.to_le_bytes().to_vec());
+            for text in [&line.unit_price, &line.line_total, &line.currency] {
+                extra.push(optional_bytes(text));
+            }
+        }
+        if self.already_shipped || self.test || self.currency.is_some() || self.total.is_some() {
+            extra.push(b"order".to_vec());
+            extra.push(vec![u8::from(self.already_shipped), u8::from(self.test)]);
+            extra.push(optional_bytes(&self.currency));
+            extra.push(optional_bytes(&self.total));
+        }
+        for skipped in &self.skipped_lines {
+            extra.push(b"skipped".to_vec());
+            extra.push(skipped.line_id.as_bytes().to_vec());
+            extra.push(optional_bytes(&skipped.sku));
+            extra.push(skipped.quantity.to_le_bytes().to_vec());
+            extra.push(vec![skipped.reason as u8]);
+        }
+        if !extra.is_empty() {
+            // A marker no earlier print has, then the new content.
+            parts.push(b"\x00v2".to_vec());
+            parts.extend(extra);
+        }
         let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
         stable_hash128(&refs)
+    }
+}
+
+/// `None` → one byte 0; `Some(s)` → 1 then the bytes of `s` (so `None` ≠ `Some("")`).
+fn optional_bytes(text: &Option<String>) -> Vec<u8> {
+    match text {
+        None => vec![0],
+        Some(s) => {
+            let mut out = Vec::with_capacity(1 + s.len());
+            out.push(1);
+            out.extend_from_slice(s.as_bytes());
+            out
+        }
     }
 }
 
@@ -377,6 +546,18 @@ pub struct ValidatedLine {
     pub backordered: i64,
     /// Line outcome.
     pub outcome: LineOutcome,
+    /// Who ships the line (the order line's [`OrderLine::fulfilled_by`]).
+    #[serde(default)]
+    pub fulfilled_by: FulfilledBy,
+    /// Price of one unit, decimal string (the order line's [`OrderLine::unit_price`]).
+    #[serde(default)]
+    pub unit_price: Option<String>,
+    /// Price of the whole line, decimal string (the order line's [`OrderLine::line_total`]).
+    #[serde(default)]
+    pub line_total: Option<String>,
+    /// ISO 4217 currency of the prices.
+    #[serde(default)]
+    pub currency: Option<String>,
 }
 
 /// A record on `retail.erp.orders.validated`, keyed by order key: one per non-rejected revision.
@@ -400,6 +581,19 @@ pub struct ValidatedOrder {
     pub placed_at: i64,
     /// Lines in line-id order (released lines excluded).
     pub lines: Vec<ValidatedLine>,
+    /// ISO 4217 currency of `total` (the order's [`Order::currency`]).
+    #[serde(default)]
+    pub currency: Option<String>,
+    /// What the buyer pays for the whole order, decimal string (the order's [`Order::total`]).
+    #[serde(default)]
+    pub total: Option<String>,
+    /// The marketplace reported the order shipped when shelfsync first saw it (nothing was
+    /// reserved for it).
+    #[serde(default)]
+    pub already_shipped: bool,
+    /// Lines without stock (gift cards, tips, custom items) the ERP books but nobody reserves.
+    #[serde(default)]
+    pub skipped_lines: Vec<SkippedLine>,
 }
 
 /// A record on `retail.channel.order-status`, keyed by order key: one per revision.

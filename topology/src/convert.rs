@@ -1,7 +1,9 @@
 //! Conversion into the operators' settings.
 
 use shelfsync_operators::config::{AssembleConfig, ChannelPolicy, DedupeConfig, InventoryConfig};
+use shelfsync_schemas::adapters::AdapterConfig;
 
+use crate::defaults;
 use crate::model::{ChannelSpec, Topology};
 use crate::units::duration_ms;
 
@@ -17,6 +19,26 @@ impl ChannelSpec {
             eligible_locations: self.eligible_locations.clone(),
             oversell_policy: self.oversell_policy,
         }
+    }
+
+    /// How the normalize stage reads this channel's raw orders: its adapter and, for Shopify,
+    /// the fulfilment services that are our own locations (default `["manual"]`).
+    pub fn adapter_config(&self) -> AdapterConfig {
+        let mut config = AdapterConfig::new(self.adapter);
+        let own: Vec<String> = match &self.own_fulfillment_services {
+            Some(services) => services.clone(),
+            None => defaults::OWN_FULFILLMENT_SERVICES
+                .iter()
+                .map(|s| (*s).to_string())
+                .collect(),
+        };
+        config.own_fulfillment_services = own.into_iter().collect();
+        config
+    }
+
+    /// This channel's hard-hold maximum age in milliseconds; 0 means hard holds never expire.
+    pub fn hard_hold_max_age_ms(&self) -> i64 {
+        duration_ms(self.hard_hold_max_age)
     }
 }
 
@@ -42,6 +64,16 @@ impl Topology {
         AssembleConfig {
             retention_ms: duration_ms(self.assemble.retention),
         }
+    }
+
+    /// The soft-hold TTL of `channel` in milliseconds: its own `soft_hold_ttl`, else
+    /// `inventory.soft_hold_ttl`.
+    pub fn soft_hold_ttl_ms(&self, channel: &ChannelSpec) -> i64 {
+        duration_ms(
+            channel
+                .soft_hold_ttl
+                .unwrap_or(self.inventory.soft_hold_ttl),
+        )
     }
 
     /// The channel named `name`.

@@ -53,6 +53,14 @@ pub const ASSEMBLE_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// `channels[].share_pct`.
 pub const SHARE_PCT: i64 = 100;
+/// `channels[].skip_test_orders`: marketplace test orders hold no stock and reach no ERP.
+pub const SKIP_TEST_ORDERS: bool = true;
+/// `channels[].hard_hold_max_age`: a hard hold without a shipment is released after this long
+/// (DESIGN §4: a lost shipment must never pin stock for ever).
+pub const HARD_HOLD_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
+/// `channels[].own_fulfillment_services` of a Shopify channel.
+pub const OWN_FULFILLMENT_SERVICES: [&str; 1] =
+    shelfsync_schemas::adapters::DEFAULT_OWN_FULFILLMENT_SERVICES;
 
 /// `channels[].push.rate_per_sec`: requests per second to the marketplace.
 pub const PUSH_RATE_PER_SEC: f64 = 5.0;

@@ -8,7 +8,7 @@ use shelfsync_operators::config::OversellPolicy;
 use shelfsync_schemas::adapters::AdapterKind;
 
 use crate::defaults;
-use crate::units::{duration, ByteSize};
+use crate::units::{duration, optional_duration, ByteSize};
 
 /// A whole topology file: what the pipeline reads, keeps and writes.
 ///
@@ -194,7 +194,8 @@ impl Default for DedupeSection {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct InventorySection {
-    /// How long an unpaid order's soft reservation holds stock, in stream time. Default `"30m"`.
+    /// How long an unpaid order's soft reservation holds stock, in stream time, on channels
+    /// that do not set their own `soft_hold_ttl`. Default `"30m"`.
     #[serde(with = "duration")]
     pub soft_hold_ttl: Duration,
     /// How long a shipped line is remembered so that late repeats are no-ops. Default `"7d"`.
@@ -246,8 +247,35 @@ pub struct ChannelSpec {
     /// (`amazon:123-456`) and availability keys (`amazon|SKU-1`). Unique; letters, digits, `.`,
     /// `_` and `-`, at most 64 characters.
     pub name: String,
-    /// Which adapter decodes its raw orders: `"shopify"`, `"amazon"`, `"walmart"` or `"generic"`.
+    /// Which adapter decodes its raw orders: `"shopify"`, `"amazon"`, `"walmart"`, `"ebay"` or
+    /// `"generic"`.
     pub adapter: AdapterKind,
+    /// Shopify channels: the line-item `fulfillment_service` handles that are our own locations
+    /// (their lines reserve our stock). A line handled by any other fulfilment service (a 3PL
+    /// app, Shopify Fulfillment Network) is marketplace-fulfilled and reserves nothing. Default
+    /// `["manual"]` (Shopify's handle for "the merchant ships it"). Only `shopify` channels may
+    /// set it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub own_fulfillment_services: Option<Vec<String>>,
+    /// Whether the marketplace's test or sandbox orders (Shopify `test: true`, the generic
+    /// shape's `test`) are skipped (not reserved, not sent to the ERP), counted and logged with
+    /// their order key. Default `true`.
+    #[serde(default = "default_skip_test_orders")]
+    pub skip_test_orders: bool,
+    /// How long an unpaid order's soft hold lasts on this channel, in stream time, e.g. `"4d"`.
+    /// Marketplaces keep pending orders very differently (see the example topology), so each
+    /// channel says its own. Default: `inventory.soft_hold_ttl`.
+    #[serde(
+        default,
+        with = "optional_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub soft_hold_ttl: Option<Duration>,
+    /// A paid order's hard hold is released after this long without a shipment (logged and
+    /// counted), so that a lost shipment never pins stock for ever, e.g. `"30d"`. `"0s"` keeps
+    /// hard holds until shipment or cancellation. Default `"30d"`.
+    #[serde(default = "default_hard_hold_max_age", with = "duration")]
+    pub hard_hold_max_age: Duration,
     /// Percentage (0–100) of available-to-sell stock offered on this channel, rounded down.
     /// Shares of different channels are each taken from the same ATS and need not add up to 100.
     /// Default `100`.
@@ -280,14 +308,25 @@ pub struct ChannelSpec {
 fn default_share_pct() -> i64 {
     defaults::SHARE_PCT
 }
+fn default_skip_test_orders() -> bool {
+    defaults::SKIP_TEST_ORDERS
+}
+fn default_hard_hold_max_age() -> Duration {
+    defaults::HARD_HOLD_MAX_AGE
+}
 
 impl ChannelSpec {
     /// A channel with the given adapter and every policy at its default (100% of ATS, no
-    /// buffer, cap or minimum, all locations, `reject`, no push).
+    /// buffer, cap or minimum, all locations, `reject`, no push, test orders skipped, the
+    /// global soft-hold TTL, hard holds released after 30 days).
     pub fn new(name: &str, adapter: AdapterKind) -> Self {
         Self {
             name: name.to_string(),
             adapter,
+            own_fulfillment_services: None,
+            skip_test_orders: defaults::SKIP_TEST_ORDERS,
+            soft_hold_ttl: None,
+            hard_hold_max_age: defaults::HARD_HOLD_MAX_AGE,
             share_pct: defaults::SHARE_PCT,
             buffer: 0,
             max_qty: None,

@@ -50,6 +50,28 @@ pub(crate) mod duration {
     }
 }
 
+/// `serde(with = ...)` for an `Option<Duration>` written as a string with a unit; absent is
+/// `None` (use with `#[serde(default)]`).
+pub(crate) mod optional_duration {
+    use super::*;
+
+    pub(crate) fn serialize<S: Serializer>(
+        value: &Option<Duration>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(value) => duration::serialize(value, serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        duration::deserialize(deserializer).map(Some)
+    }
+}
+
 /// A size in bytes, written `"256MiB"`, `"1 GiB"`, `"512MB"`, `"64KiB"` or as an integer of bytes.
 ///
 /// Binary units (`KiB`, `MiB`, `GiB`, `TiB`) are powers of 1024; decimal units (`KB`, `MB`, `GB`,

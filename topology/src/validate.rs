@@ -8,6 +8,8 @@ use crate::graph::{TopicId, TopicRole};
 use crate::model::{ChannelSpec, Guarantee, PushKind, PushSpec, Topology};
 use crate::units::ByteSize;
 
+mod intake;
+
 /// Longest `application_id`: leaves room for `-inventory-changelog` within Kafka's 249 characters.
 pub const MAX_APPLICATION_ID_LEN: usize = 200;
 /// Longest topic name Kafka accepts.
@@ -467,6 +469,7 @@ impl Topology {
 
 fn validate_policy(p: &mut Problems, i: usize, channel: &ChannelSpec, locations: &BTreeSet<&str>) {
     let at = |field: &str| format!("channels[{i}].{field}");
+    intake::validate_order_intake(p, i, channel);
     p.range(&at("share_pct"), channel.share_pct, 0, Some(100));
     p.range(&at("buffer"), channel.buffer, 0, None);
     if let Some(max_qty) = channel.max_qty {

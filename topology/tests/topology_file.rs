@@ -82,7 +82,7 @@ fn the_example_loads_and_validates() {
             AdapterKind::Amazon,
             AdapterKind::Walmart,
             AdapterKind::Shopify,
-            AdapterKind::Generic
+            AdapterKind::Ebay
         ]
     );
     for channel in &topology.channels {

@@ -39,17 +39,33 @@
 //! `Unfulfillable` and unknown statuses are not paid. v2026-01-01 uses the same states in
 //! upper snake case (`UNSHIPPED`, `CANCELLED`, …).
 //!
+//! # Fulfilment, shipping and money
+//!
+//! | field | v0 getOrder + getOrderItems | `ORDER_CHANGE` | v2026-01-01 |
+//! |---|---|---|---|
+//! | line `fulfilled_by` | `FulfillmentChannel` `AFN` → `MARKETPLACE` (FBA), `MFN` or absent → `MERCHANT` | `Summary.FulfillmentType` (same values) | `fulfillment.fulfilledBy` `AMAZON` → `MARKETPLACE`, else `MERCHANT` |
+//! | line `shipped_quantity` | `QuantityShipped` | `QuantityShipped` | `fulfillment.quantityFulfilled` |
+//! | line prices | `ItemPrice` is the price of the whole line (Amazon: selling price × quantity ordered) → `line_total`; the unit price is derived when the division is exact | none | `product.price.unitPrice` → `unit_price` |
+//! | `already_shipped` | `OrderStatus` `Shipped` or `InvoiceUnconfirmed` | `Summary.OrderStatus` (same) | `fulfillmentStatus` `SHIPPED` |
+//! | `currency`, `total` | `OrderTotal` | none | `proceeds.grandTotal` |
+//!
+//! Amazon payloads have no test-order flag (sandbox calls return the same shapes), so `test` is
+//! always false. `SellerSKU` stays required: every Amazon order item is a listing of the
+//! seller's, which always has a seller SKU.
+//!
 //! Items: Amazon reports items of a cancelled order, and cancelled items, with
 //! `QuantityOrdered` 0, so 0 is accepted and means the item is gone. `BuyerRequestedCancel` is
 //! only a request for the seller to act on and does not cancel anything.
 
 use serde_json::{Map, Value};
 
+use super::money::optional_money;
 use super::{
     as_array, as_object, as_str, get, inconsistent, missing, optional_str, optional_timestamp,
     required, required_id, required_quantity, required_sku, unsupported, AdapterError, LineSet,
     Parsed, Path, RawLine,
 };
+use crate::model::FulfilledBy;
 
 /// v0 `OrderStatus` values of an order whose payment is authorized.
 const PAID_STATUSES: [&str; 4] = [
@@ -58,6 +74,8 @@ const PAID_STATUSES: [&str; 4] = [
     "Shipped",
     "InvoiceUnconfirmed",
 ];
+/// v0 `OrderStatus` values of an order whose every item has shipped.
+const SHIPPED_STATUSES: [&str; 2] = ["Shipped", "InvoiceUnconfirmed"];
 /// v2026-01-01 `fulfillmentStatus` values of an order whose payment is authorized.
 const PAID_STATUSES_2026: [&str; 3] = ["UNSHIPPED", "PARTIALLY_SHIPPED", "SHIPPED"];
 
@@ -127,7 +145,10 @@ fn combined(top: &Map<String, Value>, path: &Path<'_>) -> Result<Parsed, Adapter
     let order_id = required_id(order, "AmazonOrderId", "order id", op)?;
     let status = as_str(required(order, "OrderStatus", op)?, &op.key("OrderStatus"))?;
     let (paid, cancelled) = v0_status(status);
+    let already_shipped = SHIPPED_STATUSES.contains(&status);
     let placed_at = optional_timestamp(order, "PurchaseDate", op)?;
+    let fulfilled_by = fulfilled_by_channel(order, "FulfillmentChannel", op)?;
+    let order_total = optional_money(order, "OrderTotal", "Amount", "CurrencyCode", op)?;
 
     let items_path = path.key("items");
     let items = required(top, "items", path)?;
@@ -173,25 +194,49 @@ fn combined(top: &Map<String, Value>, path: &Path<'_>) -> Result<Parsed, Adapter
             let line_id = required_id(item, "OrderItemId", "order item id", &item_path)?;
             let sku = required_sku(item, "SellerSKU", &item_path)?;
             let quantity = required_quantity(item, "QuantityOrdered", 0, &item_path)?;
-            lines.push(
-                RawLine {
-                    line_id,
-                    sku,
-                    ordered: quantity,
-                    remaining: quantity,
-                },
-                &item_path,
-            )?;
+            let mut line = RawLine::new(line_id, sku, quantity, quantity);
+            line.fulfilled_by = fulfilled_by;
+            line.shipped = optional_units(item, "QuantityShipped", &item_path)?;
+            if let Some(price) =
+                optional_money(item, "ItemPrice", "Amount", "CurrencyCode", &item_path)?
+            {
+                line.line_total = Some(price.amount);
+                line.currency = Some(price.currency);
+            }
+            lines.push(line, &item_path)?;
         }
     }
-    Ok(Parsed {
-        order_id,
-        paid,
-        cancelled,
-        placed_at,
-        lines: lines.lines,
-        lines_path,
+    let mut parsed = Parsed::new(order_id, paid, cancelled, placed_at, lines, lines_path);
+    parsed.already_shipped = already_shipped;
+    if let Some(total) = order_total {
+        parsed.total = Some(total.amount);
+        parsed.currency = Some(total.currency);
+    }
+    Ok(parsed)
+}
+
+/// `MARKETPLACE` when the field (`FulfillmentChannel`, `FulfillmentType`) is `AFN`.
+fn fulfilled_by_channel(
+    map: &Map<String, Value>,
+    key: &str,
+    path: &Path<'_>,
+) -> Result<FulfilledBy, AdapterError> {
+    Ok(match optional_str(map, key, path)? {
+        Some("AFN") => FulfilledBy::MARKETPLACE,
+        _ => FulfilledBy::MERCHANT,
     })
+}
+
+/// An optional unit count (0 when absent), in `0..=MAX_QUANTITY`.
+fn optional_units(
+    map: &Map<String, Value>,
+    key: &str,
+    path: &Path<'_>,
+) -> Result<i64, AdapterError> {
+    if get(map, key).is_none() {
+        return Ok(0);
+    }
+    required_quantity(map, key, 0, path)
 }
 
 /// The `OrderItems` array of a getOrderItems page, if it has the expected shape (for counting).
@@ -239,7 +284,9 @@ fn notification(
         &summary_path.key("OrderStatus"),
     )?;
     let (paid, cancelled) = v0_status(status);
+    let already_shipped = SHIPPED_STATUSES.contains(&status);
     let placed_at = optional_timestamp(summary, "PurchaseDate", &summary_path)?;
+    let fulfilled_by = fulfilled_by_channel(summary, "FulfillmentType", &summary_path)?;
 
     let items_path = summary_path.key("OrderItems");
     let items = as_array(required(summary, "OrderItems", &summary_path)?, &items_path)?;
@@ -253,24 +300,21 @@ fn notification(
         let item_cancelled = optional_str(item, "OrderItemStatus", &item_path)?
             .is_some_and(|s| s == "Canceled" || s == "Cancelled");
         let remaining = if item_cancelled { 0 } else { ordered };
-        lines.push(
-            RawLine {
-                line_id,
-                sku,
-                ordered,
-                remaining,
-            },
-            &item_path,
-        )?;
+        let mut line = RawLine::new(line_id, sku, ordered, remaining);
+        line.fulfilled_by = fulfilled_by;
+        line.shipped = optional_units(item, "QuantityShipped", &item_path)?;
+        lines.push(line, &item_path)?;
     }
-    Ok(Parsed {
+    let mut parsed = Parsed::new(
         order_id,
         paid,
         cancelled,
         placed_at,
-        lines: lines.lines,
-        lines_path: items_path.render(),
-    })
+        lines,
+        items_path.render(),
+    );
+    parsed.already_shipped = already_shipped;
+    Ok(parsed)
 }
 
 fn v2026(order: &Map<String, Value>, path: &Path<'_>) -> Result<Parsed, AdapterError> {
@@ -284,6 +328,21 @@ fn v2026(order: &Map<String, Value>, path: &Path<'_>) -> Result<Parsed, AdapterE
     )?;
     let paid = PAID_STATUSES_2026.contains(&status);
     let cancelled = status == "CANCELLED";
+    let fulfilled_by = match optional_str(fulfillment, "fulfilledBy", &fulfillment_path)? {
+        Some("AMAZON") => FulfilledBy::MARKETPLACE,
+        _ => FulfilledBy::MERCHANT,
+    };
+    let proceeds_path = path.key("proceeds");
+    let grand_total = match get(order, "proceeds") {
+        Some(proceeds) => optional_money(
+            as_object(proceeds, &proceeds_path)?,
+            "grandTotal",
+            "amount",
+            "currencyCode",
+            &proceeds_path,
+        )?,
+        None => None,
+    };
 
     let items_path = path.key("orderItems");
     let items = as_array(required(order, "orderItems", path)?, &items_path)?;
@@ -296,22 +355,41 @@ fn v2026(order: &Map<String, Value>, path: &Path<'_>) -> Result<Parsed, AdapterE
         let product_path = item_path.key("product");
         let product = as_object(required(item, "product", &item_path)?, &product_path)?;
         let sku = required_sku(product, "sellerSku", &product_path)?;
-        lines.push(
-            RawLine {
-                line_id,
-                sku,
-                ordered: quantity,
-                remaining: quantity,
-            },
-            &item_path,
-        )?;
+        let mut line = RawLine::new(line_id, sku, quantity, quantity);
+        line.fulfilled_by = fulfilled_by;
+        let item_fulfillment_path = item_path.key("fulfillment");
+        if let Some(item_fulfillment) = get(item, "fulfillment") {
+            let item_fulfillment = as_object(item_fulfillment, &item_fulfillment_path)?;
+            line.shipped = optional_units(
+                item_fulfillment,
+                "quantityFulfilled",
+                &item_fulfillment_path,
+            )?;
+        }
+        let price_path = product_path.key("price");
+        if let Some(price) = get(product, "price") {
+            let price = as_object(price, &price_path)?;
+            if let Some(unit) =
+                optional_money(price, "unitPrice", "amount", "currencyCode", &price_path)?
+            {
+                line.unit_price = Some(unit.amount);
+                line.currency = Some(unit.currency);
+            }
+        }
+        lines.push(line, &item_path)?;
     }
-    Ok(Parsed {
+    let mut parsed = Parsed::new(
         order_id,
         paid,
         cancelled,
         placed_at,
-        lines: lines.lines,
-        lines_path: items_path.render(),
-    })
+        lines,
+        items_path.render(),
+    );
+    parsed.already_shipped = status == "SHIPPED";
+    if let Some(total) = grand_total {
+        parsed.total = Some(total.amount);
+        parsed.currency = Some(total.currency);
+    }
+    Ok(parsed)
 }

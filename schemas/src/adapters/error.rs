@@ -99,7 +99,7 @@ pub enum AdapterError {
         reason: String,
     },
     /// An adapter name that is not one of [`AdapterKind::ALL`](super::AdapterKind::ALL).
-    #[error("unknown adapter {name:?}: expected shopify, amazon, walmart or generic")]
+    #[error("unknown adapter {name:?}: expected shopify, amazon, walmart, ebay or generic")]
     UnknownAdapter {
         /// The name given (cut to 128 bytes).
         name: String,

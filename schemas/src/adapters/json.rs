@@ -343,3 +343,32 @@ pub(super) fn check_channel(channel: &str, path: &Path<'_>) -> Result<(), Adapte
     }
     Ok(())
 }
+
+/// An optional SKU field `key` of the object at `path`: `None` when it is absent, `null`, empty
+/// or blank (such a line carries no stock and is skipped); otherwise checked like
+/// [`required_sku`] (no control characters, at most [`MAX_SKU_BYTES`]).
+pub(super) fn optional_sku(
+    map: &Map<String, Value>,
+    key: &str,
+    path: &Path<'_>,
+) -> Result<Option<String>, AdapterError> {
+    let Some(value) = get(map, key) else {
+        return Ok(None);
+    };
+    let at = path.key(key);
+    let sku = as_str(value, &at)?;
+    if sku.trim().is_empty() {
+        return Ok(None);
+    }
+    check_text(sku, "SKU", MAX_SKU_BYTES, &at)?;
+    Ok(Some(sku.to_owned()))
+}
+
+/// An optional boolean field; `false` when absent or `null`.
+pub(super) fn optional_bool(
+    map: &Map<String, Value>,
+    key: &str,
+    path: &Path<'_>,
+) -> Result<bool, AdapterError> {
+    get(map, key).map_or(Ok(false), |value| as_bool(value, &path.key(key)))
+}

@@ -16,8 +16,18 @@
 //! | `cancelled` | `cancelled_at` is not null (or every line's `current_quantity` is 0, see below) |
 //! | `placed_at` | `created_at` (RFC 3339) |
 //! | line `line_id` | the suffix of the line's `admin_graphql_api_id`, else its `id` |
-//! | line `sku` | `sku` (required: a line without a SKU cannot be reserved) |
+//! | line `sku` | `sku`; a line without one (or with `""`) is skipped as `NO_SKU` |
 //! | line `quantity` | `current_quantity` when present (API 2024-01+), else `quantity` |
+//! | line `fulfilled_by` | `fulfillment_service`: absent, or one of the channel's `own_fulfillment_services` (default `["manual"]`) → `MERCHANT`; any other service (a third-party fulfilment service such as a 3PL app) → `MARKETPLACE` |
+//! | line `shipped_quantity` | the whole line when its `fulfillment_status` is `fulfilled`; for `partial`, the line's quantity minus `fulfillable_quantity` |
+//! | line `unit_price`, `currency` | `price` (shop currency), the order's `currency` |
+//! | `already_shipped` | the order's `fulfillment_status` is `fulfilled` |
+//! | `test` | `test` |
+//! | `currency`, `total` | `currency`; `current_total_price` (after edits and refunds) when present, else `total_price` |
+//!
+//! Lines without stock are skipped, not refused: `gift_card: true` → `GIFT_CARD`;
+//! `requires_shipping: false` (tips, shipping protection, warranties, digital goods) →
+//! `NON_PHYSICAL`; no SKU (custom items) → `NO_SKU`, checked in that order.
 //!
 //! Ids are taken from the GraphQL id first because Shopify's integer ids exceed 2^53 and are
 //! rounded by any JavaScript hop on the way (Shopify's own sample payloads show it). Parsed as
@@ -36,11 +46,13 @@
 
 use serde_json::{Map, Value};
 
+use super::money::{optional_amount, optional_currency};
 use super::{
-    as_array, as_int, as_object, as_str, check_quantity, get, invalid, optional_str,
-    optional_timestamp, required, required_id, required_quantity, required_sku, AdapterError,
-    LineSet, Parsed, Path, RawLine,
+    as_array, as_bool, as_int, as_object, as_str, check_quantity, get, invalid, optional_bool,
+    optional_sku, optional_str, optional_timestamp, required, required_id, required_quantity,
+    AdapterConfig, AdapterError, LineSet, Parsed, Path, RawLine,
 };
+use crate::model::{FulfilledBy, SkipReason, SkippedLine};
 
 /// `financial_status` values that mean the buyer's payment is secured.
 const PAID_STATUSES: [&str; 5] = [
@@ -51,7 +63,11 @@ const PAID_STATUSES: [&str; 5] = [
     "refunded",
 ];
 
-pub(super) fn parse(payload: &Value, path: &Path<'_>) -> Result<Parsed, AdapterError> {
+pub(super) fn parse(
+    payload: &Value,
+    config: &AdapterConfig,
+    path: &Path<'_>,
+) -> Result<Parsed, AdapterError> {
     let outer = as_object(payload, path)?;
     let wrapped_path = path.key("order");
     // A REST body is `{"order": {...}}`; a webhook body is the order itself (which has no
@@ -69,6 +85,15 @@ pub(super) fn parse(payload: &Value, path: &Path<'_>) -> Result<Parsed, AdapterE
     let cancelled = optional_str(order, "cancelled_at", path)?.is_some();
     let placed_at = optional_timestamp(order, "created_at", path)?;
 
+    let test = optional_bool(order, "test", path)?;
+    let currency = optional_currency(order, "currency", path)?;
+    let total = match optional_amount(order, "current_total_price", path)? {
+        Some(total) => Some(total),
+        None => optional_amount(order, "total_price", path)?,
+    };
+    let already_shipped =
+        optional_str(order, "fulfillment_status", path)?.is_some_and(|s| s == "fulfilled");
+
     let items_path = path.key("line_items");
     let items = as_array(required(order, "line_items", path)?, &items_path)?;
     let mut lines = LineSet::with_len(items.len(), &items_path)?;
@@ -76,8 +101,7 @@ pub(super) fn parse(payload: &Value, path: &Path<'_>) -> Result<Parsed, AdapterE
         let item_path = items_path.index(i);
         let item = as_object(item, &item_path)?;
         let line_id = id_of(item, "LineItem", "line id", &item_path)?;
-        let sku = required_sku(item, "sku", &item_path)?;
-        let ordered = required_quantity(item, "quantity", 1, &item_path)?;
+        let ordered = required_quantity(item, "quantity", 0, &item_path)?;
         let remaining = match get(item, "current_quantity") {
             Some(value) => {
                 let at = item_path.key("current_quantity");
@@ -85,25 +109,92 @@ pub(super) fn parse(payload: &Value, path: &Path<'_>) -> Result<Parsed, AdapterE
             }
             None => ordered,
         };
-        lines.push(
-            RawLine {
-                line_id,
-                sku,
-                ordered,
-                remaining,
-            },
-            &item_path,
-        )?;
+        let sku = optional_sku(item, "sku", &item_path)?;
+        let requires_shipping = match get(item, "requires_shipping") {
+            Some(value) => as_bool(value, &item_path.key("requires_shipping"))?,
+            None => true,
+        };
+        let skip = if optional_bool(item, "gift_card", &item_path)? {
+            Some(SkipReason::GIFT_CARD)
+        } else if !requires_shipping {
+            Some(SkipReason::NON_PHYSICAL)
+        } else if sku.is_none() {
+            Some(SkipReason::NO_SKU)
+        } else {
+            None
+        };
+        match (skip, sku) {
+            (None, Some(sku)) => {
+                if ordered == 0 {
+                    // Only a skipped line may report no units; a stock line needs one.
+                    required_quantity(item, "quantity", 1, &item_path)?;
+                }
+                let mut line = RawLine::new(line_id, sku, ordered, remaining);
+                line.fulfilled_by = fulfilled_by(item, config, &item_path)?;
+                line.shipped = shipped_units(item, remaining, &item_path)?;
+                line.unit_price = optional_amount(item, "price", &item_path)?;
+                line.currency = line.unit_price.as_ref().and(currency.clone());
+                lines.push(line, &item_path)?;
+            }
+            (reason, sku) => lines.skip(
+                SkippedLine {
+                    line_id,
+                    sku,
+                    quantity: remaining,
+                    reason: reason.unwrap_or(SkipReason::NO_SKU),
+                },
+                &item_path,
+            )?,
+        }
     }
 
-    Ok(Parsed {
+    let mut parsed = Parsed::new(
         order_id,
         paid,
         cancelled,
         placed_at,
-        lines: lines.lines,
-        lines_path: items_path.render(),
+        lines,
+        items_path.render(),
+    );
+    parsed.already_shipped = already_shipped;
+    parsed.test = test;
+    parsed.currency = currency;
+    parsed.total = total;
+    Ok(parsed)
+}
+
+/// `MERCHANT` when the line's `fulfillment_service` is absent or one of the channel's own.
+fn fulfilled_by(
+    item: &Map<String, Value>,
+    config: &AdapterConfig,
+    path: &Path<'_>,
+) -> Result<FulfilledBy, AdapterError> {
+    Ok(match optional_str(item, "fulfillment_service", path)? {
+        Some(service) if !config.own_fulfillment_services.contains(service) => {
+            FulfilledBy::MARKETPLACE
+        }
+        _ => FulfilledBy::MERCHANT,
     })
+}
+
+/// Units of a line Shopify reports fulfilled.
+fn shipped_units(
+    item: &Map<String, Value>,
+    quantity: i64,
+    path: &Path<'_>,
+) -> Result<i64, AdapterError> {
+    match optional_str(item, "fulfillment_status", path)? {
+        Some("fulfilled") => Ok(quantity),
+        Some("partial") => match get(item, "fulfillable_quantity") {
+            Some(value) => {
+                let at = path.key("fulfillable_quantity");
+                let open = check_quantity(as_int(value, &at)?, 0, &at)?;
+                Ok(quantity.saturating_sub(open).max(0))
+            }
+            None => Ok(0),
+        },
+        _ => Ok(0),
+    }
 }
 
 /// The id of a Shopify object: the numeric suffix of `admin_graphql_api_id` when present (exact

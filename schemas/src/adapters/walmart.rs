@@ -18,6 +18,13 @@
 //! | line `line_id` | `lineNumber` (unique within the purchase order) |
 //! | line `sku` | `item.sku` |
 //! | line `quantity` | `orderLineQuantity.amount` (a decimal string such as `"1"`) minus the units whose `orderLineStatuses.orderLineStatus[].status` is `Cancelled` |
+//! | line `fulfilled_by` | the order's `shipNode.type`: `WFSFulfilled` (Walmart Fulfillment Services) → `MARKETPLACE`; `SellerFulfilled`, `3PLFulfilled` (the seller's own third-party warehouse) or absent → `MERCHANT` |
+//! | line `shipped_quantity` | units of `Shipped` and `Delivered` status entries |
+//! | line `line_total`, `currency` | the `PRODUCT` entry of `charges.charge[]`: `chargeAmount.amount` (the line's product charge; Walmart writes it as a JSON number, read from its own digits) and `chargeAmount.currency`; the unit price is derived when the division by the ordered quantity is exact |
+//! | `already_shipped` | every live line's units are all `Shipped` or `Delivered` |
+//!
+//! Walmart purchase orders carry no order total and no test flag: `total` and `currency` stay
+//! empty and `test` is false. `item.sku` stays required: a Walmart item is always a seller SKU.
 //!
 //! Line statuses: each status entry covers `statusQuantity.amount` units of the line (a
 //! `Cancelled` entry without `statusQuantity` cancels the whole line). Fully cancelled lines of
@@ -27,11 +34,13 @@
 
 use serde_json::{Map, Value};
 
+use super::money::money_object;
 use super::{
-    as_array, as_object, as_str, check_quantity, get, invalid, optional_timestamp, required,
-    required_id, required_sku, unsupported, wrong_type, AdapterError, LineSet, Parsed, Path,
-    RawLine,
+    as_array, as_object, as_str, check_quantity, get, invalid, optional_str, optional_timestamp,
+    required, required_id, required_sku, unsupported, wrong_type, AdapterError, LineSet, Parsed,
+    Path, RawLine,
 };
+use crate::model::FulfilledBy;
 
 pub(super) fn parse(payload: &Value, path: &Path<'_>) -> Result<Parsed, AdapterError> {
     let top = as_object(payload, path)?;
@@ -51,6 +60,14 @@ pub(super) fn parse(payload: &Value, path: &Path<'_>) -> Result<Parsed, AdapterE
 
     let order_id = required_id(order, "purchaseOrderId", "purchase order id", path)?;
     let placed_at = optional_timestamp(order, "orderDate", path)?;
+    // Walmart's own released-orders example has `"shipNode": []`: no ship node.
+    let fulfilled_by = match get(order, "shipNode") {
+        Some(Value::Object(node)) => match optional_str(node, "type", &path.key("shipNode"))? {
+            Some("WFSFulfilled") => FulfilledBy::MARKETPLACE,
+            _ => FulfilledBy::MERCHANT,
+        },
+        _ => FulfilledBy::MERCHANT,
+    };
 
     let order_lines_path = path.key("orderLines");
     let order_lines = as_object(required(order, "orderLines", path)?, &order_lines_path)?;
@@ -73,33 +90,61 @@ pub(super) fn parse(payload: &Value, path: &Path<'_>) -> Result<Parsed, AdapterE
             &quantity_path,
         )?;
         let ordered = amount(quantity, 1, &quantity_path)?;
-        let cancelled = cancelled_units(line, ordered, &line_path)?;
+        let cancelled = status_units(line, ordered, &["Cancelled"], &line_path)?;
         let remaining = ordered.saturating_sub(cancelled).max(0);
-        lines.push(
-            RawLine {
-                line_id,
-                sku,
-                ordered,
-                remaining,
-            },
-            &line_path,
-        )?;
+        let mut raw = RawLine::new(line_id, sku, ordered, remaining);
+        raw.fulfilled_by = fulfilled_by;
+        raw.shipped = status_units(line, ordered, &["Shipped", "Delivered"], &line_path)?;
+        if let Some(charge) = product_charge(line, &line_path)? {
+            raw.line_total = Some(charge.amount);
+            raw.currency = Some(charge.currency);
+        }
+        lines.push(raw, &line_path)?;
     }
 
-    Ok(Parsed {
-        order_id,
-        paid: true,
-        cancelled: false,
-        placed_at,
-        lines: lines.lines,
-        lines_path: lines_path.render(),
-    })
+    let live: Vec<&RawLine> = lines.lines.iter().filter(|l| l.remaining > 0).collect();
+    let already_shipped = !live.is_empty() && live.iter().all(|l| l.shipped >= l.remaining);
+    let mut parsed = Parsed::new(order_id, true, false, placed_at, lines, lines_path.render());
+    parsed.already_shipped = already_shipped;
+    Ok(parsed)
 }
 
-/// Units of a line covered by `Cancelled` status entries (at most `ordered`).
-fn cancelled_units(
+/// The `PRODUCT` charge of a line, if it has one.
+fn product_charge(
+    line: &Map<String, Value>,
+    path: &Path<'_>,
+) -> Result<Option<super::money::Money>, AdapterError> {
+    let Some(charges) = get(line, "charges") else {
+        return Ok(None);
+    };
+    let charges_path = path.key("charges");
+    let charges = as_object(charges, &charges_path)?;
+    let list_path = charges_path.key("charge");
+    let Some(list) = get(charges, "charge") else {
+        return Ok(None);
+    };
+    for (i, charge) in as_array(list, &list_path)?.iter().enumerate() {
+        let charge_path = list_path.index(i);
+        let charge = as_object(charge, &charge_path)?;
+        if optional_str(charge, "chargeType", &charge_path)? != Some("PRODUCT") {
+            continue;
+        }
+        let amount_path = charge_path.key("chargeAmount");
+        let amount = as_object(
+            required(charge, "chargeAmount", &charge_path)?,
+            &amount_path,
+        )?;
+        return money_object(amount, "amount", "currency", &amount_path).map(Some);
+    }
+    Ok(None)
+}
+
+/// Units of a line covered by status entries named in `names` (at most `ordered`); an entry
+/// without `statusQuantity` covers the whole line.
+fn status_units(
     line: &Map<String, Value>,
     ordered: i64,
+    names: &[&str],
     path: &Path<'_>,
 ) -> Result<i64, AdapterError> {
     let statuses_path = path.key("orderLineStatuses");
@@ -120,7 +165,7 @@ fn cancelled_units(
             required(status, "status", &status_path)?,
             &status_path.key("status"),
         )?;
-        if name != "Cancelled" {
+        if !names.contains(&name) {
             continue;
         }
         let units = match get(status, "statusQuantity") {

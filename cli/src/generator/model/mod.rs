@@ -129,7 +129,7 @@ impl TrafficModel {
         let generic = topology
             .channels
             .iter()
-            .filter(|c| c.adapter == AdapterKind::Generic)
+            .filter(|c| matches!(c.adapter, AdapterKind::Generic | AdapterKind::Ebay))
             .count()
             .max(1) as u32;
         // Order shares by adapter: Shopify and Amazon 35% each, Walmart 20%, the generic
@@ -143,7 +143,7 @@ impl TrafficModel {
                 weight: match c.adapter {
                     AdapterKind::Shopify | AdapterKind::Amazon => 350,
                     AdapterKind::Walmart => 200,
-                    AdapterKind::Generic => (100 / generic).max(1),
+                    AdapterKind::Generic | AdapterKind::Ebay => (100 / generic).max(1),
                 },
             })
             .collect();

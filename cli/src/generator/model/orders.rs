@@ -204,6 +204,15 @@ impl TrafficModel {
                 );
                 (n, id, if roll < 8 { "unpaid" } else { "paid" }, roll >= 8)
             }
+            AdapterKind::Ebay => {
+                let id = format!(
+                    "{:02}-{:05}-{:05}",
+                    10 + self.id_base / 10_000_000 % 90,
+                    (n / 100_000) % 100_000,
+                    n % 100_000
+                );
+                (n, id, if roll < 8 { "PENDING" } else { "PAID" }, roll >= 8)
+            }
         };
         let order = OrderState {
             channel,
@@ -319,6 +328,7 @@ impl TrafficModel {
                 "{}-bridge-{}-r{}",
                 channel.name, order.order_id, order.deliveries
             ),
+            AdapterKind::Ebay => format!("ebay-poll-{}-{}", order.order_id, order.deliveries),
         };
         let envelope = json!({
             "channel": channel.name,
@@ -411,6 +421,16 @@ fn revise(order: &mut OrderState, adapter: AdapterKind, reduce_first: bool) -> b
                 true
             } else {
                 edit(order)
+            }
+        }
+        // eBay orders keep their lines; a pending payment completes.
+        AdapterKind::Ebay => {
+            if order.paid {
+                false
+            } else {
+                order.paid = true;
+                order.status = "PAID";
+                true
             }
         }
     }

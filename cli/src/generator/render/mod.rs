@@ -1,6 +1,7 @@
 //! An order as its channel would send it now: one file per payload shape.
 
 mod amazon;
+mod ebay;
 mod generic;
 mod shopify;
 mod walmart;
@@ -48,6 +49,7 @@ pub(crate) fn render(order: &OrderState, adapter: AdapterKind, catalog: &[Sku], 
         AdapterKind::Amazon => amazon::amazon(order, catalog, now),
         AdapterKind::Walmart => walmart::walmart(order, catalog),
         AdapterKind::Generic => generic::generic(order, catalog),
+        AdapterKind::Ebay => ebay::ebay(order, catalog),
     }
 }
 

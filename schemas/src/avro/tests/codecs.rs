@@ -220,24 +220,32 @@ fn hostile_lengths_are_refused_without_allocating() {
     assert!(err.to_string().contains("exceeds"), "{err}");
 
     // A valid prefix up to `lines`, then an array block of a billion lines. The datum of this
-    // order ends with lines (0 = empty array), delivery_id ("") and received_at (0): drop those
-    // three bytes and put a huge block count where the empty array was.
+    // order ends with lines (0 = empty array), delivery_id ("") and received_at (0), then the
+    // fields added later, all at their defaults (already_shipped, test, currency = null,
+    // total = null, skipped_lines = []: one zero byte each): drop those eight bytes and put a
+    // huge block count where the empty array was.
     let mut prefix = Vec::new();
     encode_datum_into(
         &Order {
             lines: vec![],
             delivery_id: String::new(),
             received_at: 0,
+            already_shipped: false,
+            test: false,
+            currency: None,
+            total: None,
+            skipped_lines: vec![],
             ..order()
         },
         &mut prefix,
     )
     .unwrap();
-    prefix.truncate(prefix.len() - 3); // drop lines=0, delivery_id="" and received_at=0
+    assert_eq!(prefix[prefix.len() - 8..], [0; 8]);
+    prefix.truncate(prefix.len() - 8);
     let mut hostile = vec![0, 0, 0, 0, 1];
     hostile.extend_from_slice(&prefix);
     hostile.extend_from_slice(&[0x80, 0xa8, 0xd6, 0xb9, 0x07]); // zig-zag 1_000_000_000
-    hostile.extend_from_slice(&[2, b'a', 2, b'b', 2]);
+    hostile.extend_from_slice(&[2, b'a', 2, b'b', 2, 0, 0, 0, 0, 0]);
     let err = decode_with_writer::<Order>(&hostile, Order::compiled()).unwrap_err();
     assert!(
         err.to_string().contains("block of 1000000000 items"),
@@ -389,4 +397,124 @@ fn inventory_change_has_the_java_librarys_canonical_form_and_fingerprint() {
         compiled.fingerprint(),
         [0x80, 0x29, 0x78, 0xd0, 0x8a, 0x0c, 0xd1, 0xd5]
     );
+}
+
+/// Issue 16: `Order` and `ValidatedOrder` gained appended fields with defaults. A record written
+/// with the schema as it was before (kept verbatim in `tests/history/`) still decodes, every new
+/// field at its default.
+#[test]
+fn records_written_with_the_first_order_schemas_still_decode() {
+    let old_order = CompiledSchema::parse(include_str!("history/Order.v1.avsc")).unwrap();
+    assert_ne!(old_order.fingerprint(), fingerprint::<Order>());
+    let line = |id: &str, sku: &str, quantity: i64| {
+        Value::Record(vec![
+            ("line_id".into(), Value::String(id.into())),
+            ("sku".into(), Value::String(sku.into())),
+            ("quantity".into(), Value::Long(quantity)),
+        ])
+    };
+    let written = Value::Record(vec![
+        ("channel".into(), Value::String("amazon".into())),
+        (
+            "channel_order_id".into(),
+            Value::String("902-1845936-5435065".into()),
+        ),
+        ("paid".into(), Value::Boolean(true)),
+        ("cancelled".into(), Value::Boolean(false)),
+        ("placed_at".into(), Value::TimestampMillis(1_569_510_000)),
+        (
+            "lines".into(),
+            Value::Array(vec![line("05015851154158", "NABetaASINB00551Q3CS", 1)]),
+        ),
+        ("delivery_id".into(), Value::String("sp-poll-1".into())),
+        (
+            "received_at".into(),
+            Value::TimestampMillis(1_772_000_000_000),
+        ),
+    ]);
+    let datum = apache_avro::to_avro_datum(old_order.schema(), written).unwrap();
+    let mut bytes = old_order.single_object_header().to_vec();
+    bytes.extend_from_slice(&datum);
+    let order: Order = decode_with_writer(&bytes, &old_order).unwrap();
+    assert_eq!(
+        order,
+        Order {
+            channel: "amazon".into(),
+            channel_order_id: "902-1845936-5435065".into(),
+            paid: true,
+            cancelled: false,
+            placed_at: 1_569_510_000,
+            lines: vec![OrderLine::new("05015851154158", "NABetaASINB00551Q3CS", 1)],
+            delivery_id: "sp-poll-1".into(),
+            received_at: 1_772_000_000_000,
+            already_shipped: false,
+            test: false,
+            currency: None,
+            total: None,
+            skipped_lines: vec![],
+        }
+    );
+    // Its fingerprint is the one the first version computed (no new field is set).
+    assert_eq!(order.fingerprint(), {
+        let parts: [&[u8]; 7] = [
+            b"amazon",
+            b"902-1845936-5435065",
+            &[1, 0],
+            &1_569_510_000_i64.to_le_bytes(),
+            b"05015851154158",
+            b"NABetaASINB00551Q3CS",
+            &1_i64.to_le_bytes(),
+        ];
+        stable_hash128(&parts)
+    });
+
+    let old_validated =
+        CompiledSchema::parse(include_str!("history/ValidatedOrder.v1.avsc")).unwrap();
+    assert_ne!(old_validated.fingerprint(), fingerprint::<ValidatedOrder>());
+    let written = Value::Record(vec![
+        ("event_id".into(), Value::String("e1".into())),
+        (
+            "order_key".into(),
+            Value::String("ebay:12-34567-89012".into()),
+        ),
+        ("channel".into(), Value::String("ebay".into())),
+        (
+            "channel_order_id".into(),
+            Value::String("12-34567-89012".into()),
+        ),
+        ("revision".into(), Value::Int(2)),
+        ("status".into(), Value::Enum(0, "ACCEPTED".into())),
+        ("paid".into(), Value::Boolean(true)),
+        (
+            "placed_at".into(),
+            Value::TimestampMillis(1_717_980_000_000),
+        ),
+        (
+            "lines".into(),
+            Value::Array(vec![Value::Record(vec![
+                ("line_id".into(), Value::String("1".into())),
+                ("sku".into(), Value::String("SKU-1".into())),
+                ("quantity".into(), Value::Long(2)),
+                ("reserved".into(), Value::Long(2)),
+                ("backordered".into(), Value::Long(0)),
+                ("outcome".into(), Value::Enum(0, "RESERVED".into())),
+            ])]),
+        ),
+    ]);
+    let datum = apache_avro::to_avro_datum(old_validated.schema(), written).unwrap();
+    let mut bytes = vec![0, 0, 0, 0, 9]; // Confluent framing, as a registry-backed ERP reads it
+    bytes.extend_from_slice(&datum);
+    let validated: ValidatedOrder = decode_with_writer(&bytes, &old_validated).unwrap();
+    assert_eq!(validated.revision, 2);
+    assert_eq!(validated.lines.len(), 1);
+    let line = &validated.lines[0];
+    assert_eq!((line.reserved, line.outcome), (2, LineOutcome::RESERVED));
+    assert_eq!(line.fulfilled_by, FulfilledBy::MERCHANT);
+    assert_eq!(
+        (&line.unit_price, &line.line_total, &line.currency),
+        (&None, &None, &None)
+    );
+    assert_eq!((&validated.currency, &validated.total), (&None, &None));
+    assert!(!validated.already_shipped);
+    assert!(validated.skipped_lines.is_empty());
 }

@@ -88,18 +88,29 @@ fn order() -> Order {
         placed_at: 1_717_990_000_000,
         lines: vec![
             OrderLine {
-                line_id: "1".into(),
-                sku: "SKU-1001".into(),
-                quantity: 2,
+                shipped_quantity: 1,
+                unit_price: Some("12.50".into()),
+                line_total: Some("25.00".into()),
+                currency: Some("USD".into()),
+                ..OrderLine::new("1", "SKU-1001", 2)
             },
             OrderLine {
-                line_id: "2".into(),
-                sku: "SKU-ÄÖÜ-β".into(),
-                quantity: 1,
+                fulfilled_by: FulfilledBy::MARKETPLACE,
+                ..OrderLine::new("2", "SKU-ÄÖÜ-β", 1)
             },
         ],
         delivery_id: "d1c7b3a2-0000-4e5f-9a8b-123456789abc".into(),
         received_at: 1_717_990_000_500,
+        already_shipped: false,
+        test: false,
+        currency: Some("USD".into()),
+        total: Some("31.34".into()),
+        skipped_lines: vec![SkippedLine {
+            line_id: "3".into(),
+            sku: None,
+            quantity: 1,
+            reason: SkipReason::NON_PHYSICAL,
+        }],
     }
 }
 
@@ -151,6 +162,10 @@ fn validated_order() -> ValidatedOrder {
                 reserved: 1,
                 backordered: 0,
                 outcome: LineOutcome::RESERVED,
+                fulfilled_by: FulfilledBy::MERCHANT,
+                unit_price: Some("19.99".into()),
+                line_total: Some("19.99".into()),
+                currency: Some("USD".into()),
             },
             ValidatedLine {
                 line_id: "2".into(),
@@ -159,8 +174,21 @@ fn validated_order() -> ValidatedOrder {
                 reserved: 0,
                 backordered: 0,
                 outcome: LineOutcome::REJECTED,
+                fulfilled_by: FulfilledBy::MARKETPLACE,
+                unit_price: None,
+                line_total: None,
+                currency: None,
             },
         ],
+        currency: Some("USD".into()),
+        total: Some("84.96".into()),
+        already_shipped: false,
+        skipped_lines: vec![SkippedLine {
+            line_id: "9".into(),
+            sku: Some("GIFT-25".into()),
+            quantity: 1,
+            reason: SkipReason::GIFT_CARD,
+        }],
     }
 }
 

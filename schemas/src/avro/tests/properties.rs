@@ -82,13 +82,18 @@ prop_compose! {
     fn arb_validated_order()(
         id in ".{0,10}", revision in any::<i32>(), status in arb_status(), paid in any::<bool>(),
         placed_at in any::<i64>(),
-        lines in proptest::collection::vec((".{0,4}", ".{0,6}", any::<i64>(), any::<i64>(), any::<i64>(), arb_outcome()), 0..5),
+        lines in proptest::collection::vec((".{0,4}", ".{0,6}", any::<i64>(), any::<i64>(), any::<i64>(), arb_outcome(), any::<bool>(), proptest::option::of("-?[0-9]{1,6}(\\.[0-9]{1,3})?")), 0..5),
+        total in proptest::option::of("[0-9]{1,6}\\.[0-9]{2}"), already_shipped in any::<bool>(),
     ) -> ValidatedOrder {
         ValidatedOrder {
             event_id: stable_id(&[id.as_bytes()]), order_key: order_key("x", &id), channel: "x".into(),
             channel_order_id: id, revision, status, paid, placed_at,
-            lines: lines.into_iter().map(|(line_id, sku, quantity, reserved, backordered, outcome)|
-                ValidatedLine { line_id, sku, quantity, reserved, backordered, outcome }).collect(),
+            lines: lines.into_iter().map(|(line_id, sku, quantity, reserved, backordered, outcome, marketplace, price)|
+                ValidatedLine { line_id, sku, quantity, reserved, backordered, outcome,
+                    fulfilled_by: if marketplace { FulfilledBy::MARKETPLACE } else { FulfilledBy::MERCHANT },
+                    currency: price.as_ref().map(|_| "EUR".to_owned()), line_total: price.clone(), unit_price: price }).collect(),
+            currency: total.as_ref().map(|_| "GBP".to_owned()), total, already_shipped,
+            skipped_lines: vec![SkippedLine { line_id: "tip".into(), sku: None, quantity: 0, reason: SkipReason::NO_SKU }],
         }
     }
 }
