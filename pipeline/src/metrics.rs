@@ -30,6 +30,8 @@ pub const ZOMBIE_EPOCHS: &str = "shelfsync_zombie_epochs_dropped_total";
 /// Tasks whose local state was set aside for a restore because another writer wrote their
 /// changelog after this host's last epoch (or the changelog was recreated).
 pub const STALE_LOCAL_STATE: &str = "shelfsync_stale_local_state_total";
+/// Tasks that found their input topic recreated and started a new lineage.
+pub const INPUT_RECREATED: &str = "shelfsync_input_recreated_total";
 /// Stamps and progress marks whose MAC did not verify (ignored), by `stage` and `kind`
 /// (`stamp`: the record was dead-lettered; `progress_mark`: the mark was dropped).
 pub const FORGED: &str = "shelfsync_forged_stamps_total";
@@ -210,6 +212,12 @@ pub const ALL: &[Metric] = {
             Counter,
             &[],
             "Tasks restored from the changelog instead of resumed from local state, because another writer wrote the changelog after this host's last epoch (or it was recreated).",
+        ),
+        metric(
+            INPUT_RECREATED,
+            Counter,
+            &["stage"],
+            "Tasks that found their input topic recreated (its offsets begun again) and read it again in a new lineage.",
         ),
         metric(
             FORGED,

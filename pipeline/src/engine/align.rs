@@ -34,6 +34,7 @@ use shelfsync_operators::state::{decode_value, encode_value};
 use shelfsync_operators::StateStore;
 
 use super::progress::NO_PROGRESS;
+use super::task::base_name;
 use crate::error::{Error, Result};
 
 /// Key prefix of held records in a task's store (operators' keys never start with `0x00`).
@@ -46,7 +47,7 @@ const OPEN_BATCH: usize = 10_000;
 /// A record an aligning task holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Held {
-    /// The upstream task that wrote it (from its stamp).
+    /// The upstream task that wrote it, as its stamp names it (`task@lineage`).
     pub(crate) upstream: String,
     /// Its stamp position `(step, index)` at the upstream.
     pub(crate) stamp: (i64, i32),
@@ -147,8 +148,9 @@ impl Aligner {
 
     fn push(&mut self, entry: Entry) {
         self.len += 1;
+        // One queue per upstream task, whatever the lineage its stamps carry.
         self.queues
-            .entry(entry.held.upstream.clone())
+            .entry(base_name(&entry.held.upstream).to_string())
             .or_default()
             .push_back(entry);
     }
@@ -158,12 +160,14 @@ impl Aligner {
         self.len
     }
 
-    /// The stamp position of the last record held from `upstream`, if any: a repeat at or
-    /// below it is a duplicate even before it is applied.
+    /// The stamp position of the last record held from `upstream` (as its stamp names it,
+    /// lineage included), if any: a repeat at or below it is a duplicate even before it is
+    /// applied. A stamp of another lineage than the last held record's is no repeat of it.
     pub(crate) fn last_held(&self, upstream: &str) -> Option<(i64, i32)> {
         self.queues
-            .get(upstream)
+            .get(base_name(upstream))
             .and_then(VecDeque::back)
+            .filter(|e| e.held.upstream == upstream)
             .map(|e| e.held.stamp)
     }
 

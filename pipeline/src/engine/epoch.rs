@@ -72,6 +72,11 @@ impl Engine {
         };
         let stage = task.stage;
         let internal = stage.input().role() == TopicRole::Internal;
+        if offset >= task.ledger.next_offset() {
+            // What the next open compares the partition with (a recreated topic).
+            task.ledger
+                .seen(offset, msg.timestamp().to_millis().unwrap_or(0));
+        }
         if let Some(mark) = Mark::of(msg) {
             if offset >= task.ledger.next_offset() {
                 task.ledger.consumed(offset);
@@ -201,7 +206,7 @@ impl Engine {
                 // The commit carries where the output tails stood, for a host that opens the
                 // task without this checkpoint (see `tail::Delivered::to_metadata`).
                 if let (Some(meta), Some(mut elem)) = (
-                    cp.delivered.to_metadata(),
+                    cp.delivered.to_metadata(cp.lineage),
                     offsets.find_partition(topic, task.partition),
                 ) {
                     elem.set_metadata(meta);
@@ -485,10 +490,12 @@ fn apply(
         metrics::counter!(m::TAIL_SUPPRESSED, "stage" => stage.name()).increment(skip.len() as u64);
     }
     match result {
-        Ok(()) => output.produce(&task.name, stage.name(), step, input.ts, &skip)?,
+        Ok(()) => output.produce(&task.stamp_name, stage.name(), step, input.ts, &skip)?,
         // The DLQ record is this step's output 0, delivered before the crash.
         Err(_) if skip.contains(&0) => {}
-        Err(rejected) => output.dead_letter(input, &task.name, stage.name(), step, rejected)?,
+        Err(rejected) => {
+            output.dead_letter(input, &task.stamp_name, stage.name(), step, rejected)?;
+        }
     }
     output.applied(input.ts);
     Ok(())

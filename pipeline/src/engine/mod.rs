@@ -11,6 +11,7 @@
 //! | `progress.rs` | progress marks: how far each upstream task's event time has advanced |
 //! | `align.rs` | event-time alignment where paths merge: held records, applied in timestamp order |
 //! | `opener.rs` | the opener thread: tasks open off the rebalance callback while the others run |
+//! | `incarnation.rs` | lineages: a recreated input topic is read again, in a new lineage of stamps |
 //! | `restore.rs` | opening a task: resume from the local checkpoint or restore the store from its changelog |
 //! | `tail.rs` | output-tail suppression: delivered offsets and the scan that keeps a restart from repeating outputs |
 //! | `rebalance.rs` | the consumer-group callbacks: commit and close on revoke, open on assign |
@@ -38,6 +39,7 @@ use crate::stages::StageLogic;
 mod align;
 mod epoch;
 mod guard;
+mod incarnation;
 mod opener;
 mod output;
 mod progress;

@@ -36,11 +36,12 @@ use shelfsync_topology::{Stage, TopicId, Topology};
 use tracing::{info, warn};
 
 use super::align::Aligner;
+use super::incarnation;
 use super::progress::{self, Watermark};
 use super::stamp::StampKey;
 use super::status::EngineStatus;
 use super::tail::Delivered;
-use super::task::{task_name, Checkpoint, Ledger, Task};
+use super::task::{stamp_name, task_name, Checkpoint, Ledger, Task};
 use crate::error::{Error, Result};
 use crate::kafka;
 use crate::metrics as m;
@@ -76,6 +77,9 @@ pub(crate) struct OpenCtx {
     /// (and their metadata) without joining the group.
     group: BaseConsumer,
 }
+
+/// What a group commit's metadata carries: the delivered offsets and the lineage.
+type CommitMeta = (Delivered, i64);
 
 /// What [`OpenCtx::open_task`] came to.
 pub(crate) enum Opening {
@@ -153,7 +157,7 @@ impl OpenCtx {
     ) -> Result<Opening> {
         let name = task_name(stage, partition);
         let mut store = self.db.store(&name)?;
-        let (committed, committed_delivered) = self.committed(topic, partition)?;
+        let (committed, committed_meta) = self.committed(topic, partition)?;
         let local = store
             .get_committed(CHECKPOINT_KEY)?
             .map(|b| Checkpoint::decode(&b))
@@ -172,6 +176,8 @@ impl OpenCtx {
                 fresh = false;
             }
         }
+        // Whether a checkpoint (local, or restored from the changelog) was found.
+        let mut found = true;
         let mut cp = match (local, stage.store()) {
             (Some(cp), _) if fresh => {
                 info!(task = %name, next_offset = cp.next_offset, "resuming from local checkpoint");
@@ -180,6 +186,7 @@ impl OpenCtx {
             (local, None) => {
                 // Stateless: nothing to restore; the group's offset says where to go on.
                 let mut cp = local.unwrap_or_default();
+                found = cp != Checkpoint::default();
                 cp.next_offset = committed.unwrap_or(-1);
                 cp
             }
@@ -196,15 +203,38 @@ impl OpenCtx {
                 let Some(mut cp) = restored? else {
                     return Ok(Opening::Cancelled);
                 };
+                found = cp != Checkpoint::default();
                 cp.next_offset = committed.unwrap_or(-1);
                 cp
             }
         };
-        if cp.delivered == Delivered::default() {
-            // No checkpoint says where the output tails stood (a stateless task on a new host):
-            // the group's commit metadata does.
-            if let Some(d) = committed_delivered {
-                cp.delivered = d;
+        if !found {
+            // No checkpoint (a stateless task on a new host, or a task starting from nothing):
+            // the group's commit metadata says where the output tails stood and in which
+            // lineage; without a commit the task starts a lineage of its own.
+            match committed_meta {
+                Some((delivered, lineage)) => {
+                    cp.delivered = delivered;
+                    cp.lineage = lineage;
+                }
+                None if committed.is_none() => {
+                    cp.lineage = incarnation::fresh(&self.writer_id, &name);
+                }
+                None => {}
+            }
+        }
+        if let Some(last) = cp.last_input {
+            if let Some((why, low, high)) = self.input_recreated(topic, partition, last)? {
+                let lineage = incarnation::after(&name, cp.lineage, last);
+                warn!(task = %name, topic, partition, reason = %why, lineage, "the input topic was recreated: reading it from the group's offset (or its beginning) in a new lineage; the state is kept");
+                metrics::counter!(m::INPUT_RECREATED, "stage" => stage.name()).increment(1);
+                cp.lineage = lineage;
+                cp.last_input = None;
+                // From the group's offset if it belongs to the new topic, else its beginning
+                // (explicitly: the consumer's own position may be the old topic's offset).
+                cp.next_offset = committed
+                    .filter(|c| (low..=high).contains(c))
+                    .unwrap_or(low);
             }
         }
         let upstreams = progress::upstream_tasks(&self.topology, stage);
@@ -218,6 +248,7 @@ impl OpenCtx {
         };
         let aligning = aligner.is_some();
         Ok(Opening::Ready(Box::new(Task {
+            stamp_name: stamp_name(&name, cp.lineage),
             name,
             stage,
             partition,
@@ -230,8 +261,8 @@ impl OpenCtx {
     }
 
     /// The group's committed offset of `(topic, partition)`, if any, and the delivered offsets
-    /// its commit metadata carries (see [`Delivered::to_metadata`]).
-    fn committed(&self, topic: &str, partition: i32) -> Result<(Option<i64>, Option<Delivered>)> {
+    /// and lineage its commit metadata carries (see [`Delivered::to_metadata`]).
+    fn committed(&self, topic: &str, partition: i32) -> Result<(Option<i64>, Option<CommitMeta>)> {
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition(topic, partition);
         let committed = kafka::retry("committed offsets", RETRY_BUDGET, || {

@@ -81,10 +81,11 @@ impl Delivered {
 
     /// The form carried in the metadata of a group offset commit, so that a task opened on a
     /// host without its checkpoint (a stateless task moving) still knows where its output
-    /// tails stood: `d1;<topic>=<partition>:<offset>,…;…`. `None` when it would not fit the
+    /// tails stood, and in which lineage (see `Checkpoint::lineage`):
+    /// `d1;l=<lineage>;<topic>=<partition>:<offset>,…;…`. `None` when it would not fit the
     /// broker's default `offset.metadata.max.bytes` (4096).
-    pub fn to_metadata(&self) -> Option<String> {
-        let mut out = String::from(METADATA_VERSION);
+    pub fn to_metadata(&self, lineage: i64) -> Option<String> {
+        let mut out = format!("{METADATA_VERSION};l={lineage}");
         for (topic, partitions) in &self.0 {
             out.push(';');
             out.push_str(topic);
@@ -97,11 +98,12 @@ impl Delivered {
 
     /// Reads [`Self::to_metadata`]'s form; `None` for anything else (no metadata, a commit by
     /// an older version or another tool).
-    pub fn from_metadata(metadata: &str) -> Option<Self> {
+    pub fn from_metadata(metadata: &str) -> Option<(Self, i64)> {
         let mut parts = metadata.split(';');
         if parts.next()? != METADATA_VERSION {
             return None;
         }
+        let lineage = parts.next()?.strip_prefix("l=")?.parse().ok()?;
         let mut out = Self::default();
         for part in parts {
             let (topic, list) = part.split_once('=')?;
@@ -110,7 +112,7 @@ impl Delivered {
                 out.record(topic, p.parse().ok()?, o.parse().ok()?);
             }
         }
-        Some(out)
+        Some((out, lineage))
     }
 }
 
@@ -175,7 +177,9 @@ pub(crate) fn scan(
     let by_name: HashMap<String, usize> = opened
         .iter()
         .enumerate()
-        .map(|(i, (_, t))| (t.name.clone(), i))
+        // A task matches only its own lineage's stamps: outputs an earlier lineage wrote at the
+        // same steps (before its input topic was recreated) are not this lineage's.
+        .map(|(i, (_, t))| (t.stamp_name.clone(), i))
         .collect();
     let mut ranges = Vec::new();
     let mut window: Option<HashMap<(String, i32), i64>> = None;
@@ -287,21 +291,22 @@ mod tests {
         d.record("retail.channel.availability", 0, 10);
         d.record("retail.channel.availability", 1, -1);
         d.record("retail.dlq", 3, 12_345);
-        let meta = d.to_metadata().unwrap();
+        let meta = d.to_metadata(17).unwrap();
         assert_eq!(
             meta,
-            "d1;retail.channel.availability=0:10,1:-1;retail.dlq=3:12345"
+            "d1;l=17;retail.channel.availability=0:10,1:-1;retail.dlq=3:12345"
         );
-        assert_eq!(Delivered::from_metadata(&meta), Some(d));
+        assert_eq!(Delivered::from_metadata(&meta), Some((d, 17)));
         // Metadata of an older version or another tool is not ours.
         assert_eq!(Delivered::from_metadata(""), None);
-        assert_eq!(Delivered::from_metadata("d1;x=1"), None);
+        assert_eq!(Delivered::from_metadata("d1;l=0;x=1"), None);
+        assert_eq!(Delivered::from_metadata("d1;x=0:1"), None);
         // Too many partitions for the broker's metadata limit: not sent at all.
         let mut big = Delivered::default();
         for p in 0..400 {
             big.record("retail.channel.availability", p, 1_000_000_000);
         }
-        assert_eq!(big.to_metadata(), None);
+        assert_eq!(big.to_metadata(0), None);
     }
 
     #[test]

@@ -41,6 +41,24 @@ pub struct Checkpoint {
     pub next_step: i64,
     /// Per upstream task, its last progress mark (event time, ms) read before `next_offset`.
     pub marks: BTreeMap<String, i64>,
+    /// The task's lineage: 0 for a task that has run since before lineages existed, else the
+    /// wall-clock time (ms) when it started from nothing or found its input topic recreated.
+    /// Its stamps carry it (`task@lineage`), so that what a new lineage writes never reads as
+    /// a repeat of what an earlier one wrote at the same offsets.
+    pub lineage: i64,
+    /// `(offset, timestamp)` of the last input record consumed: at open, a partition whose
+    /// record at that offset is gone or different is a new incarnation of the topic.
+    pub last_input: Option<(i64, i64)>,
+}
+
+/// The checkpoint as written before lineages (issue 15 #5).
+#[derive(Deserialize)]
+struct CheckpointV2 {
+    next_offset: i64,
+    upstream: UpstreamMarks,
+    delivered: Delivered,
+    next_step: i64,
+    marks: BTreeMap<String, i64>,
 }
 
 /// The checkpoint as written before steps and progress marks existed.
@@ -64,18 +82,31 @@ impl Checkpoint {
     /// [`Error::State`] when the bytes are not a checkpoint.
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         use shelfsync_operators::state::decode_value;
-        match decode_value::<Self>(CHECKPOINT_KEY, bytes) {
-            Ok(cp) => Ok(cp),
-            Err(e) => match decode_value::<CheckpointV1>(CHECKPOINT_KEY, bytes) {
-                Ok(v1) => Ok(Self {
-                    next_offset: v1.next_offset,
-                    upstream: v1.upstream,
-                    delivered: v1.delivered,
-                    next_step: v1.next_offset,
-                    marks: BTreeMap::new(),
-                }),
-                Err(_) => Err(Error::State(e.to_string())),
-            },
+        if let Ok(cp) = decode_value::<Self>(CHECKPOINT_KEY, bytes) {
+            return Ok(cp);
+        }
+        if let Ok(v2) = decode_value::<CheckpointV2>(CHECKPOINT_KEY, bytes) {
+            return Ok(Self {
+                next_offset: v2.next_offset,
+                upstream: v2.upstream,
+                delivered: v2.delivered,
+                next_step: v2.next_step,
+                marks: v2.marks,
+                lineage: 0,
+                last_input: None,
+            });
+        }
+        match decode_value::<CheckpointV1>(CHECKPOINT_KEY, bytes) {
+            Ok(v1) => Ok(Self {
+                next_offset: v1.next_offset,
+                upstream: v1.upstream,
+                delivered: v1.delivered,
+                next_step: v1.next_offset,
+                marks: BTreeMap::new(),
+                lineage: 0,
+                last_input: None,
+            }),
+            Err(e) => Err(Error::State(e.to_string())),
         }
     }
 }
@@ -109,6 +140,10 @@ pub(crate) struct Ledger {
     resumed_from: Delivered,
     /// Whether the ledger moved since the last committed epoch.
     dirty: bool,
+    /// See [`Checkpoint::lineage`].
+    lineage: i64,
+    /// See [`Checkpoint::last_input`].
+    last_input: Option<(i64, i64)>,
 }
 
 impl Ledger {
@@ -127,7 +162,14 @@ impl Ledger {
             tail: TailSuppression::default(),
             resumed_from: checkpoint.delivered,
             dirty: false,
+            lineage: checkpoint.lineage,
+            last_input: checkpoint.last_input,
         }
+    }
+
+    /// The input record at `offset` with timestamp `ts` is read (not a replay).
+    pub(crate) fn seen(&mut self, offset: i64, ts: i64) {
+        self.last_input = Some((offset, ts));
     }
 
     /// The next input offset to apply.
@@ -238,6 +280,8 @@ impl Ledger {
             delivered: delivered.clone(),
             next_step: self.next_step,
             marks: self.marks.clone(),
+            lineage: self.lineage,
+            last_input: self.last_input,
         }
     }
 
@@ -251,6 +295,8 @@ impl Ledger {
 pub(crate) struct Task {
     /// `<stage>-<partition>`, e.g. `inventory-3`.
     pub(crate) name: String,
+    /// What its outputs' stamps name it: [`stamp_name`] of its name and lineage.
+    pub(crate) stamp_name: String,
     pub(crate) stage: Stage,
     pub(crate) partition: i32,
     /// The task's column family (stateless stages have one too: it holds the checkpoint).
@@ -262,6 +308,21 @@ pub(crate) struct Task {
     pub(crate) upstreams: Vec<String>,
     /// What it needs to publish its own progress.
     pub(crate) watermark: Watermark,
+}
+
+/// The name a task's stamps carry: its name, followed by `@lineage` unless the lineage is 0
+/// (see [`Checkpoint::lineage`]).
+pub(crate) fn stamp_name(name: &str, lineage: i64) -> String {
+    if lineage == 0 {
+        name.to_string()
+    } else {
+        format!("{name}@{lineage}")
+    }
+}
+
+/// The task name in a stamp's task field (without its `@lineage`).
+pub(crate) fn base_name(stamped: &str) -> &str {
+    stamped.split_once('@').map_or(stamped, |(base, _)| base)
 }
 
 /// The name of the task of `stage` on input partition `partition`, e.g. `inventory-3`.
@@ -381,8 +442,60 @@ mod tests {
             delivered,
             next_step: 40,
             marks: [("dedupe-1".to_string(), 1_000)].into(),
+            lineage: 1_765_000_000_000,
+            last_input: Some((6, 1_764_999_999_000)),
         };
         assert_eq!(Checkpoint::decode(&cp.encode()).unwrap(), cp);
+    }
+
+    #[test]
+    fn a_checkpoint_written_before_lineages_still_reads_as_lineage_0() {
+        #[derive(Serialize)]
+        struct V2 {
+            next_offset: i64,
+            upstream: UpstreamMarks,
+            delivered: Delivered,
+            next_step: i64,
+            marks: BTreeMap<String, i64>,
+        }
+        let old = shelfsync_operators::state::encode_value(&V2 {
+            next_offset: 7,
+            upstream: [("dedupe-1".to_string(), (3, 1))].into(),
+            delivered: Delivered::default(),
+            next_step: 30,
+            marks: [("dedupe-1".to_string(), 1_000)].into(),
+        });
+        let cp = Checkpoint::decode(&old).unwrap();
+        assert_eq!((cp.next_offset, cp.next_step, cp.lineage), (7, 30, 0));
+        assert_eq!(cp.last_input, None);
+        assert_eq!(cp.marks.get("dedupe-1"), Some(&1_000));
+    }
+
+    #[test]
+    fn stamps_of_a_new_lineage_are_not_repeats_of_the_old_one() {
+        let mut ledger = Ledger::resume(Checkpoint::default(), false);
+        let old = Stamp {
+            task: "dedupe-0",
+            offset: 500,
+            index: 0,
+        };
+        assert_eq!(ledger.admit(0, Some(&old), None), Admission::Apply);
+        ledger.consumed(0);
+        ledger.applied(0, Some(&old));
+        // The upstream's input topic was recreated: its offsets start again, in a new lineage.
+        let name = stamp_name("dedupe-0", 1_765_000_000_000);
+        assert_eq!(base_name(&name), "dedupe-0");
+        let new = Stamp {
+            task: &name,
+            offset: 3,
+            index: 0,
+        };
+        assert_eq!(ledger.admit(1, Some(&new), None), Admission::Apply);
+        ledger.consumed(1);
+        ledger.applied(1, Some(&new));
+        // A late replay of the old lineage is still a repeat.
+        assert_eq!(ledger.admit(2, Some(&old), None), Admission::Duplicate);
+        assert_eq!(ledger.admit(3, Some(&new), None), Admission::Duplicate);
     }
 
     #[test]
