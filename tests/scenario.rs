@@ -149,6 +149,7 @@ pub fn product(
         channel_overrides: overrides,
         erp_sequence: seq,
         event_time: 0,
+        safety_stock_percent: None,
     })
 }
 
@@ -307,6 +308,11 @@ impl Scenario {
                     enabled: false,
                     safety_stock_units: None,
                     safety_stock_pct: None,
+                    safety_stock_percent: None,
+                    share_pct: None,
+                    buffer: None,
+                    max_qty: None,
+                    min_publish: None,
                 }],
             ),
         ));

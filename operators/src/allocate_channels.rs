@@ -3,15 +3,15 @@
 //! - Safety stock(sku, channel) = `safety_stock_units` + ceil(`safety_stock_pct`% × total
 //!   on-hand), where total on-hand = Σ max(0, on-hand) over all locations and a channel override
 //!   may replace units or pct.
-//! - ATS(channel) = Σ max(0, on-hand) over the channel's eligible locations − reserved − safety
-//!   stock, floored at 0. A location-restricted channel still subtracts *all* of the SKU's
+//! - ATS(channel) = Σ max(0, on-hand) over the channel's eligible locations − reserved −
+//!   backordered − safety stock, floored at 0. A location-restricted channel still subtracts *all* of the SKU's
 //!   reservations (conservative: a hold does not say which location will ship it).
 //! - Published = floor(`share_pct`% × ATS) − `buffer`, floored at 0, capped at `max_qty`, and 0
 //!   when below `min_publish`. An inactive SKU, or a channel its product disables, publishes 0.
 
 use serde::{Deserialize, Serialize};
-use shelfsync_schemas::ChannelOverride;
 
+use crate::percent::Percent;
 use crate::ChannelPolicy;
 
 /// The product master as the inventory operator keeps it. A SKU with no product record yet is
@@ -22,12 +22,34 @@ pub struct ProductInfo {
     pub active: bool,
     /// Fixed safety stock units.
     pub safety_stock_units: i64,
-    /// Safety stock percentage of total on-hand (0–100).
-    pub safety_stock_pct: i64,
+    /// Safety stock percentage of total on-hand (0–100, two decimals exact).
+    pub safety_stock_pct: Percent,
     /// Per-channel overrides.
-    pub overrides: Vec<ChannelOverride>,
+    pub overrides: Vec<SkuOverride>,
     /// Sequence of the record applied last.
     pub erp_sequence: i64,
+}
+
+/// A per-channel override on the product record: each field set replaces the product's or
+/// the channel policy's value for this SKU on that channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct SkuOverride {
+    /// Channel name.
+    pub channel: String,
+    /// False stops the SKU on this channel (publishes 0).
+    pub enabled: bool,
+    /// Replaces the product's safety stock units.
+    pub safety_stock_units: Option<i64>,
+    /// Replaces the product's safety stock percentage.
+    pub safety_stock_pct: Option<Percent>,
+    /// Replaces the channel's share of ATS.
+    pub share_pct: Option<Percent>,
+    /// Replaces the channel's buffer.
+    pub buffer: Option<i64>,
+    /// Replaces the channel's cap.
+    pub max_qty: Option<i64>,
+    /// Replaces the channel's minimum.
+    pub min_publish: Option<i64>,
 }
 
 /// On-hand at one location.
@@ -50,7 +72,8 @@ pub struct SkuStock {
     pub positions: Vec<Position>,
     /// Units held by order lines (soft and hard).
     pub reserved: i64,
-    /// Units backordered (not held; informational).
+    /// Units backordered: demand not held yet, subtracted from ATS and filled first when
+    /// on-hand rises.
     pub backordered: i64,
 }
 
@@ -78,7 +101,7 @@ impl SkuStock {
         self.total_on_hand() - self.reserved
     }
 
-    fn override_for(&self, channel: &str) -> Option<&ChannelOverride> {
+    fn override_for(&self, channel: &str) -> Option<&SkuOverride> {
         self.product
             .as_ref()?
             .overrides
@@ -90,7 +113,7 @@ impl SkuStock {
     pub fn safety_stock(&self, channel: &str) -> i64 {
         let over = self.override_for(channel);
         let (units, pct) = match &self.product {
-            None => (0, 0),
+            None => (0, Percent::default()),
             Some(p) => (
                 over.and_then(|o| o.safety_stock_units)
                     .unwrap_or(p.safety_stock_units),
@@ -98,15 +121,15 @@ impl SkuStock {
                     .unwrap_or(p.safety_stock_pct),
             ),
         };
-        let total = self.total_on_hand();
-        // ceil(pct × total / 100) for non-negative integers.
-        units + (pct * total + 99) / 100
+        // ceil(pct × total), exactly.
+        units + pct.of_ceil(self.total_on_hand())
     }
 
-    /// Available to sell on `policy`'s channel before the channel's share, buffer and cap.
+    /// Available to sell on `policy`'s channel before the channel's share, buffer and cap:
+    /// eligible on-hand − reserved − backordered (backorders are demand) − safety stock.
     pub fn ats(&self, policy: &ChannelPolicy) -> i64 {
         let eligible = self.on_hand_at(policy.eligible_locations.as_deref());
-        (eligible - self.reserved - self.safety_stock(&policy.name)).max(0)
+        (eligible - self.reserved - self.backordered - self.safety_stock(&policy.name)).max(0)
     }
 
     /// Whether the SKU may be sold on `channel` at all.
@@ -116,17 +139,25 @@ impl SkuStock {
     }
 }
 
-/// The quantity `policy`'s channel publishes for a SKU with `stock`.
+/// The quantity `policy`'s channel publishes for a SKU with `stock`: the SKU's override on the
+/// channel first (share, buffer, cap, minimum), the channel's policy for what it leaves out.
 pub fn channel_quantity(policy: &ChannelPolicy, stock: &SkuStock) -> i64 {
     if !stock.sellable_on(&policy.name) {
         return 0;
     }
+    let over = stock.override_for(&policy.name);
+    let share = over.and_then(|o| o.share_pct).unwrap_or(policy.share_pct);
+    let buffer = over.and_then(|o| o.buffer).unwrap_or(policy.buffer);
+    let max_qty = over.and_then(|o| o.max_qty).or(policy.max_qty);
+    let min_publish = over
+        .and_then(|o| o.min_publish)
+        .unwrap_or(policy.min_publish);
     let ats = stock.ats(policy);
-    let mut qty = (ats * policy.share_pct / 100 - policy.buffer).max(0);
-    if let Some(cap) = policy.max_qty {
+    let mut qty = (share.of_floor(ats) - buffer).max(0);
+    if let Some(cap) = max_qty {
         qty = qty.min(cap);
     }
-    if qty < policy.min_publish {
+    if qty < min_publish {
         qty = 0;
     }
     qty
@@ -157,7 +188,7 @@ mod tests {
         ProductInfo {
             active: true,
             safety_stock_units: units,
-            safety_stock_pct: pct,
+            safety_stock_pct: Percent::whole(pct),
             overrides: vec![],
             erp_sequence: 1,
         }
@@ -172,12 +203,14 @@ mod tests {
     ) -> ChannelPolicy {
         ChannelPolicy {
             name: "amazon".into(),
-            share_pct: share,
+            share_pct: Percent::whole(share),
             buffer,
             max_qty: max,
             min_publish: min,
             eligible_locations: locs.map(|l| l.iter().map(|s| s.to_string()).collect()),
             oversell_policy: OversellPolicy::Reject,
+            soft_hold_ttl_ms: None,
+            hard_hold_max_age_ms: 0,
         }
     }
 
@@ -248,11 +281,10 @@ mod tests {
             0
         );
         let mut p = product(0, 0);
-        p.overrides.push(ChannelOverride {
+        p.overrides.push(SkuOverride {
             channel: "amazon".into(),
             enabled: false,
-            safety_stock_units: None,
-            safety_stock_pct: None,
+            ..SkuOverride::default()
         });
         assert_eq!(
             channel_quantity(
@@ -266,16 +298,42 @@ mod tests {
     #[test]
     fn channel_override_replaces_safety_units_5_for_that_channel_only() {
         let mut p = product(1, 0);
-        p.overrides.push(ChannelOverride {
+        p.overrides.push(SkuOverride {
             channel: "amazon".into(),
             enabled: true,
             safety_stock_units: Some(5),
-            safety_stock_pct: None,
+            ..SkuOverride::default()
         });
         let s = stock(&[("a", 10)], 0, Some(p));
         assert_eq!(s.safety_stock("amazon"), 5);
         assert_eq!(s.safety_stock("ebay"), 1);
         assert_eq!(channel_quantity(&policy(100, 0, None, 0, None), &s), 5);
+    }
+
+    #[test]
+    fn a_skus_override_replaces_share_buffer_cap_and_minimum_on_its_channel_only() {
+        // 80 on hand, safety 12.5 % → ceil(10) = 10; ATS 70. The policy says 100 %, buffer 0:
+        // other channels publish 70. The override: 12.5 % share → floor(8.75) = 8, buffer 2
+        // → 6, cap 5 → 5; a minimum of 6 would then publish 0.
+        let mut p = product(0, 0);
+        p.safety_stock_pct = Percent(1250);
+        p.overrides.push(SkuOverride {
+            channel: "amazon".into(),
+            enabled: true,
+            share_pct: Some(Percent(1250)),
+            buffer: Some(2),
+            max_qty: Some(5),
+            ..SkuOverride::default()
+        });
+        let s = stock(&[("a", 80)], 0, Some(p.clone()));
+        assert_eq!(s.safety_stock("amazon"), 10);
+        assert_eq!(channel_quantity(&policy(100, 0, None, 0, None), &s), 5);
+        let mut ebay = policy(100, 0, None, 0, None);
+        ebay.name = "ebay".into();
+        assert_eq!(channel_quantity(&ebay, &s), 70);
+        p.overrides[0].min_publish = Some(6);
+        let s = stock(&[("a", 80)], 0, Some(p));
+        assert_eq!(channel_quantity(&policy(100, 0, None, 0, None), &s), 0);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::percent::Percent;
+
 /// What happens to an order line when physical stock is short.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -18,8 +20,8 @@ pub enum OversellPolicy {
 pub struct ChannelPolicy {
     /// Channel name (`amazon`, `walmart`, …).
     pub name: String,
-    /// Percentage (0–100) of ATS offered on this channel, rounded down.
-    pub share_pct: i64,
+    /// Percentage (0–100, two decimals exact) of ATS offered on this channel, rounded down.
+    pub share_pct: Percent,
     /// Units held back from this channel after the share.
     pub buffer: i64,
     /// Upper bound on the published quantity (`None`: no cap).
@@ -30,6 +32,13 @@ pub struct ChannelPolicy {
     pub eligible_locations: Option<Vec<String>>,
     /// What to do with this channel's order lines when stock is short.
     pub oversell_policy: OversellPolicy,
+    /// How long this channel's unpaid lines hold softly (`None`: [`InventoryConfig`]'s
+    /// `soft_hold_ttl_ms`), in stream-time milliseconds: marketplaces treat pending orders
+    /// differently.
+    pub soft_hold_ttl_ms: Option<i64>,
+    /// How long a hard hold of this channel may last before it is released as forgotten (a
+    /// shipment the ERP never posted), in stream-time milliseconds; 0: never.
+    pub hard_hold_max_age_ms: i64,
 }
 
 impl ChannelPolicy {
@@ -37,12 +46,14 @@ impl ChannelPolicy {
     pub fn full(name: &str) -> Self {
         Self {
             name: name.to_string(),
-            share_pct: 100,
+            share_pct: Percent::HUNDRED,
             buffer: 0,
             max_qty: None,
             min_publish: 0,
             eligible_locations: None,
             oversell_policy: OversellPolicy::Reject,
+            soft_hold_ttl_ms: None,
+            hard_hold_max_age_ms: THIRTY_DAYS_MS,
         }
     }
 }
@@ -56,6 +67,28 @@ pub struct InventoryConfig {
     pub soft_hold_ttl_ms: i64,
     /// How long a shipped line's record is kept (to make late repeats no-ops), in ms.
     pub shipped_line_retention_ms: i64,
+    /// The declared location ids; an ERP record for any other location is refused
+    /// (`unknown_location`). Empty: every location is accepted.
+    pub locations: Vec<String>,
+}
+
+impl InventoryConfig {
+    /// The policy of `channel`, if it is configured.
+    pub fn channel(&self, channel: &str) -> Option<&ChannelPolicy> {
+        self.channels.iter().find(|c| c.name == channel)
+    }
+
+    /// The soft-hold TTL of `channel`'s unpaid lines.
+    pub fn soft_hold_ttl_ms(&self, channel: &str) -> i64 {
+        self.channel(channel)
+            .and_then(|c| c.soft_hold_ttl_ms)
+            .unwrap_or(self.soft_hold_ttl_ms)
+    }
+
+    /// The hard-hold maximum age of `channel` (0: never).
+    pub fn hard_hold_max_age_ms(&self, channel: &str) -> i64 {
+        self.channel(channel).map_or(0, |c| c.hard_hold_max_age_ms)
+    }
 }
 
 /// Settings of the dedupe operator.
@@ -74,6 +107,8 @@ pub struct AssembleConfig {
 
 /// Seven days in milliseconds: the default dedup window.
 pub const SEVEN_DAYS_MS: i64 = 7 * 24 * 3600 * 1000;
+/// Thirty days in milliseconds: the default hard-hold maximum age.
+pub const THIRTY_DAYS_MS: i64 = 30 * 24 * 3600 * 1000;
 /// Thirty minutes in milliseconds: the default soft-hold TTL.
 pub const THIRTY_MINUTES_MS: i64 = 30 * 60 * 1000;
 
@@ -83,6 +118,7 @@ impl Default for InventoryConfig {
             channels: Vec::new(),
             soft_hold_ttl_ms: THIRTY_MINUTES_MS,
             shipped_line_retention_ms: SEVEN_DAYS_MS,
+            locations: Vec::new(),
         }
     }
 }

@@ -9,6 +9,8 @@ use shelfsync_schemas::{
     AdjustmentReason, InventoryChange, InventoryChangeKind, InventoryCommand, ProductChange,
 };
 
+use crate::allocate_channels::{ProductInfo, SkuOverride};
+use crate::percent::Percent;
 use crate::{MapRecords, OperatorError};
 
 /// Longest SKU or location id accepted, in bytes.
@@ -136,8 +138,83 @@ pub fn ingest_product(change: &ProductChange) -> Result<InventoryCommand, Operat
                 ));
             }
         }
+        for (field, value) in [
+            ("buffer", o.buffer),
+            ("max_qty", o.max_qty),
+            ("min_publish", o.min_publish),
+        ] {
+            if let Some(v) = value {
+                if !(0..=MAX_QUANTITY).contains(&v) {
+                    return Err(OperatorError::invalid(
+                        &format!("channel_overrides[{i}].{field}"),
+                        format!("must be ≥ 0, got {v}"),
+                    ));
+                }
+            }
+        }
     }
+    // The decimals parse (each error names its field).
+    product_info(change)?;
     Ok(InventoryCommand::product(change.clone()))
+}
+
+/// A percentage field: the exact decimal when given, else the whole one.
+fn percent(
+    field: &str,
+    decimal: Option<&String>,
+    whole: Option<i64>,
+) -> Result<Option<Percent>, OperatorError> {
+    match (decimal, whole) {
+        (Some(text), _) => Percent::parse(text)
+            .map(Some)
+            .map_err(|reason| OperatorError::invalid(field, reason)),
+        (None, w) => Ok(w.map(Percent::whole)),
+    }
+}
+
+/// The product master as the inventory stage keeps it, percentages exact.
+///
+/// # Errors
+/// [`OperatorError::InvalidInput`] naming a percentage that is not a decimal between 0 and
+/// 100 with at most two places.
+pub fn product_info(change: &ProductChange) -> Result<ProductInfo, OperatorError> {
+    let overrides = change
+        .channel_overrides
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            Ok(SkuOverride {
+                channel: o.channel.clone(),
+                enabled: o.enabled,
+                safety_stock_units: o.safety_stock_units,
+                safety_stock_pct: percent(
+                    &format!("channel_overrides[{i}].safety_stock_percent"),
+                    o.safety_stock_percent.as_ref(),
+                    o.safety_stock_pct,
+                )?,
+                share_pct: percent(
+                    &format!("channel_overrides[{i}].share_pct"),
+                    o.share_pct.as_ref(),
+                    None,
+                )?,
+                buffer: o.buffer,
+                max_qty: o.max_qty,
+                min_publish: o.min_publish,
+            })
+        })
+        .collect::<Result<Vec<_>, OperatorError>>()?;
+    Ok(ProductInfo {
+        active: change.active,
+        safety_stock_units: change.safety_stock_units,
+        safety_stock_pct: percent(
+            "safety_stock_percent",
+            change.safety_stock_percent.as_ref(),
+            Some(change.safety_stock_pct),
+        )?
+        .unwrap_or_default(),
+        overrides,
+        erp_sequence: change.erp_sequence,
+    })
 }
 
 /// [`ingest_inventory`] as a stateless [`Operator`](crate::Operator): one command per valid change.
@@ -211,6 +288,7 @@ mod tests {
             channel_overrides: vec![],
             erp_sequence: 1,
             event_time: 0,
+            safety_stock_percent: None,
         };
         let err = ingest_product(&p).unwrap_err();
         assert_eq!(

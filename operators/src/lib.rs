@@ -23,6 +23,7 @@ pub mod assemble_orders;
 pub mod config;
 pub mod dedupe_orders;
 pub mod erp_ingest;
+pub mod percent;
 pub mod reserve_inventory;
 pub mod state;
 pub mod store;
@@ -41,6 +42,13 @@ pub enum OperatorError {
         /// What is wrong and what is allowed.
         reason: String,
     },
+    /// An ERP record for a location the topology does not declare (DESIGN §4: DLQ it as
+    /// `unknown_location`).
+    #[error("unknown location {location:?}: not declared in the topology's [[locations]]")]
+    UnknownLocation {
+        /// The location id as the record has it.
+        location: String,
+    },
     /// A stored value cannot be decoded (a bug or disk corruption; retrying cannot help).
     #[error("corrupt state under key {key:?}: {reason}")]
     CorruptState {
@@ -56,6 +64,7 @@ impl OperatorError {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::InvalidInput { .. } => "invalid",
+            Self::UnknownLocation { .. } => "unknown_location",
             Self::CorruptState { .. } => "corrupt_state",
         }
     }

@@ -30,8 +30,8 @@ use shelfsync_schemas::{
     InventoryChangeKind, InventoryCommand, LineCommand, LineOutcome, LineResult, ProductChange,
 };
 
-use crate::allocate_channels::{channel_quantity, Position, ProductInfo, SkuStock};
-use crate::state::{advance_stream_time, compose_key, load, save, ExpiryIndex};
+use crate::allocate_channels::{channel_quantity, Position, SkuStock};
+use crate::state::{advance_stream_time, compose_key, ExpiryIndex};
 use crate::{InventoryConfig, Operator, OperatorError, OversellPolicy, StateStore, StoreSpec};
 
 /// What one inventory step emits.
@@ -53,6 +53,20 @@ pub enum InventoryOutput {
         /// Order key.
         order_key: String,
     },
+    /// A hard hold reached its channel's `hard_hold_max_age` and was released as forgotten
+    /// (a shipment the ERP never posted): logged and counted.
+    HardHoldReleased {
+        /// SKU.
+        sku: String,
+        /// Order key.
+        order_key: String,
+        /// Channel.
+        channel: String,
+        /// Units it still held.
+        reserved: i64,
+        /// How long it was held, in stream time (ms).
+        age_ms: i64,
+    },
 }
 
 /// The published state of one channel for a SKU.
@@ -73,6 +87,8 @@ pub struct SkuRecord {
     pub stock: SkuStock,
     /// What each channel last published, in configuration order.
     pub published: Vec<ChannelPublished>,
+    /// Backordered lines waiting for stock, in fill order (oldest order first).
+    pub backorders: Vec<Backorder>,
 }
 
 /// The state of one order line's hold.
@@ -105,6 +121,10 @@ pub struct Hold {
     pub sku: String,
     /// Order key.
     pub order_key: String,
+    /// The order's channel (its hold TTLs).
+    pub channel: String,
+    /// Stream time when the line was last reserved (0: before this was kept).
+    pub held_at: i64,
 }
 
 impl Hold {
@@ -130,7 +150,40 @@ fn hold_key(sku: &str, order_key: &str, line_id: &str) -> Vec<u8> {
 /// # Errors
 /// [`OperatorError::CorruptState`] when the stored record does not decode.
 pub fn load_sku(store: &dyn StateStore, sku: &str) -> Result<Option<SkuRecord>, OperatorError> {
-    load(store, &sku_key(sku))
+    lifecycle::load_record(store, sku)
+}
+
+/// A SKU's order-line holds as `(line id, hold)`, oldest first (by when they were reserved),
+/// at most `limit` of them (for the query endpoint).
+///
+/// # Errors
+/// [`OperatorError::CorruptState`] when a stored hold does not decode.
+pub fn holds_of(
+    store: &dyn StateStore,
+    sku: &str,
+    limit: usize,
+) -> Result<Vec<(String, Hold)>, OperatorError> {
+    let from = compose_key(b"l:", &[sku]);
+    let mut to = from.clone();
+    to.push(0xff);
+    let mut holds = store
+        .range(&from, &to, limit)
+        .into_iter()
+        .map(|(k, v)| {
+            let hold = decode_hold(&k, &v)?;
+            Ok((hold_line_id(&k, &hold), hold))
+        })
+        .collect::<Result<Vec<_>, OperatorError>>()?;
+    holds.sort_by(|a, b| (a.1.held_at, &a.1.order_key).cmp(&(b.1.held_at, &b.1.order_key)));
+    Ok(holds)
+}
+
+/// Decodes a stored hold (either stored format), e.g. from a range scan over `l:` keys.
+///
+/// # Errors
+/// [`OperatorError::CorruptState`] when the bytes are not a hold.
+pub fn decode_hold(key: &[u8], bytes: &[u8]) -> Result<Hold, OperatorError> {
+    crate::state::decode_migrating::<Hold, lifecycle::HoldV1>(key, bytes)
 }
 
 /// The inventory operator (store `inventory`, keyed by SKU).
@@ -143,12 +196,14 @@ pub struct ReserveInventory {
 struct Touched<'a> {
     records: BTreeMap<String, SkuRecord>,
     store: &'a mut dyn StateStore,
+    /// SKUs whose on-hand rose in this step (their backorders are filled).
+    rose: BTreeSet<String>,
 }
 
 impl<'a> Touched<'a> {
     fn get(&mut self, sku: &str) -> Result<&mut SkuRecord, OperatorError> {
         if !self.records.contains_key(sku) {
-            let rec = load::<SkuRecord>(self.store, &sku_key(sku))?.unwrap_or_default();
+            let rec = lifecycle::load_record(self.store, sku)?.unwrap_or_default();
             self.records.insert(sku.to_string(), rec);
         }
         self.records
@@ -173,10 +228,14 @@ impl ReserveInventory {
 
     fn policy(&self, channel: &str) -> OversellPolicy {
         self.config
-            .channels
-            .iter()
-            .find(|c| c.name == channel)
+            .channel(channel)
             .map_or(OversellPolicy::Reject, |c| c.oversell_policy)
+    }
+
+    /// When a hard hold of `channel` made at `now` is released as forgotten (`None`: never).
+    fn hard_deadline(&self, channel: &str, now: i64) -> Option<i64> {
+        let max_age = self.config.hard_hold_max_age_ms(channel);
+        (max_age > 0).then(|| now.saturating_add(max_age))
     }
 
     fn set_expiry(store: &mut dyn StateStore, key: &[u8], hold: &mut Hold, at: Option<i64>) {
@@ -201,7 +260,7 @@ impl ReserveInventory {
                 return Ok(());
             }
             for (at, key) in due {
-                let Some(hold) = load::<Hold>(t.store, &key)? else {
+                let Some(hold) = lifecycle::load_hold(t.store, &key)? else {
                     continue;
                 };
                 if hold.expires_at != Some(at) {
@@ -212,9 +271,23 @@ impl ReserveInventory {
                     let rec = t.get(&hold.sku)?;
                     rec.stock.reserved -= hold.reserved;
                     rec.stock.backordered -= hold.backordered;
-                    out.push(InventoryOutput::HoldExpired {
-                        sku: hold.sku,
-                        order_key: hold.order_key,
+                    if hold.backordered > 0 {
+                        let line_id = hold_line_id(&key, &hold);
+                        rec.unbackorder(&hold.order_key, &line_id);
+                    }
+                    out.push(if hold.hard {
+                        InventoryOutput::HardHoldReleased {
+                            age_ms: now.saturating_sub(hold.held_at),
+                            sku: hold.sku,
+                            order_key: hold.order_key,
+                            channel: hold.channel,
+                            reserved: hold.reserved,
+                        }
+                    } else {
+                        InventoryOutput::HoldExpired {
+                            sku: hold.sku,
+                            order_key: hold.order_key,
+                        }
                     });
                 }
             }
@@ -229,7 +302,13 @@ impl ReserveInventory {
         out: &mut Vec<InventoryOutput>,
     ) -> Result<(), OperatorError> {
         let retention = self.config.shipped_line_retention_ms;
+        if !self.config.locations.is_empty() && !self.config.locations.contains(&change.location) {
+            return Err(OperatorError::UnknownLocation {
+                location: change.location.clone(),
+            });
+        }
         let rec = t.get(&change.sku)?;
+        let before = rec.stock.total_on_hand();
         let idx = match rec
             .stock
             .positions
@@ -262,6 +341,9 @@ impl ReserveInventory {
                 pos.on_hand = pos.on_hand.saturating_add(change.quantity)
             }
         }
+        if rec.stock.total_on_hand() > before {
+            t.rose.insert(change.sku.clone());
+        }
         if change.reason == Some(AdjustmentReason::SHIPMENT) {
             if let (Some(order_key), Some(line_id)) = (&change.order_key, &change.line_id) {
                 let key = hold_key(&change.sku, order_key, line_id);
@@ -269,7 +351,7 @@ impl ReserveInventory {
                 // A shipment before the line's reservation (a late order path): the units left
                 // on-hand just now, so the line, when it comes, holds nothing — recorded as a
                 // shipped line, like one shipped after its hold.
-                let mut hold = load::<Hold>(t.store, &key)?.unwrap_or_else(|| Hold {
+                let mut hold = lifecycle::load_hold(t.store, &key)?.unwrap_or_else(|| Hold {
                     quantity: shipped,
                     reserved: 0,
                     backordered: 0,
@@ -278,6 +360,10 @@ impl ReserveInventory {
                     expires_at: None,
                     sku: change.sku.clone(),
                     order_key: order_key.clone(),
+                    channel: order_key
+                        .split_once(':')
+                        .map_or(String::new(), |(c, _)| c.to_string()),
+                    held_at: now,
                 });
                 if hold.state == HoldState::Held {
                     let consume = hold.reserved.min(shipped);
@@ -286,6 +372,9 @@ impl ReserveInventory {
                     rec.stock.reserved -= consume;
                     if hold.reserved == 0 {
                         rec.stock.backordered -= hold.backordered;
+                        if hold.backordered > 0 {
+                            rec.unbackorder(order_key, line_id);
+                        }
                         hold.backordered = 0;
                         hold.state = HoldState::Shipped;
                         Self::set_expiry(
@@ -295,7 +384,7 @@ impl ReserveInventory {
                             Some(now.saturating_add(retention)),
                         );
                     }
-                    save(t.store, &key, &hold);
+                    lifecycle::save_hold(t.store, &key, &hold);
                 }
             }
         }
@@ -320,13 +409,7 @@ impl ReserveInventory {
             });
             return Ok(());
         }
-        rec.stock.product = Some(ProductInfo {
-            active: change.active,
-            safety_stock_units: change.safety_stock_units,
-            safety_stock_pct: change.safety_stock_pct,
-            overrides: change.channel_overrides.clone(),
-            erp_sequence: change.erp_sequence,
-        });
+        rec.stock.product = Some(crate::erp_ingest::product_info(change)?);
         Ok(())
     }
 
@@ -360,6 +443,10 @@ impl ReserveInventory {
             let rec = t.get(&hold.sku)?;
             rec.stock.reserved -= hold.reserved;
             rec.stock.backordered -= hold.backordered;
+            if hold.backordered > 0 {
+                let line_id = hold_line_id(key, hold);
+                rec.unbackorder(&hold.order_key, &line_id);
+            }
         }
         Self::set_expiry(t.store, key, hold, None);
         t.store.delete(key);
@@ -380,7 +467,7 @@ impl ReserveInventory {
             ));
         }
         let key = hold_key(&line.sku, &line.order_key, &line.line_id);
-        if let Some(mut hold) = load::<Hold>(t.store, &key)? {
+        if let Some(mut hold) = lifecycle::load_hold(t.store, &key)? {
             if hold.state == HoldState::Shipped {
                 // Shipped goods are gone from on-hand already; a later revision (e.g. a refund
                 // lowering the quantity) must not reserve the line again.
@@ -391,8 +478,13 @@ impl ReserveInventory {
                 // Unchanged line: no-op, except that payment makes a soft hold hard.
                 if hold.state == HoldState::Held && line.paid && !hold.hard {
                     hold.hard = true;
-                    Self::set_expiry(t.store, &key, &mut hold, None);
-                    save(t.store, &key, &hold);
+                    let deadline = self.hard_deadline(&hold.channel, now);
+                    Self::set_expiry(t.store, &key, &mut hold, deadline);
+                    lifecycle::save_hold(t.store, &key, &hold);
+                }
+                if hold.state == HoldState::Held && hold.backordered > 0 {
+                    // A fill reports the line under its latest revision.
+                    t.get(&line.sku)?.backorder(line);
                 }
                 out.push(Self::result(
                     line,
@@ -420,6 +512,9 @@ impl ReserveInventory {
         };
         rec.stock.reserved += reserved;
         rec.stock.backordered += backordered;
+        if backordered > 0 {
+            rec.backorder(line);
+        }
         let mut hold = Hold {
             quantity: line.quantity,
             reserved,
@@ -429,14 +524,18 @@ impl ReserveInventory {
             expires_at: None,
             sku: line.sku.clone(),
             order_key: line.order_key.clone(),
+            channel: line.channel.clone(),
+            held_at: now,
         };
         let expiry = match state {
-            HoldState::Held if !line.paid => Some(now.saturating_add(self.config.soft_hold_ttl_ms)),
-            HoldState::Held => None,
+            HoldState::Held if !line.paid => {
+                Some(now.saturating_add(self.config.soft_hold_ttl_ms(&line.channel)))
+            }
+            HoldState::Held => self.hard_deadline(&line.channel, now),
             _ => Some(now.saturating_add(self.config.shipped_line_retention_ms)),
         };
         Self::set_expiry(t.store, &key, &mut hold, expiry);
-        save(t.store, &key, &hold);
+        lifecycle::save_hold(t.store, &key, &hold);
         out.push(Self::result(line, hold.outcome(), reserved, backordered));
         Ok(())
     }
@@ -448,7 +547,7 @@ impl ReserveInventory {
         out: &mut Vec<InventoryOutput>,
     ) -> Result<(), OperatorError> {
         let key = hold_key(&line.sku, &line.order_key, &line.line_id);
-        if let Some(mut hold) = load::<Hold>(t.store, &key)? {
+        if let Some(mut hold) = lifecycle::load_hold(t.store, &key)? {
             Self::drop_hold(t, &key, &mut hold)?;
         }
         out.push(Self::result(line, LineOutcome::RELEASED, 0, 0));
@@ -523,8 +622,15 @@ impl Operator for ReserveInventory {
             name: STORE,
             max_ttl_ms: Some(
                 self.config
-                    .soft_hold_ttl_ms
-                    .max(self.config.shipped_line_retention_ms),
+                    .channels
+                    .iter()
+                    .flat_map(|c| [c.soft_hold_ttl_ms.unwrap_or(0), c.hard_hold_max_age_ms])
+                    .fold(
+                        self.config
+                            .soft_hold_ttl_ms
+                            .max(self.config.shipped_line_retention_ms),
+                        i64::max,
+                    ),
             ),
         })
     }
@@ -540,6 +646,7 @@ impl Operator for ReserveInventory {
         let mut t = Touched {
             records: BTreeMap::new(),
             store,
+            rose: BTreeSet::new(),
         };
         self.expire(&mut t, now, out)?;
         let step = check_command(cmd).and_then(|()| {
@@ -556,17 +663,35 @@ impl Operator for ReserveInventory {
         if step.is_ok() {
             // The command's SKU is always evaluated (first sight publishes version 1).
             t.get(&cmd.sku)?;
+            // Stock that arrived goes to the backorders first, before any channel sees it.
+            for sku in std::mem::take(&mut t.rose) {
+                self.fill_backorders(&mut t, &sku, out)?;
+            }
         }
         let touched: BTreeSet<String> = t.records.keys().cloned().collect();
         for sku in touched {
             if let Some(mut rec) = t.records.remove(&sku) {
                 self.allocate(&sku, &mut rec, now, out);
-                save(t.store, &sku_key(&sku), &rec);
+                lifecycle::save_record(t.store, &sku, &rec);
             }
         }
         step
     }
 }
 
+/// The line id of a hold stored under `key` (`l:` + sku + order key + line id, each part
+/// length-prefixed): the hold does not repeat it.
+fn hold_line_id(key: &[u8], hold: &Hold) -> String {
+    let prefix = compose_key(b"l:", &[&hold.sku, &hold.order_key]);
+    key.get(prefix.len() + 4..)
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .unwrap_or_default()
+}
+
+mod lifecycle;
+pub use lifecycle::Backorder;
+
+#[cfg(test)]
+mod lifecycle_tests;
 #[cfg(test)]
 mod tests;

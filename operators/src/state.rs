@@ -15,17 +15,52 @@ pub const STREAM_TIME_KEY: &[u8] = b"m:stream_time";
 /// Initial capacity of an encoded value.
 const ENCODE_CAPACITY: usize = 256;
 
+/// The second value format: records that gained fields since [`VALUE_FORMAT_V1`] (the
+/// inventory stage's SKU records and holds, issue 16). Their V1 values are migrated as read.
+pub const VALUE_FORMAT_V2: u8 = 2;
+
 /// Encodes `value` as `[VALUE_FORMAT_V1] ++ postcard(value)`.
 pub fn encode_value<T: Serialize>(value: &T) -> Vec<u8> {
+    encode_value_as(VALUE_FORMAT_V1, value)
+}
+
+/// Encodes `value` as `[version] ++ postcard(value)`.
+pub fn encode_value_as<T: Serialize>(version: u8, value: &T) -> Vec<u8> {
     // Sized for a typical record (a SKU with a few locations and channels): postcard extends
     // the buffer piece by piece, and growing it from one byte cost more than the encoding.
     let mut out = Vec::with_capacity(ENCODE_CAPACITY);
-    out.push(VALUE_FORMAT_V1);
+    out.push(version);
     // postcard only fails on writer errors or unsupported types (e.g. unknown-length sequences);
     // a Vec writer and our plain structs cannot hit those.
     match postcard::to_extend(value, out) {
         Ok(v) => v,
-        Err(_) => vec![VALUE_FORMAT_V1],
+        Err(_) => vec![version],
+    }
+}
+
+/// Decodes a [`VALUE_FORMAT_V2`] value, or a [`VALUE_FORMAT_V1`] one written as `Old` and
+/// migrated.
+///
+/// # Errors
+/// [`OperatorError::CorruptState`] when the version byte is unknown or the bytes do not decode.
+pub fn decode_migrating<T, Old>(key: &[u8], bytes: &[u8]) -> Result<T, OperatorError>
+where
+    T: DeserializeOwned,
+    Old: DeserializeOwned + Into<T>,
+{
+    let corrupt = |reason: String| OperatorError::CorruptState {
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason,
+    };
+    match bytes.split_first() {
+        Some((&VALUE_FORMAT_V2, rest)) => {
+            postcard::from_bytes(rest).map_err(|e| corrupt(e.to_string()))
+        }
+        Some((&VALUE_FORMAT_V1, rest)) => postcard::from_bytes::<Old>(rest)
+            .map(Into::into)
+            .map_err(|e| corrupt(e.to_string())),
+        Some((v, _)) => Err(corrupt(format!("unknown value format version {v}"))),
+        None => Err(corrupt("empty value".into())),
     }
 }
 

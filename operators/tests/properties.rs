@@ -77,7 +77,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
 
 fn channels(policy: OversellPolicy) -> Vec<ChannelPolicy> {
     let mut amazon = ChannelPolicy::full("amazon");
-    amazon.share_pct = 40;
+    amazon.share_pct = shelfsync_operators::percent::Percent::whole(40);
     amazon.buffer = 1;
     amazon.oversell_policy = policy;
     let mut ebay = ChannelPolicy::full("ebay");
@@ -118,6 +118,7 @@ impl Sim {
                 channels: channels(policy),
                 soft_hold_ttl_ms: 1_800_000,
                 shipped_line_retention_ms: 3_600_000,
+                locations: Vec::new(),
             }),
             assemble: AssembleOrders::new(AssembleConfig {
                 retention_ms: SEVEN_DAYS_MS,
@@ -283,6 +284,7 @@ fn run(ops: &[Op], policy: OversellPolicy) -> (Sim, Model) {
                     channel_overrides: vec![],
                     erp_sequence: *seq,
                     event_time: now,
+                    safety_stock_percent: None,
                 };
                 sim.inventory_step(now, &erp_ingest::ingest_product(&change).unwrap());
             }
@@ -436,11 +438,12 @@ fn check_state(sim: &Sim, model: &Model) {
     // reserved = Σ held units of the SKU's line holds (recomputed from the hold records).
     let holds = sim.s_inventory.range(b"l:", b"l;", usize::MAX);
     let mut sums: BTreeMap<String, i64> = BTreeMap::new();
+    let mut backordered: BTreeMap<String, i64> = BTreeMap::new();
     for (k, v) in holds {
-        let hold: shelfsync_operators::reserve_inventory::Hold =
-            shelfsync_operators::state::decode_value(&k, &v).unwrap();
+        let hold = shelfsync_operators::reserve_inventory::decode_hold(&k, &v).unwrap();
         if hold.state == shelfsync_operators::reserve_inventory::HoldState::Held {
-            *sums.entry(hold.sku).or_default() += hold.reserved;
+            *sums.entry(hold.sku.clone()).or_default() += hold.reserved;
+            *backordered.entry(hold.sku).or_default() += hold.backordered;
         }
     }
     for sku in SKUS {
@@ -450,6 +453,32 @@ fn check_state(sim: &Sim, model: &Model) {
                 sums.get(sku).copied().unwrap_or(0),
                 "reserved of {sku} vs its holds"
             );
+            // Backorders are demand: the SKU's count and its waiting list match its holds,
+            // and none waits while physical stock is free after a receipt (filled first).
+            assert_eq!(
+                rec.stock.backordered,
+                backordered.get(sku).copied().unwrap_or(0),
+                "backordered of {sku} vs its holds"
+            );
+            let waiting: i64 = rec
+                .backorders
+                .iter()
+                .map(|b| {
+                    let key = shelfsync_operators::state::compose_key(
+                        b"l:",
+                        &[sku, &b.line.order_key, &b.line.line_id],
+                    );
+                    sim.s_inventory
+                        .get(&key)
+                        .map(|v| {
+                            shelfsync_operators::reserve_inventory::decode_hold(&key, &v)
+                                .unwrap()
+                                .backordered
+                        })
+                        .unwrap_or(0)
+                })
+                .sum();
+            assert_eq!(waiting, rec.stock.backordered, "{sku}'s backorder list");
         }
     }
 }

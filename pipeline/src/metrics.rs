@@ -30,6 +30,8 @@ pub const ZOMBIE_EPOCHS: &str = "shelfsync_zombie_epochs_dropped_total";
 /// Tasks whose local state was set aside for a restore because another writer wrote their
 /// changelog after this host's last epoch (or the changelog was recreated).
 pub const STALE_LOCAL_STATE: &str = "shelfsync_stale_local_state_total";
+/// Hard holds released at their channel's `hard_hold_max_age` (a shipment never posted).
+pub const HARD_HOLDS_RELEASED: &str = "shelfsync_hard_holds_released_total";
 /// Tasks that found their input topic recreated and started a new lineage.
 pub const INPUT_RECREATED: &str = "shelfsync_input_recreated_total";
 /// Stamps and progress marks whose MAC did not verify (ignored), by `stage` and `kind`
@@ -218,6 +220,12 @@ pub const ALL: &[Metric] = {
             Counter,
             &["stage"],
             "Tasks that found their input topic recreated (its offsets begun again) and read it again in a new lineage.",
+        ),
+        metric(
+            HARD_HOLDS_RELEASED,
+            Counter,
+            &["channel"],
+            "Hard holds released because they reached their channel's hard_hold_max_age (no shipment was posted for them), by channel.",
         ),
         metric(
             FORGED,
@@ -451,6 +459,7 @@ pub fn register_known_series() {
     for stage in Stage::ALL {
         let stage = stage.name();
         metrics::counter!(RECORDS_IN, "stage" => stage).increment(0);
+        metrics::counter!(INPUT_RECREATED, "stage" => stage).increment(0);
         metrics::gauge!(TASKS, "stage" => stage).increment(0.0);
         let _ = metrics::histogram!(PROCESSING_SECONDS, "stage" => stage);
     }

@@ -146,6 +146,35 @@ impl StateDb {
             .map_err(|e| Error::State(format!("read {name}: {e}")))
     }
 
+    /// Up to `limit` committed entries of task `name`'s store with keys in `[from, to)`, in key
+    /// order (empty when the task has no column family here).
+    ///
+    /// # Errors
+    /// [`Error::State`] on a RocksDB read error.
+    pub fn scan_committed(
+        &self,
+        name: &str,
+        from: &[u8],
+        to: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let Some(cf) = self.db.cf_handle(name) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(&cf, IteratorMode::From(from, Direction::Forward))
+        {
+            let (k, v) = item.map_err(|e| Error::State(format!("scan {name}: {e}")))?;
+            if k.as_ref() >= to || out.len() >= limit {
+                break;
+            }
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
     /// The id this state directory writes into changelog headers (created on first use, kept
     /// for the life of the directory): changelog records of any other id were written by another
     /// host, or by a state directory that was wiped since.

@@ -328,6 +328,22 @@ pub struct ChannelOverride {
     pub safety_stock_units: Option<i64>,
     /// Replaces the product's `safety_stock_pct` on this channel.
     pub safety_stock_pct: Option<i64>,
+    /// Replaces the safety stock percentage with an exact decimal (`"12.5"`, at most two
+    /// decimal places); wins over `safety_stock_pct`.
+    #[serde(default)]
+    pub safety_stock_percent: Option<String>,
+    /// Replaces the channel's `share_pct` for this SKU: an exact decimal (`"12.5"`).
+    #[serde(default)]
+    pub share_pct: Option<String>,
+    /// Replaces the channel's `buffer` for this SKU.
+    #[serde(default)]
+    pub buffer: Option<i64>,
+    /// Replaces the channel's `max_qty` for this SKU.
+    #[serde(default)]
+    pub max_qty: Option<i64>,
+    /// Replaces the channel's `min_publish` for this SKU.
+    #[serde(default)]
+    pub min_publish: Option<i64>,
 }
 
 /// A product master record from `retail.erp.products`.
@@ -347,6 +363,10 @@ pub struct ProductChange {
     pub erp_sequence: i64,
     /// When the ERP made the change, epoch ms.
     pub event_time: i64,
+    /// The safety stock percentage as an exact decimal (`"12.5"`, `"0.25"`, at most two
+    /// decimal places); when set it wins over the whole `safety_stock_pct`.
+    #[serde(default)]
+    pub safety_stock_percent: Option<String>,
 }
 
 /// What an [`InventoryCommand`] asks the inventory stage to do.

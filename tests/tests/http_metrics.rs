@@ -225,13 +225,17 @@ fn readiness_metrics_and_availability_query_against_a_real_broker() -> Result<()
     )
     .with_context(|| p.log_tail())?;
     // Only on events this clean, single-instance run does not have: bad records, replays,
-    // forged stamps, restarts and TTL expiry.
+    // forged stamps, restarts, TTL expiry, and the per-channel intake and hold events (test
+    // orders, stockless lines, forgotten hard holds), whose series appear with their channel.
     let event_only = [
         m::DLQ,
         m::STAMP_DUPLICATES,
         m::FORGED,
         m::TAIL_SUPPRESSED,
         m::STATE_EXPIRED,
+        m::TEST_ORDERS_SKIPPED,
+        m::ORDER_LINES_SKIPPED,
+        m::HARD_HOLDS_RELEASED,
     ];
     // `shelfsync_push_*` belong to `shelfsync push` (tests/tests/push_sink.rs), not to `run`.
     for metric in ALL

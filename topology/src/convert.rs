@@ -1,6 +1,7 @@
 //! Conversion into the operators' settings.
 
 use shelfsync_operators::config::{AssembleConfig, ChannelPolicy, DedupeConfig, InventoryConfig};
+use shelfsync_operators::percent::Percent;
 use shelfsync_schemas::adapters::AdapterConfig;
 
 use crate::defaults;
@@ -12,12 +13,15 @@ impl ChannelSpec {
     pub fn policy(&self) -> ChannelPolicy {
         ChannelPolicy {
             name: self.name.clone(),
-            share_pct: self.share_pct,
+            // Validated: a bad value never gets here.
+            share_pct: self.share_pct.percent().unwrap_or(Percent::HUNDRED),
             buffer: self.buffer,
             max_qty: self.max_qty,
             min_publish: self.min_publish,
             eligible_locations: self.eligible_locations.clone(),
             oversell_policy: self.oversell_policy,
+            soft_hold_ttl_ms: self.soft_hold_ttl.map(duration_ms),
+            hard_hold_max_age_ms: self.hard_hold_max_age_ms(),
         }
     }
 
@@ -45,10 +49,34 @@ impl ChannelSpec {
 impl Topology {
     /// Settings of the inventory operator: the channels in file order, TTLs in milliseconds.
     pub fn inventory_config(&self) -> InventoryConfig {
+        // A location that is not sellable counts in no channel's ATS: every channel's eligible
+        // locations leave it out.
+        let sellable: Vec<String> = self
+            .locations
+            .iter()
+            .filter(|l| l.sellable)
+            .map(|l| l.id.clone())
+            .collect();
+        let all_sellable = sellable.len() == self.locations.len();
+        let channels = self
+            .channels
+            .iter()
+            .map(|c| {
+                let mut policy = c.policy();
+                if !all_sellable {
+                    policy.eligible_locations = Some(match policy.eligible_locations {
+                        Some(ids) => ids.into_iter().filter(|id| sellable.contains(id)).collect(),
+                        None => sellable.clone(),
+                    });
+                }
+                policy
+            })
+            .collect();
         InventoryConfig {
-            channels: self.channels.iter().map(ChannelSpec::policy).collect(),
+            channels,
             soft_hold_ttl_ms: duration_ms(self.inventory.soft_hold_ttl),
             shipped_line_retention_ms: duration_ms(self.inventory.shipped_line_retention),
+            locations: self.locations.iter().map(|l| l.id.clone()).collect(),
         }
     }
 

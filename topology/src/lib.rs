@@ -50,7 +50,10 @@
 //! "#)?;
 //!
 //! assert_eq!(topology.inventory_config().soft_hold_ttl_ms, 45 * 60 * 1000);
-//! assert_eq!(topology.inventory_config().channels[1].share_pct, 40);
+//! assert_eq!(
+//!     topology.inventory_config().channels[1].share_pct,
+//!     shelfsync_operators::percent::Percent::whole(40)
+//! );
 //! assert_eq!(topology.topic_name(Stage::Dedupe.input()), "shelfsync-orders");
 //! assert_eq!(topology.topic_name(TopicId::Changelog(shelfsync_topology::Store::Inventory)),
 //!            "shelfsync-inventory-changelog");

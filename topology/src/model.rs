@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use shelfsync_operators::config::OversellPolicy;
+use shelfsync_operators::percent::Percent;
 use shelfsync_schemas::adapters::AdapterKind;
 
 use crate::defaults;
@@ -237,6 +238,18 @@ pub struct LocationSpec {
     pub id: String,
     /// A human-readable name (e.g. `"East Coast DC"`).
     pub name: String,
+    /// False for stock that must not be sold (quarantine, a closed store): it counts in no
+    /// channel's ATS. Default true.
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub sellable: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// `[[channels]]`: a sales channel and its allocation policy.
@@ -276,11 +289,12 @@ pub struct ChannelSpec {
     /// hard holds until shipment or cancellation. Default `"30d"`.
     #[serde(default = "default_hard_hold_max_age", with = "duration")]
     pub hard_hold_max_age: Duration,
-    /// Percentage (0–100) of available-to-sell stock offered on this channel, rounded down.
-    /// Shares of different channels are each taken from the same ATS and need not add up to 100.
-    /// Default `100`.
+    /// Percentage (0–100) of available-to-sell stock offered on this channel, rounded down:
+    /// a whole number or an exact decimal with at most two places (`12.5`, `"0.25"`), computed
+    /// exactly. Shares of different channels are each taken from the same ATS and need not add
+    /// up to 100. Default `100`.
     #[serde(default = "default_share_pct")]
-    pub share_pct: i64,
+    pub share_pct: PercentValue,
     /// Units held back from this channel after its share (≥ 0). Default `0`.
     #[serde(default)]
     pub buffer: i64,
@@ -305,8 +319,41 @@ pub struct ChannelSpec {
     pub push: Option<PushSpec>,
 }
 
-fn default_share_pct() -> i64 {
-    defaults::SHARE_PCT
+fn default_share_pct() -> PercentValue {
+    PercentValue::Whole(defaults::SHARE_PCT)
+}
+
+/// A percentage as the file writes it: `40`, `12.5` or `"12.5"`. Validation turns it into an
+/// exact [`Percent`] (or names the field).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PercentValue {
+    /// A whole number.
+    Whole(i64),
+    /// A TOML float, read back through its shortest decimal form (`12.5`).
+    Float(f64),
+    /// A decimal string.
+    Text(String),
+}
+
+impl PercentValue {
+    /// The exact percentage.
+    ///
+    /// # Errors
+    /// Why it is not a decimal between 0 and 100 with at most two places.
+    pub fn percent(&self) -> Result<Percent, String> {
+        match self {
+            Self::Whole(v) => Percent::parse(&v.to_string()),
+            Self::Float(v) => Percent::parse(&v.to_string()),
+            Self::Text(v) => Percent::parse(v),
+        }
+    }
+}
+
+impl From<i64> for PercentValue {
+    fn from(v: i64) -> Self {
+        Self::Whole(v)
+    }
 }
 fn default_skip_test_orders() -> bool {
     defaults::SKIP_TEST_ORDERS
@@ -327,7 +374,7 @@ impl ChannelSpec {
             skip_test_orders: defaults::SKIP_TEST_ORDERS,
             soft_hold_ttl: None,
             hard_hold_max_age: defaults::HARD_HOLD_MAX_AGE,
-            share_pct: defaults::SHARE_PCT,
+            share_pct: PercentValue::Whole(defaults::SHARE_PCT),
             buffer: 0,
             max_qty: None,
             min_publish: 0,

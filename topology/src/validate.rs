@@ -470,7 +470,14 @@ impl Topology {
 fn validate_policy(p: &mut Problems, i: usize, channel: &ChannelSpec, locations: &BTreeSet<&str>) {
     let at = |field: &str| format!("channels[{i}].{field}");
     intake::validate_order_intake(p, i, channel);
-    p.range(&at("share_pct"), channel.share_pct, 0, Some(100));
+    match &channel.share_pct {
+        crate::model::PercentValue::Whole(v) => p.range(&at("share_pct"), *v, 0, Some(100)),
+        other => {
+            if let Err(reason) = other.percent() {
+                p.push(at("share_pct"), reason);
+            }
+        }
+    }
     p.range(&at("buffer"), channel.buffer, 0, None);
     if let Some(max_qty) = channel.max_qty {
         p.range(&at("max_qty"), max_qty, 0, None);

@@ -189,3 +189,29 @@ fn the_example_sets_each_marketplaces_pending_order_window() {
         assert!(text.contains(source), "the example cites {source}");
     }
 }
+
+/// Issue 16: percentages are exact decimals with two places, written as a number or a string;
+/// anything else names the field.
+#[test]
+fn a_channels_share_may_be_an_exact_decimal_and_a_bad_one_names_the_field() {
+    use shelfsync_operators::percent::Percent;
+    let with = |value: &str| {
+        format!(
+            "application_id = \"t\"\n[kafka]\nbootstrap_servers = \"localhost:9092\"\n[[locations]]\nid = \"dc\"\nname = \"DC\"\n[[channels]]\nname = \"amazon\"\nadapter = \"amazon\"\nshare_pct = {value}\n"
+        )
+    };
+    for (value, hundredths) in [("12.5", 1250), ("\"0.25\"", 25), ("40", 4000)] {
+        let topology = shelfsync_topology::Topology::from_toml_str(&with(value)).unwrap();
+        assert_eq!(
+            topology.inventory_config().channels[0].share_pct,
+            Percent(hundredths),
+            "{value}"
+        );
+    }
+    for bad in ["12.345", "\"abc\"", "100.5", "-1"] {
+        let err = shelfsync_topology::Topology::from_toml_str(&with(bad))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("channels[0].share_pct"), "{bad}: {err}");
+    }
+}

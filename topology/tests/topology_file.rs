@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use shelfsync_operators::percent::Percent;
+
 use shelfsync_topology::{
     defaults, AdapterKind, ByteSize, Guarantee, OversellPolicy, PushKind, Stage, Store, TopicId,
     TopicRole, Topology, TopologyError,
@@ -117,7 +119,7 @@ fn the_example_converts_into_operator_settings() {
     let amazon = &inventory.channels[0];
     assert_eq!(
         (amazon.share_pct, amazon.buffer, amazon.max_qty),
-        (40, 2, None)
+        (Percent::whole(40), 2, None)
     );
     assert_eq!(amazon.oversell_policy, OversellPolicy::Reject);
     assert_eq!(inventory.channels[1].min_publish, 2);
@@ -307,7 +309,7 @@ fn defaults_are_applied() {
     assert_eq!(topology.assemble.retention, Duration::from_secs(7 * 86_400));
 
     let channel = &topology.channels[0];
-    assert_eq!(channel.share_pct, 100);
+    assert_eq!(channel.share_pct, 100.into());
     assert_eq!(
         (channel.buffer, channel.max_qty, channel.min_publish),
         (0, None, 0)

@@ -26,6 +26,7 @@ pub(super) fn base_topology(args: &BenchArgs) -> anyhow::Result<Topology> {
                 LocationSpec {
                     name: id.clone(),
                     id,
+                    sellable: true,
                 }
             })
             .collect();
@@ -40,7 +41,7 @@ pub(super) fn base_topology(args: &BenchArgs) -> anyhow::Result<Topology> {
         while t.channels.len() < n {
             k += 1;
             let mut c = ChannelSpec::new(&format!("market-{k}"), AdapterKind::Generic);
-            c.share_pct = 10;
+            c.share_pct = 10.into();
             t.channels.push(c);
         }
     }

@@ -4,17 +4,18 @@ use super::*;
 use crate::{ChannelPolicy, MemStore};
 use shelfsync_schemas::{ChannelOverride, InventoryCommand};
 
-fn config() -> InventoryConfig {
+pub(super) fn config() -> InventoryConfig {
     let mut shopify = ChannelPolicy::full("shopify");
     shopify.oversell_policy = OversellPolicy::Backorder;
     InventoryConfig {
         channels: vec![ChannelPolicy::full("amazon"), shopify],
         soft_hold_ttl_ms: 1_000,
         shipped_line_retention_ms: 10_000,
+        locations: Vec::new(),
     }
 }
 
-fn snapshot(sku: &str, loc: &str, qty: i64, seq: i64) -> InventoryCommand {
+pub(super) fn snapshot(sku: &str, loc: &str, qty: i64, seq: i64) -> InventoryCommand {
     InventoryCommand::inventory(InventoryChange {
         sku: sku.into(),
         location: loc.into(),
@@ -28,7 +29,7 @@ fn snapshot(sku: &str, loc: &str, qty: i64, seq: i64) -> InventoryCommand {
     })
 }
 
-fn adjust(
+pub(super) fn adjust(
     sku: &str,
     loc: &str,
     delta: i64,
@@ -49,7 +50,14 @@ fn adjust(
     })
 }
 
-fn line(channel: &str, order: &str, line_id: &str, sku: &str, qty: i64, paid: bool) -> LineCommand {
+pub(super) fn line(
+    channel: &str,
+    order: &str,
+    line_id: &str,
+    sku: &str,
+    qty: i64,
+    paid: bool,
+) -> LineCommand {
     LineCommand {
         order_key: format!("{channel}:{order}"),
         channel: channel.into(),
@@ -65,36 +73,36 @@ fn line(channel: &str, order: &str, line_id: &str, sku: &str, qty: i64, paid: bo
     }
 }
 
-struct Harness {
-    op: ReserveInventory,
-    store: MemStore,
+pub(super) struct Harness {
+    pub(super) op: ReserveInventory,
+    pub(super) store: MemStore,
 }
 
 impl Harness {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self {
             op: ReserveInventory::new(config()),
             store: MemStore::new(),
         }
     }
-    fn run(&mut self, ts: i64, cmd: InventoryCommand) -> Vec<InventoryOutput> {
+    pub(super) fn run(&mut self, ts: i64, cmd: InventoryCommand) -> Vec<InventoryOutput> {
         let mut out = Vec::new();
         self.op
             .process(&mut self.store, ts, &cmd, &mut out)
             .unwrap();
         out
     }
-    fn sku(&self, sku: &str) -> SkuRecord {
+    pub(super) fn sku(&self, sku: &str) -> SkuRecord {
         load_sku(&self.store, sku).unwrap().unwrap()
     }
-    fn published(&self, sku: &str, channel: &str) -> (i64, i64) {
+    pub(super) fn published(&self, sku: &str, channel: &str) -> (i64, i64) {
         let rec = self.sku(sku);
         let p = rec.published.iter().find(|p| p.channel == channel).unwrap();
         (p.quantity, p.version)
     }
 }
 
-fn results(out: &[InventoryOutput]) -> Vec<(LineOutcome, i64, i64)> {
+pub(super) fn results(out: &[InventoryOutput]) -> Vec<(LineOutcome, i64, i64)> {
     out.iter()
         .filter_map(|o| match o {
             InventoryOutput::LineResult(r) => Some((r.outcome, r.reserved, r.backordered)),
@@ -103,7 +111,7 @@ fn results(out: &[InventoryOutput]) -> Vec<(LineOutcome, i64, i64)> {
         .collect()
 }
 
-fn availability(out: &[InventoryOutput]) -> Vec<(String, i64, i64)> {
+pub(super) fn availability(out: &[InventoryOutput]) -> Vec<(String, i64, i64)> {
     out.iter()
         .filter_map(|o| match o {
             InventoryOutput::Availability(a) => Some((a.channel.clone(), a.quantity, a.version)),
@@ -244,6 +252,7 @@ fn reservation_is_against_physical_stock_not_ats_so_safety_stock_absorbs_lag() {
             channel_overrides: vec![],
             erp_sequence: 1,
             event_time: 0,
+            safety_stock_percent: None,
         }),
     );
     h.run(2, snapshot("S", "dc", 10, 1));
@@ -414,9 +423,15 @@ fn inactive_product_publishes_zero_and_stale_product_is_ignored() {
                 enabled: true,
                 safety_stock_units: Some(2),
                 safety_stock_pct: None,
+                safety_stock_percent: None,
+                share_pct: None,
+                buffer: None,
+                max_qty: None,
+                min_publish: None,
             }],
             erp_sequence: seq,
             event_time: 0,
+            safety_stock_percent: None,
         })
     };
     h.run(1, product(false, 2));

@@ -490,11 +490,15 @@ fn apply(
         metrics::counter!(m::TAIL_SUPPRESSED, "stage" => stage.name()).increment(skip.len() as u64);
     }
     match result {
-        Ok(()) => output.produce(&task.stamp_name, stage.name(), step, input.ts, &skip)?,
-        // The DLQ record is this step's output 0, delivered before the crash.
-        Err(_) if skip.contains(&0) => {}
+        Ok(()) => output.produce(&task.stamp_name, stage.name(), step, input.ts, &skip, 0)?,
         Err(rejected) => {
-            output.dead_letter(input, &task.stamp_name, stage.name(), step, rejected)?;
+            // The DLQ record is this step's output 0 (unless delivered before a crash); what
+            // the stage emitted before refusing the record (expiries due at its time) follows
+            // as outputs 1, 2, …
+            if !skip.contains(&0) {
+                output.dead_letter(input, &task.stamp_name, stage.name(), step, rejected)?;
+            }
+            output.produce(&task.stamp_name, stage.name(), step, input.ts, &skip, 1)?;
         }
     }
     output.applied(input.ts);

@@ -92,7 +92,8 @@ impl Output {
     }
 
     /// Produces the outputs of `step` (in `self.records`), each stamped with its index, except
-    /// those a previous incarnation already delivered (`skip`).
+    /// those a previous incarnation already delivered (`skip`); the first is output
+    /// `first_index` of its step (1 after a dead letter, which is output 0).
     pub(crate) fn produce(
         &mut self,
         task: &str,
@@ -100,9 +101,12 @@ impl Output {
         step: i64,
         ts: i64,
         skip: &BTreeSet<i32>,
+        first_index: i32,
     ) -> Result<()> {
         for (i, rec) in self.records.iter().enumerate() {
-            let index = i32::try_from(i).unwrap_or(i32::MAX);
+            let index = i32::try_from(i)
+                .unwrap_or(i32::MAX)
+                .saturating_add(first_index);
             if skip.contains(&index) {
                 continue;
             }

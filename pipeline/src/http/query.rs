@@ -19,7 +19,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use shelfsync_operators::reserve_inventory::{load_sku, SkuRecord};
+use shelfsync_operators::reserve_inventory::{holds_of, load_sku, Hold, SkuRecord};
 use shelfsync_operators::StateStore;
 use shelfsync_topology::{Stage, Topology};
 use tracing::warn;
@@ -60,6 +60,37 @@ struct LocalAvailability {
     backordered: i64,
     safety_stock: BTreeMap<String, i64>,
     ats: BTreeMap<String, i64>,
+    /// The SKU's order-line holds, oldest first (at most [`MAX_HOLDS_SHOWN`]).
+    #[serde(default)]
+    holds: Vec<HoldView>,
+    /// Whether the SKU has more holds than shown.
+    #[serde(default)]
+    holds_truncated: bool,
+}
+
+/// How many of a SKU's holds the availability answer lists.
+const MAX_HOLDS_SHOWN: usize = 200;
+
+/// One order line's hold on the SKU, as the availability answer shows it.
+#[derive(Debug, Serialize, Deserialize)]
+struct HoldView {
+    order_key: String,
+    line_id: String,
+    channel: String,
+    /// `held`, `rejected` or `shipped`.
+    state: String,
+    /// `soft` (unpaid, expires) or `hard` (paid).
+    kind: String,
+    quantity: i64,
+    reserved: i64,
+    backordered: i64,
+    /// Stream time when it was reserved (ms; 0 when it predates this field).
+    held_at: i64,
+    /// How long it has been held, in the task's stream time (ms).
+    age_ms: i64,
+    /// When it ends if nothing else ends it first: a soft hold's TTL, a hard hold's
+    /// `hard_hold_max_age`, a settled line's retention (ms, stream time).
+    expires_at: Option<i64>,
 }
 
 fn local_view(
@@ -69,9 +100,30 @@ fn local_view(
     partition: i32,
     task: &str,
     record: SkuRecord,
+    holds: (Vec<(String, Hold)>, i64),
 ) -> LocalAvailability {
     let stock = &record.stock;
-    let policies: Vec<_> = topology.channels.iter().map(|c| c.policy()).collect();
+    // The operator's own policies: non-sellable locations are already left out of them.
+    let policies = topology.inventory_config().channels;
+    let (holds, stream_time) = holds;
+    let holds_truncated = holds.len() > MAX_HOLDS_SHOWN;
+    let holds = holds
+        .into_iter()
+        .take(MAX_HOLDS_SHOWN)
+        .map(|(line_id, h)| HoldView {
+            order_key: h.order_key,
+            line_id,
+            channel: h.channel,
+            state: format!("{:?}", h.state).to_lowercase(),
+            kind: if h.hard { "hard" } else { "soft" }.into(),
+            quantity: h.quantity,
+            reserved: h.reserved,
+            backordered: h.backordered,
+            held_at: h.held_at,
+            age_ms: stream_time.saturating_sub(h.held_at).max(0),
+            expires_at: h.expires_at,
+        })
+        .collect();
     LocalAvailability {
         sku: sku.to_string(),
         partition,
@@ -104,13 +156,15 @@ fn local_view(
             .iter()
             .map(|p| (p.name.clone(), stock.ats(p)))
             .collect(),
+        holds,
+        holds_truncated,
     }
 }
 
-/// A read-only [`StateStore`] over the committed state of one task: `get` reads what the last
-/// acknowledged epoch wrote to RocksDB. The query path never writes and never scans, so
-/// `put`, `delete` and `range` do nothing but record a bug, which the handler answers with 500
-/// instead of a wrong answer.
+/// A read-only [`StateStore`] over the committed state of one task: `get` and `range` read what
+/// the last acknowledged epoch wrote to RocksDB. The query path never writes, so `put` and
+/// `delete` do nothing but record a bug, which the handler answers with 500 instead of a wrong
+/// answer.
 struct CommittedView<'a> {
     db: &'a StateDb,
     task: &'a str,
@@ -142,11 +196,14 @@ impl StateStore for CommittedView<'_> {
         self.fail(Error::Bug("delete through the read-only query view".into()));
     }
 
-    fn range(&self, _from: &[u8], _to: &[u8], _limit: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
-        self.fail(Error::Bug(
-            "range scan through the read-only query view".into(),
-        ));
-        Vec::new()
+    fn range(&self, from: &[u8], to: &[u8], limit: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+        match self.db.scan_committed(self.task, from, to, limit) {
+            Ok(v) => v,
+            Err(e) => {
+                self.fail(e);
+                Vec::new()
+            }
+        }
     }
 }
 
@@ -490,7 +547,13 @@ pub(super) async fn availability(
             task: &task_b,
             error: RefCell::new(None),
         };
-        let loaded = load_sku(&view, &sku_b).map_err(|e| Error::Bug(e.to_string()));
+        let loaded = load_sku(&view, &sku_b)
+            .and_then(|rec| {
+                let holds = holds_of(&view, &sku_b, MAX_HOLDS_SHOWN + 1)?;
+                let now = shelfsync_operators::state::stream_time(&view)?;
+                Ok(rec.map(|r| (r, (holds, now))))
+            })
+            .map_err(|e| Error::Bug(e.to_string()));
         match view.error.into_inner() {
             Some(e) => Err(e),
             None => loaded,
@@ -503,8 +566,16 @@ pub(super) async fn availability(
     }
     let instance = state.routing.get().map(|r| r.me.instance_id.clone());
     match read {
-        Ok(Ok(Some(record))) => {
-            let body = local_view(&state.topology, instance, &sku, partition, &task, record);
+        Ok(Ok(Some((record, holds)))) => {
+            let body = local_view(
+                &state.topology,
+                instance,
+                &sku,
+                partition,
+                &task,
+                record,
+                holds,
+            );
             (StatusCode::OK, Json(body)).into_response()
         }
         Ok(Ok(None)) => json(

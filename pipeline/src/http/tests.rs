@@ -152,6 +152,30 @@ fn endpoints_answer_from_status_and_committed_state() {
         &mut out,
     )
     .unwrap();
+    // Two holds, the younger reserved first in key order: the answer lists them oldest first.
+    let hold = |order: &str, qty: i64, paid: bool| {
+        InventoryCommand::reserve(shelfsync_schemas::LineCommand {
+            order_key: format!("amazon:{order}"),
+            channel: "amazon".into(),
+            channel_order_id: order.into(),
+            revision: 1,
+            lines_in_revision: 1,
+            line_id: "1".into(),
+            sku: sku.into(),
+            quantity: qty,
+            paid,
+            cancelled: false,
+            placed_at: 0,
+        })
+    };
+    op.process(&mut store, 2_500, &hold("B", 1, true), &mut out)
+        .unwrap();
+    op.process(&mut store, 2_600, &hold("A", 2, false), &mut out)
+        .unwrap();
+    let release = |order: &str, qty: i64| match hold(order, qty, true) {
+        InventoryCommand { line: Some(l), .. } => InventoryCommand::release(l),
+        other => other,
+    };
     store.commit(&[], true).unwrap();
     // Not owned here yet: a pointer to the owning task.
     let _ = status.db.set(db.clone());
@@ -174,7 +198,40 @@ fn endpoints_answer_from_status_and_committed_state() {
         v["on_hand"],
         serde_json::json!({"dc-east": 30, "store-nyc": 10})
     );
+    assert_eq!(v["reserved"], 3);
+    let holds: Vec<(String, String, i64, i64)> = v["holds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["order_key"].as_str().unwrap().to_string(),
+                h["kind"].as_str().unwrap().to_string(),
+                h["reserved"].as_i64().unwrap(),
+                h["age_ms"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    // Stream time 2,600: B (hard, reserved at 2,500) is 100 ms old, A (soft) 0.
+    assert_eq!(
+        holds,
+        [
+            ("amazon:B".into(), "hard".into(), 1, 100),
+            ("amazon:A".into(), "soft".into(), 2, 0)
+        ]
+    );
+    assert_eq!(v["holds_truncated"], false);
+    // The holds go before the rest of this test's numbers.
+    op.process(&mut store, 2_700, &release("A", 2), &mut out)
+        .unwrap();
+    op.process(&mut store, 2_800, &release("B", 1), &mut out)
+        .unwrap();
+    store.commit(&[], true).unwrap();
+    let (code, body) = get(addr, &format!("/v1/availability/{sku}"));
+    assert_eq!(code, 200, "{body}");
+    let v = json_of(&body);
     assert_eq!(v["reserved"], 0);
+    assert_eq!(v["holds"], serde_json::json!([]));
     // ATS 40 on every location: amazon 40% of 40 − 2 = 14; ebay sees dc-east only: 30.
     assert_eq!(v["ats"], serde_json::json!({"amazon": 40, "ebay": 30}));
     assert_eq!(
@@ -193,9 +250,10 @@ fn endpoints_answer_from_status_and_committed_state() {
             )
         })
         .collect();
+    // Versions count every change: the two holds and their releases moved both channels.
     assert_eq!(
         channels,
-        [("amazon".to_string(), 14, 2), ("ebay".to_string(), 30, 1)]
+        [("amazon".to_string(), 14, 6), ("ebay".to_string(), 30, 5)]
     );
 
     // A SKU nobody wrote, on an owned partition.
@@ -561,7 +619,11 @@ fn a_peer_answer_is_never_echoed_and_only_allowed_peers_are_asked() {
     assert_eq!(code, 200, "{body}");
     assert!(head.contains(&format!("{ANSWERED_BY}: evil")), "{head}");
     assert!(!body.contains(SECRET), "{body}");
-    assert_eq!(json_of(&body), valid);
+    // Rebuilt from our schema: an older peer's answer gets the fields it lacked, empty.
+    let mut expected = valid.clone();
+    expected["holds"] = serde_json::json!([]);
+    expected["holds_truncated"] = serde_json::json!(false);
+    assert_eq!(json_of(&body), expected);
 
     // An owner on a host not allowed is never asked, and does not hide the task's owner.
     let (peer, hits) = fake_peer(|_| http_response("200 OK", "", SECRET));

@@ -196,19 +196,20 @@ where
             }
         };
         let mut outputs = Vec::new();
-        if let Err(e) = self.operator.process(store, ts, &input, &mut outputs) {
-            return match e {
-                OperatorError::InvalidInput { .. } => Ok(Err(Rejected {
-                    kind: "invalid",
-                    reason: e.to_string(),
-                })),
-                OperatorError::CorruptState { .. } => Err(Error::Bug(e.to_string())),
-            };
+        let result = self.operator.process(store, ts, &input, &mut outputs);
+        if let Err(e @ OperatorError::CorruptState { .. }) = &result {
+            return Err(Error::Bug(e.to_string()));
         }
+        // What the step did before the record was refused stays done (holds that expired at
+        // its stream time): its outputs leave with the dead letter, or an availability
+        // version would be spent without its event.
         for o in outputs {
             o.emit(out)?;
         }
-        Ok(Ok(()))
+        Ok(result.map_err(|e| Rejected {
+            kind: e.kind(),
+            reason: e.to_string(),
+        }))
     }
 }
 
@@ -258,7 +259,8 @@ impl StageLogic {
 
     /// Processes one record with timestamp `ts`. `store` is the task's store (stateful stages).
     ///
-    /// Returns `Ok(Err(rejected))` for a record to dead-letter (nothing else was emitted for it).
+    /// Returns `Ok(Err(rejected))` for a record to dead-letter; what the stage emitted before
+    /// it refused the record (expiries due at its time) is in `out` and leaves with it.
     ///
     /// # Errors
     /// [`Error::Bug`] when state is corrupt or an output does not encode: the task must stop.

@@ -426,6 +426,47 @@ avro_records!(
     InstanceAnnouncement,
 );
 
+/// Earlier versions of shelfsync's schemas, `(full name, .avsc text)`, kept verbatim in
+/// `schemas/avro/history/` (`<Record>.v<N>.avsc`): [`decode`] reads records written with them.
+/// A schema that changes adds its previous text here, with new fields appended with defaults.
+static HISTORY: &[(&str, &str)] = &[
+    (
+        "com.shelfsync.v1.ProductChange",
+        include_str!("../../avro/history/ProductChange.v1.avsc"),
+    ),
+    (
+        "com.shelfsync.v1.InventoryCommand",
+        include_str!("../../avro/history/InventoryCommand.v1.avsc"),
+    ),
+    (
+        "com.shelfsync.v1.Order",
+        include_str!("../../avro/history/Order.v1.avsc"),
+    ),
+    (
+        "com.shelfsync.v1.ValidatedOrder",
+        include_str!("../../avro/history/ValidatedOrder.v1.avsc"),
+    ),
+];
+
+/// The earlier version of record `name` whose fingerprint (either form) is `fingerprint`.
+fn earlier_schema(name: &str, fingerprint: [u8; 8]) -> Option<&'static CompiledSchema> {
+    static COMPILED: LazyLock<Vec<(&'static str, CompiledSchema)>> = LazyLock::new(|| {
+        HISTORY
+            .iter()
+            .map(|(name, text)| (*name, CompiledSchema::embedded(name, text)))
+            .collect()
+    });
+    COMPILED
+        .iter()
+        .find(|(n, c)| *n == name && c.accepts(fingerprint))
+        .map(|(_, c)| c)
+}
+
+/// The earlier schema versions [`decode`] still reads, as `(full name, .avsc text)`.
+pub fn earlier_schemas() -> &'static [(&'static str, &'static str)] {
+    HISTORY
+}
+
 /// Every shelfsync schema as `(full name, .avsc text)`, e.g.
 /// `("com.shelfsync.v1.Order", "{\"type\": \"record\", …}")`; the file is `schemas/avro/Order.avsc`.
 pub fn all_schemas() -> &'static [(&'static str, &'static str)] {
@@ -548,6 +589,12 @@ pub fn decode<T: AvroRecord>(bytes: &[u8]) -> Result<T, AvroError> {
     let (header, datum) = read_header(bytes)?;
     match header {
         Header::SingleObject { fingerprint } if !compiled.accepts(fingerprint) => {
+            // A producer (the ERP, an instance not yet upgraded) may still write an earlier
+            // version of the schema: resolved into the current one, new fields at their
+            // defaults.
+            if let Some(earlier) = earlier_schema(T::NAME, fingerprint) {
+                return decode_with_writer(bytes, earlier);
+            }
             return Err(compiled.mismatch(T::NAME, fingerprint));
         }
         Header::SingleObject { .. } => {}

@@ -28,6 +28,11 @@ impl TrafficModel {
                     enabled: false,
                     safety_stock_units: None,
                     safety_stock_pct: None,
+                    safety_stock_percent: None,
+                    share_pct: None,
+                    buffer: None,
+                    max_qty: None,
+                    min_publish: None,
                 });
             }
             let product = ProductChange {
@@ -46,6 +51,7 @@ impl TrafficModel {
                 channel_overrides: overrides,
                 erp_sequence: 1,
                 event_time: now,
+                safety_stock_percent: None,
             };
             out.push(GenRecord {
                 target: Target::ErpProducts,

@@ -400,11 +400,12 @@ fn inventory_change_has_the_java_librarys_canonical_form_and_fingerprint() {
 }
 
 /// Issue 16: `Order` and `ValidatedOrder` gained appended fields with defaults. A record written
-/// with the schema as it was before (kept verbatim in `tests/history/`) still decodes, every new
+/// with the schema as it was before (kept verbatim in `schemas/avro/history/`) still decodes, every new
 /// field at its default.
 #[test]
 fn records_written_with_the_first_order_schemas_still_decode() {
-    let old_order = CompiledSchema::parse(include_str!("history/Order.v1.avsc")).unwrap();
+    let old_order =
+        CompiledSchema::parse(include_str!("../../../avro/history/Order.v1.avsc")).unwrap();
     assert_ne!(old_order.fingerprint(), fingerprint::<Order>());
     let line = |id: &str, sku: &str, quantity: i64| {
         Value::Record(vec![
@@ -436,6 +437,11 @@ fn records_written_with_the_first_order_schemas_still_decode() {
     let mut bytes = old_order.single_object_header().to_vec();
     bytes.extend_from_slice(&datum);
     let order: Order = decode_with_writer(&bytes, &old_order).unwrap();
+    assert_eq!(
+        decode::<Order>(&bytes).unwrap(),
+        order,
+        "plain decode resolves a known earlier version too"
+    );
     assert_eq!(
         order,
         Order {
@@ -469,7 +475,8 @@ fn records_written_with_the_first_order_schemas_still_decode() {
     });
 
     let old_validated =
-        CompiledSchema::parse(include_str!("history/ValidatedOrder.v1.avsc")).unwrap();
+        CompiledSchema::parse(include_str!("../../../avro/history/ValidatedOrder.v1.avsc"))
+            .unwrap();
     assert_ne!(old_validated.fingerprint(), fingerprint::<ValidatedOrder>());
     let written = Value::Record(vec![
         ("event_id".into(), Value::String("e1".into())),
@@ -517,4 +524,69 @@ fn records_written_with_the_first_order_schemas_still_decode() {
     assert_eq!((&validated.currency, &validated.total), (&None, &None));
     assert!(!validated.already_shipped);
     assert!(validated.skipped_lines.is_empty());
+}
+
+/// Issue 16: `ProductChange` gained exact decimal percentages and per-SKU channel settings. An
+/// ERP that still writes the first schema is read by the plain [`decode`] the pipeline uses
+/// (no registry): the record resolves into the current schema with the new fields unset.
+#[test]
+fn a_product_record_written_with_the_first_schema_still_decodes() {
+    let old =
+        CompiledSchema::parse(include_str!("../../../avro/history/ProductChange.v1.avsc")).unwrap();
+    assert_ne!(old.fingerprint(), fingerprint::<ProductChange>());
+    let written = Value::Record(vec![
+        ("sku".into(), Value::String("SKU-1".into())),
+        ("active".into(), Value::Boolean(true)),
+        ("safety_stock_units".into(), Value::Long(2)),
+        ("safety_stock_pct".into(), Value::Long(10)),
+        (
+            "channel_overrides".into(),
+            Value::Array(vec![Value::Record(vec![
+                ("channel".into(), Value::String("amazon".into())),
+                ("enabled".into(), Value::Boolean(false)),
+                (
+                    "safety_stock_units".into(),
+                    Value::Union(0, Box::new(Value::Null)),
+                ),
+                (
+                    "safety_stock_pct".into(),
+                    Value::Union(1, Box::new(Value::Long(5))),
+                ),
+            ])]),
+        ),
+        ("erp_sequence".into(), Value::Long(7)),
+        (
+            "event_time".into(),
+            Value::TimestampMillis(1_700_000_000_000),
+        ),
+    ]);
+    let datum = apache_avro::to_avro_datum(old.schema(), written).unwrap();
+    let mut bytes = old.single_object_header().to_vec();
+    bytes.extend_from_slice(&datum);
+    let product: ProductChange = decode(&bytes).unwrap();
+    assert_eq!(product.safety_stock_pct, 10);
+    assert_eq!(product.safety_stock_percent, None);
+    assert_eq!(product.channel_overrides[0].safety_stock_pct, Some(5));
+    assert_eq!(product.channel_overrides[0].share_pct, None);
+    assert!(!product.channel_overrides[0].enabled);
+    // An unknown fingerprint is still refused.
+    bytes[2] ^= 0xff;
+    assert!(matches!(
+        decode::<ProductChange>(&bytes),
+        Err(AvroError::FingerprintMismatch { .. })
+    ));
+}
+
+/// Every earlier schema kept for [`decode`] parses, names its record, and is not the current
+/// one (a history entry identical to the current schema would be dead weight).
+#[test]
+fn every_earlier_schema_parses_and_differs_from_the_current_one() {
+    let current: std::collections::BTreeMap<&str, &str> =
+        crate::avro::all_schemas().iter().copied().collect();
+    for (name, text) in crate::avro::earlier_schemas() {
+        let old = CompiledSchema::parse(text).unwrap();
+        assert_eq!(old.full_name(), *name);
+        let now = CompiledSchema::parse(current[name]).unwrap();
+        assert_ne!(old.fingerprint(), now.fingerprint(), "{name}");
+    }
 }

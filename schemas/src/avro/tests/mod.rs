@@ -50,16 +50,27 @@ fn product_change() -> ProductChange {
                 enabled: true,
                 safety_stock_units: Some(5),
                 safety_stock_pct: None,
+                safety_stock_percent: None,
+                share_pct: None,
+                buffer: None,
+                max_qty: None,
+                min_publish: None,
             },
             ChannelOverride {
                 channel: "ebay".into(),
                 enabled: false,
                 safety_stock_units: None,
                 safety_stock_pct: Some(0),
+                safety_stock_percent: None,
+                share_pct: Some("12.5".into()),
+                buffer: Some(1),
+                max_qty: Some(40),
+                min_publish: Some(2),
             },
         ],
         erp_sequence: 77,
         event_time: 1_718_000_002_000,
+        safety_stock_percent: Some("0.25".into()),
     }
 }
 

@@ -33,8 +33,8 @@ prop_compose! {
         ProductChange {
             sku, active, safety_stock_units: units, safety_stock_pct: pct,
             channel_overrides: overrides.into_iter().map(|(channel, enabled, safety_stock_units, safety_stock_pct)|
-                ChannelOverride { channel, enabled, safety_stock_units, safety_stock_pct }).collect(),
-            erp_sequence, event_time,
+                ChannelOverride { channel, enabled, safety_stock_units, safety_stock_pct, safety_stock_percent: None, share_pct: None, buffer: None, max_qty: None, min_publish: None }).collect(),
+            erp_sequence, event_time, safety_stock_percent: None,
         }
     }
 }
