@@ -310,6 +310,15 @@ mod tests {
             paid: true,
             cancelled,
             placed_at: 0,
+            fulfilled_by: FulfilledBy::MERCHANT,
+            unit_price: None,
+            line_total: None,
+            currency: None,
+            filled: false,
+            order_currency: None,
+            order_total: None,
+            already_shipped: false,
+            skipped_lines: Vec::new(),
         }
     }
 

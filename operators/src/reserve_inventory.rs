@@ -351,6 +351,15 @@ impl ReserveInventory {
             paid: line.paid,
             cancelled: line.cancelled,
             placed_at: line.placed_at,
+            fulfilled_by: line.fulfilled_by,
+            unit_price: line.unit_price.clone(),
+            line_total: line.line_total.clone(),
+            currency: line.currency.clone(),
+            filled: false,
+            order_currency: line.order_currency.clone(),
+            order_total: line.order_total.clone(),
+            already_shipped: line.already_shipped,
+            skipped_lines: line.skipped_lines.clone(),
         })
     }
 
@@ -373,6 +382,12 @@ impl ReserveInventory {
         line: &LineCommand,
         out: &mut Vec<InventoryOutput>,
     ) -> Result<(), OperatorError> {
+        if !line.holds_stock {
+            // Marketplace-fulfilled, first seen shipped, or a no-stock marker: hold nothing,
+            // change no stock (DESIGN §4, "who ships decides who holds").
+            out.push(Self::result(line, LineOutcome::RESERVED, 0, 0));
+            return Ok(());
+        }
         if line.quantity <= 0 {
             return Err(OperatorError::invalid(
                 "line.quantity",

@@ -62,6 +62,15 @@ fn line(channel: &str, order: &str, line_id: &str, sku: &str, qty: i64, paid: bo
         paid,
         cancelled: false,
         placed_at: 0,
+        fulfilled_by: shelfsync_schemas::FulfilledBy::MERCHANT,
+        unit_price: None,
+        line_total: None,
+        currency: None,
+        holds_stock: true,
+        order_currency: None,
+        order_total: None,
+        already_shipped: false,
+        skipped_lines: Vec::new(),
     }
 }
 
