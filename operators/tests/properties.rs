@@ -113,6 +113,7 @@ impl Sim {
         Self {
             dedupe: DedupeOrders::new(DedupeConfig {
                 window_ms: SEVEN_DAYS_MS,
+                ..DedupeConfig::default()
             }),
             inventory: ReserveInventory::new(InventoryConfig {
                 channels: channels(policy),
@@ -539,6 +540,15 @@ proptest! {
             paid: false,
             cancelled: false,
             placed_at: 0,
+            fulfilled_by: shelfsync_schemas::FulfilledBy::MERCHANT,
+            unit_price: None,
+            line_total: None,
+            currency: None,
+            holds_stock: true,
+            order_currency: None,
+            order_total: None,
+            already_shipped: false,
+            skipped_lines: Vec::new(),
         });
         let mut s1 = sim.s_inventory.clone();
         let mut s2 = sim.s_inventory.clone();

@@ -56,6 +56,12 @@ impl Topology {
     pub fn dedupe_config(&self) -> DedupeConfig {
         DedupeConfig {
             window_ms: duration_ms(self.dedupe.window),
+            hard_hold_max_age_ms: self
+                .channels
+                .iter()
+                .map(|channel| (channel.name.clone(), channel.hard_hold_max_age_ms()))
+                .collect(),
+            default_hard_hold_max_age_ms: duration_ms(defaults::HARD_HOLD_MAX_AGE),
         }
     }
 

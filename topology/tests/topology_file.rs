@@ -326,9 +326,17 @@ fn defaults_are_applied() {
         topology.inventory_config().shipped_line_retention_ms,
         ops.shipped_line_retention_ms
     );
+    // The operator's default channel age is the topology's; the file's one channel says it.
+    let dedupe = topology.dedupe_config();
+    let ops_dedupe = shelfsync_operators::config::DedupeConfig::default();
+    assert_eq!(dedupe.window_ms, ops_dedupe.window_ms);
     assert_eq!(
-        topology.dedupe_config(),
-        shelfsync_operators::config::DedupeConfig::default()
+        dedupe.default_hard_hold_max_age_ms,
+        ops_dedupe.default_hard_hold_max_age_ms
+    );
+    assert_eq!(
+        dedupe.hard_hold_max_age_ms("shopify"),
+        ops_dedupe.default_hard_hold_max_age_ms
     );
     assert_eq!(
         topology.assemble_config(),
