@@ -46,7 +46,8 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 use shelfsync_schemas::{
-    FulfilledBy, InventoryCommand, LineCommand, Order, OrderLine, NO_STOCK_MARKER_LINE_ID,
+    FulfilledBy, InventoryCommand, LineCommand, Order, OrderLine, OrderSummary,
+    NO_STOCK_MARKER_LINE_ID,
 };
 
 use crate::state::{advance_stream_time, compose_key, load, save, ExpiryIndex};
@@ -261,13 +262,13 @@ impl Operator for DedupeOrders {
     fn store(&self) -> Option<StoreSpec> {
         // A non-final order lives max(window, hard_hold_max_age) after its last revision, or
         // for ever where that age is 0.
-        let ages = self
+        let mut ages = self
             .config
             .hard_hold_max_age_ms
             .values()
             .chain([&self.config.default_hard_hold_max_age_ms]);
-        let longest = ages.fold(Some(self.config.window_ms), |acc, &age| {
-            acc.filter(|_| age > 0).map(|ttl| ttl.max(age))
+        let longest = ages.try_fold(self.config.window_ms, |ttl, &age| {
+            (age > 0).then(|| ttl.max(age))
         });
         Some(StoreSpec {
             name: STORE,
@@ -309,8 +310,7 @@ impl Operator for DedupeOrders {
         let same = |a: &OrderLine, b: &OrderLine| {
             a.line_id == b.line_id && a.sku == b.sku && holds(a) == holds(b)
         };
-        let (mut releases, mut reserves): (Vec<&OrderLine>, Vec<&OrderLine>) = if order.cancelled
-        {
+        let (mut releases, mut reserves): (Vec<&OrderLine>, Vec<&OrderLine>) = if order.cancelled {
             let mut all: Vec<&OrderLine> = prev_lines.iter().collect();
             for line in &order.lines {
                 if !all.iter().any(|l| same(l, line)) {
@@ -329,6 +329,13 @@ impl Operator for DedupeOrders {
         sort_by_line_number(&mut reserves);
         let lines_in_revision =
             i32::try_from((releases.len() + reserves.len()).max(1)).unwrap_or(i32::MAX);
+        let summary = OrderSummary {
+            currency: order.currency.clone(),
+            total: order.total.clone(),
+            already_shipped: first_seen_shipped,
+            skipped_lines: order.skipped_lines.clone(),
+        }
+        .boxed();
         let command = |line: &OrderLine, holds_stock: bool| LineCommand {
             order_key: order_key.clone(),
             channel: order.channel.clone(),
@@ -346,10 +353,7 @@ impl Operator for DedupeOrders {
             line_total: line.line_total.clone(),
             currency: line.currency.clone(),
             holds_stock,
-            order_currency: order.currency.clone(),
-            order_total: order.total.clone(),
-            already_shipped: first_seen_shipped,
-            skipped_lines: order.skipped_lines.clone(),
+            order: summary.clone(),
         };
         for line in &releases {
             let cmd = command(line, holds(line));

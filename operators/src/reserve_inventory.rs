@@ -356,10 +356,7 @@ impl ReserveInventory {
             line_total: line.line_total.clone(),
             currency: line.currency.clone(),
             filled: false,
-            order_currency: line.order_currency.clone(),
-            order_total: line.order_total.clone(),
-            already_shipped: line.already_shipped,
-            skipped_lines: line.skipped_lines.clone(),
+            order: line.order.clone(),
         })
     }
 

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 mod lines;
-pub use lines::{LineCommand, LineOutcome, LineResult, NO_STOCK_MARKER_LINE_ID};
+pub use lines::{LineCommand, LineOutcome, LineResult, OrderSummary, NO_STOCK_MARKER_LINE_ID};
 
 /// Builds the order key `"channel:channel_order_id"` used to key orders on every topic.
 pub fn order_key(channel: &str, channel_order_id: &str) -> String {

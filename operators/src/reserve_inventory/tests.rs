@@ -67,10 +67,7 @@ fn line(channel: &str, order: &str, line_id: &str, sku: &str, qty: i64, paid: bo
         line_total: None,
         currency: None,
         holds_stock: true,
-        order_currency: None,
-        order_total: None,
-        already_shipped: false,
-        skipped_lines: Vec::new(),
+        order: None,
     }
 }
 

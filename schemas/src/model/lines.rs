@@ -2,9 +2,9 @@
 //! [`InventoryCommand`](super::InventoryCommand)) and [`LineResult`] (inventory → assemble).
 //!
 //! Besides the line itself, both carry what the assemble stage needs to build a validated order
-//! for the ERP (prices, fulfilment, the order's currency, total and skipped lines): assemble
-//! only ever sees line results, so the order-level fields ride on every line, identical on all
-//! lines of one revision. Fields after `placed_at` were added in issue 16; each has a default, so
+//! for the ERP (prices, fulfilment, and the order's [`OrderSummary`]: currency, total,
+//! first-seen-shipped flag, skipped lines): assemble only ever sees line results, so the
+//! order-level facts ride on every line, identical on all lines of one revision. Fields after `placed_at` were added in issue 16; each has a default, so
 //! records written before them still decode.
 
 use serde::{Deserialize, Serialize};
@@ -22,6 +22,28 @@ pub const NO_STOCK_MARKER_LINE_ID: &str = "";
 
 fn yes() -> bool {
     true
+}
+
+/// The order-level facts a validated order carries (DESIGN §4), sent along on every line
+/// command and result of a revision because the assemble stage sees only line results. Boxed
+/// in the line records: most orders have none of it, and the records stay small.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct OrderSummary {
+    /// ISO 4217 currency of `total` (the order's `currency`).
+    pub currency: Option<String>,
+    /// What the buyer pays for the whole order, decimal string (the order's `total`).
+    pub total: Option<String>,
+    /// The order was already shipped when dedupe first saw it (so no line of it holds stock).
+    pub already_shipped: bool,
+    /// The order's lines without stock (the order's `skipped_lines`), for the ERP.
+    pub skipped_lines: Vec<SkippedLine>,
+}
+
+impl OrderSummary {
+    /// The summary to send, `None` when every field is at its default.
+    pub fn boxed(self) -> Option<Box<Self>> {
+        (self != Self::default()).then(|| Box::new(self))
+    }
 }
 
 /// One order line of one order revision, as sent from dedupe to inventory.
@@ -66,18 +88,10 @@ pub struct LineCommand {
     /// then holds nothing and changes no stock (DESIGN §4, "who ships decides who holds").
     #[serde(default = "yes")]
     pub holds_stock: bool,
-    /// ISO 4217 currency of `order_total` (the order's `currency`).
+    /// What the validated order needs from the order itself, identical on every line of a
+    /// revision; `None` when the order has none of it (and in records written before it).
     #[serde(default)]
-    pub order_currency: Option<String>,
-    /// What the buyer pays for the whole order, decimal string (the order's `total`).
-    #[serde(default)]
-    pub order_total: Option<String>,
-    /// The order was already shipped when dedupe first saw it (so nothing of it holds stock).
-    #[serde(default)]
-    pub already_shipped: bool,
-    /// The order's lines without stock (the order's `skipped_lines`), for the ERP.
-    #[serde(default)]
-    pub skipped_lines: Vec<SkippedLine>,
+    pub order: Option<Box<OrderSummary>>,
 }
 
 impl LineCommand {
@@ -148,22 +162,17 @@ pub struct LineResult {
     /// True when the inventory stage re-sends the result of a line that was `BACKORDERED` in an
     /// already complete revision because stock arrived and filled (part of) its backorder: same
     /// order key, revision and line id, updated `reserved`, `backordered` and `outcome`
-    /// (`RESERVED` once fully filled). The assemble stage updates the revision it emitted and
-    /// sends a new status if the order's status changed. False for the answer to a command.
+    /// (`RESERVED` once fully filled). `revision` is that of the latest command the line
+    /// answered (an unchanged line re-reserved by revision 2 fills as revision 2); the assemble
+    /// stage matches the fill by order key, revision, line id and SKU, reads only `reserved`,
+    /// `backordered` and `outcome` from it (not `lines_in_revision`), updates the revision it
+    /// emitted and sends a new status if the order's status changed. False for the answer to
+    /// a command.
     #[serde(default)]
     pub filled: bool,
-    /// ISO 4217 currency of `order_total` (from the [`LineCommand`]).
+    /// The order's summary (from the [`LineCommand`]).
     #[serde(default)]
-    pub order_currency: Option<String>,
-    /// What the buyer pays for the whole order, decimal string (from the [`LineCommand`]).
-    #[serde(default)]
-    pub order_total: Option<String>,
-    /// The order was already shipped when dedupe first saw it (from the [`LineCommand`]).
-    #[serde(default)]
-    pub already_shipped: bool,
-    /// The order's lines without stock (from the [`LineCommand`]).
-    #[serde(default)]
-    pub skipped_lines: Vec<SkippedLine>,
+    pub order: Option<Box<OrderSummary>>,
 }
 
 impl LineResult {

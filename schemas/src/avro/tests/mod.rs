@@ -81,15 +81,17 @@ fn line_command() -> LineCommand {
         line_total: Some("79.80".into()),
         currency: Some("EUR".into()),
         holds_stock: false,
-        order_currency: Some("EUR".into()),
-        order_total: Some("84.80".into()),
-        already_shipped: false,
-        skipped_lines: vec![SkippedLine {
-            line_id: "13456789013".into(),
-            sku: Some("GIFT-25".into()),
-            quantity: 1,
-            reason: SkipReason::GIFT_CARD,
-        }],
+        order: Some(Box::new(OrderSummary {
+            currency: Some("EUR".into()),
+            total: Some("84.80".into()),
+            already_shipped: false,
+            skipped_lines: vec![SkippedLine {
+                line_id: "13456789013".into(),
+                sku: Some("GIFT-25".into()),
+                quantity: 1,
+                reason: SkipReason::GIFT_CARD,
+            }],
+        })),
     }
 }
 
@@ -149,10 +151,12 @@ fn line_result() -> LineResult {
         line_total: Some("44.875".into()),
         currency: Some("USD".into()),
         filled: true,
-        order_currency: Some("USD".into()),
-        order_total: Some("49.87".into()),
-        already_shipped: true,
-        skipped_lines: vec![],
+        order: Some(Box::new(OrderSummary {
+            currency: Some("USD".into()),
+            total: Some("49.87".into()),
+            already_shipped: true,
+            skipped_lines: vec![],
+        })),
     }
 }
 
