@@ -10,14 +10,33 @@
 //! Line results of one revision may arrive interleaved with another's (lines live on different
 //! SKU partitions). A revision completing after a *newer* one was already emitted is superseded:
 //! it is dropped and counted, so the ERP never sees an order go back in time.
+//!
+//! The validated order carries what the ERP books a sale with (DESIGN §4): per line its
+//! fulfilment, unit price, line total and currency, and the order's currency, total, skipped
+//! lines and whether it was first seen shipped — all from the line results, which carry them
+//! from dedupe. The result of a *no-stock marker* (a revision without lines, e.g. a
+//! gift-card-only order) completes its revision (`ACCEPTED`, or `CANCELLED`) but is no line of
+//! the validated order.
+//!
+//! Backorder fills (DESIGN §4, "each fill a status change of its order"): when stock arrives,
+//! the inventory stage re-sends the result of a line that was `BACKORDERED` with `filled` set
+//! and its new `reserved`, `backordered` and `outcome`. The record keeps the results of the
+//! latest emitted revision; a fill updates that line there and, if the revision's status
+//! changes (e.g. `BACKORDERED` → `ACCEPTED`), emits one new [`OrderStatus`] for the revision
+//! (its `event_id` differs, as the status is part of it). The validated order is not sent again:
+//! the ERP booked the order and its lines, and a fill changes no price or quantity. A fill for
+//! a revision other than the latest emitted one, for a line that revision does not have, or for
+//! an order this stage no longer knows (past `retention`) is ignored and counted.
 
 use serde::{Deserialize, Serialize};
 use shelfsync_schemas::{
-    stable_id, FulfilledBy, LineOutcome, LineResult, OrderStatus, OrderStatusCode, ValidatedLine,
-    ValidatedOrder,
+    stable_id, LineOutcome, LineResult, OrderStatus, OrderStatusCode, ValidatedLine, ValidatedOrder,
 };
 
-use crate::state::{advance_stream_time, compose_key, load, save, ExpiryIndex};
+use crate::state::{
+    advance_stream_time, compose_key, decode_migrating, encode_value_as, ExpiryIndex,
+    VALUE_FORMAT_V2,
+};
 use crate::{AssembleConfig, Operator, OperatorError, StateStore, StoreSpec};
 
 /// What one assemble step emits.
@@ -34,6 +53,14 @@ pub enum AssembleOutput {
         /// The dropped revision.
         revision: i32,
     },
+    /// A backorder fill that matches no line of the order's latest emitted revision (an older
+    /// revision, or an order past retention) was ignored (for metrics).
+    FillIgnored {
+        /// Order key.
+        order_key: String,
+        /// The fill's revision.
+        revision: i32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,11 +69,21 @@ struct Pending {
     results: Vec<LineResult>,
 }
 
+/// The latest emitted revision, kept so that backorder fills can update it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Emitted {
+    /// Its line results, in emission order, updated by fills.
+    results: Vec<LineResult>,
+    /// The last status emitted for it.
+    status: OrderStatusCode,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 struct AssemblyRecord {
     last_emitted: i32,
     sent_to_erp: bool,
     pending: Vec<Pending>,
+    emitted: Option<Emitted>,
     expires_at: i64,
 }
 
@@ -58,6 +95,42 @@ pub struct AssembleOrders {
 
 fn record_key(order_key: &str) -> Vec<u8> {
     compose_key(b"a:", &[order_key])
+}
+
+impl From<crate::migrate::AssemblyRecordV1> for AssemblyRecord {
+    fn from(v1: crate::migrate::AssemblyRecordV1) -> Self {
+        Self {
+            last_emitted: v1.last_emitted,
+            sent_to_erp: v1.sent_to_erp,
+            pending: v1
+                .pending
+                .into_iter()
+                .map(|p| Pending {
+                    revision: p.revision,
+                    results: p.results.into_iter().map(Into::into).collect(),
+                })
+                .collect(),
+            // The first release kept no emitted revision: fills for it are ignored.
+            emitted: None,
+            expires_at: v1.expires_at,
+        }
+    }
+}
+
+/// Reads an assembly record (either stored format).
+fn load_record(
+    store: &dyn StateStore,
+    key: &[u8],
+) -> Result<Option<AssemblyRecord>, OperatorError> {
+    store
+        .get(key)
+        .map(|b| decode_migrating::<AssemblyRecord, crate::migrate::AssemblyRecordV1>(key, &b))
+        .transpose()
+}
+
+/// Stores an assembly record (value format 2).
+fn save_record(store: &mut dyn StateStore, key: &[u8], rec: &AssemblyRecord) {
+    store.put(key, &encode_value_as(VALUE_FORMAT_V2, rec));
 }
 
 /// The status of a whole revision from its line results.
@@ -88,6 +161,44 @@ pub fn revision_status(results: &[LineResult]) -> OrderStatusCode {
     }
 }
 
+/// The status event of a revision (`results` non-empty, all of one revision).
+fn status_event(
+    first: &LineResult,
+    results: &[LineResult],
+    status: OrderStatusCode,
+) -> OrderStatus {
+    let count = |o: LineOutcome| results.iter().filter(|r| r.outcome == o).count() as i32;
+    OrderStatus {
+        event_id: stable_id(&[
+            first.order_key.as_bytes(),
+            &first.revision.to_be_bytes(),
+            format!("{status:?}").as_bytes(),
+        ]),
+        order_key: first.order_key.clone(),
+        channel: first.channel.clone(),
+        channel_order_id: first.channel_order_id.clone(),
+        revision: first.revision,
+        status,
+        rejected_lines: count(LineOutcome::REJECTED),
+        backordered_lines: count(LineOutcome::BACKORDERED),
+    }
+}
+
+fn validated_line(r: &LineResult) -> ValidatedLine {
+    ValidatedLine {
+        line_id: r.line_id.clone(),
+        sku: r.sku.clone(),
+        quantity: r.quantity,
+        reserved: r.reserved,
+        backordered: r.backordered,
+        outcome: r.outcome,
+        fulfilled_by: r.fulfilled_by,
+        unit_price: r.unit_price.clone(),
+        line_total: r.line_total.clone(),
+        currency: r.currency.clone(),
+    }
+}
+
 impl AssembleOrders {
     /// An assemble operator with the given retention.
     pub fn new(config: AssembleConfig) -> Self {
@@ -105,7 +216,7 @@ impl AssembleOrders {
                     continue;
                 };
                 let key = record_key(&order_key);
-                if load::<AssemblyRecord>(store, &key)?.is_some_and(|r| r.expires_at == at) {
+                if load_record(store, &key)?.is_some_and(|r| r.expires_at == at) {
                     store.delete(&key);
                 }
             }
@@ -118,27 +229,9 @@ impl AssembleOrders {
         });
         let Some(first) = results.first() else { return };
         let status = revision_status(&results);
-        let (order_key, channel, channel_order_id) = (
-            first.order_key.clone(),
-            first.channel.clone(),
-            first.channel_order_id.clone(),
-        );
-        let (revision, paid, placed_at) = (first.revision, first.paid, first.placed_at);
-        let count = |o: LineOutcome| results.iter().filter(|r| r.outcome == o).count() as i32;
-        out.push(AssembleOutput::Status(OrderStatus {
-            event_id: stable_id(&[
-                order_key.as_bytes(),
-                &revision.to_be_bytes(),
-                format!("{status:?}").as_bytes(),
-            ]),
-            order_key: order_key.clone(),
-            channel: channel.clone(),
-            channel_order_id: channel_order_id.clone(),
-            revision,
-            status,
-            rejected_lines: count(LineOutcome::REJECTED),
-            backordered_lines: count(LineOutcome::BACKORDERED),
-        }));
+        out.push(AssembleOutput::Status(status_event(
+            first, &results, status,
+        )));
         let to_erp = match status {
             OrderStatusCode::REJECTED => false,
             OrderStatusCode::CANCELLED => rec.sent_to_erp,
@@ -147,44 +240,67 @@ impl AssembleOrders {
         if to_erp {
             let lines = results
                 .iter()
+                .filter(|r| !r.is_no_stock_marker())
                 .filter(|r| {
                     status == OrderStatusCode::CANCELLED || r.outcome != LineOutcome::RELEASED
                 })
-                .map(|r| ValidatedLine {
-                    line_id: r.line_id.clone(),
-                    sku: r.sku.clone(),
-                    quantity: r.quantity,
-                    reserved: r.reserved,
-                    backordered: r.backordered,
-                    outcome: r.outcome,
-                    // TODO(issue 16, operators): carry fulfilment and prices through
-                    // `LineCommand`/`LineResult` from the canonical `OrderLine`.
-                    fulfilled_by: FulfilledBy::MERCHANT,
-                    unit_price: None,
-                    line_total: None,
-                    currency: None,
-                })
+                .map(validated_line)
                 .collect();
+            let revision = first.revision;
+            let summary = first.order.as_deref().cloned().unwrap_or_default();
             out.push(AssembleOutput::Validated(ValidatedOrder {
-                event_id: stable_id(&[order_key.as_bytes(), &revision.to_be_bytes()]),
-                order_key,
-                channel,
-                channel_order_id,
+                event_id: stable_id(&[first.order_key.as_bytes(), &revision.to_be_bytes()]),
+                order_key: first.order_key.clone(),
+                channel: first.channel.clone(),
+                channel_order_id: first.channel_order_id.clone(),
                 revision,
                 status,
-                paid,
-                placed_at,
+                paid: first.paid,
+                placed_at: first.placed_at,
                 lines,
-                // TODO(issue 16, operators): carry the order's currency, total, shipped flag and
-                // skipped lines from the canonical `Order`.
-                currency: None,
-                total: None,
-                already_shipped: false,
-                skipped_lines: Vec::new(),
+                currency: summary.currency,
+                total: summary.total,
+                already_shipped: summary.already_shipped,
+                skipped_lines: summary.skipped_lines,
             }));
             rec.sent_to_erp = true;
         }
-        rec.last_emitted = revision;
+        rec.last_emitted = first.revision;
+        rec.emitted = Some(Emitted { results, status });
+    }
+
+    /// Applies a backorder fill to the latest emitted revision; `false` if it matches none of
+    /// its lines (the caller counts it).
+    fn fill(rec: &mut AssemblyRecord, fill: &LineResult, out: &mut Vec<AssembleOutput>) -> bool {
+        let Some(emitted) = rec.emitted.as_mut() else {
+            return false;
+        };
+        if fill.revision != rec.last_emitted {
+            return false;
+        }
+        let Some(line) = emitted.results.iter_mut().find(|r| {
+            r.line_id == fill.line_id
+                && r.sku == fill.sku
+                && !r.is_no_stock_marker()
+                && !matches!(r.outcome, LineOutcome::RELEASED | LineOutcome::REJECTED)
+        }) else {
+            return false;
+        };
+        line.reserved = fill.reserved;
+        line.backordered = fill.backordered;
+        line.outcome = fill.outcome;
+        let status = revision_status(&emitted.results);
+        if status != emitted.status {
+            if let Some(first) = emitted.results.first() {
+                out.push(AssembleOutput::Status(status_event(
+                    first,
+                    &emitted.results,
+                    status,
+                )));
+            }
+            emitted.status = status;
+        }
+        true
     }
 }
 
@@ -217,14 +333,35 @@ impl Operator for AssembleOrders {
                 format!("must be ≥ 1, got {}", result.revision),
             ));
         }
-        if result.lines_in_revision < 1 {
+        // A fill is no part of a revision's count (the inventory stage may send 0).
+        if result.lines_in_revision < 1 && !result.filled {
             return Err(OperatorError::invalid(
                 "lines_in_revision",
                 format!("must be ≥ 1, got {}", result.lines_in_revision),
             ));
         }
         let key = record_key(&result.order_key);
-        let existing = load::<AssemblyRecord>(store, &key)?;
+        let existing = load_record(store, &key)?;
+        if result.filled {
+            let ignored = || AssembleOutput::FillIgnored {
+                order_key: result.order_key.clone(),
+                revision: result.revision,
+            };
+            // An order this stage does not know gets no record from a fill.
+            let Some(mut rec) = existing else {
+                out.push(ignored());
+                return Ok(());
+            };
+            if !Self::fill(&mut rec, result, out) {
+                out.push(ignored());
+                return Ok(());
+            }
+            ExpiryIndex::cancel(store, rec.expires_at, result.order_key.as_bytes());
+            rec.expires_at = now.saturating_add(self.config.retention_ms);
+            ExpiryIndex::schedule(store, rec.expires_at, result.order_key.as_bytes());
+            save_record(store, &key, &rec);
+            return Ok(());
+        }
         // A new record has no deadline scheduled yet: cancelling its default `expires_at` (0)
         // would write a tombstone below the current stream time for every new order, and every
         // later `take_due` scan would have to skip all of them (seen in a profile: the assemble
@@ -276,203 +413,10 @@ impl Operator for AssembleOrders {
         }
         rec.expires_at = now.saturating_add(self.config.retention_ms);
         ExpiryIndex::schedule(store, rec.expires_at, result.order_key.as_bytes());
-        save(store, &key, &rec);
+        save_record(store, &key, &rec);
         Ok(())
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::MemStore;
-
-    fn result(rev: i32, n: i32, line: &str, outcome: LineOutcome, cancelled: bool) -> LineResult {
-        LineResult {
-            order_key: "amazon:1".into(),
-            channel: "amazon".into(),
-            channel_order_id: "1".into(),
-            revision: rev,
-            lines_in_revision: n,
-            line_id: line.into(),
-            sku: format!("SKU-{line}"),
-            quantity: 2,
-            reserved: if outcome == LineOutcome::RESERVED {
-                2
-            } else {
-                0
-            },
-            backordered: if outcome == LineOutcome::BACKORDERED {
-                2
-            } else {
-                0
-            },
-            outcome,
-            paid: true,
-            cancelled,
-            placed_at: 0,
-        }
-    }
-
-    fn run(op: &AssembleOrders, s: &mut MemStore, r: LineResult) -> Vec<AssembleOutput> {
-        let mut out = Vec::new();
-        op.process(s, 0, &r, &mut out).unwrap();
-        out
-    }
-
-    /// A store that counts deletes, to catch writes that only cost (tombstones).
-    struct CountingStore(MemStore, usize);
-
-    impl StateStore for CountingStore {
-        fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-            self.0.get(key)
-        }
-        fn put(&mut self, key: &[u8], value: &[u8]) {
-            self.0.put(key, value);
-        }
-        fn delete(&mut self, key: &[u8]) {
-            self.1 += 1;
-            self.0.delete(key);
-        }
-        fn range(&self, from: &[u8], to: &[u8], limit: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
-            self.0.range(from, to, limit)
-        }
-    }
-
-    #[test]
-    fn a_new_order_deletes_nothing() {
-        // Regression: every new order used to cancel a deadline it never had, leaving a
-        // tombstone below stream time that every later expiry scan had to skip.
-        let op = AssembleOrders::new(AssembleConfig::default());
-        let mut s = CountingStore(MemStore::new(), 0);
-        let mut out = Vec::new();
-        let r = result(1, 2, "1", LineOutcome::RESERVED, false);
-        op.process(&mut s, 1_000, &r, &mut out).unwrap();
-        assert_eq!(s.1, 0, "deletes for a new order");
-        // The second result moves the deadline: exactly one delete (the old index entry).
-        let r = result(1, 2, "2", LineOutcome::RESERVED, false);
-        op.process(&mut s, 2_000, &r, &mut out).unwrap();
-        assert_eq!(s.1, 1);
-    }
-
-    fn statuses(out: &[AssembleOutput]) -> Vec<(OrderStatusCode, bool)> {
-        let validated = out
-            .iter()
-            .any(|o| matches!(o, AssembleOutput::Validated(_)));
-        out.iter()
-            .filter_map(|o| match o {
-                AssembleOutput::Status(s) => Some((s.status, validated)),
-                _ => None,
-            })
-            .collect()
-    }
-
-    #[test]
-    fn two_reserved_lines_give_accepted_after_the_second() {
-        let op = AssembleOrders::default();
-        let mut s = MemStore::new();
-        assert!(run(&op, &mut s, result(1, 2, "a", LineOutcome::RESERVED, false)).is_empty());
-        let out = run(&op, &mut s, result(1, 2, "b", LineOutcome::RESERVED, false));
-        assert_eq!(statuses(&out), vec![(OrderStatusCode::ACCEPTED, true)]);
-    }
-
-    #[test]
-    fn status_table() {
-        use LineOutcome::*;
-        let r = |o| result(1, 1, "a", o, false);
-        let rr = |o1, o2| vec![result(1, 2, "a", o1, false), result(1, 2, "b", o2, false)];
-        assert_eq!(revision_status(&[r(RESERVED)]), OrderStatusCode::ACCEPTED);
-        assert_eq!(
-            revision_status(&[r(BACKORDERED)]),
-            OrderStatusCode::BACKORDERED
-        );
-        assert_eq!(
-            revision_status(&rr(RESERVED, REJECTED)),
-            OrderStatusCode::PARTIALLY_ACCEPTED
-        );
-        assert_eq!(
-            revision_status(&rr(BACKORDERED, REJECTED)),
-            OrderStatusCode::PARTIALLY_ACCEPTED
-        );
-        assert_eq!(
-            revision_status(&rr(REJECTED, REJECTED)),
-            OrderStatusCode::REJECTED
-        );
-        // A released line (removed in this revision) does not count.
-        assert_eq!(
-            revision_status(&rr(REJECTED, RELEASED)),
-            OrderStatusCode::REJECTED
-        );
-        assert_eq!(
-            revision_status(&[result(1, 1, "a", RELEASED, true)]),
-            OrderStatusCode::CANCELLED
-        );
-    }
-
-    #[test]
-    fn rejected_revision_gets_a_status_but_no_validated_order() {
-        let op = AssembleOrders::default();
-        let mut s = MemStore::new();
-        let out = run(&op, &mut s, result(1, 1, "a", LineOutcome::REJECTED, false));
-        assert_eq!(statuses(&out), vec![(OrderStatusCode::REJECTED, false)]);
-        // Cancelling an order the ERP never saw sends nothing to the ERP.
-        let out = run(&op, &mut s, result(2, 1, "a", LineOutcome::RELEASED, true));
-        assert_eq!(statuses(&out), vec![(OrderStatusCode::CANCELLED, false)]);
-    }
-
-    #[test]
-    fn cancellation_of_an_accepted_order_reaches_the_erp() {
-        let op = AssembleOrders::default();
-        let mut s = MemStore::new();
-        run(&op, &mut s, result(1, 1, "a", LineOutcome::RESERVED, false));
-        let out = run(&op, &mut s, result(2, 1, "a", LineOutcome::RELEASED, true));
-        assert_eq!(statuses(&out), vec![(OrderStatusCode::CANCELLED, true)]);
-    }
-
-    #[test]
-    fn older_revision_completing_after_a_newer_one_is_superseded() {
-        let op = AssembleOrders::default();
-        let mut s = MemStore::new();
-        run(&op, &mut s, result(1, 2, "a", LineOutcome::RESERVED, false));
-        let out = run(&op, &mut s, result(2, 1, "a", LineOutcome::RESERVED, false));
-        assert_eq!(statuses(&out).len(), 1);
-        let out = run(&op, &mut s, result(1, 2, "b", LineOutcome::RESERVED, false));
-        assert!(matches!(
-            out.as_slice(),
-            [AssembleOutput::Superseded { revision: 1, .. }]
-        ));
-    }
-
-    #[test]
-    fn repeated_result_is_not_counted_twice() {
-        let op = AssembleOrders::default();
-        let mut s = MemStore::new();
-        run(&op, &mut s, result(1, 2, "a", LineOutcome::RESERVED, false));
-        let out = run(&op, &mut s, result(1, 2, "a", LineOutcome::RESERVED, false));
-        assert!(matches!(
-            out.as_slice(),
-            [AssembleOutput::Superseded { .. }]
-        ));
-    }
-
-    #[test]
-    fn event_ids_are_hashes_of_order_key_revision_and_status() {
-        let op = AssembleOrders::default();
-        let mut s1 = MemStore::new();
-        let mut s2 = MemStore::new();
-        let a = run(
-            &op,
-            &mut s1,
-            result(1, 1, "a", LineOutcome::RESERVED, false),
-        );
-        let b = run(
-            &op,
-            &mut s2,
-            result(1, 1, "a", LineOutcome::RESERVED, false),
-        );
-        assert_eq!(a, b);
-        let AssembleOutput::Validated(v) = &a[1] else {
-            panic!("{a:?}")
-        };
-        assert_eq!(v.event_id, stable_id(&[b"amazon:1", &1i32.to_be_bytes()]));
-    }
-}
+mod tests;

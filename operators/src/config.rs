@@ -1,5 +1,7 @@
 //! The operators' settings, built from the topology file by `shelfsync-topology`.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::percent::Percent;
@@ -92,10 +94,26 @@ impl InventoryConfig {
 }
 
 /// Settings of the dedupe operator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DedupeConfig {
     /// How long an order's fingerprints are remembered after its last revision, in ms.
     pub window_ms: i64,
+    /// Per channel, its `hard_hold_max_age` in ms (0 = hard holds never expire): an order that
+    /// is not cancelled keeps its record at least this long after its last revision, because
+    /// it may hold stock until then.
+    pub hard_hold_max_age_ms: BTreeMap<String, i64>,
+    /// `hard_hold_max_age` of a channel not in `hard_hold_max_age_ms`, in ms.
+    pub default_hard_hold_max_age_ms: i64,
+}
+
+impl DedupeConfig {
+    /// The `hard_hold_max_age` of `channel` in ms (0 = never).
+    pub fn hard_hold_max_age_ms(&self, channel: &str) -> i64 {
+        self.hard_hold_max_age_ms
+            .get(channel)
+            .copied()
+            .unwrap_or(self.default_hard_hold_max_age_ms)
+    }
 }
 
 /// Settings of the assemble operator.
@@ -127,6 +145,8 @@ impl Default for DedupeConfig {
     fn default() -> Self {
         Self {
             window_ms: SEVEN_DAYS_MS,
+            hard_hold_max_age_ms: BTreeMap::new(),
+            default_hard_hold_max_age_ms: THIRTY_DAYS_MS,
         }
     }
 }

@@ -23,6 +23,7 @@ pub mod assemble_orders;
 pub mod config;
 pub mod dedupe_orders;
 pub mod erp_ingest;
+mod migrate;
 pub mod percent;
 pub mod reserve_inventory;
 pub mod state;

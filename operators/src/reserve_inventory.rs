@@ -434,6 +434,12 @@ impl ReserveInventory {
             paid: line.paid,
             cancelled: line.cancelled,
             placed_at: line.placed_at,
+            fulfilled_by: line.fulfilled_by,
+            unit_price: line.unit_price.clone(),
+            line_total: line.line_total.clone(),
+            currency: line.currency.clone(),
+            filled: false,
+            order: line.order.clone(),
         })
     }
 
@@ -460,6 +466,12 @@ impl ReserveInventory {
         line: &LineCommand,
         out: &mut Vec<InventoryOutput>,
     ) -> Result<(), OperatorError> {
+        if !line.holds_stock {
+            // Marketplace-fulfilled, first seen shipped, or a no-stock marker: hold nothing,
+            // change no stock (DESIGN §4, "who ships decides who holds").
+            out.push(Self::result(line, LineOutcome::RESERVED, 0, 0));
+            return Ok(());
+        }
         if line.quantity <= 0 {
             return Err(OperatorError::invalid(
                 "line.quantity",
@@ -660,9 +672,15 @@ impl Operator for ReserveInventory {
                 _ => Ok(()),
             }
         });
-        if step.is_ok() {
+        // A line that holds none of our stock (marketplace-fulfilled, first seen shipped, or
+        // the marker of an order with nothing to reserve, whose "SKU" is its order key)
+        // touches no SKU: its SKU is not evaluated, so nothing is published for it.
+        let holds_nothing = cmd.line.as_ref().is_some_and(|l| !l.holds_stock);
+        if step.is_ok() && !holds_nothing {
             // The command's SKU is always evaluated (first sight publishes version 1).
             t.get(&cmd.sku)?;
+        }
+        if step.is_ok() {
             // Stock that arrived goes to the backorders first, before any channel sees it.
             for sku in std::mem::take(&mut t.rose) {
                 self.fill_backorders(&mut t, &sku, out)?;

@@ -6,6 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 
+mod lines;
+pub use lines::{LineCommand, LineOutcome, LineResult, OrderSummary, NO_STOCK_MARKER_LINE_ID};
+
 /// Builds the order key `"channel:channel_order_id"` used to key orders on every topic.
 pub fn order_key(channel: &str, channel_order_id: &str) -> String {
     let mut key = String::with_capacity(channel.len() + 1 + channel_order_id.len());
@@ -383,33 +386,6 @@ pub enum CommandKind {
     RELEASE,
 }
 
-/// One order line of one order revision, as sent from dedupe to inventory.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LineCommand {
-    /// Order key `"channel:channel_order_id"`.
-    pub order_key: String,
-    /// Channel of the order (decides the oversell policy).
-    pub channel: String,
-    /// The channel's order id.
-    pub channel_order_id: String,
-    /// Order revision, 1, 2, 3… per order key.
-    pub revision: i32,
-    /// How many line commands this revision has in all (the assembler waits for this many).
-    pub lines_in_revision: i32,
-    /// Line id.
-    pub line_id: String,
-    /// SKU.
-    pub sku: String,
-    /// Units (ordered for a reserve, as last known for a release).
-    pub quantity: i64,
-    /// Whether the order is paid (hard hold) or not (soft hold with TTL).
-    pub paid: bool,
-    /// Whether this revision cancels the order.
-    pub cancelled: bool,
-    /// When the order was placed, epoch ms.
-    pub placed_at: i64,
-}
-
 /// A record on `<app>-inventory-commands`, keyed by SKU.
 ///
 /// Exactly one of `inventory`, `product`, `line` is set, as `kind` says (Avro has no tagged
@@ -469,53 +445,6 @@ impl InventoryCommand {
             line: Some(line),
         }
     }
-}
-
-/// The outcome of one line command at the inventory stage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[allow(clippy::upper_case_acronyms)]
-pub enum LineOutcome {
-    /// The whole quantity is held.
-    RESERVED,
-    /// Part (or none) is held and the shortfall is backordered.
-    BACKORDERED,
-    /// Stock was short and the channel's policy is `reject`: nothing is held.
-    REJECTED,
-    /// The line's hold was released (cancellation or line removed).
-    RELEASED,
-}
-
-/// A record on `<app>-line-results`, keyed by order key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LineResult {
-    /// Order key.
-    pub order_key: String,
-    /// Channel.
-    pub channel: String,
-    /// The channel's order id.
-    pub channel_order_id: String,
-    /// Order revision.
-    pub revision: i32,
-    /// How many results this revision has in all.
-    pub lines_in_revision: i32,
-    /// Line id.
-    pub line_id: String,
-    /// SKU.
-    pub sku: String,
-    /// Units ordered.
-    pub quantity: i64,
-    /// Units held for the line after this command.
-    pub reserved: i64,
-    /// Units backordered.
-    pub backordered: i64,
-    /// Outcome.
-    pub outcome: LineOutcome,
-    /// Whether the order was paid.
-    pub paid: bool,
-    /// Whether this revision cancels the order.
-    pub cancelled: bool,
-    /// When the order was placed, epoch ms.
-    pub placed_at: i64,
 }
 
 /// A record on `retail.channel.availability`, keyed `"channel|sku"`.

@@ -84,13 +84,29 @@ impl Topology {
     pub fn dedupe_config(&self) -> DedupeConfig {
         DedupeConfig {
             window_ms: duration_ms(self.dedupe.window),
+            hard_hold_max_age_ms: self
+                .channels
+                .iter()
+                .map(|channel| (channel.name.clone(), channel.hard_hold_max_age_ms()))
+                .collect(),
+            default_hard_hold_max_age_ms: duration_ms(defaults::HARD_HOLD_MAX_AGE),
         }
     }
 
     /// Settings of the assemble operator.
+    ///
+    /// An order's assembly state is kept at least as long as a hard hold may wait for stock
+    /// (the longest `hard_hold_max_age`): a backorder filled weeks later is still a status
+    /// change of its order.
     pub fn assemble_config(&self) -> AssembleConfig {
+        let longest_hold = self
+            .channels
+            .iter()
+            .map(ChannelSpec::hard_hold_max_age_ms)
+            .max()
+            .unwrap_or(0);
         AssembleConfig {
-            retention_ms: duration_ms(self.assemble.retention),
+            retention_ms: duration_ms(self.assemble.retention).max(longest_hold),
         }
     }
 

@@ -133,9 +133,11 @@ fn the_example_converts_into_operator_settings() {
     assert_eq!(ebay.eligible_locations, Some(vec!["dc-east".to_string()]));
 
     assert_eq!(topology.dedupe_config().window_ms, 7 * 24 * 3600 * 1000);
+    // Kept as long as a hard hold may wait for stock (hard_hold_max_age 30d), above the 7d
+    // retention: a backorder filled late is still a status change of its order.
     assert_eq!(
         topology.assemble_config().retention_ms,
-        7 * 24 * 3600 * 1000
+        30 * 24 * 3600 * 1000
     );
 }
 
@@ -328,13 +330,22 @@ fn defaults_are_applied() {
         topology.inventory_config().shipped_line_retention_ms,
         ops.shipped_line_retention_ms
     );
+    // The operator's default channel age is the topology's; the file's one channel says it.
+    let dedupe = topology.dedupe_config();
+    let ops_dedupe = shelfsync_operators::config::DedupeConfig::default();
+    assert_eq!(dedupe.window_ms, ops_dedupe.window_ms);
     assert_eq!(
-        topology.dedupe_config(),
-        shelfsync_operators::config::DedupeConfig::default()
+        dedupe.default_hard_hold_max_age_ms,
+        ops_dedupe.default_hard_hold_max_age_ms
     );
     assert_eq!(
-        topology.assemble_config(),
-        shelfsync_operators::config::AssembleConfig::default()
+        dedupe.hard_hold_max_age_ms("shopify"),
+        ops_dedupe.default_hard_hold_max_age_ms
+    );
+    // The default retention (7d) is raised to the default hard_hold_max_age (30d).
+    assert_eq!(
+        topology.assemble_config().retention_ms,
+        shelfsync_operators::config::THIRTY_DAYS_MS
     );
     assert_eq!(
         topology.inventory_config().channels[0],

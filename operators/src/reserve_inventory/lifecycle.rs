@@ -256,6 +256,10 @@ impl ReserveInventory {
         reserved: i64,
         backordered: i64,
     ) -> InventoryOutput {
-        Self::result(line, outcome, reserved, backordered)
+        let mut result = Self::result(line, outcome, reserved, backordered);
+        if let InventoryOutput::LineResult(r) = &mut result {
+            r.filled = true;
+        }
+        result
     }
 }

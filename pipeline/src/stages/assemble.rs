@@ -31,6 +31,15 @@ impl Emit for AssembleOutput {
                 debug!(%order_key, revision, "superseded revision dropped");
                 metrics::counter!(m::SUPERSEDED).increment(1);
             }
+            AssembleOutput::FillIgnored {
+                order_key,
+                revision,
+            } => {
+                // Counted with superseded revisions: a fill for a revision that is no longer
+                // the order's latest (or for an order past `assemble.retention`).
+                debug!(%order_key, revision, "backorder fill for no current revision ignored");
+                metrics::counter!(m::SUPERSEDED).increment(1);
+            }
         }
         Ok(())
     }

@@ -439,6 +439,10 @@ static HISTORY: &[(&str, &str)] = &[
         include_str!("../../avro/history/InventoryCommand.v1.avsc"),
     ),
     (
+        "com.shelfsync.v1.LineResult",
+        include_str!("../../avro/history/LineResult.v1.avsc"),
+    ),
+    (
         "com.shelfsync.v1.Order",
         include_str!("../../avro/history/Order.v1.avsc"),
     ),

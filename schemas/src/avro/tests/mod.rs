@@ -87,6 +87,22 @@ fn line_command() -> LineCommand {
         paid: true,
         cancelled: false,
         placed_at: 1_717_999_000_000,
+        fulfilled_by: FulfilledBy::MARKETPLACE,
+        unit_price: Some("19.95".into()),
+        line_total: Some("79.80".into()),
+        currency: Some("EUR".into()),
+        holds_stock: false,
+        order: Some(Box::new(OrderSummary {
+            currency: Some("EUR".into()),
+            total: Some("84.80".into()),
+            already_shipped: false,
+            skipped_lines: vec![SkippedLine {
+                line_id: "13456789013".into(),
+                sku: Some("GIFT-25".into()),
+                quantity: 1,
+                reason: SkipReason::GIFT_CARD,
+            }],
+        })),
     }
 }
 
@@ -141,6 +157,17 @@ fn line_result() -> LineResult {
         paid: false,
         cancelled: false,
         placed_at: 1_717_999_000_000,
+        fulfilled_by: FulfilledBy::MERCHANT,
+        unit_price: Some("8.975".into()),
+        line_total: Some("44.875".into()),
+        currency: Some("USD".into()),
+        filled: true,
+        order: Some(Box::new(OrderSummary {
+            currency: Some("USD".into()),
+            total: Some("49.87".into()),
+            already_shipped: true,
+            skipped_lines: vec![],
+        })),
     }
 }
 

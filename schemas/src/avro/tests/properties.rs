@@ -44,9 +44,18 @@ prop_compose! {
         channel in "[a-z]{1,8}", id in "[0-9]{1,12}", revision in any::<i32>(), lines in any::<i32>(),
         line_id in ".{0,6}", sku in ".{0,10}", quantity in any::<i64>(), paid in any::<bool>(),
         cancelled in any::<bool>(), placed_at in any::<i64>(),
+        marketplace in any::<bool>(), unit_price in opt_string(), line_total in opt_string(),
+        currency in opt_string(), holds_stock in any::<bool>(), has_order in any::<bool>(),
+        order_currency in opt_string(), order_total in opt_string(), already_shipped in any::<bool>(),
+        skipped in proptest::collection::vec((".{0,6}", opt_string(), any::<i64>()), 0..3),
     ) -> LineCommand {
         LineCommand { order_key: order_key(&channel, &id), channel, channel_order_id: id, revision,
-            lines_in_revision: lines, line_id, sku, quantity, paid, cancelled, placed_at }
+            lines_in_revision: lines, line_id, sku, quantity, paid, cancelled, placed_at,
+            fulfilled_by: if marketplace { FulfilledBy::MARKETPLACE } else { FulfilledBy::MERCHANT },
+            unit_price, line_total, currency, holds_stock,
+            order: has_order.then(|| Box::new(OrderSummary { currency: order_currency, total: order_total,
+                already_shipped, skipped_lines: skipped.into_iter().map(|(line_id, sku, quantity)|
+                    SkippedLine { line_id, sku, quantity, reason: SkipReason::NO_SKU }).collect() })) }
     }
 }
 
