@@ -406,8 +406,13 @@ impl Operator for DedupeOrders {
                 cmd,
             ))));
         }
-        if releases.is_empty() && reserves.is_empty() {
-            // Nothing to reserve or release: one marker so the revision still completes.
+        // Nothing to reserve or release in an order that has lines without stock (skipped) or
+        // was seen before: one marker so the revision still completes (its status and ERP
+        // record). A cancellation of an order never seen, with no lines at all, sends nothing
+        // (as before markers existed): its marker would race the order's later revisions on
+        // another inventory partition and make a status appear or not by timing.
+        let no_stock_order = !order.skipped_lines.is_empty() || previous.is_some();
+        if releases.is_empty() && reserves.is_empty() && no_stock_order {
             let marker = OrderLine::new(NO_STOCK_MARKER_LINE_ID, order_key.clone(), 0);
             let cmd = command(&marker, false);
             out.push(DedupeOutput::Command(Box::new(InventoryCommand::reserve(
