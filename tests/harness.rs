@@ -125,6 +125,37 @@ impl Setup {
         p.flush()
     }
 
+    /// Produces `events` as a day arrives live: 10 at a time, 40 ms apart. (A burst into
+    /// idle sources is applied in arrival order, not event-time order: see the README's
+    /// guarantees.)
+    ///
+    /// # Errors
+    /// On produce errors.
+    pub fn feed_live(&self, events: &[InputRecord]) -> Result<()> {
+        for chunk in events.chunks(10) {
+            self.produce(chunk)?;
+            std::thread::sleep(std::time::Duration::from_millis(40));
+        }
+        Ok(())
+    }
+
+    /// Fails when an `event_id` appears twice on the status, availability or validated-order
+    /// topic.
+    ///
+    /// # Errors
+    /// On a repeated `event_id` or a read error.
+    pub fn no_duplicate_outputs(&self) -> Result<()> {
+        for id in [
+            TopicId::OrderStatus,
+            TopicId::Availability,
+            TopicId::ValidatedOrders,
+        ] {
+            let topic = self.topic(id);
+            no_duplicate_event_ids(&topic, &read_topic(&self.broker.bootstrap(), &topic)?)?;
+        }
+        Ok(())
+    }
+
     /// Reads a whole output topic and decodes it.
     ///
     /// # Errors

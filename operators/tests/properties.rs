@@ -585,12 +585,7 @@ proptest! {
             paid: false,
             cancelled: false,
             placed_at: 0,
-            fulfilled_by: shelfsync_schemas::FulfilledBy::MERCHANT,
-            unit_price: None,
-            line_total: None,
-            currency: None,
-            holds_stock: true,
-            order: None,
+            ..shelfsync_schemas::LineCommand::default()
         });
         let mut s1 = sim.s_inventory.clone();
         let mut s2 = sim.s_inventory.clone();

@@ -17,9 +17,9 @@ use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use shelfsync_tests::day::Day;
-use shelfsync_tests::harness::{no_duplicate_event_ids, Setup};
-use shelfsync_tests::kafka_io::{read_topic, run_cli};
-use shelfsync_tests::scenario::{InputRecord, Model};
+use shelfsync_tests::harness::Setup;
+use shelfsync_tests::kafka_io::run_cli;
+use shelfsync_tests::scenario::Model;
 use shelfsync_topology::TopicId;
 
 const BIN: &str = env!("CARGO_BIN_EXE_shelfsync-under-test");
@@ -83,7 +83,6 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 #[test]
 fn a_recreated_source_topic_is_read_again_in_a_new_lineage() -> Result<()> {
     let s = Setup::new(BIN, "recreated", 2)?;
-    let b = s.broker.bootstrap();
     let day = Day::generate(SEED, EVENTS);
     let half = day.events.len() / 2;
     let (mut first, mut whole) = (Model::new(&s.topology), Model::new(&s.topology));
@@ -93,13 +92,7 @@ fn a_recreated_source_topic_is_read_again_in_a_new_lineage() -> Result<()> {
         }
         whole.feed(e)?;
     }
-    let live = |events: &[InputRecord]| -> Result<()> {
-        for chunk in events.chunks(10) {
-            s.produce(chunk)?;
-            std::thread::sleep(Duration::from_millis(40));
-        }
-        Ok(())
-    };
+    let live = |events| s.feed_live(events);
 
     let a = s.start("a")?;
     live(&day.events[..half])?;
@@ -141,13 +134,7 @@ fn a_recreated_source_topic_is_read_again_in_a_new_lineage() -> Result<()> {
         a2.log_tail()
     );
     std::thread::sleep(Duration::from_secs(2));
-    for id in [
-        TopicId::OrderStatus,
-        TopicId::Availability,
-        TopicId::ValidatedOrders,
-    ] {
-        no_duplicate_event_ids(&s.topic(id), &read_topic(&b, &s.topic(id))?)?;
-    }
+    s.no_duplicate_outputs()?;
     a2.stop()?;
     Ok(())
 }

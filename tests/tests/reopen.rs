@@ -20,8 +20,8 @@ use rdkafka::config::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use shelfsync_tests::day::Day;
-use shelfsync_tests::harness::{no_duplicate_event_ids, Setup};
-use shelfsync_tests::kafka_io::{count, read_topic, PipelineProcess, TestProducer};
+use shelfsync_tests::harness::Setup;
+use shelfsync_tests::kafka_io::{count, PipelineProcess, TestProducer};
 use shelfsync_tests::scenario::Model;
 use shelfsync_topology::{Store, TopicId};
 
@@ -120,15 +120,7 @@ fn a_long_restore_runs_beside_the_other_tasks_and_goes_on_after_a_stop() -> Resu
         whole.feed(e)?;
     }
 
-    // Fed live, as a day arrives (a burst into idle upstreams is applied in arrival order,
-    // not event-time order: see the README's guarantees).
-    let live = |events: &[shelfsync_tests::scenario::InputRecord]| -> Result<()> {
-        for chunk in events.chunks(10) {
-            s.produce(chunk)?;
-            std::thread::sleep(Duration::from_millis(40));
-        }
-        Ok(())
-    };
+    let live = |events| s.feed_live(events);
     let a = s.start("a")?;
     live(&day.events[..half])?;
     s.wait_for_model(&first.expected, WAIT, || a.log_tail())?;
@@ -209,13 +201,7 @@ fn a_long_restore_runs_beside_the_other_tasks_and_goes_on_after_a_stop() -> Resu
         "the resumed restore applied {applied} records: it started over"
     );
     std::thread::sleep(Duration::from_secs(2));
-    for id in [
-        TopicId::OrderStatus,
-        TopicId::Availability,
-        TopicId::ValidatedOrders,
-    ] {
-        no_duplicate_event_ids(&s.topic(id), &read_topic(&b, &s.topic(id))?)?;
-    }
+    s.no_duplicate_outputs()?;
     b2.stop()?;
     Ok(())
 }

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use shelfsync_tests::day::Day;
-use shelfsync_tests::harness::{final_quantities, final_statuses, no_duplicate_event_ids, Setup};
-use shelfsync_tests::kafka_io::{read_topic, wait_for};
+use shelfsync_tests::harness::{final_quantities, final_statuses, Setup};
+use shelfsync_tests::kafka_io::wait_for;
 use shelfsync_tests::scenario::Model;
 use shelfsync_topology::TopicId;
 
@@ -98,13 +98,7 @@ fn sigterm_during_a_broker_outage_stops_within_the_timeout_and_loses_nothing() -
         std::thread::sleep(Duration::from_millis(500));
     }
     std::thread::sleep(Duration::from_secs(2));
-    for id in [
-        TopicId::OrderStatus,
-        TopicId::Availability,
-        TopicId::ValidatedOrders,
-    ] {
-        no_duplicate_event_ids(&s.topic(id), &read_topic(&b, &s.topic(id))?)?;
-    }
+    s.no_duplicate_outputs()?;
     p.stop()?;
     Ok(())
 }

@@ -13,10 +13,9 @@ use std::time::Duration;
 
 use anyhow::{ensure, Result};
 use shelfsync_tests::day::Day;
-use shelfsync_tests::harness::{no_duplicate_event_ids, Setup};
-use shelfsync_tests::kafka_io::{read_topic, PipelineProcess};
+use shelfsync_tests::harness::Setup;
+use shelfsync_tests::kafka_io::PipelineProcess;
 use shelfsync_tests::scenario::{InputRecord, Model};
-use shelfsync_topology::TopicId;
 
 const BIN: &str = env!("CARGO_BIN_EXE_shelfsync-under-test");
 const SEED: u64 = 2_020_015;
@@ -36,7 +35,6 @@ fn signal(p: &PipelineProcess, sig: &str) -> Result<()> {
 #[test]
 fn a_zombie_and_a_failback_leave_one_history_in_the_changelogs() -> Result<()> {
     let s = Setup::new(BIN, "zombie", 2)?;
-    let b = s.broker.bootstrap();
     let day = Day::generate(SEED, EVENTS);
     let mut model = Model::new(&s.topology);
     for e in &day.events {
@@ -45,13 +43,7 @@ fn a_zombie_and_a_failback_leave_one_history_in_the_changelogs() -> Result<()> {
     let expected = model.expected;
     let quarter = day.events.len() / 4;
     let parts: Vec<&[InputRecord]> = day.events.chunks(quarter).collect();
-    let live = |events: &[InputRecord]| -> Result<()> {
-        for chunk in events.chunks(10) {
-            s.produce(chunk)?;
-            std::thread::sleep(Duration::from_millis(40));
-        }
-        Ok(())
-    };
+    let live = |events| s.feed_live(events);
 
     let a = s.start("a")?;
     live(parts[0])?;
@@ -79,13 +71,7 @@ fn a_zombie_and_a_failback_leave_one_history_in_the_changelogs() -> Result<()> {
 
     s.wait_for_model(&expected, WAIT, || c.log_tail())?;
     std::thread::sleep(Duration::from_secs(2));
-    for id in [
-        TopicId::OrderStatus,
-        TopicId::Availability,
-        TopicId::ValidatedOrders,
-    ] {
-        no_duplicate_event_ids(&s.topic(id), &read_topic(&b, &s.topic(id))?)?;
-    }
+    s.no_duplicate_outputs()?;
     let c_log = c.log();
     eprintln!(
         "A: zombie epochs dropped: {}, stale local state restored: {}; C restores: {}",

@@ -70,12 +70,7 @@ pub(super) fn line(
         paid,
         cancelled: false,
         placed_at: 0,
-        fulfilled_by: shelfsync_schemas::FulfilledBy::MERCHANT,
-        unit_price: None,
-        line_total: None,
-        currency: None,
-        holds_stock: true,
-        order: None,
+        ..LineCommand::default()
     }
 }
 

@@ -166,12 +166,7 @@ fn endpoints_answer_from_status_and_committed_state() {
             paid,
             cancelled: false,
             placed_at: 0,
-            fulfilled_by: shelfsync_schemas::FulfilledBy::MERCHANT,
-            unit_price: None,
-            line_total: None,
-            currency: None,
-            holds_stock: true,
-            order: None,
+            ..shelfsync_schemas::LineCommand::default()
         })
     };
     op.process(&mut store, 2_500, &hold("B", 1, true), &mut out)

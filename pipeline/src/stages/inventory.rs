@@ -95,12 +95,7 @@ adapter = "amazon"
             paid: false,
             cancelled: false,
             placed_at: 0,
-            fulfilled_by: shelfsync_schemas::FulfilledBy::MERCHANT,
-            unit_price: None,
-            line_total: None,
-            currency: None,
-            holds_stock: true,
-            order: None,
+            ..shelfsync_schemas::LineCommand::default()
         })
     }
 

@@ -46,6 +46,32 @@ impl OrderSummary {
     }
 }
 
+impl Default for LineCommand {
+    /// An empty merchant-fulfilled line that holds stock (what a command without the fields
+    /// added in issue 16 means); tests fill in what they need.
+    fn default() -> Self {
+        Self {
+            order_key: String::new(),
+            channel: String::new(),
+            channel_order_id: String::new(),
+            revision: 0,
+            lines_in_revision: 0,
+            line_id: String::new(),
+            sku: String::new(),
+            quantity: 0,
+            paid: false,
+            cancelled: false,
+            placed_at: 0,
+            fulfilled_by: FulfilledBy::MERCHANT,
+            unit_price: None,
+            line_total: None,
+            currency: None,
+            holds_stock: true,
+            order: None,
+        }
+    }
+}
+
 /// One order line of one order revision, as sent from dedupe to inventory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LineCommand {
