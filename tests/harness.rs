@@ -337,6 +337,58 @@ impl Setup {
         Ok((final_statuses(&statuses), final_quantities(&avail)))
     }
 
+    /// Waits up to `wait` until nothing of `expected` is lost: every order's latest revision
+    /// has a status and every (channel, SKU) an availability. Returns how many statuses and
+    /// availabilities equal the time-order model (`equal statuses, statuses, equal
+    /// availabilities, availabilities`), which after a failover depends on the order in which
+    /// replayed records reach the inventory stage across partitions.
+    ///
+    /// # Errors
+    /// When something is still missing after `wait`, or on read errors.
+    pub fn wait_for_nothing_lost(
+        &self,
+        expected: &Expected,
+        wait: std::time::Duration,
+        log: impl Fn() -> String,
+    ) -> Result<(usize, usize, usize, usize)> {
+        let want_statuses = final_statuses(&expected.statuses);
+        let want_avail = final_quantities(&expected.availability);
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let (got_s, got_a) = self.finals()?;
+            let missing_revisions = want_statuses
+                .iter()
+                .filter(|(k, (rev, _))| got_s.get(*k).map(|(r, _)| r) != Some(rev))
+                .count();
+            let missing_avail = want_avail
+                .keys()
+                .filter(|k| !got_a.contains_key(*k))
+                .count();
+            if missing_revisions == 0 && missing_avail == 0 {
+                return Ok((
+                    want_statuses
+                        .iter()
+                        .filter(|(k, v)| got_s.get(*k) == Some(v))
+                        .count(),
+                    want_statuses.len(),
+                    want_avail
+                        .iter()
+                        .filter(|(k, v)| got_a.get(*k) == Some(v))
+                        .count(),
+                    want_avail.len(),
+                ));
+            }
+            ensure!(
+                std::time::Instant::now() < deadline,
+                "{missing_revisions} of {} orders lack their latest revision's status and {missing_avail} of {} (channel, SKU) their availability\n{}",
+                want_statuses.len(),
+                want_avail.len(),
+                log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+    }
+
     /// Waits up to `wait` until the final statuses and availability equal `expected`'s; on
     /// timeout, fails with how many are equal, up to 10 differences and `log()`.
     ///

@@ -126,7 +126,8 @@ fn erp_records_written_by_the_java_library_decode() {
     );
 
     let product = r#"{"sku":"SKU-00042","active":true,"safety_stock_units":3,
-        "safety_stock_pct":10,"channel_overrides":[],"erp_sequence":4,"event_time":1767225600000}"#;
+        "safety_stock_pct":10,"channel_overrides":[],"erp_sequence":4,"event_time":1767225600000,
+        "safety_stock_percent":null}"#;
     let bytes = unhex(&java_avro(&[
         "write",
         &schema_file::<ProductChange>(),

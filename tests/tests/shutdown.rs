@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use shelfsync_tests::day::Day;
-use shelfsync_tests::harness::{final_quantities, final_statuses, Setup};
+use shelfsync_tests::harness::Setup;
 use shelfsync_tests::kafka_io::wait_for;
 use shelfsync_tests::scenario::Model;
 use shelfsync_topology::TopicId;
@@ -65,38 +65,10 @@ fn sigterm_during_a_broker_outage_stops_within_the_timeout_and_loses_nothing() -
     // its availability. (The values themselves depend on the order in which the burst, cut by
     // the outage and replayed, reaches the inventory stage across two partitions; they are
     // reported, not asserted: see the closing note of issue 15.)
-    let want_statuses = final_statuses(&expected.statuses);
-    let want_avail = final_quantities(&expected.availability);
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let (got_s, got_a) = s.finals()?;
-        let missing_revisions = want_statuses
-            .iter()
-            .filter(|(k, (rev, _))| got_s.get(*k).map(|(r, _)| r) != Some(rev))
-            .count();
-        let missing_avail = want_avail
-            .keys()
-            .filter(|k| !got_a.contains_key(*k))
-            .count();
-        if missing_revisions == 0 && missing_avail == 0 {
-            eprintln!(
-                "after the restart: {} of {} statuses and {} of {} availabilities equal the time-order model",
-                want_statuses.iter().filter(|(k, v)| got_s.get(*k) == Some(v)).count(),
-                want_statuses.len(),
-                want_avail.iter().filter(|(k, v)| got_a.get(*k) == Some(v)).count(),
-                want_avail.len()
-            );
-            break;
-        }
-        ensure!(
-            Instant::now() < deadline,
-            "after the restart {missing_revisions} of {} orders lack their latest revision's status and {missing_avail} of {} (channel, SKU) their availability\n{}",
-            want_statuses.len(),
-            want_avail.len(),
-            p.log_tail()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    let (eq_s, n_s, eq_a, n_a) = s.wait_for_nothing_lost(&expected, WAIT, || p.log_tail())?;
+    eprintln!(
+        "after the restart: {eq_s} of {n_s} statuses and {eq_a} of {n_a} availabilities equal the time-order model"
+    );
     std::thread::sleep(Duration::from_secs(2));
     s.no_duplicate_outputs()?;
     p.stop()?;

@@ -4,9 +4,9 @@
 //! then resumes each task ([`super::restore`]) and scans the output tails of the tasks it
 //! opened together ([`super::tail::scan`]), without the engine's lock; a task that must
 //! restore its store does so on a thread of its own. The poll loop
-//! keeps running the other tasks meanwhile and, between polls, installs what the opener
-//! finished ([`Engine::install_opened`]): it seeks the partition to the task's next offset and
-//! resumes it. A partition revoked while its task opens cancels the open (a restore cut short
+//! keeps running the tasks it already had meanwhile and, between polls, installs what the
+//! opener finished ([`Engine::install_opened`]) once every task of the assignment is ready: it
+//! seeks each partition to its task's next offset and resumes it. A partition revoked while its task opens cancels the open (a restore cut short
 //! is resumed by the next open on this host); an open that finishes for a partition no longer
 //! assigned — or assigned again since, which queued a new open — is dropped.
 
@@ -62,6 +62,9 @@ pub(super) struct Opener {
     jobs: Option<Sender<Job>>,
     done: Receiver<Done>,
     pending: HashMap<(String, i32), Pending>,
+    /// Tasks opened while others assigned with them still open: installed together, once
+    /// every pending task is ready.
+    ready: Vec<(String, u64, Task)>,
     next_generation: u64,
     thread: Option<JoinHandle<()>>,
 }
@@ -83,6 +86,7 @@ impl Opener {
             jobs: Some(jobs),
             done,
             pending: HashMap::new(),
+            ready: Vec::new(),
             next_generation: 0,
             thread: Some(thread),
         })
@@ -264,6 +268,9 @@ impl Engine {
     /// A revocation (or a stop) of a partition whose task is still opening: the open is
     /// cancelled.
     pub(super) fn cancel_open(&mut self, topic: &str, partition: i32) {
+        self.opener
+            .ready
+            .retain(|(t, _, task)| !(t == topic && task.partition == partition));
         if let Some(p) = self.opener.pending.remove(&(topic.to_string(), partition)) {
             p.cancel.store(true, Ordering::SeqCst);
             self.status
@@ -288,7 +295,6 @@ impl Engine {
         &mut self,
         consumer: &BaseConsumer<C>,
     ) -> Result<()> {
-        let mut installed = false;
         while let Ok(done) = self.opener.done.try_recv() {
             let (topic, generation, task) = match done {
                 Done::Failed(e) => {
@@ -311,7 +317,19 @@ impl Engine {
                 info!(task = %task.name, "opened a task no longer assigned (or assigned again since); dropped");
                 continue;
             }
-            self.opener.pending.remove(&key);
+            self.opener.ready.push((topic, generation, task));
+        }
+        // The tasks of an assignment start together: one that restores for long holds back
+        // the others assigned with it (not those already running), so that no task's progress
+        // marks run ahead of an upstream assigned in the same rebalance (an aligning task
+        // would otherwise apply records out of event-time order once its wait ran out).
+        let all_ready = self.opener.ready.len() == self.opener.pending.len();
+        if !all_ready || self.opener.ready.is_empty() {
+            return Ok(());
+        }
+        let mut installed = false;
+        for (topic, _, task) in std::mem::take(&mut self.opener.ready) {
+            self.opener.pending.remove(&(topic.clone(), task.partition));
             let next = task.ledger.next_offset();
             if next >= 0 {
                 if let Err(e) =

@@ -101,6 +101,11 @@ struct RestoreProgress {
     next: i64,
     /// The last checkpoint read so far.
     checkpoint: Checkpoint,
+    /// The changelog offset of the first record skipped because its epoch was not committed
+    /// (input offset at or above `below`). If the group commits that epoch before the restore
+    /// goes on, the restore must read again from here, or it would miss that epoch's writes
+    /// (another host may be committing epochs while this one restores).
+    first_skipped: Option<i64>,
 }
 
 impl RestoreProgress {
@@ -184,9 +189,11 @@ impl OpenCtx {
                 cp
             }
             (local, None) => {
-                // Stateless: nothing to restore; the group's offset says where to go on.
+                // Stateless: nothing to restore; the group's offset says where to go on, and
+                // its commit metadata (when there is some) where the tails stood and in which
+                // lineage: the local checkpoint is behind it (another host committed since).
                 let mut cp = local.unwrap_or_default();
-                found = cp != Checkpoint::default();
+                found = cp != Checkpoint::default() && committed_meta.is_none();
                 cp.next_offset = committed.unwrap_or(-1);
                 cp
             }
@@ -350,18 +357,24 @@ impl OpenCtx {
         let consumer = reader(&self.topology, "restore")?;
         let high = high_watermark(&consumer, changelog, partition)?;
         let resumed = RestoreProgress::read(store)?.filter(|p| p.below <= below && p.next <= high);
+        let mut first_skipped = None;
         let (from, mut checkpoint) = match resumed {
             Some(p) => {
+                // The group committed more since: what was skipped as uncommitted may be
+                // committed now, so read again from the first record skipped.
+                let from = match p.first_skipped {
+                    Some(f) if below > p.below => f.min(p.next),
+                    _ => p.next,
+                };
+                if below == p.below {
+                    first_skipped = p.first_skipped;
+                }
                 info!(
                     task = name,
-                    changelog,
-                    partition,
-                    from = p.next,
-                    below,
-                    "resuming a restore cut short"
+                    changelog, partition, from, below, "resuming a restore cut short"
                 );
                 metrics::counter!(m::RESTORES_RESUMED).increment(1);
-                (p.next, p.checkpoint)
+                (from, p.checkpoint)
             }
             None => {
                 // No (or stale, or unusable) local state: start from an empty store.
@@ -371,11 +384,15 @@ impl OpenCtx {
                 (0, Checkpoint::default())
             }
         };
-        let save = |store: &mut RocksStore, next: i64, checkpoint: &Checkpoint| {
+        let save = |store: &mut RocksStore,
+                    next: i64,
+                    checkpoint: &Checkpoint,
+                    first_skipped: Option<i64>| {
             let progress = shelfsync_operators::state::encode_value(&RestoreProgress {
                 below,
                 next,
                 checkpoint: checkpoint.clone(),
+                first_skipped,
             });
             store.commit(&[(RESTORE_PROGRESS_KEY, &progress)], false)?;
             // Written without the WAL: flushed, so that a crash keeps what was restored.
@@ -415,10 +432,12 @@ impl OpenCtx {
                         }
                         applied += 1;
                         metrics::counter!(m::RESTORE_RECORDS).increment(1);
+                    } else if first_skipped.is_none() {
+                        first_skipped = Some(msg.offset());
                     }
                     next = msg.offset() + 1;
                     if store.pending().len() >= RESTORE_BATCH {
-                        save(store, next, &checkpoint)?;
+                        save(store, next, &checkpoint, first_skipped)?;
                     }
                     if last_log.elapsed() > RESTORE_LOG_INTERVAL {
                         last_log = Instant::now();
@@ -436,7 +455,7 @@ impl OpenCtx {
             )?;
         }
         if cancelled {
-            save(store, next, &checkpoint)?;
+            save(store, next, &checkpoint, first_skipped)?;
             info!(task = name, changelog, partition, at = next, applied, "restore cut short (task revoked or stopping); the next open on this host goes on from here");
             return Ok(None);
         }
