@@ -8,15 +8,15 @@
 //! previous release restores and resumes instead of stopping the task as corrupt. New values
 //! are written in [`VALUE_FORMAT_V2`](crate::state::VALUE_FORMAT_V2).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use shelfsync_schemas::{LineOutcome, LineResult, OrderLine};
 
 /// An order line as the first release stored it.
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 pub(crate) struct OrderLineV1 {
-    line_id: String,
-    sku: String,
-    quantity: i64,
+    pub(crate) line_id: String,
+    pub(crate) sku: String,
+    pub(crate) quantity: i64,
 }
 
 impl From<OrderLineV1> for OrderLine {
@@ -26,22 +26,22 @@ impl From<OrderLineV1> for OrderLine {
 }
 
 /// A line result as the first release stored it.
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 pub(crate) struct LineResultV1 {
-    order_key: String,
-    channel: String,
-    channel_order_id: String,
-    revision: i32,
-    lines_in_revision: i32,
-    line_id: String,
-    sku: String,
-    quantity: i64,
-    reserved: i64,
-    backordered: i64,
-    outcome: LineOutcome,
-    paid: bool,
-    cancelled: bool,
-    placed_at: i64,
+    pub(crate) order_key: String,
+    pub(crate) channel: String,
+    pub(crate) channel_order_id: String,
+    pub(crate) revision: i32,
+    pub(crate) lines_in_revision: i32,
+    pub(crate) line_id: String,
+    pub(crate) sku: String,
+    pub(crate) quantity: i64,
+    pub(crate) reserved: i64,
+    pub(crate) backordered: i64,
+    pub(crate) outcome: LineOutcome,
+    pub(crate) paid: bool,
+    pub(crate) cancelled: bool,
+    pub(crate) placed_at: i64,
 }
 
 impl From<LineResultV1> for LineResult {
@@ -72,7 +72,7 @@ impl From<LineResultV1> for LineResult {
 }
 
 /// The dedupe stage's order record as the first release stored it.
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 pub(crate) struct OrderRecordV1 {
     pub(crate) revision: i32,
     pub(crate) prints: Vec<u128>,
@@ -83,14 +83,14 @@ pub(crate) struct OrderRecordV1 {
 }
 
 /// The assemble stage's pending revision as the first release stored it.
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 pub(crate) struct PendingV1 {
     pub(crate) revision: i32,
     pub(crate) results: Vec<LineResultV1>,
 }
 
 /// The assemble stage's record as the first release stored it.
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 pub(crate) struct AssemblyRecordV1 {
     pub(crate) last_emitted: i32,
     pub(crate) sent_to_erp: bool,

@@ -453,35 +453,7 @@ fn fills_for_an_older_revision_or_an_unknown_order_are_ignored() {
 /// format 1, a revision half assembled) still reads, and its last line completes it.
 #[test]
 fn an_assembly_record_stored_by_the_previous_release_still_reads() {
-    #[derive(serde::Serialize)]
-    struct ResultV1 {
-        order_key: String,
-        channel: String,
-        channel_order_id: String,
-        revision: i32,
-        lines_in_revision: i32,
-        line_id: String,
-        sku: String,
-        quantity: i64,
-        reserved: i64,
-        backordered: i64,
-        outcome: LineOutcome,
-        paid: bool,
-        cancelled: bool,
-        placed_at: i64,
-    }
-    #[derive(serde::Serialize)]
-    struct PendingV1 {
-        revision: i32,
-        results: Vec<ResultV1>,
-    }
-    #[derive(serde::Serialize)]
-    struct RecordV1 {
-        last_emitted: i32,
-        sent_to_erp: bool,
-        pending: Vec<PendingV1>,
-        expires_at: i64,
-    }
+    use crate::migrate::{AssemblyRecordV1 as RecordV1, LineResultV1 as ResultV1, PendingV1};
     let op = AssembleOrders::default();
     let mut s = MemStore::new();
     s.put(

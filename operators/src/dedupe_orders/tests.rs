@@ -647,20 +647,7 @@ fn the_store_ttl_is_the_longest_record_life() {
 /// 1) still reads: a repeat of its payload is dropped, and the next revision is revision 2.
 #[test]
 fn an_order_record_stored_by_the_previous_release_still_reads() {
-    #[derive(serde::Serialize)]
-    struct LineV1 {
-        line_id: String,
-        sku: String,
-        quantity: i64,
-    }
-    #[derive(serde::Serialize)]
-    struct RecordV1 {
-        revision: i32,
-        prints: Vec<u128>,
-        lines: Vec<LineV1>,
-        cancelled: bool,
-        expires_at: i64,
-    }
+    use crate::migrate::{OrderLineV1 as LineV1, OrderRecordV1 as RecordV1};
     let op = DedupeOrders::default();
     let mut s = MemStore::new();
     let first = order("7", vec![line("1", "SKU1", 2)]);

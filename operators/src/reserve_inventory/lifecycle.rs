@@ -53,35 +53,35 @@ impl Ord for LineNumber<'_> {
 
 /// The SKU record as stored before backorders were kept and percentages were exact
 /// decimals (value format 1).
-#[derive(Deserialize)]
-struct SkuRecordV1 {
-    stock: SkuStockV1,
-    published: Vec<ChannelPublished>,
+#[derive(Serialize, Deserialize)]
+pub(super) struct SkuRecordV1 {
+    pub(super) stock: SkuStockV1,
+    pub(super) published: Vec<ChannelPublished>,
 }
 
-#[derive(Deserialize)]
-struct SkuStockV1 {
-    product: Option<ProductInfoV1>,
-    positions: Vec<Position>,
-    reserved: i64,
-    backordered: i64,
+#[derive(Serialize, Deserialize)]
+pub(super) struct SkuStockV1 {
+    pub(super) product: Option<ProductInfoV1>,
+    pub(super) positions: Vec<Position>,
+    pub(super) reserved: i64,
+    pub(super) backordered: i64,
 }
 
-#[derive(Deserialize)]
-struct ProductInfoV1 {
-    active: bool,
-    safety_stock_units: i64,
-    safety_stock_pct: i64,
-    overrides: Vec<OverrideV1>,
-    erp_sequence: i64,
+#[derive(Serialize, Deserialize)]
+pub(super) struct ProductInfoV1 {
+    pub(super) active: bool,
+    pub(super) safety_stock_units: i64,
+    pub(super) safety_stock_pct: i64,
+    pub(super) overrides: Vec<OverrideV1>,
+    pub(super) erp_sequence: i64,
 }
 
-#[derive(Deserialize)]
-struct OverrideV1 {
-    channel: String,
-    enabled: bool,
-    safety_stock_units: Option<i64>,
-    safety_stock_pct: Option<i64>,
+#[derive(Serialize, Deserialize)]
+pub(super) struct OverrideV1 {
+    pub(super) channel: String,
+    pub(super) enabled: bool,
+    pub(super) safety_stock_units: Option<i64>,
+    pub(super) safety_stock_pct: Option<i64>,
 }
 
 impl From<SkuRecordV1> for SkuRecord {
@@ -117,16 +117,16 @@ impl From<SkuRecordV1> for SkuRecord {
 }
 
 /// A hold as stored before it knew its channel and age (value format 1).
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 pub(super) struct HoldV1 {
-    quantity: i64,
-    reserved: i64,
-    backordered: i64,
-    hard: bool,
-    state: HoldState,
-    expires_at: Option<i64>,
-    sku: String,
-    order_key: String,
+    pub(super) quantity: i64,
+    pub(super) reserved: i64,
+    pub(super) backordered: i64,
+    pub(super) hard: bool,
+    pub(super) state: HoldState,
+    pub(super) expires_at: Option<i64>,
+    pub(super) sku: String,
+    pub(super) order_key: String,
 }
 
 impl From<HoldV1> for Hold {

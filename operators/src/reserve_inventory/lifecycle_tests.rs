@@ -207,22 +207,7 @@ fn an_erp_record_for_an_undeclared_location_is_refused_as_unknown_location() {
 
 #[test]
 fn records_stored_in_the_first_format_still_read() {
-    #[derive(Serialize)]
-    struct SkuRecordV1 {
-        stock: SkuStock,
-        published: Vec<ChannelPublished>,
-    }
-    #[derive(Serialize)]
-    struct HoldV1 {
-        quantity: i64,
-        reserved: i64,
-        backordered: i64,
-        hard: bool,
-        state: HoldState,
-        expires_at: Option<i64>,
-        sku: String,
-        order_key: String,
-    }
+    use super::lifecycle::{HoldV1, SkuRecordV1, SkuStockV1};
     let mut h = Harness::new();
     let stock = SkuStock {
         reserved: 3,
@@ -231,7 +216,12 @@ fn records_stored_in_the_first_format_still_read() {
     h.store.put(
         &sku_key("S"),
         &encode_value(&SkuRecordV1 {
-            stock: stock.clone(),
+            stock: SkuStockV1 {
+                product: None,
+                positions: vec![],
+                reserved: 3,
+                backordered: 0,
+            },
             published: vec![],
         }),
     );
