@@ -10,7 +10,7 @@ use shelfsync_schemas::{ChannelAvailability, OrderStatus, OrderStatusCode, Valid
 use shelfsync_topology::{TopicId, Topology};
 
 use crate::kafka_io::{read_topic, run_cli, PipelineProcess, Record, TestProducer};
-use crate::scenario::{topology_toml, Expected, InputRecord};
+use crate::scenario::{topology_toml, Expected, InputRecord, Model};
 
 /// Writes `toml` to `dir/topology.toml`, loads it, and creates its topics with
 /// `<bin> topics create`: every broker test's first step.
@@ -137,6 +137,44 @@ impl Setup {
             std::thread::sleep(std::time::Duration::from_millis(40));
         }
         Ok(())
+    }
+
+    /// The models of the first `half` events and of all `events`, for tests that run a day in
+    /// two halves with something in between.
+    ///
+    /// # Errors
+    /// When the model fails on a record.
+    pub fn models_of_halves(
+        &self,
+        events: &[InputRecord],
+        half: usize,
+    ) -> Result<(Expected, Expected)> {
+        let (mut first, mut whole) = (Model::new(&self.topology), Model::new(&self.topology));
+        for (i, e) in events.iter().enumerate() {
+            if i < half {
+                first.feed(e)?;
+            }
+            whole.feed(e)?;
+        }
+        Ok((first.expected, whole.expected))
+    }
+
+    /// Starts `shelfsync run` with state `state`, feeds `events` live, waits until the outputs
+    /// equal `expected` and stops it cleanly.
+    ///
+    /// # Errors
+    /// When the outputs differ after `wait`, or the process does not stop cleanly.
+    pub fn run_until_model(
+        &self,
+        state: &str,
+        events: &[InputRecord],
+        expected: &Expected,
+        wait: std::time::Duration,
+    ) -> Result<()> {
+        let p = self.start(state)?;
+        self.feed_live(events)?;
+        self.wait_for_model(expected, wait, || p.log_tail())?;
+        p.stop()
     }
 
     /// Fails when an `event_id` appears twice on the status, availability or validated-order

@@ -19,7 +19,6 @@ use rdkafka::config::ClientConfig;
 use shelfsync_tests::day::Day;
 use shelfsync_tests::harness::Setup;
 use shelfsync_tests::kafka_io::run_cli;
-use shelfsync_tests::scenario::Model;
 use shelfsync_topology::TopicId;
 
 const BIN: &str = env!("CARGO_BIN_EXE_shelfsync-under-test");
@@ -85,19 +84,8 @@ fn a_recreated_source_topic_is_read_again_in_a_new_lineage() -> Result<()> {
     let s = Setup::new(BIN, "recreated", 2)?;
     let day = Day::generate(SEED, EVENTS);
     let half = day.events.len() / 2;
-    let (mut first, mut whole) = (Model::new(&s.topology), Model::new(&s.topology));
-    for (i, e) in day.events.iter().enumerate() {
-        if i < half {
-            first.feed(e)?;
-        }
-        whole.feed(e)?;
-    }
-    let live = |events| s.feed_live(events);
-
-    let a = s.start("a")?;
-    live(&day.events[..half])?;
-    s.wait_for_model(&first.expected, WAIT, || a.log_tail())?;
-    a.stop()?;
+    let (first, whole) = s.models_of_halves(&day.events, half)?;
+    s.run_until_model("a", &day.events[..half], &first, WAIT)?;
 
     let sources: Vec<String> = [
         TopicId::RawOrders,
@@ -124,8 +112,8 @@ fn a_recreated_source_topic_is_read_again_in_a_new_lineage() -> Result<()> {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    live(&day.events[half..])?;
-    s.wait_for_model(&whole.expected, WAIT, || a2.log_tail())?;
+    s.feed_live(&day.events[half..])?;
+    s.wait_for_model(&whole, WAIT, || a2.log_tail())?;
     let recreated = a2.log().matches("the input topic was recreated").count();
     eprintln!("{recreated} source task(s) started a new lineage");
     ensure!(

@@ -20,7 +20,6 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use shelfsync_tests::day::Day;
 use shelfsync_tests::harness::Setup;
 use shelfsync_tests::kafka_io::PipelineProcess;
-use shelfsync_tests::scenario::Model;
 use shelfsync_topology::{Store, TopicId};
 
 const BIN: &str = env!("CARGO_BIN_EXE_shelfsync-under-test");
@@ -109,19 +108,9 @@ fn a_long_restore_runs_beside_the_other_tasks_and_goes_on_after_a_stop() -> Resu
     let s = Setup::new(BIN, "reopen", 2)?;
     let day = Day::generate(SEED, EVENTS);
     let half = day.events.len() / 2;
-    let (mut first, mut whole) = (Model::new(&s.topology), Model::new(&s.topology));
-    for (i, e) in day.events.iter().enumerate() {
-        if i < half {
-            first.feed(e)?;
-        }
-        whole.feed(e)?;
-    }
+    let (first, whole) = s.models_of_halves(&day.events, half)?;
 
-    let live = |events| s.feed_live(events);
-    let a = s.start("a")?;
-    live(&day.events[..half])?;
-    s.wait_for_model(&first.expected, WAIT, || a.log_tail())?;
-    a.stop()?;
+    s.run_until_model("a", &day.events[..half], &first, WAIT)?;
     let padded = Instant::now();
     pad_changelog(&s, PAD)?;
     eprintln!(
@@ -164,8 +153,8 @@ fn a_long_restore_runs_beside_the_other_tasks_and_goes_on_after_a_stop() -> Resu
     wait_until("B's other tasks to open", WAIT, || {
         Ok(b2.log().matches("task opened").count() >= 11)
     })?;
-    live(&day.events[half..])?;
-    s.wait_for_model(&whole.expected, WAIT, || b2.log_tail())?;
+    s.feed_live(&day.events[half..])?;
+    s.wait_for_model(&whole, WAIT, || b2.log_tail())?;
     let log = b2.log();
     ensure!(
         says(&log, "resuming a restore cut short", "inventory-1"),
