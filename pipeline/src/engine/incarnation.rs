@@ -19,13 +19,11 @@
 
 use std::ops::ControlFlow;
 
-use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
 use sha2::{Digest, Sha256};
 
-use super::restore::{read_partitions, reader, OpenCtx};
+use super::restore::{read_partitions, reader, watermarks, OpenCtx};
 use crate::error::Result;
-use crate::kafka;
 
 /// A lineage number from `parts`: positive, never 0.
 fn derive(parts: &[&[u8]]) -> i64 {
@@ -71,9 +69,7 @@ impl OpenCtx {
     ) -> Result<Option<(String, i64, i64)>> {
         let (offset, ts) = last;
         let consumer = reader(&self.topology, "incarnation-check")?;
-        let (low, high) = kafka::retry("fetch watermarks", super::restore::RETRY_BUDGET, || {
-            Ok(consumer.fetch_watermarks(topic, partition, super::restore::WATERMARK_TIMEOUT)?)
-        })?;
+        let (low, high) = watermarks(&consumer, topic, partition)?;
         if high <= offset {
             return Ok(Some((
                 format!("the partition ends at offset {high}, but this task already read offset {offset}"),

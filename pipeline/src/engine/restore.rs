@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
@@ -483,10 +483,18 @@ impl OpenCtx {
 
 /// The end (high watermark) of `(topic, partition)`.
 fn high_watermark(consumer: &BaseConsumer, topic: &str, partition: i32) -> Result<i64> {
-    let (_, high) = kafka::retry("fetch watermarks", RETRY_BUDGET, || {
+    Ok(watermarks(consumer, topic, partition)?.1)
+}
+
+/// The `(low, high)` watermarks of `(topic, partition)`, retried for [`RETRY_BUDGET`].
+pub(crate) fn watermarks<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    partition: i32,
+) -> Result<(i64, i64)> {
+    kafka::retry("fetch watermarks", RETRY_BUDGET, || {
         Ok(consumer.fetch_watermarks(topic, partition, WATERMARK_TIMEOUT)?)
-    })?;
-    Ok(high)
+    })
 }
 
 /// A consumer for reading partitions directly (restore, tail scans): no group membership, short
@@ -512,9 +520,7 @@ where
     let mut tpl = TopicPartitionList::new();
     let mut ends: HashMap<(String, i32), i64> = HashMap::new();
     for (topic, partition, from) in ranges {
-        let (low, high) = kafka::retry("fetch watermarks", RETRY_BUDGET, || {
-            Ok(consumer.fetch_watermarks(topic, *partition, WATERMARK_TIMEOUT)?)
-        })?;
+        let (low, high) = watermarks(consumer, topic, *partition)?;
         let from = (*from).max(low);
         if from < high {
             tpl.add_partition_offset(topic, *partition, Offset::Offset(from))?;

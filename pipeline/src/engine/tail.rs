@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use shelfsync_topology::{TopicId, TopicRole, Topology};
 use tracing::{debug, info};
 
-use super::restore::{read_partitions, reader, RETRY_BUDGET, WATERMARK_TIMEOUT};
+use super::restore::{read_partitions, reader, watermarks, RETRY_BUDGET, WATERMARK_TIMEOUT};
 use super::stamp::{Stamp, StampKey};
 use super::task::Task;
 use crate::error::Result;
@@ -50,9 +50,7 @@ impl Delivered {
         for id in external_topics() {
             let topic = topology.topic_name(id);
             for partition in 0..topology.partitions(id) {
-                let (_, high) = kafka::retry("fetch watermarks", RETRY_BUDGET, || {
-                    Ok(consumer.fetch_watermarks(&topic, partition, WATERMARK_TIMEOUT)?)
-                })?;
+                let (_, high) = watermarks(&consumer, &topic, partition)?;
                 out.record(&topic, partition, high - 1);
             }
         }
