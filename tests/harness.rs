@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{ensure, Context, Result};
 use shelfsync_schemas::avro;
 use shelfsync_schemas::{ChannelAvailability, OrderStatus, OrderStatusCode, ValidatedOrder};
-use shelfsync_topology::{TopicId, Topology};
+use shelfsync_topology::{Stage, TopicId, Topology};
 
 use crate::kafka_io::{read_topic, run_cli, PipelineProcess, Record, TestProducer};
 use crate::scenario::{topology_toml, Expected, InputRecord, Model};
@@ -172,9 +172,34 @@ impl Setup {
         wait: std::time::Duration,
     ) -> Result<()> {
         let p = self.start(state)?;
+        self.wait_for_tasks(&p, wait)?;
         self.feed_live(events)?;
         self.wait_for_model(expected, wait, || p.log_tail())?;
         p.stop()
+    }
+
+    /// Waits until `p` has opened every task of the topology (one per stage and input
+    /// partition). What is fed before that (while stores restore) reaches the tasks as a
+    /// burst, applied in arrival order rather than event-time order (see the README's
+    /// guarantees), so a model of the day no longer holds exactly.
+    ///
+    /// # Errors
+    /// When the tasks are not all open after `wait`.
+    pub fn wait_for_tasks(&self, p: &PipelineProcess, wait: std::time::Duration) -> Result<()> {
+        let tasks: i32 = Stage::ALL
+            .iter()
+            .map(|s| self.topology.partitions(s.input()))
+            .sum();
+        let deadline = std::time::Instant::now() + wait;
+        while p.log().matches("task opened").count() < tasks as usize {
+            ensure!(
+                std::time::Instant::now() < deadline,
+                "not all {tasks} tasks opened within {wait:?}\n{}",
+                p.log_tail()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Ok(())
     }
 
     /// Fails when an `event_id` appears twice on the status, availability or validated-order

@@ -80,6 +80,9 @@ pub const RESTORING_TASKS: &str = "shelfsync_restoring_tasks";
 pub const RESTORE_RECORDS: &str = "shelfsync_restore_records_total";
 /// Restores that went on from where an earlier one on this host was cut short.
 pub const RESTORES_RESUMED: &str = "shelfsync_restores_resumed_total";
+/// Changelog records a restore wrote again because the latest record of their key was not the
+/// task's history (a failed epoch, or a paused host's late records).
+pub const CHANGELOG_CORRECTIONS: &str = "shelfsync_changelog_corrections_total";
 /// Approximate RocksDB memory (memtables + block cache), bytes.
 pub const ROCKSDB_MEMORY_BYTES: &str = "shelfsync_rocksdb_memory_bytes";
 /// Producer delivery failures reported by the broker (each retried by restarting the epoch).
@@ -347,6 +350,12 @@ pub const ALL: &[Metric] = {
             Counter,
             &[],
             "Restores that went on from where an earlier one on this host was cut short (the task revoked, the process stopped).",
+        ),
+        metric(
+            CHANGELOG_CORRECTIONS,
+            Counter,
+            &[],
+            "Changelog records a restore wrote again because their key's latest record was not the task's committed history (a failed epoch, or a paused host's late records).",
         ),
         metric(
             ROCKSDB_MEMORY_BYTES,

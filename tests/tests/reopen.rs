@@ -19,7 +19,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use shelfsync_tests::day::Day;
 use shelfsync_tests::harness::Setup;
-use shelfsync_tests::kafka_io::PipelineProcess;
+use shelfsync_tests::kafka_io::{read_topic, PipelineProcess};
 use shelfsync_topology::{Store, TopicId};
 
 const BIN: &str = env!("CARGO_BIN_EXE_shelfsync-under-test");
@@ -63,8 +63,9 @@ fn wait_until(what: &str, wait: Duration, mut done: impl FnMut() -> Result<bool>
     Ok(())
 }
 
-/// Appends `n` records to partition 1 of the inventory changelog, as if an epoch below the
-/// group's offset had written them: a restore applies every one.
+/// Appends `n` records to partition 1 of the inventory changelog, as if an epoch of its owner
+/// (the writer of its records so far) below the group's offset had written them: a restore
+/// applies every one.
 fn pad_changelog(s: &Setup, n: usize) -> Result<()> {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", s.broker.bootstrap())
@@ -72,6 +73,11 @@ fn pad_changelog(s: &Setup, n: usize) -> Result<()> {
         .set("compression.type", "lz4")
         .create()?;
     let topic = s.topic(TopicId::Changelog(Store::Inventory));
+    let owner = read_topic(&s.broker.bootstrap(), &topic)?
+        .into_iter()
+        .find(|r| r.partition == 1)
+        .and_then(|r| r.headers.get("shelfsync-writer").cloned())
+        .context("the inventory changelog's partition 1 has no record with a writer")?;
     let value = [7u8; 48];
     for i in 0..n {
         let key = format!("~pad/{i:09}");
@@ -82,7 +88,7 @@ fn pad_changelog(s: &Setup, n: usize) -> Result<()> {
             })
             .insert(Header {
                 key: "shelfsync-writer",
-                value: Some("pad"),
+                value: Some(owner.as_str()),
             });
         let mut rec = BaseRecord::to(&topic)
             .partition(1)

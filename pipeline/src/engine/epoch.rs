@@ -34,7 +34,7 @@ use super::align::{Held, Release};
 use super::output::{Input, Output};
 use super::progress::{self, Mark};
 use super::stamp::{Stamp, MAC_HEADER, STAMP_KEY_ENV};
-use super::tail::external_topics;
+use super::tail::{external_topics, CommitMeta};
 use super::task::{Admission, Task};
 use super::Engine;
 use crate::error::{Error, Result};
@@ -204,9 +204,14 @@ impl Engine {
                 offsets.add_partition_offset(topic, task.partition, Offset::Offset(next_offset))?;
                 let cp = task.ledger.checkpoint(&self.delivered);
                 // The commit carries where the output tails stood, for a host that opens the
-                // task without this checkpoint (see `tail::Delivered::to_metadata`).
+                // task without this checkpoint (see `tail::CommitMeta`).
+                let meta = CommitMeta {
+                    delivered: cp.delivered.clone(),
+                    lineage: cp.lineage,
+                    segment: task.segment.clone(),
+                };
                 if let (Some(meta), Some(mut elem)) = (
-                    cp.delivered.to_metadata(cp.lineage),
+                    meta.to_metadata(),
                     offsets.find_partition(topic, task.partition),
                 ) {
                     elem.set_metadata(meta);

@@ -45,6 +45,7 @@ mod output;
 mod progress;
 mod rebalance;
 mod restore;
+mod segment;
 mod stamp;
 mod status;
 mod tail;

@@ -38,9 +38,10 @@ use tracing::{info, warn};
 use super::align::Aligner;
 use super::incarnation;
 use super::progress::{self, Watermark};
+use super::segment::{Replay, Segment, Verdict};
 use super::stamp::StampKey;
 use super::status::EngineStatus;
-use super::tail::Delivered;
+use super::tail::CommitMeta;
 use super::task::{stamp_name, task_name, Checkpoint, Ledger, Task};
 use crate::error::{Error, Result};
 use crate::kafka;
@@ -78,9 +79,6 @@ pub(crate) struct OpenCtx {
     group: BaseConsumer,
 }
 
-/// What a group commit's metadata carries: the delivered offsets and the lineage.
-type CommitMeta = (Delivered, i64);
-
 /// What [`OpenCtx::open_task`] came to.
 pub(crate) enum Opening {
     /// Open: resumed, or restored.
@@ -95,28 +93,34 @@ pub(crate) enum Opening {
 /// restored records so that the next open of the task on this host goes on from there.
 #[derive(Debug, Serialize, Deserialize)]
 struct RestoreProgress {
-    /// The group's committed offset the restore applied records below.
-    below: i64,
+    /// The rule it applied records by (the group's segment and committed offset), and the
+    /// keys to correct so far.
+    replay: Replay,
     /// The next changelog offset to read.
     next: i64,
     /// The last checkpoint read so far.
     checkpoint: Checkpoint,
     /// The changelog offset of the first record skipped because its epoch was not committed
-    /// (input offset at or above `below`). If the group commits that epoch before the restore
+    /// (input offset at or above `replay.below`). If the group commits that epoch before the restore
     /// goes on, the restore must read again from here, or it would miss that epoch's writes
     /// (another host may be committing epochs while this one restores).
     first_skipped: Option<i64>,
 }
 
 impl RestoreProgress {
+    /// The progress saved, if any. One an older version saved does not decode: the restore
+    /// starts over.
     fn read(store: &RocksStore) -> Result<Option<Self>> {
-        store
-            .get_committed(RESTORE_PROGRESS_KEY)?
-            .map(|b| {
-                shelfsync_operators::state::decode_value(RESTORE_PROGRESS_KEY, &b)
-                    .map_err(|e| Error::State(e.to_string()))
-            })
-            .transpose()
+        let Some(bytes) = store.get_committed(RESTORE_PROGRESS_KEY)? else {
+            return Ok(None);
+        };
+        match shelfsync_operators::state::decode_value(RESTORE_PROGRESS_KEY, &bytes) {
+            Ok(p) => Ok(Some(p)),
+            Err(e) => {
+                warn!(store = store.name(), error = %e, "a restore cut short by an older version is started over");
+                Ok(None)
+            }
+        }
     }
 }
 
@@ -170,9 +174,13 @@ impl OpenCtx {
         let mut fresh = local
             .as_ref()
             .is_some_and(|cp| committed.is_none_or(|c| c <= cp.next_offset));
+        // The changelog's end when the local state was found to be the latest.
+        let mut changelog_end = 0;
         if let (true, Some(store_id)) = (fresh, stage.store()) {
             let changelog = self.topology.topic_name(TopicId::Changelog(store_id));
-            if let Some(why) = self.written_elsewhere(&store, &changelog, partition)? {
+            let (elsewhere, high) = self.written_elsewhere(&store, &changelog, partition)?;
+            changelog_end = high;
+            if let Some(why) = elsewhere {
                 // Said once, by the call that restores.
                 if may_restore {
                     warn!(task = %name, changelog, partition, reason = %why, "local state is not the latest: restoring from the changelog");
@@ -181,11 +189,25 @@ impl OpenCtx {
                 fresh = false;
             }
         }
+        let group_segment = committed_meta.as_ref().and_then(|m| m.segment.clone());
         // Whether a checkpoint (local, or restored from the changelog) was found.
         let mut found = true;
+        let mut segment = None;
         let mut cp = match (local, stage.store()) {
-            (Some(cp), _) if fresh => {
+            (Some(cp), store_id) if fresh => {
                 info!(task = %name, next_offset = cp.next_offset, "resuming from local checkpoint");
+                if store_id.is_some() {
+                    // Still the owner of the group's segment; else it takes the task over
+                    // from here: nobody else wrote the changelog after its own last epoch.
+                    segment = Some(match group_segment {
+                        Some(s) if s.writer.as_bytes() == self.writer_id.as_slice() => s,
+                        _ => Segment {
+                            writer: String::from_utf8_lossy(&self.writer_id).into_owned(),
+                            from: changelog_end,
+                            below: cp.next_offset,
+                        },
+                    });
+                }
                 cp
             }
             (local, None) => {
@@ -203,13 +225,20 @@ impl OpenCtx {
                 let below = committed.unwrap_or(0);
                 self.status.restoring_tasks.fetch_add(1, Ordering::SeqCst);
                 metrics::gauge!(m::RESTORING_TASKS).increment(1.0);
-                let restored =
-                    self.restore(&name, &mut store, &changelog, partition, below, cancel);
+                let restored = self.restore(
+                    &name,
+                    &mut store,
+                    &changelog,
+                    partition,
+                    Replay::new(group_segment, below),
+                    cancel,
+                );
                 self.status.restoring_tasks.fetch_sub(1, Ordering::SeqCst);
                 metrics::gauge!(m::RESTORING_TASKS).decrement(1.0);
-                let Some(mut cp) = restored? else {
+                let Some((mut cp, taken_over)) = restored? else {
                     return Ok(Opening::Cancelled);
                 };
+                segment = Some(taken_over);
                 found = cp != Checkpoint::default();
                 cp.next_offset = committed.unwrap_or(-1);
                 cp
@@ -220,9 +249,9 @@ impl OpenCtx {
             // the group's commit metadata says where the output tails stood and in which
             // lineage; without a commit the task starts a lineage of its own.
             match committed_meta {
-                Some((delivered, lineage)) => {
-                    cp.delivered = delivered;
-                    cp.lineage = lineage;
+                Some(meta) => {
+                    cp.delivered = meta.delivered;
+                    cp.lineage = meta.lineage;
                 }
                 None if committed.is_none() => {
                     cp.lineage = incarnation::fresh(&self.writer_id, &name);
@@ -264,11 +293,12 @@ impl OpenCtx {
             aligner,
             upstreams,
             watermark: Watermark::opened(crate::clock::now_ms()),
+            segment,
         })))
     }
 
-    /// The group's committed offset of `(topic, partition)`, if any, and the delivered offsets
-    /// and lineage its commit metadata carries (see [`Delivered::to_metadata`]).
+    /// The group's committed offset of `(topic, partition)`, if any, and what its commit
+    /// metadata carries (see [`CommitMeta`]).
     fn committed(&self, topic: &str, partition: i32) -> Result<(Option<i64>, Option<CommitMeta>)> {
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition(topic, partition);
@@ -284,7 +314,7 @@ impl OpenCtx {
             Offset::Offset(o) => Some(o),
             _ => None,
         };
-        Ok((offset, Delivered::from_metadata(elem.metadata())))
+        Ok((offset, CommitMeta::from_metadata(elem.metadata())))
     }
 
     /// Why this host's local state of a task is not the latest even though its checkpoint is
@@ -292,27 +322,30 @@ impl OpenCtx {
     /// epoch wrote, with records of another writer (another host owned the task since, and
     /// its epochs are not in this RocksDB), or it is shorter than that end (the topic was
     /// recreated). `None`: the local state is the latest (or predates this check). Reads the
-    /// changelog only up to the first foreign record.
+    /// changelog only up to the first foreign record. Also answers the changelog's end.
     fn written_elsewhere(
         &self,
         store: &RocksStore,
         changelog: &str,
         partition: i32,
-    ) -> Result<Option<String>> {
+    ) -> Result<(Option<String>, i64)> {
+        let consumer = reader(&self.topology, "writer-check")?;
+        let high = high_watermark(&consumer, changelog, partition)?;
         let Some(end) = store.get_committed(CHANGELOG_END_KEY)? else {
-            return Ok(None);
+            return Ok((None, high));
         };
         let end = i64::from_be_bytes(
             end.as_slice()
                 .try_into()
                 .map_err(|_| Error::State("corrupt changelog end".into()))?,
         );
-        let consumer = reader(&self.topology, "writer-check")?;
-        let high = high_watermark(&consumer, changelog, partition)?;
         if high <= end {
-            return Ok(Some(format!(
-                "the changelog ends at {high}, before offset {end} this host wrote (recreated topic)"
-            )));
+            return Ok((
+                Some(format!(
+                    "the changelog ends at {high}, before offset {end} this host wrote (recreated topic)"
+                )),
+                high,
+            ));
         }
         let mut foreign: Option<(i64, String)> = None;
         read_partitions(
@@ -330,14 +363,17 @@ impl OpenCtx {
                 Ok(ControlFlow::Break(()))
             },
         )?;
-        Ok(foreign.map(|(offset, who)| {
+        let why = foreign.map(|(offset, who)| {
             format!("{who} wrote the changelog at offset {offset}, after this host's last epoch (ending at {end})")
-        }))
+        });
+        Ok((why, high))
     }
 
-    /// Rebuilds a store from its changelog partition, applying only records written by epochs
-    /// whose input offsets are below `below` (the group's committed offset), and returns the
-    /// last checkpoint read (`None`: cancelled).
+    /// Rebuilds a store from its changelog partition, applying only the records of the task's
+    /// committed history by `rule`: records of epochs whose input offsets are below the group's
+    /// committed offset, written by the owner of the group's segment (see [`super::segment`]). Returns the last checkpoint read and the segment this host starts
+    /// (`None`: cancelled). Keys whose latest record was not applied are written to the
+    /// changelog again with their restored value before the restore counts as done.
     ///
     /// Bulk writes skip the WAL. Every bulk write also saves how far the restore got
     /// ([`RestoreProgress`]), so a restore cut short — the task revoked, the process stopped —
@@ -350,46 +386,54 @@ impl OpenCtx {
         store: &mut RocksStore,
         changelog: &str,
         partition: i32,
-        below: i64,
+        rule: Replay,
         cancel: &AtomicBool,
-    ) -> Result<Option<Checkpoint>> {
+    ) -> Result<Option<(Checkpoint, Segment)>> {
         let started = Instant::now();
+        let below = rule.below;
         let consumer = reader(&self.topology, "restore")?;
+        // Records past this end are not the history: the group's last commit came after its
+        // records were acknowledged, and this host owns the task now.
         let high = high_watermark(&consumer, changelog, partition)?;
-        let resumed = RestoreProgress::read(store)?.filter(|p| p.below <= below && p.next <= high);
+        let resumed = RestoreProgress::read(store)?.filter(|p| {
+            p.replay.segment == rule.segment && p.replay.below <= below && p.next <= high
+        });
         let mut first_skipped = None;
-        let (from, mut checkpoint) = match resumed {
+        let (from, mut checkpoint, mut replay) = match resumed {
             Some(p) => {
                 // The group committed more since: what was skipped as uncommitted may be
                 // committed now, so read again from the first record skipped.
                 let from = match p.first_skipped {
-                    Some(f) if below > p.below => f.min(p.next),
+                    Some(f) if below > p.replay.below => f.min(p.next),
                     _ => p.next,
                 };
-                if below == p.below {
+                if below == p.replay.below {
                     first_skipped = p.first_skipped;
                 }
+                let mut replay = p.replay;
+                replay.below = below;
                 info!(
                     task = name,
                     changelog, partition, from, below, "resuming a restore cut short"
                 );
                 metrics::counter!(m::RESTORES_RESUMED).increment(1);
-                (from, p.checkpoint)
+                (from, p.checkpoint, replay)
             }
             None => {
                 // No (or stale, or unusable) local state: start from an empty store.
                 let cf = store.name().to_string();
                 self.db.drop_store(&cf)?;
                 *store = self.db.store(&cf)?;
-                (0, Checkpoint::default())
+                (0, Checkpoint::default(), rule)
             }
         };
         let save = |store: &mut RocksStore,
+                    replay: &Replay,
                     next: i64,
                     checkpoint: &Checkpoint,
                     first_skipped: Option<i64>| {
             let progress = shelfsync_operators::state::encode_value(&RestoreProgress {
-                below,
+                replay: replay.clone(),
                 next,
                 checkpoint: checkpoint.clone(),
                 first_skipped,
@@ -415,11 +459,17 @@ impl OpenCtx {
                         cancelled = true;
                         return Ok(ControlFlow::Break(()));
                     }
+                    if msg.offset() >= high {
+                        return Ok(ControlFlow::Break(()));
+                    }
                     let input_offset = kafka::header(msg, kafka::CHANGELOG_OFFSET_HEADER)
                         .and_then(|h| std::str::from_utf8(h).ok()?.parse::<i64>().ok())
                         .unwrap_or(i64::MAX);
-                    if input_offset < below {
-                        let key = msg.key().unwrap_or_default();
+                    let writer = kafka::header(msg, kafka::CHANGELOG_WRITER_HEADER);
+                    let key = msg.key().unwrap_or_default();
+                    let verdict = replay.verdict(msg.offset(), writer, input_offset);
+                    replay.note(key, verdict);
+                    if verdict == Verdict::Apply {
                         if key == CHECKPOINT_KEY {
                             if let Some(v) = msg.payload() {
                                 checkpoint = Checkpoint::decode(v)?;
@@ -432,12 +482,12 @@ impl OpenCtx {
                         }
                         applied += 1;
                         metrics::counter!(m::RESTORE_RECORDS).increment(1);
-                    } else if first_skipped.is_none() {
+                    } else if verdict == Verdict::Uncommitted && first_skipped.is_none() {
                         first_skipped = Some(msg.offset());
                     }
                     next = msg.offset() + 1;
                     if store.pending().len() >= RESTORE_BATCH {
-                        save(store, next, &checkpoint, first_skipped)?;
+                        save(store, &replay, next, &checkpoint, first_skipped)?;
                     }
                     if last_log.elapsed() > RESTORE_LOG_INTERVAL {
                         last_log = Instant::now();
@@ -455,13 +505,21 @@ impl OpenCtx {
             )?;
         }
         if cancelled {
-            save(store, next, &checkpoint, first_skipped)?;
+            save(store, &replay, next, &checkpoint, first_skipped)?;
             info!(task = name, changelog, partition, at = next, applied, "restore cut short (task revoked or stopping); the next open on this host goes on from here");
             return Ok(None);
         }
-        store.delete(RESTORE_PROGRESS_KEY);
         let mut done = checkpoint.clone();
         done.next_offset = below;
+        if replay.corrections_len() > 0 {
+            // Everything is read: saved so, a crash before the corrections are acknowledged
+            // sends them on the next open.
+            save(store, &replay, high, &checkpoint, first_skipped)?;
+            if !self.correct(store, &replay, changelog, partition, &done, cancel)? {
+                return Ok(None);
+            }
+        }
+        store.delete(RESTORE_PROGRESS_KEY);
         let end = (high - 1).to_be_bytes();
         if below > 0 {
             store.commit(
@@ -475,9 +533,74 @@ impl OpenCtx {
         let secs = started.elapsed().as_secs_f64();
         info!(
             task = name,
-            changelog, partition, applied, secs, "restore finished"
+            changelog,
+            partition,
+            applied,
+            corrected = replay.corrections_len(),
+            secs,
+            "restore finished"
         );
-        Ok(Some(checkpoint))
+        let segment = Segment {
+            writer: String::from_utf8_lossy(&self.writer_id).into_owned(),
+            from: high,
+            below,
+        };
+        Ok(Some((checkpoint, segment)))
+    }
+
+    /// Writes the keys whose latest changelog record the restore did not apply again, with
+    /// the value restored (a tombstone when it has none; the restored checkpoint for the
+    /// checkpoint key), as this host at the input offset just below the group's: a later
+    /// restore under this host's segment applies those older records, then these. Waits for
+    /// the broker's acknowledgement; `false`: cancelled first.
+    fn correct(
+        &self,
+        store: &RocksStore,
+        replay: &Replay,
+        changelog: &str,
+        partition: i32,
+        checkpoint: &Checkpoint,
+        cancel: &AtomicBool,
+    ) -> Result<bool> {
+        let producer = kafka::KafkaProducer::new(&self.topology)?;
+        let input_offset = (replay.below - 1).to_string().into_bytes();
+        let checkpoint = checkpoint.encode();
+        for key in replay.corrections() {
+            let value = if key == CHECKPOINT_KEY {
+                Some(checkpoint.clone())
+            } else {
+                store.get_committed(key)?
+            };
+            producer.send(kafka::ProduceRecord {
+                topic: changelog,
+                partition: Some(partition),
+                key: Some(key),
+                value: value.as_deref(),
+                timestamp: None,
+                headers: vec![
+                    (kafka::CHANGELOG_OFFSET_HEADER, input_offset.clone()),
+                    (kafka::CHANGELOG_WRITER_HEADER, self.writer_id.clone()),
+                ],
+            })?;
+        }
+        let Some(acks) = producer.flush_unless(|| cancel.load(Ordering::SeqCst)) else {
+            return Ok(false);
+        };
+        if acks.failed > 0 {
+            return Err(Error::Topics(format!(
+                "the broker refused {} correction(s) to changelog {changelog} [{partition}] (first: {}); the task is opened again",
+                acks.failed,
+                acks.first_error.unwrap_or_default()
+            )));
+        }
+        metrics::counter!(m::CHANGELOG_CORRECTIONS).increment(acks.delivered);
+        info!(
+            changelog,
+            partition,
+            keys = replay.corrections_len(),
+            "wrote again the keys whose latest changelog record was not the task's history (a failed epoch, or a paused host's late records)"
+        );
+        Ok(true)
     }
 }
 

@@ -20,6 +20,7 @@ use shelfsync_topology::{TopicId, TopicRole, Topology};
 use tracing::{debug, info};
 
 use super::restore::{read_partitions, reader, watermarks, RETRY_BUDGET, WATERMARK_TIMEOUT};
+use super::segment::Segment;
 use super::stamp::{Stamp, StampKey};
 use super::task::Task;
 use crate::error::Result;
@@ -76,15 +77,30 @@ impl Delivered {
             .and_then(|m| m.get(&partition))
             .map(|o| o + 1)
     }
+}
 
-    /// The form carried in the metadata of a group offset commit, so that a task opened on a
-    /// host without its checkpoint (a stateless task moving) still knows where its output
-    /// tails stood, and in which lineage (see `Checkpoint::lineage`):
-    /// `d1;l=<lineage>;<topic>=<partition>:<offset>,…;…`. `None` when it would not fit the
-    /// broker's default `offset.metadata.max.bytes` (4096).
-    pub fn to_metadata(&self, lineage: i64) -> Option<String> {
-        let mut out = format!("{METADATA_VERSION};l={lineage}");
-        for (topic, partitions) in &self.0 {
+/// What the metadata of a task's group offset commit carries, so that a host opening the task
+/// without its checkpoint (a stateless task moving, a stateful one restoring) knows where the
+/// output tails stood, in which lineage (see `Checkpoint::lineage`), and which changelog
+/// records are the task's history ([`Segment`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct CommitMeta {
+    pub(crate) delivered: Delivered,
+    pub(crate) lineage: i64,
+    /// `None` for a stateless task, or a commit written before segments existed.
+    pub(crate) segment: Option<Segment>,
+}
+
+impl CommitMeta {
+    /// The metadata string: `d2;l=<lineage>[;s=<segment>];<topic>=<partition>:<offset>,…;…`.
+    /// `None` when it would not fit the broker's default `offset.metadata.max.bytes` (4096).
+    pub(crate) fn to_metadata(&self) -> Option<String> {
+        let mut out = format!("{METADATA_VERSION};l={}", self.lineage);
+        if let Some(segment) = &self.segment {
+            out.push_str(";s=");
+            out.push_str(&segment.to_metadata());
+        }
+        for (topic, partitions) in &self.delivered.0 {
             out.push(';');
             out.push_str(topic);
             out.push('=');
@@ -94,28 +110,38 @@ impl Delivered {
         (out.len() <= METADATA_MAX_BYTES).then_some(out)
     }
 
-    /// Reads [`Self::to_metadata`]'s form; `None` for anything else (no metadata, a commit by
-    /// an older version or another tool).
-    pub fn from_metadata(metadata: &str) -> Option<(Self, i64)> {
-        let mut parts = metadata.split(';');
-        if parts.next()? != METADATA_VERSION {
+    /// Reads [`Self::to_metadata`]'s form, and the one before segments (`d1`); `None` for
+    /// anything else (no metadata, a commit by an older version or another tool).
+    pub(crate) fn from_metadata(metadata: &str) -> Option<Self> {
+        let mut parts = metadata.split(';').peekable();
+        let version = parts.next()?;
+        if version != METADATA_VERSION && version != "d1" {
             return None;
         }
         let lineage = parts.next()?.strip_prefix("l=")?.parse().ok()?;
-        let mut out = Self::default();
+        let mut out = Self {
+            lineage,
+            ..Self::default()
+        };
+        // Topic names cannot contain '@' or '/', so `s=` is never a topic's part.
+        if let Some(segment) = parts.peek().and_then(|p| p.strip_prefix("s=")) {
+            out.segment = Some(Segment::from_metadata(segment)?);
+            parts.next();
+        }
         for part in parts {
             let (topic, list) = part.split_once('=')?;
             for pair in list.split(',').filter(|p| !p.is_empty()) {
                 let (p, o) = pair.split_once(':')?;
-                out.record(topic, p.parse().ok()?, o.parse().ok()?);
+                out.delivered
+                    .record(topic, p.parse().ok()?, o.parse().ok()?);
             }
         }
-        Some((out, lineage))
+        Some(out)
     }
 }
 
-/// The version tag of [`Delivered::to_metadata`].
-const METADATA_VERSION: &str = "d1";
+/// The version tag of [`CommitMeta::to_metadata`].
+const METADATA_VERSION: &str = "d2";
 /// The broker's default `offset.metadata.max.bytes`.
 const METADATA_MAX_BYTES: usize = 4096;
 
@@ -289,22 +315,44 @@ mod tests {
         d.record("retail.channel.availability", 0, 10);
         d.record("retail.channel.availability", 1, -1);
         d.record("retail.dlq", 3, 12_345);
-        let meta = d.to_metadata(17).unwrap();
+        let mut meta = CommitMeta {
+            delivered: d.clone(),
+            lineage: 17,
+            segment: None,
+        };
+        let text = meta.to_metadata().unwrap();
         assert_eq!(
-            meta,
-            "d1;l=17;retail.channel.availability=0:10,1:-1;retail.dlq=3:12345"
+            text,
+            "d2;l=17;retail.channel.availability=0:10,1:-1;retail.dlq=3:12345"
         );
-        assert_eq!(Delivered::from_metadata(&meta), Some((d, 17)));
+        assert_eq!(CommitMeta::from_metadata(&text).as_ref(), Some(&meta));
+        meta.segment = Some(Segment {
+            writer: "9f3a".into(),
+            from: 120,
+            below: 4_000,
+        });
+        let text = meta.to_metadata().unwrap();
+        assert_eq!(
+            text,
+            "d2;l=17;s=9f3a@120/4000;retail.channel.availability=0:10,1:-1;retail.dlq=3:12345"
+        );
+        assert_eq!(CommitMeta::from_metadata(&text).as_ref(), Some(&meta));
+        // What the version before segments committed still reads.
+        let before = CommitMeta::from_metadata("d1;l=5;retail.dlq=3:12345").unwrap();
+        assert_eq!((before.lineage, before.segment), (5, None));
+        assert_eq!(before.delivered.scan_from("retail.dlq", 3), Some(12_346));
         // Metadata of an older version or another tool is not ours.
-        assert_eq!(Delivered::from_metadata(""), None);
-        assert_eq!(Delivered::from_metadata("d1;l=0;x=1"), None);
-        assert_eq!(Delivered::from_metadata("d1;x=0:1"), None);
+        assert_eq!(CommitMeta::from_metadata(""), None);
+        assert_eq!(CommitMeta::from_metadata("d2;l=0;x=1"), None);
+        assert_eq!(CommitMeta::from_metadata("d2;x=0:1"), None);
+        assert_eq!(CommitMeta::from_metadata("d2;l=0;s=bad"), None);
         // Too many partitions for the broker's metadata limit: not sent at all.
-        let mut big = Delivered::default();
+        let mut big = CommitMeta::default();
         for p in 0..400 {
-            big.record("retail.channel.availability", p, 1_000_000_000);
+            big.delivered
+                .record("retail.channel.availability", p, 1_000_000_000);
         }
-        assert_eq!(big.to_metadata(0), None);
+        assert_eq!(big.to_metadata(), None);
     }
 
     #[test]

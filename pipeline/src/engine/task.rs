@@ -20,6 +20,7 @@ use shelfsync_topology::Stage;
 
 use super::align::Aligner;
 use super::progress::Watermark;
+use super::segment::Segment;
 use super::stamp::{already_applied, mark_applied, Stamp, UpstreamMarks};
 use super::tail::{Delivered, TailSuppression};
 use crate::error::{Error, Result};
@@ -308,6 +309,8 @@ pub(crate) struct Task {
     pub(crate) upstreams: Vec<String>,
     /// What it needs to publish its own progress.
     pub(crate) watermark: Watermark,
+    /// A stateful task's changelog segment, carried in its commits (see [`super::segment`]).
+    pub(crate) segment: Option<Segment>,
 }
 
 /// The name a task's stamps carry: its name, followed by `@lineage` unless the lineage is 0
