@@ -178,6 +178,24 @@ impl Setup {
         p.stop()
     }
 
+    /// Feeds `events` to a member that just started (after [`Self::wait_for_tasks`]): the first
+    /// few one at a time, then live. A burst into sources that are idle ("caught up") is
+    /// applied in arrival order rather than event-time order — an ERP record (one hop) can
+    /// overtake an order (two hops): see the README's "Event time where paths merge" — which
+    /// is not what the tests that use this are about.
+    ///
+    /// # Errors
+    /// On produce errors.
+    pub fn feed_after_start(&self, events: &[InputRecord]) -> Result<()> {
+        const SLOW_START: usize = 12;
+        let slow = events.len().min(SLOW_START);
+        for e in &events[..slow] {
+            self.produce(std::slice::from_ref(e))?;
+            std::thread::sleep(std::time::Duration::from_millis(400));
+        }
+        self.feed_live(&events[slow..])
+    }
+
     /// Waits until `p` has opened every task of the topology (one per stage and input
     /// partition). What is fed before that (while stores restore) reaches the tasks as a
     /// burst, applied in arrival order rather than event-time order (see the README's

@@ -32,8 +32,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_shelfsync-under-test");
 const SEED: u64 = 2_020_017;
 const EVENTS: usize = 240;
 const WAIT: Duration = Duration::from_secs(180);
-/// Events fed one at a time after each start (see [`feed_after_restart`]).
-const SLOW_START: usize = 12;
 
 /// The model of `events`.
 fn model(s: &Setup, events: &[InputRecord]) -> Result<Expected> {
@@ -42,19 +40,6 @@ fn model(s: &Setup, events: &[InputRecord]) -> Result<Expected> {
         m.feed(e)?;
     }
     Ok(m.expected)
-}
-
-/// Feeds `events` to a member that just started: the first few one at a time, then live. A
-/// burst into sources that are idle ("caught up") is applied in arrival order rather than
-/// event-time order (an ERP record, one hop, can overtake an order, two hops: see the README's
-/// "Event time where paths merge"), which is not what this test is about.
-fn feed_after_restart(s: &Setup, events: &[InputRecord]) -> Result<()> {
-    let slow = events.len().min(SLOW_START);
-    for e in &events[..slow] {
-        s.produce(std::slice::from_ref(e))?;
-        std::thread::sleep(Duration::from_millis(400));
-    }
-    s.feed_live(&events[slow..])
 }
 
 /// Every record of the stores' changelogs.
@@ -145,7 +130,7 @@ fn a_paused_hosts_late_changelog_records_do_not_come_back_in_a_restore() -> Resu
 
     let b = s.start("b")?;
     s.wait_for_tasks(&b, WAIT)?;
-    feed_after_restart(&s, &day.events[quarter..2 * quarter])?;
+    s.feed_after_start(&day.events[quarter..2 * quarter])?;
     s.wait_for_model(&model(&s, upto(2))?, WAIT, || b.log_tail())?;
     b.stop()?;
     let older = append_again(&s, &late, &changelogs(&s)?)?;
@@ -160,7 +145,7 @@ fn a_paused_hosts_late_changelog_records_do_not_come_back_in_a_restore() -> Resu
 
     let c = s.start("c")?;
     s.wait_for_tasks(&c, WAIT)?;
-    feed_after_restart(&s, &day.events[2 * quarter..3 * quarter])?;
+    s.feed_after_start(&day.events[2 * quarter..3 * quarter])?;
     s.wait_for_model(&model(&s, upto(3))?, WAIT, || c.log_tail())?;
     let c_log = c.log();
     c.stop()?;
@@ -171,7 +156,7 @@ fn a_paused_hosts_late_changelog_records_do_not_come_back_in_a_restore() -> Resu
 
     let d = s.start("d")?;
     s.wait_for_tasks(&d, WAIT)?;
-    feed_after_restart(&s, &day.events[3 * quarter..])?;
+    s.feed_after_start(&day.events[3 * quarter..])?;
     s.wait_for_model(&model(&s, &day.events)?, WAIT, || d.log_tail())?;
     let d_log = d.log();
     d.stop()?;
