@@ -95,6 +95,7 @@ pub mod marketplaces;
 pub mod queue;
 pub mod recent;
 pub mod retry;
+pub mod revisions;
 pub mod sink;
 pub mod tracker;
 

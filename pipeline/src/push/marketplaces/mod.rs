@@ -90,18 +90,54 @@ pub(crate) trait Marketplace: fmt::Debug + Send + Sync {
         None
     }
 
+    /// The rate limits the marketplace publishes per operation (the [`Request::what`] of the
+    /// requests it builds), each applied on top of the channel's own `rate_per_sec`. By default
+    /// none.
+    fn operation_limits(&self) -> &'static [OperationLimit] {
+        &[]
+    }
+
+    /// How often the marketplace lets one listing be revised per calendar day, if it limits
+    /// that (eBay). By default it does not.
+    fn revision_limit(&self) -> Option<super::revisions::RevisionLimit> {
+        None
+    }
+
     /// How many updates the next delivery carries, given whether the first waiting update is a
-    /// stock-out, how many wait, and the channel's `batch_size`: a full batch, except that a
-    /// marketplace with a feed sends one only while at least a batch waits, and never for a
-    /// stock-out (a feed takes minutes to apply); otherwise single-item calls.
-    fn batch_for(&self, first_is_stock_out: bool, waiting: usize, batch_size: usize) -> usize {
-        let feed_worth_it = !first_is_stock_out && batch_size > 1 && waiting >= batch_size;
+    /// stock-out, how many wait, the channel's `batch_size`, and whether the operations that
+    /// submit a feed have a token now (`feed_ready`): a full batch, except that a marketplace
+    /// with a feed sends one only while at least a batch waits and its feed operations are not
+    /// at their limit, and never for a stock-out (a feed takes minutes to apply); otherwise
+    /// single-item calls, which have limits of their own.
+    fn batch_for(
+        &self,
+        first_is_stock_out: bool,
+        waiting: usize,
+        batch_size: usize,
+        feed_ready: bool,
+    ) -> usize {
+        let feed_worth_it =
+            feed_ready && !first_is_stock_out && batch_size > 1 && waiting >= batch_size;
         if self.feed().is_none() || feed_worth_it {
             batch_size
         } else {
             1
         }
     }
+}
+
+/// A rate limit a marketplace publishes for one of its operations: a token bucket of `burst`
+/// refilled at `rate_per_sec`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OperationLimit {
+    /// The operation, as its requests name it (`createFeed`, `patchListingsItem`, …).
+    pub operation: &'static str,
+    /// Requests per second.
+    pub rate_per_sec: f64,
+    /// Requests that may go out back to back.
+    pub burst: u32,
+    /// Where the figure is published.
+    pub source: &'static str,
 }
 
 /// Each update in a call of its own, one after the other, `call` giving the exchange of one
@@ -180,6 +216,10 @@ pub(crate) trait Feed: Sync {
 
     /// Where a status answer says the feed's processing state, and which states are final.
     fn states(&self) -> &'static FeedStates;
+
+    /// The rate-limited operations a submission calls: a feed goes out only while each has a
+    /// token (else the backlog goes out one update a call).
+    fn submit_operations(&self) -> &'static [&'static str];
 
     /// The request asking for the status of `feed`.
     fn status_request(&self, feed: &Submitted<'_>) -> Request;
@@ -468,3 +508,6 @@ pub(crate) mod testing;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod conformance;
