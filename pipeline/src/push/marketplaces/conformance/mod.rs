@@ -14,6 +14,7 @@
 //!   variables coerced against the operation (`apollo-compiler`), as Shopify's server does.
 
 mod amazon;
+mod checks;
 mod ebay;
 mod shopify;
 mod walmart;

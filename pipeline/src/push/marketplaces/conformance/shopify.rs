@@ -30,7 +30,7 @@ fn schema() -> &'static Valid<Schema> {
 
 /// Validates the GraphQL request `request` sends: the document against the schema, the
 /// variables against its operation. Returns the body.
-fn check(request: &Request) -> Value {
+pub(super) fn check(request: &Request) -> Value {
     let body: Value = serde_json::from_slice(&request.body).unwrap();
     let query = body["query"].as_str().expect("a query");
     let document = ExecutableDocument::parse_and_validate(schema(), query, "request.graphql")
