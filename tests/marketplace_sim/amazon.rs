@@ -126,6 +126,7 @@ pub(super) fn amazon(
             if sku.starts_with("BAD-") {
                 if let Some(ch) = state.channels.get_mut(channel) {
                     ch.report.refused += 1;
+                    ch.report.feed_refused += 1;
                 }
                 issues.push(json!({"messageId": m["messageId"], "code": "4000001", "severity": "ERROR", "message": "The SKU does not exist."}));
                 continue;
@@ -161,6 +162,9 @@ pub(super) fn amazon(
             .and_then(|c| c.feeds.get(feed_id).cloned());
         return match report {
             Some(r) => {
+                if let Some(ch) = state.channels.get_mut(channel) {
+                    ch.report.compressed_reports += 1;
+                }
                 let mut gz =
                     flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
                 let gzipped = std::io::Write::write_all(&mut gz, r.to_string().as_bytes())

@@ -151,6 +151,13 @@ pub struct ChannelReport {
     pub cas_conflicts: u64,
     /// Updates refused for an unknown (`BAD-`) SKU.
     pub refused: u64,
+    /// Of those, refused inside a feed (an Amazon processing report's `issues`, a Walmart item
+    /// status `DATA_ERROR`).
+    pub feed_refused: u64,
+    /// Amazon processing reports downloaded (each gzip-compressed).
+    pub compressed_reports: u64,
+    /// Walmart item-status pages read past the first (feeds of more than 50 items).
+    pub later_status_pages: u64,
     /// Per SKU, the last received.
     pub last: BTreeMap<String, Applied>,
     /// Every applied update in arrival order: (seq, sku, version, quantity).
@@ -163,8 +170,10 @@ struct ChannelState {
     report: ChannelReport,
     tokens: f64,
     last_refill: Instant,
-    throttled_at: Option<Instant>,
-    blocked_until: Option<Instant>,
+    /// Injected 429s still running, by scope: `None` the whole channel, `Some(op)` one
+    /// operation with a limit of its own (SP-API and Walmart throttle per operation):
+    /// (sent at, Retry-After until).
+    blocks: HashMap<Option<&'static str>, (Instant, Instant)>,
     /// Shopify's stored `available` per SKU.
     stored: HashMap<String, i64>,
     /// Uploaded feed documents (Amazon) by id: (content, update keys).
@@ -221,8 +230,7 @@ impl MarketplaceSim {
                             spec,
                             report: ChannelReport::default(),
                             last_refill: now,
-                            throttled_at: None,
-                            blocked_until: None,
+                            blocks: HashMap::new(),
                             stored: HashMap::new(),
                             documents: HashMap::new(),
                             feeds: HashMap::new(),
@@ -441,7 +449,13 @@ fn handle(
     ch.tokens -= 1.0;
 
     // The operation's own limit, if it has one.
-    if let Some(op) = operation_of(ch.spec.api, method, &rest) {
+    let limited = operation_of(ch.spec.api, method, &rest).filter(|op| {
+        ch.spec
+            .operation_limits
+            .iter()
+            .any(|(name, _, _)| name == op)
+    });
+    if let Some(op) = limited {
         let limit = ch
             .spec
             .operation_limits
@@ -469,14 +483,21 @@ fn handle(
         }
     }
 
-    // Retry-After respected?
-    if let (Some(until), Some(at)) = (ch.blocked_until, ch.throttled_at) {
-        if now < until && now.duration_since(at) > config.retry_after_grace {
-            ch.report.retry_after_violations.push(format!(
-                "{what}: {} ms into a {} s Retry-After",
-                now.duration_since(at).as_millis(),
-                config.retry_after_secs
-            ));
+    // Retry-After respected? A channel-wide one binds every request, an operation's only the
+    // operation's.
+    for scope in [None, limited] {
+        if let Some(&(at, until)) = ch.blocks.get(&scope) {
+            if now < until && now.duration_since(at) > config.retry_after_grace {
+                ch.report.retry_after_violations.push(format!(
+                    "{what}: {} ms into a {} s Retry-After ({})",
+                    now.duration_since(at).as_millis(),
+                    config.retry_after_secs,
+                    scope.unwrap_or("channel")
+                ));
+            }
+        }
+        if limited.is_none() {
+            break;
         }
     }
 
@@ -493,8 +514,10 @@ fn handle(
     // Injected faults.
     if roll(config.seed, &channel, n, 1) < config.throttle_per_mille {
         ch.report.injected_throttles += 1;
-        ch.throttled_at = Some(now);
-        ch.blocked_until = Some(now + Duration::from_secs(config.retry_after_secs));
+        ch.blocks.insert(
+            limited,
+            (now, now + Duration::from_secs(config.retry_after_secs)),
+        );
         return (
             StatusCode::TOO_MANY_REQUESTS,
             [("retry-after", config.retry_after_secs.to_string())],

@@ -79,6 +79,7 @@ pub(super) fn walmart(
             if sku.starts_with("BAD-") {
                 if let Some(ch) = state.channels.get_mut(channel) {
                     ch.report.refused += 1;
+                    ch.report.feed_refused += 1;
                 }
                 statuses.push(json!({"sku": sku, "ingestionStatus": "DATA_ERROR", "ingestionErrors": {"ingestionError": [{"type": "DATA_ERROR", "code": "ERR_EXT_DATA_0801001", "description": "Item not found"}]}}));
                 continue;
@@ -134,6 +135,11 @@ pub(super) fn walmart(
         };
         if limit == 0 || limit > 50 {
             return shape_error(state, channel, what, "limit must be 1 to 50");
+        }
+        if offset > 0 {
+            if let Some(ch) = state.channels.get_mut(channel) {
+                ch.report.later_status_pages += 1;
+            }
         }
         let items: Vec<Value> = feed["itemDetails"]["itemIngestionStatus"]
             .as_array()

@@ -698,6 +698,27 @@ fn burst_is_delivered_newest_wins_within_limits_and_stock_outs_jump_the_queue() 
         total(|r| r.injected_throttles) > 0,
         "no 429 was injected: make the load bigger"
     );
+    // Issue 18: the paths the published specs added were taken. Every Amazon processing
+    // report came gzip-compressed, some of them refusing BAD- SKUs (which check_dead_letters
+    // below finds on the DLQ); Walmart feeds of more than 50 SKUs had their statuses read past
+    // the first page of 50.
+    let (amazon, walmart) = (&reports["amazon"], &reports["walmart"]);
+    eprintln!(
+        "amazon: {} compressed reports, {} refusals in feeds; walmart: {} later status pages, {} refusals in feeds",
+        amazon.compressed_reports, amazon.feed_refused, walmart.later_status_pages, walmart.feed_refused
+    );
+    ensure!(
+        amazon.compressed_reports > 0,
+        "no Amazon feed report was read"
+    );
+    ensure!(
+        amazon.feed_refused > 0,
+        "no BAD- SKU was refused inside a compressed Amazon report"
+    );
+    ensure!(
+        walmart.later_status_pages > 0,
+        "no Walmart feed had more than 50 item statuses"
+    );
     ensure!(
         reports["shopify"].cas_conflicts > 0,
         "no compare-and-swap conflict happened"

@@ -8,8 +8,8 @@
 //! | kind | file | single update | batch |
 //! |---|---|---|---|
 //! | `shopify` | [`shopify`] | — | GraphQL `inventorySetQuantities` (≤ 250), absolute `available`, `changeFromQuantity` compare-and-swap, `@idempotent(key:)` |
-//! | `amazon` | [`amazon`] | `PATCH /listings/2021-08-01/items/{sellerId}/{sku}` (`replace /attributes/fulfillment_availability`) | `JSON_LISTINGS_FEED` (createFeedDocument → upload → createFeed → getFeed → processing report) |
-//! | `walmart` | [`walmart`] | `PUT /v3/inventory?sku=` | `POST /v3/feeds?feedType=inventory` (multipart JSON, spec 1.4) → `GET /v3/feeds/{id}?includeDetails=true` |
+//! | `amazon` | [`amazon`] | `PATCH /listings/2021-08-01/items/{sellerId}/{sku}` (`merge /attributes/fulfillment_availability`) | `JSON_LISTINGS_FEED` (createFeedDocument → upload → createFeed → getFeed → processing report, gunzipped when compressed) |
+//! | `walmart` | [`walmart`] | `PUT /v3/inventory?sku=` | `POST /v3/feeds?feedType=inventory` (multipart JSON, spec 1.4) → `GET /v3/feeds/{id}` until final → item statuses in pages of 50 (`includeDetails=true&limit=50&offset=…`) |
 //! | `ebay` | [`ebay`] | — | `POST /sell/inventory/v1/bulk_update_price_quantity` (≤ 25) |
 //! | `webhook` | [`webhook`] | — | `POST` JSON, `X-Shelfsync-Timestamp: <unix s>`, `X-Shelfsync-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">` |
 //!
@@ -26,6 +26,13 @@
 //! are processed asynchronously: their updates stay in flight (no newer update of the same SKU
 //! goes out) until the feed's status is final, so a feed never lands on top of a newer
 //! single-item update.
+//!
+//! Each marketplace also says what it publishes about its limits: per-operation rate limits
+//! (`Marketplace::operation_limits`, applied by `super::api`), the operations a feed submission
+//! needs (`Feed::submit_operations`), and a daily revision limit per listing
+//! (`Marketplace::revision_limit`, budgeted by `super::revisions`). The request names
+//! (`Request::what`) are the specs' `operationId`s; `conformance` (tests) checks every request
+//! built here against the published specifications in `push/fixtures/specs/`.
 //!
 //! Adding a marketplace is one new file here implementing `Marketplace` and one line in
 //! `for_kind` (its `PushKind` comes from the topology crate).
