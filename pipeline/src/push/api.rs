@@ -572,6 +572,48 @@ mod tests {
         assert!(elsewhere.accept().is_err(), "the redirect was followed");
     }
 
+    /// Issue 18, item 4: a 429 answering an operation with a bucket of its own pauses that
+    /// operation only; the channel and the other operations go on.
+    #[tokio::test]
+    async fn a_throttled_operation_pauses_alone() {
+        use std::io::{Read, Write};
+        let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = server.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = server.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = write!(
+                s,
+                "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 30\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        });
+        let rates = crate::push::config::published_rates(shelfsync_topology::PushKind::Amazon);
+        let api = Api {
+            channel: "amazon".into(),
+            client: client(Duration::from_secs(2), 1).unwrap(),
+            limiter: Limiter::new(100.0, 10),
+            operations: Api::operation_limiters(&rates),
+            timeout: Duration::from_secs(2),
+        };
+        assert!(api.ready(&["createFeedDocument", "createFeed"]));
+        let calls = Calls::new(&api, false);
+        let request = Request::new("createFeed", Method::POST, format!("http://{addr}/feeds"));
+        let answer = calls.send(request).await;
+        assert!(matches!(
+            answer,
+            Err(CallError::Transient {
+                class: "throttled",
+                ..
+            })
+        ));
+        // createFeed waits out its Retry-After; a feed cannot start, single items still can.
+        assert!(!api.ready(&["createFeedDocument", "createFeed"]));
+        assert_eq!(api.operation("createFeed").map(Limiter::tokens), Some(0.0));
+        assert!(api.ready(&["patchListingsItem"]));
+        assert!(api.limiter.ready());
+    }
+
     #[tokio::test]
     async fn a_paused_limiter_waits_then_paces() {
         let limiter = Limiter::new(1000.0, 1);
