@@ -434,7 +434,8 @@ pub struct PushSpec {
     /// Capped at what the API takes in one call (Shopify `inventorySetQuantities` 250, eBay
     /// `bulk_update_price_quantity` 25). For `amazon` and `walmart` this is the size of a bulk
     /// feed (`JSON_LISTINGS_FEED`, Walmart inventory feed), used only while at least this many
-    /// updates wait; otherwise, and for stock-outs, single-item calls go out.
+    /// updates wait and the feed's operations are within their limits (`operation_limits`);
+    /// otherwise, and for stock-outs, single-item calls go out.
     #[serde(default = "default_push_batch_size")]
     pub batch_size: i64,
     /// Name of the environment variable that holds the API credentials (e.g.
