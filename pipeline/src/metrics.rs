@@ -113,6 +113,23 @@ pub const PUSH_QUEUE_DEPTH: &str = "shelfsync_push_queue_depth";
 /// `shelfsync push`: age of the oldest change not yet accepted by the marketplace (seconds;
 /// 0 when nothing waits), by `channel`.
 pub const PUSH_FRESHNESS: &str = "shelfsync_push_freshness_seconds";
+/// `shelfsync push`: tokens available in an operation's own bucket (0 while it is paused), by
+/// `channel` and `operation`.
+pub const PUSH_OPERATION_TOKENS: &str = "shelfsync_push_operation_tokens";
+/// `shelfsync push`: the configured rate of an operation's own bucket (requests per second), by
+/// `channel` and `operation`.
+pub const PUSH_OPERATION_RATE: &str = "shelfsync_push_operation_rate_per_sec";
+/// `shelfsync push`: requests answered 429, by `channel` and `operation`.
+pub const PUSH_OPERATION_THROTTLED: &str = "shelfsync_push_operation_throttled_total";
+/// `shelfsync push`: revisions sent today (the marketplace's calendar day) to SKUs with a daily
+/// revision budget (eBay), by `channel`.
+pub const PUSH_REVISIONS_TODAY: &str = "shelfsync_push_revisions_today";
+/// `shelfsync push`: SKUs whose newest quantity is held until the marketplace's day rolls over
+/// (their daily revision budget is spent), by `channel`.
+pub const PUSH_REVISIONS_HELD: &str = "shelfsync_push_revisions_held";
+/// `shelfsync push`: updates held because their SKU's daily revision budget was spent, by
+/// `channel`.
+pub const PUSH_REVISION_BUDGET_EXHAUSTED: &str = "shelfsync_push_revision_budget_exhausted_total";
 
 /// What kind of Prometheus series a metric is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -428,6 +445,42 @@ pub const ALL: &[Metric] = {
             Gauge,
             &["channel"],
             "shelfsync push: age of the oldest availability change not yet accepted by the marketplace (seconds, 0 when none waits), by channel.",
+        ),
+        metric(
+            PUSH_OPERATION_TOKENS,
+            Gauge,
+            &["channel", "operation"],
+            "shelfsync push: tokens available in a marketplace operation's own rate-limit bucket (0 while paused after a 429), by channel and operation.",
+        ),
+        metric(
+            PUSH_OPERATION_RATE,
+            Gauge,
+            &["channel", "operation"],
+            "shelfsync push: configured rate of a marketplace operation's own bucket (requests per second: the published limit or the channel's override), by channel and operation.",
+        ),
+        metric(
+            PUSH_OPERATION_THROTTLED,
+            Counter,
+            &["channel", "operation"],
+            "shelfsync push: marketplace requests answered 429 Too Many Requests, by channel and operation.",
+        ),
+        metric(
+            PUSH_REVISIONS_TODAY,
+            Gauge,
+            &["channel"],
+            "shelfsync push: revisions sent today (the marketplace's calendar day) to SKUs with a daily revision budget (eBay: 250 per listing), by channel.",
+        ),
+        metric(
+            PUSH_REVISIONS_HELD,
+            Gauge,
+            &["channel"],
+            "shelfsync push: SKUs whose newest quantity waits for the next calendar day because their daily revision budget is spent, by channel.",
+        ),
+        metric(
+            PUSH_REVISION_BUDGET_EXHAUSTED,
+            Counter,
+            &["channel"],
+            "shelfsync push: updates held until the next calendar day because their SKU's daily revision budget was spent, by channel.",
         ),
         metric(
             PUSH_PAUSED,

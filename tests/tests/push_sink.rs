@@ -49,7 +49,22 @@ struct Spec {
     extra: &'static str,
     /// The request timeout.
     timeout: &'static str,
+    /// Per-operation limits (name, rate, burst), the same for the simulator and the channel's
+    /// `operation_limits` (an account granted more than the published defaults, so the test
+    /// is quick, with feeds limited below the single-item calls as in production).
+    ops: &'static [(&'static str, f64, u32)],
 }
+
+/// Amazon's operations, limited as an account with higher usage plans might be.
+const AMAZON_OPS: &[(&str, f64, u32)] = &[
+    ("patchListingsItem", RATE, BURST),
+    ("createFeedDocument", 4.0, 3),
+    ("createFeed", 2.0, 3),
+    ("getFeed", 50.0, 10),
+    ("getFeedDocument", 50.0, 10),
+];
+/// Walmart's inventory feeds, limited below the item updates.
+const WALMART_OPS: &[(&str, f64, u32)] = &[("updateBulkInventory", 2.0, 3)];
 
 static MAIN: [Spec; 5] = [
     Spec {
@@ -61,6 +76,7 @@ static MAIN: [Spec; 5] = [
         batch: 50,
         extra: "seller_id = \"A1SIMSELLER\"\nmarketplace_ids = [\"ATVPDKIKX0DER\"]\n",
         timeout: "5s",
+        ops: AMAZON_OPS,
     },
     Spec {
         name: "walmart",
@@ -68,9 +84,11 @@ static MAIN: [Spec; 5] = [
         kind: "walmart",
         rate: RATE,
         burst: BURST,
-        batch: 50,
+        // Feeds of more than 50 SKUs: their item statuses take three pages (issue 18).
+        batch: 120,
         extra: "",
         timeout: "5s",
+        ops: WALMART_OPS,
     },
     Spec {
         name: "shopify",
@@ -81,6 +99,7 @@ static MAIN: [Spec; 5] = [
         batch: 50,
         extra: "location_id = \"gid://shopify/Location/124656943\"\n",
         timeout: "5s",
+        ops: &[],
     },
     Spec {
         name: "ebay",
@@ -91,6 +110,7 @@ static MAIN: [Spec; 5] = [
         batch: 25,
         extra: "",
         timeout: "5s",
+        ops: &[],
     },
     Spec {
         name: "outlet",
@@ -101,6 +121,7 @@ static MAIN: [Spec; 5] = [
         batch: 50,
         extra: "",
         timeout: "5s",
+        ops: &[],
     },
 ];
 /// A slow webhook channel (10 requests of 10 updates a second) for the stock-out test.
@@ -113,6 +134,7 @@ static CLEARANCE: Spec = Spec {
     batch: 10,
     extra: "",
     timeout: "5s",
+    ops: &[],
 };
 
 fn secret_env(name: &str) -> String {
@@ -151,6 +173,7 @@ impl PushSetup {
                     rate: c.rate,
                     burst: c.burst,
                     secret: secret(c.name),
+                    operation_limits: c.ops.to_vec(),
                 })
                 .collect(),
         )?;
@@ -183,7 +206,7 @@ burst = {burst}
 batch_size = {batch}
 credentials_env = "{env}"
 timeout = "{timeout}"
-{extra}"#,
+{extra}{ops}"#,
                 name = c.name,
                 kind = c.kind,
                 endpoint = sim.url(c.name),
@@ -193,6 +216,13 @@ timeout = "{timeout}"
                 env = secret_env(c.name),
                 extra = c.extra,
                 timeout = c.timeout,
+                ops = c
+                    .ops
+                    .iter()
+                    .map(|(op, rate, burst)| format!(
+                        "operation_limits.{op} = {{ rate_per_sec = {rate:.1}, burst = {burst} }}\n"
+                    ))
+                    .collect::<String>(),
             ));
         }
         // SHELFSYNC_KEEP_TEST_DIRS=1 keeps the topology and the sink's logs for a post-mortem.
@@ -668,6 +698,27 @@ fn burst_is_delivered_newest_wins_within_limits_and_stock_outs_jump_the_queue() 
         total(|r| r.injected_throttles) > 0,
         "no 429 was injected: make the load bigger"
     );
+    // Issue 18: the paths the published specs added were taken. Every Amazon processing
+    // report came gzip-compressed, some of them refusing BAD- SKUs (which check_dead_letters
+    // below finds on the DLQ); Walmart feeds of more than 50 SKUs had their statuses read past
+    // the first page of 50.
+    let (amazon, walmart) = (&reports["amazon"], &reports["walmart"]);
+    eprintln!(
+        "amazon: {} compressed reports, {} refusals in feeds; walmart: {} later status pages, {} refusals in feeds",
+        amazon.compressed_reports, amazon.feed_refused, walmart.later_status_pages, walmart.feed_refused
+    );
+    ensure!(
+        amazon.compressed_reports > 0,
+        "no Amazon feed report was read"
+    );
+    ensure!(
+        amazon.feed_refused > 0,
+        "no BAD- SKU was refused inside a compressed Amazon report"
+    );
+    ensure!(
+        walmart.later_status_pages > 0,
+        "no Walmart feed had more than 50 item statuses"
+    );
     ensure!(
         reports["shopify"].cas_conflicts > 0,
         "no compare-and-swap conflict happened"
@@ -871,6 +922,7 @@ static BULK: Spec = Spec {
     batch: 1000,
     extra: "",
     timeout: "5m",
+    ops: &[],
 };
 
 /// The resident set of process `pid`, in bytes (`VmRSS` of `/proc/<pid>/status`).

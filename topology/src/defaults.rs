@@ -76,5 +76,9 @@ pub const PUSH_MAX_RETRIES: i64 = 8;
 pub const PUSH_MAX_IN_FLIGHT: i64 = 4;
 /// `channels[].push.api_version` of a `shopify` channel.
 pub const PUSH_SHOPIFY_API_VERSION: &str = "2026-07";
+/// The oldest `channels[].push.api_version` a `shopify` channel accepts: `@idempotent(key:)` on
+/// `inventorySetQuantities` (and `changeFromQuantity`) exist from Shopify Admin API 2026-01 on;
+/// before it every mutation shelfsync sends fails.
+pub const PUSH_SHOPIFY_MIN_API_VERSION: &str = "2026-01";
 /// `channels[].push.product_type` of an `amazon` channel.
 pub const PUSH_AMAZON_PRODUCT_TYPE: &str = "PRODUCT";

@@ -90,7 +90,8 @@ pub use graph::{
 };
 pub use model::{
     AssembleSection, ChannelSpec, DedupeSection, Guarantee, InventorySection, KafkaSection,
-    LocationSpec, ProcessingSection, PushKind, PushSpec, TopicsSection, Topology,
+    LocationSpec, OperationLimitSpec, ProcessingSection, PushKind, PushSpec, TopicsSection,
+    Topology,
 };
 pub use shelfsync_operators::config::OversellPolicy;
 /// The adapter a channel's raw orders are parsed with (`adapter = "shopify"`): the schemas

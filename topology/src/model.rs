@@ -434,7 +434,8 @@ pub struct PushSpec {
     /// Capped at what the API takes in one call (Shopify `inventorySetQuantities` 250, eBay
     /// `bulk_update_price_quantity` 25). For `amazon` and `walmart` this is the size of a bulk
     /// feed (`JSON_LISTINGS_FEED`, Walmart inventory feed), used only while at least this many
-    /// updates wait; otherwise, and for stock-outs, single-item calls go out.
+    /// updates wait and the feed's operations are within their limits (`operation_limits`);
+    /// otherwise, and for stock-outs, single-item calls go out.
     #[serde(default = "default_push_batch_size")]
     pub batch_size: i64,
     /// Name of the environment variable that holds the API credentials (e.g.
@@ -480,6 +481,25 @@ pub struct PushSpec {
     /// `"PRODUCT"` (Amazon's product type for offer-only updates).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub product_type: Option<String>,
+    /// Per-operation rate limits replacing the marketplace's published defaults, by operation
+    /// name, e.g. `operation_limits.createFeed = { rate_per_sec = 0.05, burst = 15 }` for an
+    /// account Amazon granted more. Each operation's bucket applies on top of `rate_per_sec`.
+    /// The defaults and the operation names are listed in the README ("Marketplace push",
+    /// limits): `amazon` patchListingsItem, createFeedDocument, createFeed, getFeed,
+    /// getFeedDocument; `walmart` updateBulkInventory. An unknown name is refused when
+    /// `shelfsync push` starts.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub operation_limits: BTreeMap<String, OperationLimitSpec>,
+}
+
+/// `[channels.push.operation_limits.<operation>]`: one operation's token bucket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperationLimitSpec {
+    /// Requests per second (> 0; fractions allowed: `0.0083` is one every two minutes).
+    pub rate_per_sec: f64,
+    /// Requests that may go out back to back (≥ 1).
+    pub burst: i64,
 }
 
 fn default_push_rate() -> f64 {

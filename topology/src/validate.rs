@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
+use crate::defaults;
 use crate::graph::{TopicId, TopicRole};
 use crate::model::{ChannelSpec, Guarantee, PushKind, PushSpec, Topology};
 use crate::units::ByteSize;
@@ -546,6 +547,37 @@ fn validate_push(p: &mut Problems, at: &str, push: &PushSpec) {
         1,
         Some(64),
     );
+    for (operation, limit) in &push.operation_limits {
+        let here = format!("{at}.operation_limits.{operation}");
+        if !(limit.rate_per_sec.is_finite() && limit.rate_per_sec > 0.0) {
+            p.push(
+                format!("{here}.rate_per_sec"),
+                format!(
+                    "must be a number above 0 (e.g. 0.0083 or 5), got {}",
+                    limit.rate_per_sec
+                ),
+            );
+        }
+        p.range(&format!("{here}.burst"), limit.burst, 1, None);
+    }
+    if let (PushKind::Shopify, Some(version)) = (push.kind, &push.api_version) {
+        let min = defaults::PUSH_SHOPIFY_MIN_API_VERSION;
+        let well_formed = version.len() == 7
+            && version.as_bytes()[4] == b'-'
+            && version
+                .bytes()
+                .enumerate()
+                .all(|(i, b)| i == 4 || b.is_ascii_digit());
+        if !well_formed || version.as_str() < min {
+            p.push(
+                format!("{at}.api_version"),
+                format!(
+                    "must be a Shopify Admin API version {min} or newer (YYYY-MM; \
+                     inventorySetQuantities' @idempotent and changeFromQuantity need it), got {version:?}"
+                ),
+            );
+        }
+    }
     match &push.credentials_env {
         None if push.kind != PushKind::Webhook => p.push(
             format!("{at}.credentials_env"),

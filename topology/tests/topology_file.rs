@@ -718,3 +718,29 @@ fn the_example_round_trips_through_toml() {
         "{text}"
     );
 }
+
+/// Issue 18, item 6: before Shopify Admin API 2026-01 `inventorySetQuantities` has no
+/// `@idempotent`, so every mutation would fail; such a version is refused up front.
+#[test]
+fn shopify_api_versions_before_2026_01_are_refused() {
+    let with = |version: &str| {
+        format!(
+            "{MINIMAL}\n[channels.push]\nkind = \"shopify\"\nendpoint = \"https://x.myshopify.com\"\n\
+             credentials_env = \"SHOP_TOKEN\"\nlocation_id = \"gid://shopify/Location/1\"\n\
+             api_version = \"{version}\"\n"
+        )
+    };
+    for ok in [defaults::PUSH_SHOPIFY_MIN_API_VERSION, "2026-04", "2027-01"] {
+        assert!(Topology::from_toml_str(&with(ok)).is_ok(), "{ok}");
+    }
+    for refused in ["2025-10", "2024-01", "unstable", "2026-1", "2026/01"] {
+        let errors = invalid(&with(refused));
+        assert_eq!(errors.len(), 1, "{refused}: {errors:?}");
+        let (path, message) = &errors[0];
+        assert_eq!(path, "channels[0].push.api_version");
+        assert!(
+            message.contains("2026-01 or newer") && message.contains(refused),
+            "{message}"
+        );
+    }
+}

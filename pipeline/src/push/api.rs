@@ -1,5 +1,11 @@
-//! The HTTP side of one channel: its token bucket and pause ([`Limiter`]), and one request
-//! sent and classified ([`Calls::send`]): accepted, worth retrying, or refused for good.
+//! The HTTP side of one channel: its token bucket and pause ([`Limiter`]), one more per
+//! rate-limited operation of its marketplace, and one request sent and classified
+//! ([`Calls::send`]): accepted, worth retrying, or refused for good.
+//!
+//! A request takes a token of the channel's bucket, then one of its operation's bucket when the
+//! operation has one. A 429 (or a `Retry-After`) answering an operation with its own bucket
+//! pauses that operation only: a throttled feed submission does not hold up the single-item
+//! calls of the same channel.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -10,7 +16,7 @@ use reqwest::Method;
 use tracing::{debug, error, info};
 
 use super::bucket::TokenBucket;
-use super::config::Secret;
+use super::config::{OperationRate, Secret};
 use super::retry::{backoff, parse_retry_after, BACKOFF_CAP};
 use crate::metrics as m;
 
@@ -91,6 +97,23 @@ impl Limiter {
                 Some(wait) => tokio::time::sleep(wait).await,
             }
         }
+    }
+
+    /// Whether a request could take a token now (not paused, a whole token there).
+    pub(crate) fn ready(&self) -> bool {
+        let mut state = self.lock();
+        let now = Instant::now();
+        state.paused_until.is_none_or(|until| until <= now) && state.bucket.available(now) >= 1.0
+    }
+
+    /// Tokens available now (0 while paused).
+    pub(crate) fn tokens(&self) -> f64 {
+        let mut state = self.lock();
+        let now = Instant::now();
+        if state.paused_until.is_some_and(|until| until > now) {
+            return 0.0;
+        }
+        state.bucket.available(now)
     }
 
     /// Gives back a token that was not used.
@@ -230,7 +253,57 @@ pub(crate) struct Api {
     pub(crate) channel: String,
     pub(crate) client: reqwest::Client,
     pub(crate) limiter: Limiter,
+    /// The bucket of each rate-limited operation, with its configured rate.
+    pub(crate) operations: Vec<OperationLimiter>,
     pub(crate) timeout: Duration,
+}
+
+/// One operation's bucket.
+#[derive(Debug)]
+pub(crate) struct OperationLimiter {
+    pub(crate) operation: &'static str,
+    pub(crate) rate_per_sec: f64,
+    pub(crate) limiter: Limiter,
+}
+
+impl Api {
+    /// The buckets of `rates`, one per operation.
+    pub(crate) fn operation_limiters(rates: &[OperationRate]) -> Vec<OperationLimiter> {
+        rates
+            .iter()
+            .map(|r| OperationLimiter {
+                operation: r.operation,
+                rate_per_sec: r.rate_per_sec,
+                limiter: Limiter::new(r.rate_per_sec, r.burst),
+            })
+            .collect()
+    }
+
+    /// The bucket of `operation`, if it has one of its own.
+    pub(crate) fn operation(&self, operation: &str) -> Option<&Limiter> {
+        self.operations
+            .iter()
+            .find(|o| o.operation == operation)
+            .map(|o| &o.limiter)
+    }
+
+    /// Whether each of `operations` could take a token now.
+    pub(crate) fn ready(&self, operations: &[&str]) -> bool {
+        operations
+            .iter()
+            .all(|op| self.operation(op).is_none_or(Limiter::ready))
+    }
+
+    /// Sets the per-operation gauges (tokens available, configured rate).
+    pub(crate) fn update_gauges(&self) {
+        for o in &self.operations {
+            let channel = self.channel.clone();
+            metrics::gauge!(m::PUSH_OPERATION_TOKENS, "channel" => channel.clone(), "operation" => o.operation)
+                .set(o.limiter.tokens());
+            metrics::gauge!(m::PUSH_OPERATION_RATE, "channel" => channel, "operation" => o.operation)
+                .set(o.rate_per_sec);
+        }
+    }
 }
 
 /// The requests of one delivery. Its first request may use a token taken in advance (the
@@ -266,8 +339,12 @@ impl<'a> Calls<'a> {
         if !self.prepaid.swap(false, Ordering::SeqCst) {
             self.api.limiter.acquire().await;
         }
-        let channel = self.api.channel.as_str();
         let what = req.what;
+        let own = self.api.operation(what);
+        if let Some(limiter) = own {
+            limiter.acquire().await;
+        }
+        let channel = self.api.channel.as_str();
         let mut builder = self
             .api
             .client
@@ -307,32 +384,41 @@ impl<'a> Calls<'a> {
             .record(started.elapsed().as_secs_f64());
         // Slow down at once, before any other request of the channel goes out (feed polls and
         // concurrent deliveries included).
+        // An operation with a bucket of its own is paused alone; any other, the channel.
+        let (limiter, scope) = match own {
+            Some(limiter) => (limiter, "operation"),
+            None => (&self.api.limiter, "channel"),
+        };
         match &outcome {
-            Ok(_) => self.api.limiter.accepted(),
+            Ok(_) => limiter.accepted(),
             Err(CallError::Transient {
                 class: "throttled",
                 retry_after,
                 ..
             }) => {
-                let pause = self.api.limiter.throttled(*retry_after, 0.5);
+                metrics::counter!(m::PUSH_OPERATION_THROTTLED, "channel" => channel.to_string(), "operation" => what)
+                    .increment(1);
+                let pause = limiter.throttled(*retry_after, 0.5);
                 info!(
                     channel,
                     request = what,
+                    scope,
                     pause_ms = pause.as_millis() as u64,
                     retry_after = retry_after.is_some(),
-                    "marketplace throttled the channel; pausing it"
+                    "marketplace throttled the request; pausing it"
                 );
             }
             Err(CallError::Transient {
                 retry_after: Some(pause),
                 ..
             }) => {
-                self.api.limiter.pause(*pause);
+                limiter.pause(*pause);
                 info!(
                     channel,
                     request = what,
+                    scope,
                     pause_ms = pause.as_millis() as u64,
-                    "marketplace asked to come back later; pausing the channel"
+                    "marketplace asked to come back later; pausing"
                 );
             }
             Err(_) => {}
@@ -484,6 +570,48 @@ mod tests {
         assert_eq!(reply.status().as_u16(), 307);
         elsewhere.set_nonblocking(true).unwrap();
         assert!(elsewhere.accept().is_err(), "the redirect was followed");
+    }
+
+    /// Issue 18, item 4: a 429 answering an operation with a bucket of its own pauses that
+    /// operation only; the channel and the other operations go on.
+    #[tokio::test]
+    async fn a_throttled_operation_pauses_alone() {
+        use std::io::{Read, Write};
+        let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = server.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = server.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = write!(
+                s,
+                "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 30\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        });
+        let rates = crate::push::config::published_rates(shelfsync_topology::PushKind::Amazon);
+        let api = Api {
+            channel: "amazon".into(),
+            client: client(Duration::from_secs(2), 1).unwrap(),
+            limiter: Limiter::new(100.0, 10),
+            operations: Api::operation_limiters(&rates),
+            timeout: Duration::from_secs(2),
+        };
+        assert!(api.ready(&["createFeedDocument", "createFeed"]));
+        let calls = Calls::new(&api, false);
+        let request = Request::new("createFeed", Method::POST, format!("http://{addr}/feeds"));
+        let answer = calls.send(request).await;
+        assert!(matches!(
+            answer,
+            Err(CallError::Transient {
+                class: "throttled",
+                ..
+            })
+        ));
+        // createFeed waits out its Retry-After; a feed cannot start, single items still can.
+        assert!(!api.ready(&["createFeedDocument", "createFeed"]));
+        assert_eq!(api.operation("createFeed").map(Limiter::tokens), Some(0.0));
+        assert!(api.ready(&["patchListingsItem"]));
+        assert!(api.limiter.ready());
     }
 
     #[tokio::test]

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use shelfsync_topology::{defaults, ChannelSpec, PushKind, Topology};
 use tracing::warn;
 
+use super::marketplaces::for_kind;
 use crate::error::{Error, Result};
 
 /// Most quantities Shopify's `inventorySetQuantities` takes in one call.
@@ -188,6 +189,33 @@ pub struct ChannelConfig {
     pub marketplace_ids: Vec<String>,
     /// Amazon product type.
     pub product_type: String,
+    /// The token bucket of each rate-limited operation of the marketplace (on top of the
+    /// channel's): its published limit, or the channel's `operation_limits` override.
+    pub operation_limits: Vec<OperationRate>,
+}
+
+/// One operation's token bucket, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OperationRate {
+    /// The operation (`createFeed`, …).
+    pub operation: &'static str,
+    /// Requests per second.
+    pub rate_per_sec: f64,
+    /// Requests back to back.
+    pub burst: u32,
+}
+
+/// The published limits of `kind`'s operations, as buckets.
+pub(crate) fn published_rates(kind: PushKind) -> Vec<OperationRate> {
+    for_kind(kind)
+        .operation_limits()
+        .iter()
+        .map(|l| OperationRate {
+            operation: l.operation,
+            rate_per_sec: l.rate_per_sec,
+            burst: l.burst,
+        })
+        .collect()
 }
 
 impl ChannelConfig {
@@ -238,6 +266,19 @@ impl ChannelConfig {
         if wanted > max_batch {
             warn!(channel = %channel.name, field = %format!("{at}.batch_size"), configured = wanted, used = max_batch, "batch_size is above what the API takes in one call; using its maximum");
         }
+        let mut operation_limits = published_rates(push.kind);
+        for (name, limit) in &push.operation_limits {
+            let Some(rate) = operation_limits.iter_mut().find(|r| r.operation == name) else {
+                let known: Vec<&str> = operation_limits.iter().map(|r| r.operation).collect();
+                return Err(Error::Config(format!(
+                    "{at}.operation_limits.{name}: {} has no rate-limited operation of that name (it has: {})",
+                    push.kind.as_str(),
+                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                )));
+            };
+            rate.rate_per_sec = limit.rate_per_sec;
+            rate.burst = u32::try_from(limit.burst).unwrap_or(u32::MAX).max(1);
+        }
         let credentials = match &push.credentials_env {
             Some(var) => Some(Credentials::from_env(var, vars).map_err(|e| {
                 Error::Config(format!("{at}.credentials_env: {}", strip_config(&e)))
@@ -275,6 +316,7 @@ impl ChannelConfig {
                 .product_type
                 .clone()
                 .unwrap_or_else(|| defaults::PUSH_AMAZON_PRODUCT_TYPE.to_string()),
+            operation_limits,
         })
     }
 
@@ -395,6 +437,45 @@ endpoint = "https://hooks.example.com/stock"
             ]
         );
         assert_eq!(configs[0].marketplace_ids, ["ATVPDKIKX0DER"]);
+    }
+
+    /// Issue 18, item 4: the published per-operation limits, and overrides of them by name.
+    #[test]
+    fn operation_limits_default_to_the_published_ones_and_can_be_overridden() {
+        let amazon = TOPOLOGY.replace(
+            "kind = \"ebay\"",
+            "kind = \"amazon\"\nseller_id = \"A1\"\nmarketplace_ids = [\"ATVPDKIKX0DER\"]\n\
+             operation_limits.createFeed = { rate_per_sec = 0.05, burst = 20 }",
+        );
+        let topology = Topology::from_toml_str(&amazon).unwrap();
+        let configs = ChannelConfig::all(&topology, &|_| Some("t".into())).unwrap();
+        let published = crate::push::marketplaces::amazon::LIMITS;
+        assert_eq!(configs[0].operation_limits.len(), published.len());
+        for (rate, limit) in configs[0].operation_limits.iter().zip(published) {
+            assert_eq!(rate.operation, limit.operation);
+            if rate.operation == "createFeed" {
+                assert_eq!((rate.rate_per_sec, rate.burst), (0.05, 20));
+            } else {
+                assert_eq!(
+                    (rate.rate_per_sec, rate.burst),
+                    (limit.rate_per_sec, limit.burst)
+                );
+            }
+        }
+        // Shopify publishes none here; eBay neither.
+        assert!(configs[1].operation_limits.is_empty());
+        let unknown = TOPOLOGY.replace(
+            "credentials_env = \"EBAY_TOKEN\"",
+            "credentials_env = \"EBAY_TOKEN\"\noperation_limits.createFeed = { rate_per_sec = 1.0, burst = 1 }",
+        );
+        let topology = Topology::from_toml_str(&unknown).unwrap();
+        let err = ChannelConfig::all(&topology, &|_| Some("t".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("channels[0].push.operation_limits.createFeed") && err.contains("ebay"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -18,8 +18,11 @@
 //!   credentials and sends the requests a marketplace asks for, handing each answer back;
 //! - `feed.rs`: the bulk-feed flow, written once (submit → poll until final → report), for the
 //!   marketplaces that have a feed (Amazon, Walmart);
-//! - `api.rs`: one channel's HTTP side: its limiter (token bucket plus pauses) and one request
+//! - `api.rs`: one channel's HTTP side: its limiter (token bucket plus pauses), one more per
+//!   rate-limited operation of its marketplace (the published usage plans), and one request
 //!   sent and classified (accepted, worth retrying, refused for good);
+//! - [`revisions`]: the daily revision budget of a marketplace that limits revisions per listing
+//!   (eBay, 250 a day): spent per accepted update, an update past it held until the next day;
 //! - [`bucket`]: the token bucket (`rate_per_sec`, `burst`) that every request passes;
 //! - [`retry`]: exponential backoff with jitter and `Retry-After` parsing;
 //! - [`marketplaces`]: one file per marketplace API behind the `Marketplace` trait, pure code
@@ -95,6 +98,7 @@ pub mod marketplaces;
 pub mod queue;
 pub mod recent;
 pub mod retry;
+pub mod revisions;
 pub mod sink;
 pub mod tracker;
 

@@ -1,9 +1,16 @@
 //! Amazon Selling Partner API: one update through the Listings Items API
-//! (`patchListingsItem`, a `replace` of `/attributes/fulfillment_availability`), a backlog as a
+//! (`patchListingsItem`, a `merge` of `/attributes/fulfillment_availability`), a backlog as a
 //! `JSON_LISTINGS_FEED` through the Feeds API (createFeedDocument → upload → createFeed, then
 //! getFeed until final and the processing report's message errors).
+//!
+//! `merge`, not `replace`: the `DEFAULT` fulfillment availability also carries the seller's
+//! handling time and restock date, which a `replace` with only the quantity would drop on
+//! every push (the Listings Items 2021-08-01 `PatchOperation.op` enum: add, replace, merge,
+//! delete). A processing report may come gzip-compressed (`compressionAlgorithm: GZIP` in
+//! getFeedDocument's answer): it is decompressed before its `issues` are read.
 
 use std::collections::HashMap;
+use std::io::Read;
 
 use percent_encoding::utf8_percent_encode;
 use reqwest::Method;
@@ -12,8 +19,8 @@ use tracing::warn;
 
 use super::{
     feed_id, item_failure, items, malformed, one_by_one, refused, str_field, Answer, Batch,
-    Channel, Delivery, Feed, FeedEnd, FeedStates, ItemResult, Marketplace, ReportError, Step,
-    Submission, Submitted, URL_SKU,
+    Channel, Delivery, Feed, FeedEnd, FeedStates, ItemResult, Marketplace, OperationLimit,
+    ReportError, Step, Submission, Submitted, URL_SKU,
 };
 use crate::push::api::Request;
 
@@ -25,6 +32,9 @@ pub const FEEDS_PATH: &str = "/feeds/2021-06-30";
 pub const FEED_CONTENT_TYPE: &str = "application/json; charset=UTF-8";
 /// The credential header (a Login with Amazon access token).
 const TOKEN_HEADER: &str = "x-amz-access-token";
+/// Largest processing report read after decompression (a report is a few hundred bytes per
+/// message with issues; this bounds what a corrupt or hostile document can make us allocate).
+pub const MAX_REPORT_BYTES: u64 = 64 << 20;
 
 /// The `patchListingsItem` path and query for one SKU.
 pub fn patch_path(seller_id: &str, sku: &str, marketplace_ids: &[String]) -> String {
@@ -38,7 +48,7 @@ pub fn patch_path(seller_id: &str, sku: &str, marketplace_ids: &[String]) -> Str
 
 fn fulfillment_availability_patch(quantity: i64) -> Value {
     json!([{
-        "op": "replace",
+        "op": "merge",
         "path": "/attributes/fulfillment_availability",
         "value": [{"fulfillment_channel_code": "DEFAULT", "quantity": quantity}]
     }])
@@ -113,6 +123,74 @@ pub fn report_errors(report: &Value) -> HashMap<u64, String> {
     out
 }
 
+/// The Selling Partner API usage plans of the operations shelfsync calls (the `**Usage Plan:**`
+/// tables of `listingsItems_2021-08-01.json` and `feeds_2021-06-30.json`; Amazon may grant an
+/// account more, set with `operation_limits`). The uploads and downloads go to pre-signed URLs
+/// outside the SP-API and have no published limit.
+pub const LIMITS: &[OperationLimit] = &[
+    OperationLimit {
+        operation: "patchListingsItem",
+        rate_per_sec: 5.0,
+        burst: 5,
+        source: "SP-API Listings Items 2021-08-01, patchListingsItem usage plan",
+    },
+    OperationLimit {
+        operation: "createFeedDocument",
+        rate_per_sec: 0.5,
+        burst: 15,
+        source: "SP-API Feeds 2021-06-30, createFeedDocument usage plan",
+    },
+    OperationLimit {
+        operation: "createFeed",
+        rate_per_sec: 0.0083,
+        burst: 15,
+        source: "SP-API Feeds 2021-06-30, createFeed usage plan",
+    },
+    OperationLimit {
+        operation: "getFeed",
+        rate_per_sec: 2.0,
+        burst: 15,
+        source: "SP-API Feeds 2021-06-30, getFeed usage plan",
+    },
+    OperationLimit {
+        operation: "getFeedDocument",
+        rate_per_sec: 0.0222,
+        burst: 10,
+        source: "SP-API Feeds 2021-06-30, getFeedDocument usage plan",
+    },
+];
+
+/// How a feed document's content is compressed (getFeedDocument's `compressionAlgorithm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// Not compressed: the download is the JSON itself.
+    None,
+    /// `GZIP`.
+    Gzip,
+}
+
+/// The JSON of a downloaded processing report, decompressed as `compression` says.
+///
+/// # Errors
+/// When the content does not decompress, is larger than [`MAX_REPORT_BYTES`] or is not JSON.
+pub fn read_report_document(body: &[u8], compression: Compression) -> Result<Value, String> {
+    let plain = match compression {
+        Compression::None => body.to_vec(),
+        Compression::Gzip => {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(body)
+                .take(MAX_REPORT_BYTES + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| format!("cannot gunzip: {e}"))?;
+            out
+        }
+    };
+    if plain.len() as u64 > MAX_REPORT_BYTES {
+        return Err(format!("larger than {MAX_REPORT_BYTES} bytes"));
+    }
+    serde_json::from_slice(&plain).map_err(|e| format!("not JSON: {e}"))
+}
+
 /// The Amazon Selling Partner API: listings for one update, `JSON_LISTINGS_FEED` for a backlog.
 #[derive(Debug)]
 pub(crate) struct Amazon;
@@ -137,6 +215,10 @@ impl Marketplace for Amazon {
 
     fn feed(&self) -> Option<&dyn Feed> {
         Some(self)
+    }
+
+    fn operation_limits(&self) -> &'static [OperationLimit] {
+        LIMITS
     }
 }
 
@@ -219,6 +301,10 @@ impl Feed for Amazon {
         })
     }
 
+    fn submit_operations(&self) -> &'static [&'static str] {
+        &["createFeedDocument", "createFeed"]
+    }
+
     fn states(&self) -> &'static FeedStates {
         &FeedStates {
             field: "processingStatus",
@@ -242,8 +328,8 @@ impl Feed for Amazon {
         }
     }
 
-    /// getFeedDocument, then the document itself. A compressed report cannot be read here; it
-    /// counts as one without errors.
+    /// getFeedDocument, then the document itself, decompressed when getFeedDocument says it
+    /// is (`compressionAlgorithm`).
     fn report<'a>(
         &'a self,
         feed: &'a Submitted<'a>,
@@ -257,13 +343,15 @@ impl Feed for Amazon {
                 Ok(r) => r.json().unwrap_or(Value::Null),
                 Err(e) => return Step::Done(Err(ReportError::Again(e.to_string()))),
             };
-            if document
-                .get("compressionAlgorithm")
-                .is_some_and(|c| !c.is_null())
-            {
-                warn!(channel = %channel.name(), report = report_id, "compressed feed processing report; message errors are not read");
-                return Step::Done(Ok(Value::Null));
-            }
+            let compression = match document.get("compressionAlgorithm") {
+                None | Some(Value::Null) => Compression::None,
+                Some(Value::String(c)) if c == "GZIP" => Compression::Gzip,
+                Some(other) => {
+                    return Step::Done(Err(ReportError::Final(format!(
+                        "getFeedDocument {report_id}: unknown compressionAlgorithm {other}"
+                    ))))
+                }
+            };
             let Some(url) = str_field(&document, "url") else {
                 return Step::Done(Err(ReportError::Final(format!(
                     "getFeedDocument {report_id}: no url in {document}"
@@ -272,8 +360,9 @@ impl Feed for Amazon {
             let download = Request::new("downloadReport", Method::GET, url.to_string());
             Step::send(download, move |answer| {
                 Step::Done(match answer {
-                    Ok(r) => r.json().ok_or_else(|| {
-                        ReportError::Again(format!("report {report_id} is not JSON"))
+                    Ok(r) => read_report_document(&r.body, compression).map_err(|why| {
+                        warn!(channel = %channel.name(), report = report_id, error = %why, "unreadable feed processing report");
+                        ReportError::Again(format!("report {report_id}: {why}"))
                     }),
                     Err(e) => Err(ReportError::Again(e.to_string())),
                 })
@@ -319,25 +408,26 @@ mod tests {
         let mut got_message = feed["messages"][1].clone();
         assert_eq!(got_message["messageId"], 2);
         got_message["messageId"] = want_message["messageId"].clone();
+        got_message["patches"][0]["op"] = json!("replace");
         assert_eq!(&got_message, want_message);
         assert_eq!(
             feed["header"]["sellerId"],
             feed_example["header"]["sellerId"]
         );
         assert_eq!(feed["header"]["version"], feed_example["header"]["version"]);
-        // patchListingsItem takes the same `patches` as the feed message (Amazon's docs example
-        // merges; shelfsync replaces, with the productType the API requires).
+        // patchListingsItem takes the same `patches` as the feed message, but merges (as
+        // Amazon's "Merge a listing" example does) where the feed example replaces.
         let patch = patch_body("LUGGAGE", 10);
-        assert_eq!(patch["patches"], want_message["patches"]);
+        let mut replaced = patch["patches"].clone();
+        replaced[0]["op"] = json!("replace");
+        assert_eq!(replaced, want_message["patches"]);
+        assert_eq!(patch["patches"][0]["op"], "merge");
         assert_eq!(patch["productType"], "LUGGAGE");
+        // Exactly Amazon's "Merge a listing" example (quantity 20).
         let merge = fixture(include_str!(
             "../fixtures/amazon-patchListingsItem-merge-fulfillment_availability-request.json"
         ));
-        assert_eq!(patch["patches"][0]["path"], merge["patches"][0]["path"]);
-        assert_eq!(
-            patch["patches"][0]["value"][0]["fulfillment_channel_code"],
-            merge["patches"][0]["value"][0]["fulfillment_channel_code"]
-        );
+        assert_eq!(patch_body("LUGGAGE", 20)["patches"], merge["patches"]);
         assert_eq!(
             patch_path("A1SELLER", "SKU 1/x", &["ATVPDKIKX0DER".into(), "A2EUQ1WTGCTBG2".into()]),
             "/listings/2021-08-01/items/A1SELLER/SKU%201%2Fx?marketplaceIds=ATVPDKIKX0DER,A2EUQ1WTGCTBG2"
@@ -460,11 +550,33 @@ mod tests {
         assert!(
             matches!(&results[1], ItemResult::Rejected { reason, .. } if reason.contains("8560"))
         );
+        // A compressed report is gunzipped and its refusals read.
+        let issues = json!({"issues": [{"messageId": 1, "code": "4000001", "severity": "ERROR", "message": "gone"}]});
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut gz, issues.to_string().as_bytes()).unwrap();
+        let gzipped = gz.finish().unwrap();
         let (_, compressed) = drive(
             Amazon.report(&feed, "R1"),
-            [ok(&json!({"url": "u", "compressionAlgorithm": "GZIP"}))],
+            [
+                ok(&json!({"url": "u", "compressionAlgorithm": "GZIP"})),
+                Ok(crate::push::api::Response {
+                    status: 200,
+                    body: gzipped.clone(),
+                }),
+            ],
         );
-        assert_eq!(compressed, Ok(Value::Null));
+        let results = Amazon.read_report(&feed, &compressed.unwrap());
+        assert!(
+            matches!(&results[0], ItemResult::Rejected { reason, .. } if reason.contains("4000001"))
+        );
+        assert_eq!(results[1], ItemResult::Accepted);
+        // Gzip bytes read as plain JSON, or an unknown algorithm, are not a clean report.
+        assert!(read_report_document(&gzipped, Compression::None).is_err());
+        let (_, unknown) = drive(
+            Amazon.report(&feed, "R1"),
+            [ok(&json!({"url": "u", "compressionAlgorithm": "ZSTD"}))],
+        );
+        assert!(matches!(unknown, Err(ReportError::Final(_))));
         let (_, no_url) = drive(Amazon.report(&feed, "R1"), [ok(&json!({}))]);
         assert!(matches!(no_url, Err(ReportError::Final(_))));
     }

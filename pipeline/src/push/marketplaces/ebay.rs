@@ -13,9 +13,19 @@ use super::{
 use crate::push::api::Request;
 use crate::push::config::Secret;
 use crate::push::queue::Update;
+use crate::push::revisions::RevisionLimit;
 
 /// eBay's bulk price and quantity call.
 pub const BULK_PATH: &str = "/sell/inventory/v1/bulk_update_price_quantity";
+
+/// eBay's revision limit: "Each listing can be revised up to 250 times in one calendar day"
+/// (`bulkUpdatePriceQuantity`, Sell Inventory v1.18.2 OpenAPI), counted in days of UTC−8 (see
+/// `push::revisions` for why).
+pub const REVISIONS: RevisionLimit = RevisionLimit {
+    per_day: 250,
+    day_offset_secs: -8 * 3600,
+    source: "eBay Sell Inventory v1.18.2, bulkUpdatePriceQuantity: 250 revisions per listing per calendar day",
+};
 
 /// The `bulk_update_price_quantity` body (quantities only; prices are left alone).
 pub fn bulk_body(items: &[(&str, i64)]) -> Value {
@@ -63,6 +73,10 @@ impl Marketplace for Ebay {
             .keyed(request, updates)
             .auth("authorization", bearer);
         Step::send(request, |answer| Step::Done(read_bulk(updates, answer)))
+    }
+
+    fn revision_limit(&self) -> Option<RevisionLimit> {
+        Some(REVISIONS)
     }
 }
 

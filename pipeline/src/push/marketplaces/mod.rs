@@ -8,8 +8,8 @@
 //! | kind | file | single update | batch |
 //! |---|---|---|---|
 //! | `shopify` | [`shopify`] | — | GraphQL `inventorySetQuantities` (≤ 250), absolute `available`, `changeFromQuantity` compare-and-swap, `@idempotent(key:)` |
-//! | `amazon` | [`amazon`] | `PATCH /listings/2021-08-01/items/{sellerId}/{sku}` (`replace /attributes/fulfillment_availability`) | `JSON_LISTINGS_FEED` (createFeedDocument → upload → createFeed → getFeed → processing report) |
-//! | `walmart` | [`walmart`] | `PUT /v3/inventory?sku=` | `POST /v3/feeds?feedType=inventory` (multipart JSON, spec 1.4) → `GET /v3/feeds/{id}?includeDetails=true` |
+//! | `amazon` | [`amazon`] | `PATCH /listings/2021-08-01/items/{sellerId}/{sku}` (`merge /attributes/fulfillment_availability`) | `JSON_LISTINGS_FEED` (createFeedDocument → upload → createFeed → getFeed → processing report, gunzipped when compressed) |
+//! | `walmart` | [`walmart`] | `PUT /v3/inventory?sku=` | `POST /v3/feeds?feedType=inventory` (multipart JSON, spec 1.4) → `GET /v3/feeds/{id}` until final → item statuses in pages of 50 (`includeDetails=true&limit=50&offset=…`) |
 //! | `ebay` | [`ebay`] | — | `POST /sell/inventory/v1/bulk_update_price_quantity` (≤ 25) |
 //! | `webhook` | [`webhook`] | — | `POST` JSON, `X-Shelfsync-Timestamp: <unix s>`, `X-Shelfsync-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">` |
 //!
@@ -26,6 +26,13 @@
 //! are processed asynchronously: their updates stay in flight (no newer update of the same SKU
 //! goes out) until the feed's status is final, so a feed never lands on top of a newer
 //! single-item update.
+//!
+//! Each marketplace also says what it publishes about its limits: per-operation rate limits
+//! (`Marketplace::operation_limits`, applied by `super::api`), the operations a feed submission
+//! needs (`Feed::submit_operations`), and a daily revision limit per listing
+//! (`Marketplace::revision_limit`, budgeted by `super::revisions`). The request names
+//! (`Request::what`) are the specs' `operationId`s; `conformance` (tests) checks every request
+//! built here against the published specifications in `push/fixtures/specs/`.
 //!
 //! Adding a marketplace is one new file here implementing `Marketplace` and one line in
 //! `for_kind` (its `PushKind` comes from the topology crate).
@@ -90,18 +97,54 @@ pub(crate) trait Marketplace: fmt::Debug + Send + Sync {
         None
     }
 
+    /// The rate limits the marketplace publishes per operation (the [`Request::what`] of the
+    /// requests it builds), each applied on top of the channel's own `rate_per_sec`. By default
+    /// none.
+    fn operation_limits(&self) -> &'static [OperationLimit] {
+        &[]
+    }
+
+    /// How often the marketplace lets one listing be revised per calendar day, if it limits
+    /// that (eBay). By default it does not.
+    fn revision_limit(&self) -> Option<super::revisions::RevisionLimit> {
+        None
+    }
+
     /// How many updates the next delivery carries, given whether the first waiting update is a
-    /// stock-out, how many wait, and the channel's `batch_size`: a full batch, except that a
-    /// marketplace with a feed sends one only while at least a batch waits, and never for a
-    /// stock-out (a feed takes minutes to apply); otherwise single-item calls.
-    fn batch_for(&self, first_is_stock_out: bool, waiting: usize, batch_size: usize) -> usize {
-        let feed_worth_it = !first_is_stock_out && batch_size > 1 && waiting >= batch_size;
+    /// stock-out, how many wait, the channel's `batch_size`, and whether the operations that
+    /// submit a feed have a token now (`feed_ready`): a full batch, except that a marketplace
+    /// with a feed sends one only while at least a batch waits and its feed operations are not
+    /// at their limit, and never for a stock-out (a feed takes minutes to apply); otherwise
+    /// single-item calls, which have limits of their own.
+    fn batch_for(
+        &self,
+        first_is_stock_out: bool,
+        waiting: usize,
+        batch_size: usize,
+        feed_ready: bool,
+    ) -> usize {
+        let feed_worth_it =
+            feed_ready && !first_is_stock_out && batch_size > 1 && waiting >= batch_size;
         if self.feed().is_none() || feed_worth_it {
             batch_size
         } else {
             1
         }
     }
+}
+
+/// A rate limit a marketplace publishes for one of its operations: a token bucket of `burst`
+/// refilled at `rate_per_sec`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OperationLimit {
+    /// The operation, as its requests name it (`createFeed`, `patchListingsItem`, …).
+    pub operation: &'static str,
+    /// Requests per second.
+    pub rate_per_sec: f64,
+    /// Requests that may go out back to back.
+    pub burst: u32,
+    /// Where the figure is published.
+    pub source: &'static str,
 }
 
 /// Each update in a call of its own, one after the other, `call` giving the exchange of one
@@ -180,6 +223,10 @@ pub(crate) trait Feed: Sync {
 
     /// Where a status answer says the feed's processing state, and which states are final.
     fn states(&self) -> &'static FeedStates;
+
+    /// The rate-limited operations a submission calls: a feed goes out only while each has a
+    /// token (else the backlog goes out one update a call).
+    fn submit_operations(&self) -> &'static [&'static str];
 
     /// The request asking for the status of `feed`.
     fn status_request(&self, feed: &Submitted<'_>) -> Request;
@@ -468,3 +515,6 @@ pub(crate) mod testing;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod conformance;

@@ -55,6 +55,7 @@ pub(crate) fn config(name: &str, kind: PushKind) -> ChannelConfig {
         seller_id: "A1SELLER".into(),
         marketplace_ids: vec!["ATVPDKIKX0DER".into()],
         product_type: "PRODUCT".into(),
+        operation_limits: crate::push::config::published_rates(kind),
     }
 }
 

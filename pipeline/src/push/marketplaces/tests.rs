@@ -24,13 +24,17 @@ fn update_keys_and_idempotency_keys() {
 #[test]
 fn feeds_only_for_a_backlog_and_never_for_a_stock_out() {
     let amazon = for_kind(PushKind::Amazon);
-    assert_eq!(amazon.batch_for(false, 10, 50), 1);
-    assert_eq!(amazon.batch_for(false, 50, 50), 50);
-    assert_eq!(amazon.batch_for(true, 500, 50), 1);
+    assert_eq!(amazon.batch_for(false, 10, 50, true), 1);
+    assert_eq!(amazon.batch_for(false, 50, 50, true), 50);
+    assert_eq!(amazon.batch_for(true, 500, 50, true), 1);
+    // createFeed at its limit: the backlog goes out through patchListingsItem meanwhile.
+    assert_eq!(amazon.batch_for(false, 500, 50, false), 1);
     let walmart = for_kind(PushKind::Walmart);
-    assert_eq!(walmart.batch_for(false, 50, 50), 50);
-    assert_eq!(walmart.batch_for(true, 500, 50), 1);
+    assert_eq!(walmart.batch_for(false, 50, 50, true), 50);
+    assert_eq!(walmart.batch_for(true, 500, 50, true), 1);
+    assert_eq!(walmart.batch_for(false, 500, 50, false), 1);
     let ebay = for_kind(PushKind::Ebay);
-    assert_eq!(ebay.batch_for(true, 3, 25), 25);
+    assert_eq!(ebay.batch_for(true, 3, 25, true), 25);
+    assert_eq!(ebay.batch_for(false, 30, 25, false), 25);
     assert!(ebay.feed().is_none());
 }

@@ -1,8 +1,19 @@
 //! Walmart Marketplace: one update through `PUT /v3/inventory?sku=`, a backlog as a bulk
 //! inventory feed (`POST /v3/feeds?feedType=inventory`, multipart JSON, spec 1.4) whose status
-//! (`GET /v3/feeds/{id}?includeDetails=true`) carries each SKU's ingestion status.
+//! carries each SKU's ingestion status.
+//!
+//! The feed is polled without details (`GET /v3/feeds/{id}`) until its `feedStatus` is final;
+//! then its item statuses are read in pages of [`STATUS_PAGE`] (`includeDetails=true&limit=50&
+//! offset=…`: the Feeds API takes at most 50 a page) until every item received is read.
+//!
+//! Every call carries its own `WM_QOS.CORRELATION_ID` (the Feeds and Inventory OpenAPI: "a
+//! unique ID which identifies each API call … use a random generated GUID"): a retry or a poll
+//! is a new call, so it gets a new id ([`correlation_id`]).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use percent_encoding::utf8_percent_encode;
 use reqwest::Method;
@@ -11,10 +22,58 @@ use shelfsync_schemas::stable_id;
 
 use super::{
     array_at, feed_id, items, one_by_one, str_field, Batch, Channel, Delivery, Feed, FeedEnd,
-    FeedStates, ItemResult, Marketplace, Step, Submission, Submitted, URL_SKU,
+    FeedStates, ItemResult, Marketplace, OperationLimit, ReportError, Step, Submission, Submitted,
+    URL_SKU,
 };
 use crate::push::api::Request;
 use crate::push::config::Secret;
+
+/// Most item statuses one `GET /v3/feeds/{feedId}` page returns (`limit` "cannot be more than
+/// 50 entities", Walmart Feeds OpenAPI).
+pub const STATUS_PAGE: usize = 50;
+
+/// Walmart's published limits of the operations shelfsync calls: bulk inventory feeds, 10 an
+/// hour (Walmart Seller Center "feed limits": Inventory Feed, 10/hour; the OpenAPI files only
+/// say "refer to the throttling limits"). Item updates and feed status reads have no figure in
+/// the specs and go at the channel's `rate_per_sec`.
+pub const LIMITS: &[OperationLimit] = &[OperationLimit {
+    operation: "updateBulkInventory",
+    rate_per_sec: 10.0 / 3600.0,
+    burst: 10,
+    source: "Walmart Seller Center feed limits: Inventory Feed 10/hour",
+}];
+
+/// A new `WM_QOS.CORRELATION_ID`, GUID-shaped: unique per call within this process (a
+/// counter) and across processes (a nonce from the clock and the process id at first use).
+pub fn correlation_id() -> String {
+    static NONCE: OnceLock<String> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nonce = NONCE.get_or_init(|| {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        format!("{now}/{}", std::process::id())
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let hex = stable_id(&[nonce.as_bytes(), &n.to_le_bytes()]);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// The path of page `offset` of a feed's item statuses.
+pub fn status_page_path(feed_id: &str, offset: usize) -> String {
+    format!(
+        "/v3/feeds/{}?includeDetails=true&limit={STATUS_PAGE}&offset={offset}",
+        utf8_percent_encode(feed_id, URL_SKU)
+    )
+}
 
 /// The single-item inventory path (`PUT /v3/inventory?sku=`).
 pub fn single_path(sku: &str) -> String {
@@ -71,20 +130,66 @@ pub fn parse_feed_status(body: &Value) -> Option<WalmartFeedStatus> {
     Some(WalmartFeedStatus { status, items })
 }
 
-/// A request with Walmart's headers: JSON answers, the service name, a correlation id and the
-/// access token.
-fn request(
-    what: &'static str,
-    method: Method,
-    url: String,
-    secret: Option<Secret>,
-    correlation: String,
-) -> Request {
+/// A request with Walmart's headers: JSON answers, the service name, a new correlation id and
+/// the access token.
+fn request(what: &'static str, method: Method, url: String, secret: Option<Secret>) -> Request {
     Request::new(what, method, url)
         .header("accept", "application/json")
         .header("wm_svc.name", "Walmart Marketplace")
-        .header("wm_qos.correlation_id", correlation)
+        .header("wm_qos.correlation_id", correlation_id())
         .auth("wm_sec.access_token", secret)
+}
+
+/// Reads the item-status pages of `feed` from `offset` on, `acc` holding those read so far;
+/// ends with the feed's status carrying every item status read.
+fn status_pages<'a>(
+    feed: &'a Submitted<'a>,
+    offset: usize,
+    mut acc: Vec<Value>,
+) -> Step<'a, Result<Value, ReportError>> {
+    let channel = feed.channel;
+    let url = format!(
+        "{}{}",
+        channel.config.endpoint,
+        status_page_path(feed.id, offset)
+    );
+    let request = request(
+        "getFeedItemStatus",
+        Method::GET,
+        url,
+        channel.secret.clone(),
+    );
+    Step::send(request, move |answer| {
+        let page = match answer {
+            Ok(r) => match r.json() {
+                Some(v) if str_field(&v, "feedStatus").is_some() => v,
+                _ => {
+                    return Step::Done(Err(ReportError::Again(format!(
+                        "feed {} item status page at {offset}: unreadable",
+                        feed.id
+                    ))))
+                }
+            },
+            Err(e) => return Step::Done(Err(ReportError::Again(e.to_string()))),
+        };
+        let items: Vec<Value> = array_at(&page, "/itemDetails/itemIngestionStatus")
+            .cloned()
+            .collect();
+        let got = items.len();
+        acc.extend(items);
+        let received = page
+            .get("itemsReceived")
+            .and_then(Value::as_u64)
+            .map_or(feed.updates.len(), |n| {
+                usize::try_from(n).unwrap_or(usize::MAX)
+            });
+        if got == 0 || acc.len() >= received {
+            let mut all = page;
+            all["itemDetails"] = json!({ "itemIngestionStatus": acc });
+            return Step::Done(Ok(all));
+        }
+        status_pages(feed, offset + got, acc)
+    })
 }
 
 /// The Walmart Marketplace API: item updates for one update, the inventory feed for a backlog.
@@ -96,11 +201,10 @@ impl Feed for Walmart {
         let key = channel.idempotency_key(updates, &[]);
         let boundary = format!("shelfsync-{key}");
         let request = request(
-            "bulkInventoryFeed",
+            "updateBulkInventory",
             Method::POST,
             format!("{}/v3/feeds?feedType=inventory", channel.config.endpoint),
             channel.secret.clone(),
-            key.clone(),
         )
         .header(
             "content-type",
@@ -114,6 +218,10 @@ impl Feed for Walmart {
         })
     }
 
+    fn submit_operations(&self) -> &'static [&'static str] {
+        &["updateBulkInventory"]
+    }
+
     fn states(&self) -> &'static FeedStates {
         &FeedStates {
             field: "feedStatus",
@@ -122,52 +230,63 @@ impl Feed for Walmart {
         }
     }
 
+    /// The feed's status without item details (the cheapest poll); the details are read once
+    /// it is final, page by page ([`Feed::report`]).
     fn status_request(&self, feed: &Submitted<'_>) -> Request {
         let url = format!(
-            "{}/v3/feeds/{}?includeDetails=true&limit=1000",
+            "{}/v3/feeds/{}",
             feed.channel.config.endpoint,
             utf8_percent_encode(feed.id, URL_SKU)
         );
-        let correlation = feed.channel.idempotency_key(feed.updates, &[]);
         request(
             "getFeedItemStatus",
             Method::GET,
             url,
             feed.channel.secret.clone(),
-            correlation,
         )
     }
 
-    fn read_status(&self, feed: &Submitted<'_>, status: &Value) -> FeedEnd {
+    fn read_status(&self, feed: &Submitted<'_>, _status: &Value) -> FeedEnd {
+        FeedEnd::Report(feed.id.to_string())
+    }
+
+    /// Every page of the feed's item statuses, as one status.
+    fn report<'a>(
+        &'a self,
+        feed: &'a Submitted<'a>,
+        _report_id: &'a str,
+    ) -> Step<'a, Result<Value, ReportError>> {
+        status_pages(feed, 0, Vec::new())
+    }
+
+    fn read_report(&self, feed: &Submitted<'_>, report: &Value) -> Vec<ItemResult> {
         let feed_id = feed.id;
-        let Some(status) = parse_feed_status(status) else {
+        let Some(status) = parse_feed_status(report) else {
             let unreadable = ItemResult::Retry {
                 class: "bad_response",
                 reason: format!("feed {feed_id}: unreadable status"),
             };
-            return FeedEnd::Results(vec![unreadable; feed.updates.len()]);
+            return vec![unreadable; feed.updates.len()];
         };
-        FeedEnd::Results(
-            feed.updates
-                .iter()
-                .map(|u| match status.items.get(&u.sku) {
-                    Some((s, _)) if s == "SUCCESS" => ItemResult::Accepted,
-                    Some((s, errors)) if s == "DATA_ERROR" => ItemResult::Rejected {
-                        status: 200,
-                        reason: format!("feed {feed_id}: {s}"),
-                        body: errors.clone(),
-                    },
-                    Some((s, errors)) => ItemResult::Retry {
-                        class: "feed_failed",
-                        reason: format!("feed {feed_id}: {s} {errors}"),
-                    },
-                    None => ItemResult::Retry {
-                        class: "feed_failed",
-                        reason: format!("feed {feed_id}: no status for the SKU"),
-                    },
-                })
-                .collect(),
-        )
+        feed.updates
+            .iter()
+            .map(|u| match status.items.get(&u.sku) {
+                Some((s, _)) if s == "SUCCESS" => ItemResult::Accepted,
+                Some((s, errors)) if s == "DATA_ERROR" => ItemResult::Rejected {
+                    status: 200,
+                    reason: format!("feed {feed_id}: {s}"),
+                    body: errors.clone(),
+                },
+                Some((s, errors)) => ItemResult::Retry {
+                    class: "feed_failed",
+                    reason: format!("feed {feed_id}: {s} {errors}"),
+                },
+                None => ItemResult::Retry {
+                    class: "feed_failed",
+                    reason: format!("feed {feed_id}: no status for the SKU"),
+                },
+            })
+            .collect()
     }
 }
 
@@ -176,13 +295,11 @@ impl Marketplace for Walmart {
         one_by_one(updates, move |update| {
             let key = channel.idempotency_key(&[update], &[]);
             let url = format!("{}{}", channel.config.endpoint, single_path(&update.sku));
-            let correlation = stable_id(&[key.as_bytes()]);
             let request = request(
                 "updateInventoryForAnItem",
                 Method::PUT,
                 url,
                 channel.secret.clone(),
-                correlation,
             )
             .json(&single_body(&update.sku, update.quantity));
             let request = channel.keyed_as(request, &[update], key);
@@ -192,6 +309,10 @@ impl Marketplace for Walmart {
 
     fn feed(&self) -> Option<&dyn Feed> {
         Some(self)
+    }
+
+    fn operation_limits(&self) -> &'static [OperationLimit] {
+        LIMITS
     }
 }
 
@@ -242,11 +363,6 @@ mod tests {
             [ok(&json!({"feedId": "F 1"}))],
         );
         assert_eq!(id, Ok("F 1".to_string()));
-        let key = channel.idempotency_key(&updates, &[]);
-        assert_eq!(
-            header(&sent[0], "wm_qos.correlation_id"),
-            Some(key.as_str())
-        );
         let body = String::from_utf8(sent[0].body.clone()).unwrap();
         assert!(body.contains(r#""sku":"Y""#), "{body}");
         let feed = Submitted {
@@ -255,17 +371,21 @@ mod tests {
             updates: &updates,
         };
         let poll = Walmart.status_request(&feed);
-        assert_eq!(
-            poll.url,
-            "https://mk.test/v3/feeds/F%201?includeDetails=true&limit=1000"
-        );
-        let status = json!({"feedStatus": "PROCESSED", "itemDetails": {"itemIngestionStatus": [
+        assert_eq!(poll.url, "https://mk.test/v3/feeds/F%201");
+        assert!(matches!(
+            Walmart.read_status(&feed, &json!({"feedStatus": "PROCESSED"})),
+            FeedEnd::Report(_)
+        ));
+        let status = json!({"feedStatus": "PROCESSED", "itemsReceived": 2, "itemDetails": {"itemIngestionStatus": [
             {"sku": "X", "ingestionStatus": "DATA_ERROR"},
             {"sku": "Y", "ingestionStatus": "SUCCESS"}
         ]}});
-        let FeedEnd::Results(results) = Walmart.read_status(&feed, &status) else {
-            panic!("Walmart's status has the results");
-        };
+        let (sent, report) = drive(Walmart.report(&feed, "F 1"), [ok(&status)]);
+        assert_eq!(
+            sent[0].url,
+            "https://mk.test/v3/feeds/F%201?includeDetails=true&limit=50&offset=0"
+        );
+        let results = Walmart.read_report(&feed, &report.unwrap());
         assert!(matches!(
             results[0],
             ItemResult::Rejected { status: 200, .. }
@@ -281,5 +401,62 @@ mod tests {
         let (sent, delivery) = drive(Walmart.calls(&channel, &[&y]), [ok(&json!({}))]);
         assert_eq!(sent[0].url, "https://mk.test/v3/inventory?sku=Y");
         assert_eq!(delivery.results, [ItemResult::Accepted]);
+    }
+
+    /// Issue 18, item 1: a feed of more than 50 SKUs is read in pages of 50.
+    #[test]
+    fn item_statuses_of_a_large_feed_are_read_page_by_page() {
+        let channel = channel("walmart", PushKind::Walmart);
+        let owned: Vec<_> = (0..120).map(|i| update(&format!("S{i}"), 1, 1)).collect();
+        let updates: Vec<&_> = owned.iter().collect();
+        let feed = Submitted {
+            channel: &channel,
+            id: "F",
+            updates: &updates,
+        };
+        let page = |from: usize, to: usize| {
+            let items: Vec<Value> = (from..to)
+                .map(|i| json!({"sku": format!("S{i}"), "ingestionStatus": if i == 77 { "DATA_ERROR" } else { "SUCCESS" }}))
+                .collect();
+            ok(
+                &json!({"feedId": "F", "feedStatus": "PROCESSED", "itemsReceived": 120, "offset": from, "limit": 50, "itemDetails": {"itemIngestionStatus": items}}),
+            )
+        };
+        let (sent, report) = drive(
+            Walmart.report(&feed, "F"),
+            [page(0, 50), page(50, 100), page(100, 120)],
+        );
+        let offsets: Vec<&str> = sent
+            .iter()
+            .map(|r| r.url.rsplit("offset=").next().unwrap())
+            .collect();
+        assert_eq!(offsets, ["0", "50", "100"]);
+        assert!(sent.iter().all(|r| r.url.contains("limit=50&")));
+        let results = Walmart.read_report(&feed, &report.unwrap());
+        let accepted = results
+            .iter()
+            .filter(|r| **r == ItemResult::Accepted)
+            .count();
+        assert_eq!(accepted, 119);
+        assert!(matches!(results[77], ItemResult::Rejected { .. }));
+    }
+
+    /// Issue 18, item 7: each call has its own correlation id, a GUID.
+    #[test]
+    fn every_call_has_its_own_correlation_id() {
+        let channel = channel("walmart", PushKind::Walmart);
+        let y = update("Y", 5, 2);
+        let ids: Vec<String> = (0..3)
+            .map(|_| {
+                let (sent, _) = drive(Walmart.calls(&channel, &[&y]), [ok(&json!({}))]);
+                header(&sent[0], "wm_qos.correlation_id")
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_ne!(ids[0], ids[1]);
+        assert_ne!(ids[1], ids[2]);
+        let groups: Vec<usize> = ids[0].split('-').map(str::len).collect();
+        assert_eq!(groups, [8, 4, 4, 4, 12]);
     }
 }

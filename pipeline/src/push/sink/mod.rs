@@ -22,6 +22,7 @@ use super::marketplaces::{self, Delivery, ItemResult, Marketplace};
 use super::queue::{CoalescingQueue, Cover, Offered, Queued, Update};
 use super::recent::RecentMap;
 use super::retry::{backoff, Jitter, BACKOFF_BASE, BACKOFF_CAP};
+use super::revisions::{RevisionBudget, RevisionLimit};
 use super::tracker::PartitionTracker;
 use super::STAGE;
 use crate::error::{Error, Result};
@@ -85,14 +86,17 @@ struct ChannelState {
     /// Per SKU, the highest version the marketplace accepted from this process, for the
     /// [`Bounds::delivered_capacity`] SKUs delivered last.
     delivered: RecentMap<String, i64>,
+    /// The daily revision budget of a marketplace that limits revisions per listing (eBay).
+    revisions: Option<RevisionBudget>,
 }
 
 impl ChannelState {
-    fn new(bounds: &Bounds) -> Self {
+    fn new(bounds: &Bounds, revisions: Option<RevisionLimit>) -> Self {
         Self {
             queue: CoalescingQueue::new(),
             in_flight: HashMap::new(),
             delivered: RecentMap::new(bounds.delivered_capacity),
+            revisions: revisions.map(|l| RevisionBudget::new(l, bounds.delivered_capacity)),
         }
     }
 
@@ -203,13 +207,14 @@ impl HttpPushSink {
                 config.max_in_flight,
             )
             .map_err(|e| Error::Config(format!("HTTP client for {}: {e}", config.name)))?;
-            metrics_at_zero(&config.name);
+            metrics_at_zero(&config);
             index.insert(config.name.clone(), i);
             channels.push(ChannelRuntime {
                 api: Api {
                     channel: config.name.clone(),
                     client,
                     limiter: Limiter::new(config.rate_per_sec, config.burst),
+                    operations: Api::operation_limiters(&config.operation_limits),
                     timeout: config.timeout,
                 },
                 marketplace: marketplaces::for_kind(config.kind),
@@ -219,8 +224,9 @@ impl HttpPushSink {
             });
         }
         let state = Shared {
-            channels: (0..channels.len())
-                .map(|_| ChannelState::new(&bounds))
+            channels: channels
+                .iter()
+                .map(|c| ChannelState::new(&bounds, c.marketplace.revision_limit()))
                 .collect(),
             ..Shared::default()
         };
@@ -609,7 +615,14 @@ impl HttpPushSink {
                 .chain(c.in_flight.values().map(|e| e.oldest_event_time))
                 .chain(staged.iter().filter_map(|q| q.oldest_event_time()))
                 .min();
+            rt.api.update_gauges();
             let name = rt.config.name.clone();
+            if let Some(budget) = &c.revisions {
+                metrics::gauge!(m::PUSH_REVISIONS_TODAY, "channel" => name.clone())
+                    .set(budget.spent_today() as f64);
+                metrics::gauge!(m::PUSH_REVISIONS_HELD, "channel" => name.clone())
+                    .set(budget.held() as f64);
+            }
             metrics::gauge!(m::PUSH_QUEUE_DEPTH, "channel" => name.clone()).set(depth as f64);
             let age = oldest.map_or(0.0, |t| (now_ms - t).max(0) as f64 / 1000.0);
             metrics::gauge!(m::PUSH_FRESHNESS, "channel" => name).set(age);
@@ -618,8 +631,20 @@ impl HttpPushSink {
 }
 
 /// Exports a channel's push series at 0 from the first scrape on.
-fn metrics_at_zero(channel: &str) {
-    let c = channel.to_string();
+fn metrics_at_zero(config: &ChannelConfig) {
+    let c = config.name.clone();
+    if marketplaces::for_kind(config.kind)
+        .revision_limit()
+        .is_some()
+    {
+        metrics::counter!(m::PUSH_REVISION_BUDGET_EXHAUSTED, "channel" => c.clone()).increment(0);
+        metrics::gauge!(m::PUSH_REVISIONS_TODAY, "channel" => c.clone()).set(0.0);
+        metrics::gauge!(m::PUSH_REVISIONS_HELD, "channel" => c.clone()).set(0.0);
+    }
+    for o in &config.operation_limits {
+        metrics::counter!(m::PUSH_OPERATION_THROTTLED, "channel" => c.clone(), "operation" => o.operation)
+            .increment(0);
+    }
     metrics::counter!(m::PUSH_SENT, "channel" => c.clone()).increment(0);
     metrics::counter!(m::PUSH_COALESCED, "channel" => c.clone()).increment(0);
     metrics::gauge!(m::PUSH_QUEUE_DEPTH, "channel" => c.clone()).set(0.0);

@@ -115,21 +115,49 @@ impl HttpPushSink {
             return Vec::new();
         };
         let ChannelState {
-            queue, in_flight, ..
+            queue,
+            in_flight,
+            revisions,
+            ..
         } = channel;
         let now = Instant::now();
         let Some(first_is_stock_out) = queue.first_ready(now, |sku| in_flight.contains_key(sku))
         else {
             return Vec::new();
         };
-        let n = rt
+        let feed_ready = rt
             .marketplace
-            .batch_for(first_is_stock_out, queue.len(), rt.config.batch_size);
+            .feed()
+            .is_none_or(|feed| rt.api.ready(feed.submit_operations()));
+        let n = rt.marketplace.batch_for(
+            first_is_stock_out,
+            queue.len(),
+            rt.config.batch_size,
+            feed_ready,
+        );
         let taken = queue.take(n, now, |sku| in_flight.contains_key(sku));
         let mut out = Vec::with_capacity(taken.len());
-        for entry in taken {
+        let now_ms = crate::clock::now_ms();
+        let mut held = 0u64;
+        for mut entry in taken {
+            if let Some(Err(wait)) = revisions
+                .as_mut()
+                .map(|b| b.check(&entry.update.sku, now_ms))
+            {
+                // The SKU's revisions for the day are spent: hold its newest quantity until
+                // the day rolls over (never dead-letter it); newer changes coalesce into it.
+                entry.not_before = Some(now + wait);
+                debug!(channel = %rt.config.name, sku = %entry.update.sku, hold_s = wait.as_secs(), "daily revision budget spent; holding the update until the next day");
+                held += 1;
+                queue.requeue(entry);
+                continue;
+            }
             out.push(entry.update.clone());
             in_flight.insert(entry.update.sku.clone(), entry);
+        }
+        if held > 0 {
+            metrics::counter!(m::PUSH_REVISION_BUDGET_EXHAUSTED, "channel" => rt.config.name.clone())
+                .increment(held);
         }
         out
     }
@@ -159,6 +187,9 @@ impl HttpPushSink {
                     };
                     match result {
                         ItemResult::Accepted => {
+                            if let Some(budget) = channel.revisions.as_mut() {
+                                budget.spend(&update.sku, crate::clock::now_ms());
+                            }
                             let d = channel.delivered.entry_or_default(update.sku.clone());
                             *d = (*d).max(update.version);
                             sent += 1;

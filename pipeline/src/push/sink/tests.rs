@@ -9,6 +9,10 @@ fn sink_with_refusing_producer() -> HttpPushSink {
 }
 
 fn sink_with(bounds: Bounds) -> HttpPushSink {
+    sink_of(bounds, PushKind::Webhook)
+}
+
+fn sink_of(bounds: Bounds, kind: PushKind) -> HttpPushSink {
     let topology = Topology::from_toml_str(
         r#"
 application_id = "app"
@@ -28,7 +32,7 @@ adapter = "generic"
     .unwrap();
     let producer = KafkaProducer::new(&topology).unwrap();
     HttpPushSink::new(
-        vec![testing::config("hook", PushKind::Webhook)],
+        vec![testing::config("hook", kind)],
         producer,
         "availability".into(),
         "dlq".into(),
@@ -105,4 +109,47 @@ fn a_full_queue_pauses_reading_until_it_drains_to_three_quarters() {
     sink.complete(0, rest, Delivery::all(rest.len(), ItemResult::Accepted));
     assert!(!sink.backpressure(true));
     assert_eq!(sink.pending(), (vec![0], 0));
+}
+
+/// Issue 18, item 5: eBay's 250 revisions a listing a day are budgeted; the 251st update is
+/// held (not sent, not dead-lettered, its offset not committed) with the newest quantity.
+#[test]
+fn an_ebay_sku_past_its_daily_revisions_is_held_not_dead_lettered() {
+    let sink = sink_of(Bounds::DEFAULT, PushKind::Ebay);
+    sink.assign(0, None);
+    let per_day = crate::push::marketplaces::ebay::REVISIONS.per_day;
+    let mut offset = 0;
+    for version in 1..=i64::from(per_day) {
+        sink.ingest(0, offset, None, Some(&record("A", version)))
+            .unwrap();
+        offset += 1;
+        let batch = sink.take_batch(0);
+        assert_eq!(batch.len(), 1, "revision {version} goes out");
+        sink.complete(0, &batch, Delivery::all(1, ItemResult::Accepted));
+    }
+    assert_eq!(sink.commit_points(), [(0, offset)]);
+    // Revision 251, and a newer change after it: held, coalesced, nothing dead-lettered.
+    for version in [1000, 1001] {
+        sink.ingest(0, offset, None, Some(&record("A", version)))
+            .unwrap();
+        offset += 1;
+        assert!(sink.take_batch(0).is_empty());
+    }
+    // Another SKU still goes out.
+    sink.ingest(0, offset, None, Some(&record("B", 1))).unwrap();
+    let batch = sink.take_batch(0);
+    assert_eq!(
+        batch.iter().map(|u| u.sku.as_str()).collect::<Vec<_>>(),
+        ["B"]
+    );
+    sink.complete(0, &batch, Delivery::all(1, ItemResult::Accepted));
+    // A is pending (one SKU, its newest version) and holds the commit below its first held
+    // record: a restart sends it again.
+    assert_eq!(sink.pending(), (vec![1], 2));
+    assert_eq!(sink.commit_points(), [(0, i64::from(per_day))]);
+    let state = sink.state();
+    let budget = state.channels[0].revisions.as_ref().unwrap();
+    assert_eq!(budget.held(), 1);
+    assert_eq!(budget.spent_today(), u64::from(per_day) + 1);
+    assert_eq!(state.channels[0].queue.version_of("A"), Some(1001));
 }

@@ -34,8 +34,14 @@ use crate::push::recent::RecentMap;
 pub const CAS_FORCE_AFTER: u32 = 3;
 /// The Shopify mutation, exactly as Shopify's documented example with idempotency.
 pub const SET_MUTATION: &str = "mutation inventorySetQuantities($input: InventorySetQuantitiesInput!, $idempotencyKey: String!) { inventorySetQuantities(input: $input) @idempotent(key: $idempotencyKey) { inventoryAdjustmentGroup { reason referenceDocumentUri changes { name delta quantityAfterChange } } userErrors { code field message } } }";
-/// The Shopify query resolving SKUs to inventory items with their `available` quantity.
-pub const LOOKUP_QUERY: &str = "query shelfsyncInventoryItems($query: String!, $first: Int!, $locationId: ID!) { inventoryItems(first: $first, query: $query) { nodes { id sku inventoryLevel(locationId: $locationId) { quantities(names: [\"available\"]) { name quantity } } } } }";
+/// The Shopify query resolving SKUs to inventory items with their `available` quantity, one
+/// page (at most 250 nodes, Shopify's page limit) after the cursor `$after`.
+pub const LOOKUP_QUERY: &str = "query shelfsyncInventoryItems($query: String!, $first: Int!, $after: String, $locationId: ID!) { inventoryItems(first: $first, after: $after, query: $query) { nodes { id sku inventoryLevel(locationId: $locationId) { quantities(names: [\"available\"]) { name quantity } } } pageInfo { hasNextPage endCursor } } }";
+/// Most nodes one page of a connection returns (Shopify's `first` maximum).
+pub const LOOKUP_PAGE: usize = 250;
+/// Most lookup pages read for one delivery: a search that matches more than this many items
+/// (62 500 with [`LOOKUP_PAGE`]) leaves the SKUs it did not reach to be looked up again.
+pub const MAX_LOOKUP_PAGES: usize = 250;
 /// The credential header.
 const TOKEN_HEADER: &str = "x-shopify-access-token";
 
@@ -98,8 +104,11 @@ fn quote(value: &str) -> String {
 }
 
 /// The GraphQL request body resolving `skus` to inventory items with their `available`
-/// quantity at `location_id`.
-pub fn lookup_body(skus: &[&str], location_id: &str) -> Value {
+/// quantity at `location_id`: the page after the cursor `after` (the first page for `None`).
+/// Shopify's search matches more than the exact SKU (`sku:"A-1"` may match `A-10`), so a
+/// batch of 250 SKUs can match more than one page: the lookup reads the next page while
+/// `pageInfo.hasNextPage` and a SKU is still unresolved.
+pub fn lookup_body(skus: &[&str], location_id: &str, after: Option<&str>) -> Value {
     let query = skus
         .iter()
         .map(|s| format!("sku:{}", quote(s)))
@@ -109,7 +118,8 @@ pub fn lookup_body(skus: &[&str], location_id: &str) -> Value {
         "query": LOOKUP_QUERY,
         "variables": {
             "query": query,
-            "first": (skus.len() * 2).clamp(1, 250),
+            "first": (skus.len() * 2).clamp(1, LOOKUP_PAGE),
+            "after": after,
             "locationId": location_id,
         }
     })
@@ -124,11 +134,21 @@ pub struct ShopifyItem {
     pub available: Option<Option<i64>>,
 }
 
-/// Parses the lookup answer into SKU → item. Only exact SKU matches count.
+/// One page of the lookup: SKU → item (exact SKU matches only), and the cursor of the next
+/// page when there is one.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LookupPage {
+    /// The items of this page, by exact SKU.
+    pub items: HashMap<String, ShopifyItem>,
+    /// `pageInfo.endCursor` when `pageInfo.hasNextPage`.
+    pub next: Option<String>,
+}
+
+/// Parses one page of the lookup answer.
 ///
 /// # Errors
 /// A description when the answer is not the expected shape or carries GraphQL errors.
-pub fn parse_lookup(body: &Value) -> Result<HashMap<String, ShopifyItem>, String> {
+pub fn parse_lookup(body: &Value) -> Result<LookupPage, String> {
     if let Some(errors) = body.get("errors").filter(|e| !e.is_null()) {
         return Err(format!("GraphQL errors: {errors}"));
     }
@@ -166,7 +186,12 @@ pub fn parse_lookup(body: &Value) -> Result<HashMap<String, ShopifyItem>, String
             },
         );
     }
-    Ok(out)
+    let info = body.pointer("/data/inventoryItems/pageInfo");
+    let next = info
+        .filter(|i| i.get("hasNextPage").and_then(Value::as_bool) == Some(true))
+        .and_then(|i| i.get("endCursor")?.as_str())
+        .map(str::to_string);
+    Ok(LookupPage { items: out, next })
 }
 
 /// A `userErrors` entry of `inventorySetQuantities`.
@@ -305,16 +330,37 @@ impl Marketplace for Shopify {
         if need.is_empty() {
             return self.mutation(channel, updates, url, vec![None; updates.len()]);
         }
-        let request = Request::new("inventoryItems", Method::POST, url.clone())
-            .json(&lookup_body(&need, &channel.config.location_id))
-            .auth(TOKEN_HEADER, channel.secret.clone());
-        Step::send(request, move |answer| {
-            match self.read_lookup(channel, updates, &need, answer) {
-                Ok(results) => self.mutation(channel, updates, url, results),
-                Err(delivery) => Step::Done(delivery),
-            }
-        })
+        self.lookup(channel, updates, need, url, Lookup::default())
     }
+}
+
+/// Reads one lookup answer of a delivery of `n` updates: the page, or the delivery's end when
+/// the request failed, was throttled or the answer is not a lookup page.
+fn read_lookup_page(n: usize, answer: Answer) -> Result<(Response, LookupPage), Delivery> {
+    let response = answer.map_err(|e| Delivery::failed(n, &e))?;
+    match response.json().as_ref().map(parse_lookup) {
+        Some(Ok(page)) => Ok((response, page)),
+        Some(Err(why)) if why.contains("THROTTLED") => {
+            let mut d = Delivery::all(
+                n,
+                ItemResult::Retry {
+                    class: "throttled",
+                    reason: why,
+                },
+            );
+            d.throttled = true;
+            Err(d)
+        }
+        Some(Err(_)) | None => Err(Delivery::all(n, malformed("inventoryItems", &response))),
+    }
+}
+
+/// What the lookup of one delivery has read so far.
+#[derive(Debug, Default)]
+struct Lookup {
+    found: HashMap<String, ShopifyItem>,
+    after: Option<String>,
+    pages: usize,
 }
 
 impl Shopify {
@@ -322,45 +368,84 @@ impl Shopify {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Reads the lookup of the `need`ed SKUs: a result for the updates it settles (unknown or
-    /// unstocked SKUs), or the delivery's end when the lookup failed.
-    fn read_lookup(
+    /// 1. Reads the `need`ed SKUs' items page by page, then goes on with the mutation.
+    fn lookup<'a>(
+        &'a self,
+        channel: &'a Channel<'a>,
+        updates: &'a [&'a Update],
+        need: Vec<&'a str>,
+        url: String,
+        mut so_far: Lookup,
+    ) -> Step<'a, Delivery> {
+        let request = Request::new("inventoryItems", Method::POST, url.clone())
+            .json(&lookup_body(
+                &need,
+                &channel.config.location_id,
+                so_far.after.as_deref(),
+            ))
+            .auth(TOKEN_HEADER, channel.secret.clone());
+        Step::send(request, move |answer| {
+            let n = updates.len();
+            let (response, page) = match read_lookup_page(n, answer) {
+                Ok(read) => read,
+                Err(delivery) => return Step::Done(delivery),
+            };
+            so_far.found.extend(page.items);
+            so_far.pages += 1;
+            let unresolved = need.iter().any(|s| !so_far.found.contains_key(*s));
+            match page.next {
+                Some(after) if unresolved && so_far.pages < MAX_LOOKUP_PAGES => {
+                    so_far.after = Some(after);
+                    self.lookup(channel, updates, need, url, so_far)
+                }
+                next => {
+                    let complete = next.is_none() || !unresolved;
+                    let results = self.settle_lookup(
+                        channel,
+                        updates,
+                        &need,
+                        &so_far.found,
+                        complete,
+                        &response,
+                    );
+                    self.mutation(channel, updates, url, results)
+                }
+            }
+        })
+    }
+
+    /// Records what the lookup found for the `need`ed SKUs; a result for the updates it
+    /// settles: refused when the search was read to its end without the SKU (or the SKU is not
+    /// stocked at the location), looked up again when the page limit stopped it first.
+    fn settle_lookup(
         &self,
         channel: &Channel<'_>,
         updates: &[&Update],
         need: &[&str],
-        answer: Answer,
-    ) -> Result<Vec<Option<ItemResult>>, Delivery> {
-        let n = updates.len();
-        let response = answer.map_err(|e| Delivery::failed(n, &e))?;
-        let found = match response.json().as_ref().map(parse_lookup) {
-            Some(Ok(found)) => found,
-            Some(Err(why)) if why.contains("THROTTLED") => {
-                let mut d = Delivery::all(
-                    n,
-                    ItemResult::Retry {
-                        class: "throttled",
-                        reason: why,
-                    },
-                );
-                d.throttled = true;
-                return Err(d);
-            }
-            Some(Err(_)) | None => {
-                return Err(Delivery::all(n, malformed("inventoryItems", &response)));
-            }
-        };
-        let mut results = vec![None; n];
+        found: &HashMap<String, ShopifyItem>,
+        complete: bool,
+        response: &Response,
+    ) -> Vec<Option<ItemResult>> {
+        let mut results = vec![None; updates.len()];
         let mut state = self.state();
         for (i, u) in updates.iter().enumerate() {
             if !need.contains(&u.sku.as_str()) {
                 continue;
             }
             match found.get(&u.sku) {
+                None if !complete => {
+                    results[i] = Some(ItemResult::Retry {
+                        class: "lookup",
+                        reason: format!(
+                            "SKU {:?} not among the first {MAX_LOOKUP_PAGES} pages of matches",
+                            u.sku
+                        ),
+                    });
+                }
                 None => {
                     state.remove(&u.sku);
                     let why = format!("no Shopify inventory item has SKU {:?}", u.sku);
-                    results[i] = Some(refused(&response, why));
+                    results[i] = Some(refused(response, why));
                 }
                 Some(ShopifyItem {
                     available: None, ..
@@ -370,7 +455,7 @@ impl Shopify {
                         "SKU {:?} is not stocked at location {}",
                         u.sku, channel.config.location_id
                     );
-                    results[i] = Some(refused(&response, why));
+                    results[i] = Some(refused(response, why));
                 }
                 Some(item) => {
                     let entry = state.entry_or_default(u.sku.clone());
@@ -379,7 +464,7 @@ impl Shopify {
                 }
             }
         }
-        Ok(results)
+        results
     }
 
     /// 2. The mutation, for every update still standing.
@@ -390,30 +475,38 @@ impl Shopify {
         url: String,
         mut results: Vec<Option<ItemResult>>,
     ) -> Step<'a, Delivery> {
-        let (index, sets): (Vec<usize>, Vec<ShopifySet>) = {
+        let mut index = Vec::new();
+        let mut sets = Vec::new();
+        // What makes this mutation differ from an earlier one of the same versions: each
+        // compare value and each SKU's conflicts so far. A retry after a stale compare must not
+        // reuse the key of the refused mutation (Shopify would answer with its stored result,
+        // the same refusal), even when the quantity read again equals the stale compare value;
+        // a retry after a timeout (same compare, same conflicts) does reuse it.
+        let mut attempt = Vec::new();
+        {
             let state = self.state();
-            updates
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| results[*i].is_none())
-                .filter_map(|(i, u)| {
-                    let s = state.get(&u.sku)?;
-                    let change_from = if s.conflicts >= CAS_FORCE_AFTER {
-                        None
-                    } else {
-                        s.known
-                    };
-                    Some((
-                        i,
-                        ShopifySet {
-                            inventory_item_id: s.inventory_item_id.clone()?,
-                            quantity: u.quantity,
-                            change_from,
-                        },
-                    ))
-                })
-                .unzip()
-        };
+            for (i, u) in updates.iter().enumerate() {
+                if results[i].is_some() {
+                    continue;
+                }
+                let Some(s) = state.get(&u.sku) else { continue };
+                let Some(inventory_item_id) = s.inventory_item_id.clone() else {
+                    continue;
+                };
+                let change_from = if s.conflicts >= CAS_FORCE_AFTER {
+                    None
+                } else {
+                    s.known
+                };
+                attempt.push(format!("{change_from:?}/{}", s.conflicts));
+                index.push(i);
+                sets.push(ShopifySet {
+                    inventory_item_id,
+                    quantity: u.quantity,
+                    change_from,
+                });
+            }
+        }
         for (i, r) in results.iter_mut().enumerate() {
             if r.is_none() && !index.contains(&i) {
                 // Lost its state meanwhile (another delivery's refusal): look it up again.
@@ -424,11 +517,7 @@ impl Shopify {
             return Step::Done(settle(results, false));
         }
         let in_call: Vec<&Update> = index.iter().map(|&i| updates[i]).collect();
-        let compare: Vec<String> = sets
-            .iter()
-            .map(|s| format!("{:?}", s.change_from))
-            .collect();
-        let key = channel.idempotency_key(&in_call, &compare);
+        let key = channel.idempotency_key(&in_call, &attempt);
         let body = set_body(
             &channel.config.location_id,
             &sets,
@@ -559,152 +648,4 @@ impl Shopify {
 }
 
 #[cfg(test)]
-mod tests {
-    use shelfsync_topology::PushKind;
-
-    use super::*;
-    use crate::push::marketplaces::testing::{channel, drive, fixture, ok, update};
-
-    #[test]
-    fn shopify_mutation_matches_shopifys_example() {
-        let want = fixture(include_str!(
-            "../fixtures/shopify-inventorySetQuantities-request.json"
-        ));
-        let got = set_body(
-            "gid://shopify/Location/124656943",
-            &[ShopifySet {
-                inventory_item_id: "gid://shopify/InventoryItem/30322695".into(),
-                quantity: 42,
-                change_from: Some(1),
-            }],
-            "550e8400-e29b-41d4-a716-446655440000",
-            "logistics://some.warehouse/take/2026-02-23T13:14:15Z",
-        );
-        assert_eq!(got, want);
-        // Opting out of the check sends an explicit null (required from API 2026-04 on).
-        let forced = set_body(
-            "gid://shopify/Location/1",
-            &[ShopifySet {
-                inventory_item_id: "gid://shopify/InventoryItem/2".into(),
-                quantity: 0,
-                change_from: None,
-            }],
-            "k",
-            "u",
-        );
-        let q = &forced["variables"]["input"]["quantities"][0];
-        assert!(
-            q.get("changeFromQuantity").is_some_and(Value::is_null),
-            "{q}"
-        );
-    }
-
-    #[test]
-    fn shopify_answers_are_read() {
-        let data = fixture(include_str!(
-            "../fixtures/shopify-inventorySetQuantities-response.json"
-        ));
-        assert_eq!(
-            parse_set(&json!({ "data": data })),
-            ShopifySetOutcome::Applied
-        );
-        let stale = json!({"data": {"inventorySetQuantities": {"inventoryAdjustmentGroup": null, "userErrors": [
-            {"code": "CHANGE_FROM_QUANTITY_STALE", "field": ["input", "quantities", "1", "changeFromQuantity"], "message": "The changeFromQuantity value does not match persisted value."}
-        ]}}});
-        assert_eq!(
-            parse_set(&stale),
-            ShopifySetOutcome::UserErrors(vec![ShopifyUserError {
-                index: Some(1),
-                code: "CHANGE_FROM_QUANTITY_STALE".into(),
-                message: "The changeFromQuantity value does not match persisted value.".into(),
-            }])
-        );
-        let throttled =
-            json!({"errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED"}}]});
-        assert_eq!(parse_set(&throttled), ShopifySetOutcome::Throttled);
-        assert!(matches!(
-            parse_set(&json!({})),
-            ShopifySetOutcome::Failed(_)
-        ));
-    }
-
-    #[test]
-    fn shopify_lookup_quotes_skus_and_matches_exactly() {
-        let body = lookup_body(&["A-1", "B \"2\""], "gid://shopify/Location/9");
-        assert_eq!(body["variables"]["query"], r#"sku:"A-1" OR sku:"B \"2\"""#);
-        assert_eq!(body["variables"]["first"], 4);
-        let answer = json!({"data": {"inventoryItems": {"nodes": [
-            {"id": "gid://shopify/InventoryItem/1", "sku": "A-1", "inventoryLevel": {"quantities": [{"name": "available", "quantity": 7}]}},
-            {"id": "gid://shopify/InventoryItem/2", "sku": "A-10", "inventoryLevel": null},
-            {"id": "gid://shopify/InventoryItem/3", "sku": "B \"2\"", "inventoryLevel": null}
-        ]}}});
-        let found = parse_lookup(&answer).unwrap();
-        assert_eq!(found["A-1"].available, Some(Some(7)));
-        assert_eq!(found["B \"2\""].available, None);
-        assert!(!found.contains_key("B"));
-    }
-
-    fn lookup_answer(sku: &str, available: i64) -> Answer {
-        ok(&json!({"data": {"inventoryItems": {"nodes": [
-            {"id": "gid://shopify/InventoryItem/1", "sku": sku, "inventoryLevel": {"quantities": [{"name": "available", "quantity": available}]}}
-        ]}}}))
-    }
-
-    fn stale_answer() -> Answer {
-        ok(&json!({"data": {"inventorySetQuantities": {"userErrors": [
-            {"code": "CHANGE_FROM_QUANTITY_STALE", "field": ["input", "quantities", "0", "changeFromQuantity"], "message": "stale"}
-        ]}}}))
-    }
-
-    fn change_from(request: &Request) -> Value {
-        let body: Value = serde_json::from_slice(&request.body).unwrap();
-        body["variables"]["input"]["quantities"][0]["changeFromQuantity"].clone()
-    }
-
-    #[test]
-    fn a_conflict_reads_the_quantity_again_and_the_third_in_a_row_forces() {
-        let (shopify, channel) = (Shopify::default(), channel("shop", PushKind::Shopify));
-        let a = update("A-1", 5, 1);
-        let deliver = |answers: Vec<Answer>| drive(shopify.calls(&channel, &[&a]), answers);
-        // First update of the SKU: lookup, then the mutation with the quantity read.
-        let (sent, delivery) = deliver(vec![lookup_answer("A-1", 7), stale_answer()]);
-        assert_eq!(sent[0].what, "inventoryItems");
-        assert_eq!(change_from(&sent[1]), json!(7));
-        assert_eq!(
-            delivery.results,
-            [ItemResult::Again {
-                class: "cas_conflict"
-            }]
-        );
-        // Conflicts 2 and 3 read the quantity again each time.
-        for available in [8, 9] {
-            let (sent, _) = deliver(vec![lookup_answer("A-1", available), stale_answer()]);
-            assert_eq!(change_from(&sent[1]), json!(available));
-        }
-        // After CAS_FORCE_AFTER conflicts: no lookup, `changeFromQuantity: null`.
-        let (sent, delivery) = deliver(vec![ok(
-            &json!({"data": {"inventorySetQuantities": {"userErrors": []}}}),
-        )]);
-        assert_eq!(sent.len(), 1);
-        assert!(change_from(&sent[0]).is_null());
-        assert_eq!(delivery.results, [ItemResult::Accepted]);
-        // Applied: the quantity set is the next compare value.
-        let (sent, _) = deliver(vec![stale_answer()]);
-        assert_eq!(change_from(&sent[0]), json!(5));
-    }
-
-    #[test]
-    fn an_unknown_sku_is_refused_and_throttling_is_reported() {
-        let (shopify, channel) = (Shopify::default(), channel("shop", PushKind::Shopify));
-        let a = update("NOPE", 1, 1);
-        let deliver = |answer: Answer| drive(shopify.calls(&channel, &[&a]), [answer]);
-        let (sent, delivery) = deliver(lookup_answer("OTHER", 1));
-        assert_eq!(sent.len(), 1);
-        assert!(
-            matches!(&delivery.results[0], ItemResult::Rejected { reason, .. } if reason.contains("NOPE"))
-        );
-        let throttled = ok(&json!({"errors": [{"extensions": {"code": "THROTTLED"}}]}));
-        let (_, delivery) = deliver(throttled);
-        assert!(delivery.throttled);
-    }
-}
+mod tests;

@@ -4,7 +4,10 @@
 //! `bulk_update_price_quantity`, a signed webhook), each channel under its own path prefix
 //! (`http://127.0.0.1:PORT/<channel>`).
 //!
-//! Like a real marketplace it enforces each channel's rate limit (429 + `Retry-After`), and,
+//! Like a real marketplace it enforces each channel's rate limit and each limited operation's
+//! (429 + `Retry-After`), answers as the published specs say (Walmart item statuses in pages of
+//! at most 50, Amazon processing reports gzip-compressed, Shopify lookups as paged
+//! connections), and,
 //! seeded and deterministic per request number, it fails a share of calls (503), throttles a
 //! share (429 + `Retry-After`), and changes some Shopify quantities behind the sink's back (an
 //! order placed on the storefront), so that its next compare-and-swap is stale. It refuses
@@ -31,6 +34,14 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 use tokio::sync::oneshot;
+
+mod amazon;
+mod shopify;
+mod walmart;
+
+use amazon::amazon;
+use shopify::shopify;
+use walmart::walmart;
 
 /// The API a simulated channel speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +71,10 @@ pub struct SimChannel {
     pub burst: u32,
     /// The credential it expects (token, or the webhook's signing secret).
     pub secret: String,
+    /// Per-operation limits (operation name as in the specs, requests per second, burst), on
+    /// top of the channel's: a request over its operation's limit is answered 429 and counted
+    /// as a rate violation, as SP-API and Walmart do per operation.
+    pub operation_limits: Vec<(&'static str, f64, u32)>,
 }
 
 /// Fault injection and tolerances.
@@ -136,6 +151,13 @@ pub struct ChannelReport {
     pub cas_conflicts: u64,
     /// Updates refused for an unknown (`BAD-`) SKU.
     pub refused: u64,
+    /// Of those, refused inside a feed (an Amazon processing report's `issues`, a Walmart item
+    /// status `DATA_ERROR`).
+    pub feed_refused: u64,
+    /// Amazon processing reports downloaded (each gzip-compressed).
+    pub compressed_reports: u64,
+    /// Walmart item-status pages read past the first (feeds of more than 50 items).
+    pub later_status_pages: u64,
     /// Per SKU, the last received.
     pub last: BTreeMap<String, Applied>,
     /// Every applied update in arrival order: (seq, sku, version, quantity).
@@ -148,14 +170,18 @@ struct ChannelState {
     report: ChannelReport,
     tokens: f64,
     last_refill: Instant,
-    throttled_at: Option<Instant>,
-    blocked_until: Option<Instant>,
+    /// Injected 429s still running, by scope: `None` the whole channel, `Some(op)` one
+    /// operation with a limit of its own (SP-API and Walmart throttle per operation):
+    /// (sent at, Retry-After until).
+    blocks: HashMap<Option<&'static str>, (Instant, Instant)>,
     /// Shopify's stored `available` per SKU.
     stored: HashMap<String, i64>,
     /// Uploaded feed documents (Amazon) by id: (content, update keys).
     documents: HashMap<String, (Vec<u8>, String)>,
     /// Finished feeds by id: Amazon report issues, or Walmart item statuses.
     feeds: HashMap<String, Value>,
+    /// Per limited operation: (tokens, last refill).
+    operation_tokens: HashMap<&'static str, (f64, Instant)>,
 }
 
 #[derive(Debug)]
@@ -196,11 +222,15 @@ impl MarketplaceSim {
                         spec.name.clone(),
                         ChannelState {
                             tokens: f64::from(spec.burst),
+                            operation_tokens: spec
+                                .operation_limits
+                                .iter()
+                                .map(|(op, _, burst)| (*op, (f64::from(*burst), now)))
+                                .collect(),
                             spec,
                             report: ChannelReport::default(),
                             last_refill: now,
-                            throttled_at: None,
-                            blocked_until: None,
+                            blocks: HashMap::new(),
                             stored: HashMap::new(),
                             documents: HashMap::new(),
                             feeds: HashMap::new(),
@@ -418,14 +448,56 @@ fn handle(
     }
     ch.tokens -= 1.0;
 
-    // Retry-After respected?
-    if let (Some(until), Some(at)) = (ch.blocked_until, ch.throttled_at) {
-        if now < until && now.duration_since(at) > config.retry_after_grace {
-            ch.report.retry_after_violations.push(format!(
-                "{what}: {} ms into a {} s Retry-After",
-                now.duration_since(at).as_millis(),
-                config.retry_after_secs
-            ));
+    // The operation's own limit, if it has one.
+    let limited = operation_of(ch.spec.api, method, &rest).filter(|op| {
+        ch.spec
+            .operation_limits
+            .iter()
+            .any(|(name, _, _)| name == op)
+    });
+    if let Some(op) = limited {
+        let limit = ch
+            .spec
+            .operation_limits
+            .iter()
+            .find(|(name, _, _)| *name == op)
+            .map(|(_, rate, burst)| (*rate, *burst));
+        if let (Some((rate, burst)), Some((tokens, last))) =
+            (limit, ch.operation_tokens.get_mut(op))
+        {
+            let capacity = f64::from(burst) + rate * config.jitter_allowance.as_secs_f64();
+            *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(capacity);
+            *last = now;
+            if *tokens < 1.0 {
+                ch.report
+                    .rate_violations
+                    .push(format!("{what}: {op} over {rate} req/s (burst {burst})"));
+                return (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [("retry-after", "1")],
+                    "operation rate limit exceeded",
+                )
+                    .into_response();
+            }
+            *tokens -= 1.0;
+        }
+    }
+
+    // Retry-After respected? A channel-wide one binds every request, an operation's only the
+    // operation's.
+    for scope in [None, limited] {
+        if let Some(&(at, until)) = ch.blocks.get(&scope) {
+            if now < until && now.duration_since(at) > config.retry_after_grace {
+                ch.report.retry_after_violations.push(format!(
+                    "{what}: {} ms into a {} s Retry-After ({})",
+                    now.duration_since(at).as_millis(),
+                    config.retry_after_secs,
+                    scope.unwrap_or("channel")
+                ));
+            }
+        }
+        if limited.is_none() {
+            break;
         }
     }
 
@@ -442,8 +514,10 @@ fn handle(
     // Injected faults.
     if roll(config.seed, &channel, n, 1) < config.throttle_per_mille {
         ch.report.injected_throttles += 1;
-        ch.throttled_at = Some(now);
-        ch.blocked_until = Some(now + Duration::from_secs(config.retry_after_secs));
+        ch.blocks.insert(
+            limited,
+            (now, now + Duration::from_secs(config.retry_after_secs)),
+        );
         return (
             StatusCode::TOO_MANY_REQUESTS,
             [("retry-after", config.retry_after_secs.to_string())],
@@ -486,6 +560,24 @@ fn handle(
         ),
         Api::Ebay => ebay(state, &channel, &what, &rest, headers, body),
         Api::Webhook => webhook(state, &channel, &what, headers, body),
+    }
+}
+
+/// The spec's name (`operationId`) of a request to `api`, for the operations with limits of
+/// their own.
+fn operation_of(api: Api, method: &Method, rest: &str) -> Option<&'static str> {
+    match (api, method.as_str(), rest) {
+        (Api::Amazon, "PATCH", r) if r.starts_with("/listings/2021-08-01/items/") => {
+            Some("patchListingsItem")
+        }
+        (Api::Amazon, "POST", "/feeds/2021-06-30/documents") => Some("createFeedDocument"),
+        (Api::Amazon, "POST", "/feeds/2021-06-30/feeds") => Some("createFeed"),
+        (Api::Amazon, "GET", r) if r.starts_with("/feeds/2021-06-30/feeds/") => Some("getFeed"),
+        (Api::Amazon, "GET", r) if r.starts_with("/feeds/2021-06-30/documents/") => {
+            Some("getFeedDocument")
+        }
+        (Api::Walmart, "POST", "/v3/feeds") => Some("updateBulkInventory"),
+        _ => None,
     }
 }
 
@@ -591,446 +683,6 @@ fn next_id(state: &mut SimState, prefix: &str) -> String {
     format!("{prefix}-{}", state.ids)
 }
 
-fn inventory_item_gid(sku: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in sku.bytes() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("gid://shopify/InventoryItem/{}", h % 1_000_000_000_000)
-}
-
-/// Parses `sku:"A" OR sku:"B \"x\""`.
-fn shopify_skus(query: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut rest = query;
-    while let Some(start) = rest.find("sku:\"") {
-        let mut sku = String::new();
-        let mut chars = rest[start + 5..].char_indices();
-        let mut end = rest.len() - start - 5;
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '\\' => {
-                    if let Some((_, escaped)) = chars.next() {
-                        sku.push(escaped);
-                    }
-                }
-                '"' => {
-                    end = i + 1;
-                    break;
-                }
-                c => sku.push(c),
-            }
-        }
-        out.push(sku);
-        rest = &rest[start + 5 + end..];
-    }
-    out
-}
-
-fn shopify(
-    state: &mut SimState,
-    channel: &str,
-    what: &str,
-    headers: &HeaderMap,
-    body: &Bytes,
-    config: &SimConfig,
-) -> Response {
-    let Ok(request) = serde_json::from_slice::<Value>(body) else {
-        return shape_error(state, channel, what, "body is not JSON");
-    };
-    let query = request["query"].as_str().unwrap_or_default();
-    let vars = &request["variables"];
-    if query.contains("inventoryItems(") {
-        let location = vars["locationId"].as_str().unwrap_or_default();
-        if !location.starts_with("gid://shopify/Location/") {
-            return shape_error(state, channel, what, "locationId");
-        }
-        let Some(ch) = state.channels.get_mut(channel) else {
-            return reply(StatusCode::NOT_FOUND, json!({}));
-        };
-        let nodes: Vec<Value> = shopify_skus(vars["query"].as_str().unwrap_or_default())
-            .into_iter()
-            .filter(|sku| !sku.starts_with("BAD-"))
-            .map(|sku| {
-                let available = ch.stored.get(&sku).copied().unwrap_or(0);
-                json!({"id": inventory_item_gid(&sku), "sku": sku,
-                       "inventoryLevel": {"quantities": [{"name": "available", "quantity": available}]}})
-            })
-            .collect();
-        return reply(
-            StatusCode::OK,
-            json!({"data": {"inventoryItems": {"nodes": nodes}}}),
-        );
-    }
-    if !query.contains("inventorySetQuantities(input: $input) @idempotent(key: $idempotencyKey)") {
-        return shape_error(
-            state,
-            channel,
-            what,
-            "not an idempotent inventorySetQuantities mutation",
-        );
-    }
-    let input = &vars["input"];
-    if input["name"] != "available"
-        || input["reason"].as_str().is_none()
-        || vars["idempotencyKey"].as_str().is_none()
-    {
-        return shape_error(state, channel, what, "input.name/reason or idempotencyKey");
-    }
-    let Some(quantities) = input["quantities"].as_array() else {
-        return shape_error(state, channel, what, "input.quantities");
-    };
-    if quantities.is_empty() || quantities.len() > 250 {
-        return shape_error(state, channel, what, "1 to 250 quantities");
-    }
-    let keys: Vec<(String, i64)> =
-        update_keys(channel, header(headers, "x-shelfsync-update-keys")).unwrap_or_default();
-    if keys.len() != quantities.len() {
-        if let Some(ch) = state.channels.get_mut(channel) {
-            ch.report.missing_keys.push(what.to_string());
-        }
-    }
-    let Some(ch) = state.channels.get_mut(channel) else {
-        return reply(StatusCode::NOT_FOUND, json!({}));
-    };
-    // Check every quantity; the mutation is atomic.
-    let mut user_errors = Vec::new();
-    let mut writes = Vec::new();
-    for (i, q) in quantities.iter().enumerate() {
-        let Some((sku, version)) = keys.get(i).cloned() else {
-            continue;
-        };
-        if q["inventoryItemId"] != inventory_item_gid(&sku) || q["quantity"].as_i64().is_none() {
-            user_errors.push(json!({"code": "INVALID_INVENTORY_ITEM", "field": ["input", "quantities", i.to_string(), "inventoryItemId"], "message": "The specified inventory item could not be found."}));
-            continue;
-        }
-        let Some(change_from) = q.get("changeFromQuantity") else {
-            // Required from 2026-04: a value, or an explicit null to opt out.
-            user_errors.push(json!({"code": "INVALID_QUANTITY", "field": ["input", "quantities", i.to_string(), "changeFromQuantity"], "message": "changeFromQuantity is required"}));
-            continue;
-        };
-        let stored = ch.stored.get(&sku).copied().unwrap_or(0);
-        if let Some(expected) = change_from.as_i64() {
-            if expected != stored {
-                ch.report.cas_conflicts += 1;
-                user_errors.push(json!({"code": "CHANGE_FROM_QUANTITY_STALE", "field": ["input", "quantities", i.to_string(), "changeFromQuantity"], "message": "The changeFromQuantity value does not match persisted value."}));
-                continue;
-            }
-        }
-        writes.push((sku, version, q["quantity"].as_i64().unwrap_or(0)));
-    }
-    if !user_errors.is_empty() {
-        return reply(
-            StatusCode::OK,
-            json!({"data": {"inventorySetQuantities": {"inventoryAdjustmentGroup": null, "userErrors": user_errors}}}),
-        );
-    }
-    let n = ch.report.requests;
-    let mut changes = Vec::new();
-    for (i, (sku, _, quantity)) in writes.iter().enumerate() {
-        let before = ch.stored.get(sku).copied().unwrap_or(0);
-        changes.push(
-            json!({"name": "available", "delta": quantity - before, "quantityAfterChange": null}),
-        );
-        let drift = roll(config.seed, channel, n * 1000 + i as u64, 3) < config.drift_per_mille;
-        ch.stored.insert(
-            sku.clone(),
-            if drift {
-                (quantity - 1).max(0)
-            } else {
-                *quantity
-            },
-        );
-    }
-    for (sku, version, quantity) in writes {
-        apply(state, channel, what, &sku, version, quantity);
-    }
-    reply(
-        StatusCode::OK,
-        json!({"data": {"inventorySetQuantities": {
-            "inventoryAdjustmentGroup": {"reason": "Inventory correction", "referenceDocumentUri": input["referenceDocumentUri"], "changes": changes},
-            "userErrors": []
-        }}}),
-    )
-}
-
-fn fulfillment_quantity(patches: &Value) -> Option<i64> {
-    let patch = patches.as_array()?.first()?;
-    if patch["op"] != "replace" || patch["path"] != "/attributes/fulfillment_availability" {
-        return None;
-    }
-    let value = patch["value"].as_array()?.first()?;
-    if value["fulfillment_channel_code"] != "DEFAULT" {
-        return None;
-    }
-    value["quantity"].as_i64()
-}
-
-#[allow(clippy::too_many_arguments)]
-fn amazon(
-    state: &mut SimState,
-    channel: &str,
-    base: &str,
-    what: &str,
-    method: &Method,
-    rest: &str,
-    query: Option<&str>,
-    headers: &HeaderMap,
-    body: &Bytes,
-) -> Response {
-    let json_body = serde_json::from_slice::<Value>(body).unwrap_or(Value::Null);
-    if *method == Method::PATCH && rest.starts_with("/listings/2021-08-01/items/") {
-        let parts: Vec<&str> = rest
-            .trim_start_matches("/listings/2021-08-01/items/")
-            .split('/')
-            .collect();
-        let (Some(_seller), Some(sku)) = (parts.first(), parts.get(1)) else {
-            return shape_error(state, channel, what, "path");
-        };
-        let sku = percent_decode(sku);
-        if !query.unwrap_or_default().contains("marketplaceIds=")
-            || json_body["productType"].as_str().is_none()
-        {
-            return shape_error(state, channel, what, "marketplaceIds or productType");
-        }
-        let Some(quantity) = fulfillment_quantity(&json_body["patches"]) else {
-            return shape_error(state, channel, what, "patches");
-        };
-        let keys = keys_or_note(state, channel, what, headers);
-        if sku.starts_with("BAD-") {
-            if let Some(ch) = state.channels.get_mut(channel) {
-                ch.report.refused += 1;
-            }
-            return reply(
-                StatusCode::OK,
-                json!({"sku": sku, "status": "INVALID", "submissionId": "0",
-                "issues": [{"code": "4000001", "message": "The SKU does not exist.", "severity": "ERROR"}]}),
-            );
-        }
-        let version = keys.get(&sku).copied().unwrap_or(0);
-        apply(state, channel, what, &sku, version, quantity);
-        let id = next_id(state, "sub");
-        return reply(
-            StatusCode::OK,
-            json!({"sku": sku, "status": "ACCEPTED", "submissionId": id, "issues": []}),
-        );
-    }
-    if *method == Method::POST && rest == "/feeds/2021-06-30/documents" {
-        if json_body["contentType"].as_str().is_none() {
-            return shape_error(state, channel, what, "contentType");
-        }
-        let id = next_id(state, "doc");
-        return reply(
-            StatusCode::CREATED,
-            json!({"feedDocumentId": id, "url": format!("{base}/upload/{id}")}),
-        );
-    }
-    if *method == Method::PUT && rest.starts_with("/upload/") {
-        let id = rest.trim_start_matches("/upload/").to_string();
-        let keys = header(headers, "x-shelfsync-update-keys")
-            .unwrap_or_default()
-            .to_string();
-        if let Some(ch) = state.channels.get_mut(channel) {
-            ch.documents.insert(id, (body.to_vec(), keys));
-        }
-        return reply(StatusCode::OK, json!({}));
-    }
-    if *method == Method::POST && rest == "/feeds/2021-06-30/feeds" {
-        if json_body["feedType"] != "JSON_LISTINGS_FEED"
-            || json_body["marketplaceIds"]
-                .as_array()
-                .is_none_or(Vec::is_empty)
-        {
-            return shape_error(state, channel, what, "feedType or marketplaceIds");
-        }
-        let doc_id = json_body["inputFeedDocumentId"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let Some((content, keys)) = state
-            .channels
-            .get_mut(channel)
-            .and_then(|c| c.documents.remove(&doc_id))
-        else {
-            return shape_error(state, channel, what, "unknown inputFeedDocumentId");
-        };
-        let Ok(feed) = serde_json::from_slice::<Value>(&content) else {
-            return shape_error(state, channel, what, "feed document is not JSON");
-        };
-        let keys: Vec<(String, i64)> = update_keys(channel, Some(&keys)).unwrap_or_default();
-        let messages = feed["messages"].as_array().cloned().unwrap_or_default();
-        if feed["header"]["sellerId"].as_str().is_none()
-            || feed["header"]["version"] != "2.0"
-            || keys.len() != messages.len()
-        {
-            return shape_error(state, channel, what, "feed header or keys");
-        }
-        let mut issues = Vec::new();
-        for (m, (key_sku, version)) in messages.iter().zip(keys) {
-            let sku = m["sku"].as_str().unwrap_or_default().to_string();
-            let quantity = fulfillment_quantity(&m["patches"]);
-            if m["operationType"] != "PATCH" || sku != key_sku || quantity.is_none() {
-                return shape_error(state, channel, what, "feed message");
-            }
-            if sku.starts_with("BAD-") {
-                if let Some(ch) = state.channels.get_mut(channel) {
-                    ch.report.refused += 1;
-                }
-                issues.push(json!({"messageId": m["messageId"], "code": "4000001", "severity": "ERROR", "message": "The SKU does not exist."}));
-                continue;
-            }
-            apply(state, channel, what, &sku, version, quantity.unwrap_or(0));
-        }
-        let feed_id = next_id(state, "feed");
-        if let Some(ch) = state.channels.get_mut(channel) {
-            ch.feeds.insert(feed_id.clone(), json!({"header": {"sellerId": feed["header"]["sellerId"], "version": "2.0", "feedId": feed_id}, "issues": issues, "summary": {"errors": issues.len()}}));
-        }
-        return reply(StatusCode::ACCEPTED, json!({"feedId": feed_id}));
-    }
-    if *method == Method::GET && rest.starts_with("/feeds/2021-06-30/feeds/") {
-        let id = rest.trim_start_matches("/feeds/2021-06-30/feeds/");
-        return reply(
-            StatusCode::OK,
-            json!({"feedId": id, "feedType": "JSON_LISTINGS_FEED", "processingStatus": "DONE", "resultFeedDocumentId": format!("report-{id}")}),
-        );
-    }
-    if *method == Method::GET && rest.starts_with("/feeds/2021-06-30/documents/report-") {
-        let id = rest.trim_start_matches("/feeds/2021-06-30/documents/");
-        return reply(
-            StatusCode::OK,
-            json!({"feedDocumentId": id, "url": format!("{base}/download/{id}")}),
-        );
-    }
-    if *method == Method::GET && rest.starts_with("/download/report-") {
-        let feed_id = rest.trim_start_matches("/download/report-");
-        let report = state
-            .channels
-            .get(channel)
-            .and_then(|c| c.feeds.get(feed_id).cloned());
-        return match report {
-            Some(r) => reply(StatusCode::OK, r),
-            None => reply(StatusCode::NOT_FOUND, json!({})),
-        };
-    }
-    shape_error(state, channel, what, "unknown Amazon call")
-}
-
-#[allow(clippy::too_many_arguments)]
-fn walmart(
-    state: &mut SimState,
-    channel: &str,
-    what: &str,
-    method: &Method,
-    rest: &str,
-    query: Option<&str>,
-    headers: &HeaderMap,
-    body: &Bytes,
-) -> Response {
-    let query = query.unwrap_or_default();
-    if *method == Method::PUT && rest == "/v3/inventory" {
-        let Some(sku) = query.strip_prefix("sku=").map(percent_decode) else {
-            return shape_error(state, channel, what, "sku query");
-        };
-        let Ok(v) = serde_json::from_slice::<Value>(body) else {
-            return shape_error(state, channel, what, "body is not JSON");
-        };
-        if v["sku"] != sku.as_str()
-            || v["quantity"]["unit"] != "EACH"
-            || v["quantity"]["amount"].as_i64().is_none()
-        {
-            return shape_error(state, channel, what, "body");
-        }
-        let keys = keys_or_note(state, channel, what, headers);
-        if sku.starts_with("BAD-") {
-            if let Some(ch) = state.channels.get_mut(channel) {
-                ch.report.refused += 1;
-            }
-            return reply(
-                StatusCode::NOT_FOUND,
-                json!({"errors": [{"code": "CONTENT_NOT_FOUND.GMP_INVENTORY_API", "description": "Item not found"}]}),
-            );
-        }
-        let version = keys.get(&sku).copied().unwrap_or(0);
-        apply(
-            state,
-            channel,
-            what,
-            &sku,
-            version,
-            v["quantity"]["amount"].as_i64().unwrap_or(0),
-        );
-        return reply(StatusCode::OK, v);
-    }
-    if *method == Method::POST && rest == "/v3/feeds" {
-        if query != "feedType=inventory"
-            || !header(headers, "content-type")
-                .unwrap_or_default()
-                .starts_with("multipart/form-data; boundary=")
-        {
-            return shape_error(state, channel, what, "feedType or multipart");
-        }
-        let text = String::from_utf8_lossy(body);
-        let (Some(start), Some(end)) = (text.find("\r\n\r\n"), text.rfind("\r\n--")) else {
-            return shape_error(state, channel, what, "multipart body");
-        };
-        let Ok(feed) = serde_json::from_str::<Value>(&text[start + 4..end]) else {
-            return shape_error(state, channel, what, "feed file is not JSON");
-        };
-        let items = feed["Inventory"].as_array().cloned().unwrap_or_default();
-        let keys: Vec<(String, i64)> =
-            update_keys(channel, header(headers, "x-shelfsync-update-keys")).unwrap_or_default();
-        if feed["InventoryHeader"]["version"] != "1.4" || keys.len() != items.len() {
-            return shape_error(state, channel, what, "InventoryHeader or keys");
-        }
-        let mut statuses = Vec::new();
-        for (item, (key_sku, version)) in items.iter().zip(keys) {
-            let sku = item["sku"].as_str().unwrap_or_default().to_string();
-            if sku != key_sku || item["quantity"]["unit"] != "EACH" {
-                return shape_error(state, channel, what, "feed item");
-            }
-            if sku.starts_with("BAD-") {
-                if let Some(ch) = state.channels.get_mut(channel) {
-                    ch.report.refused += 1;
-                }
-                statuses.push(json!({"sku": sku, "ingestionStatus": "DATA_ERROR", "ingestionErrors": {"ingestionError": [{"type": "DATA_ERROR", "code": "ERR_EXT_DATA_0801001", "description": "Item not found"}]}}));
-                continue;
-            }
-            apply(
-                state,
-                channel,
-                what,
-                &sku,
-                version,
-                item["quantity"]["amount"].as_i64().unwrap_or(0),
-            );
-            statuses.push(json!({"sku": sku, "ingestionStatus": "SUCCESS", "ingestionErrors": {"ingestionError": null}}));
-        }
-        let feed_id = next_id(state, "wfeed");
-        let failed = statuses
-            .iter()
-            .filter(|s| s["ingestionStatus"] != "SUCCESS")
-            .count();
-        if let Some(ch) = state.channels.get_mut(channel) {
-            ch.feeds.insert(feed_id.clone(), json!({"feedId": feed_id, "feedStatus": "PROCESSED", "itemsReceived": statuses.len(),
-                "itemsSucceeded": statuses.len() - failed, "itemsFailed": failed, "itemDetails": {"itemIngestionStatus": statuses}}));
-        }
-        return reply(StatusCode::OK, json!({"feedId": feed_id}));
-    }
-    if *method == Method::GET && rest.starts_with("/v3/feeds/") {
-        let id = percent_decode(rest.trim_start_matches("/v3/feeds/"));
-        let feed = state
-            .channels
-            .get(channel)
-            .and_then(|c| c.feeds.get(&id).cloned());
-        return match feed {
-            Some(f) if query.contains("includeDetails=true") => reply(StatusCode::OK, f),
-            Some(_) => shape_error(state, channel, what, "includeDetails"),
-            None => reply(StatusCode::NOT_FOUND, json!({})),
-        };
-    }
-    shape_error(state, channel, what, "unknown Walmart call")
-}
-
 fn ebay(
     state: &mut SimState,
     channel: &str,
@@ -1110,6 +762,7 @@ fn webhook(
 
 #[cfg(test)]
 mod tests {
+    use super::shopify::shopify_skus;
     use super::*;
 
     #[test]
