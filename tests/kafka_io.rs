@@ -69,21 +69,7 @@ impl TestProducer {
         if let Some(k) = key {
             rec = rec.key(k);
         }
-        loop {
-            match self.producer.send(rec) {
-                Ok(()) => return Ok(()),
-                Err((
-                    rdkafka::error::KafkaError::MessageProduction(
-                        rdkafka::types::RDKafkaErrorCode::QueueFull,
-                    ),
-                    r,
-                )) => {
-                    rec = r;
-                    self.producer.poll(Duration::from_millis(10));
-                }
-                Err((e, _)) => return Err(e.into()),
-            }
-        }
+        send_waiting(&self.producer, rec)
     }
 
     /// Waits until everything sent is acknowledged.
@@ -93,6 +79,28 @@ impl TestProducer {
     pub fn flush(&self) -> Result<()> {
         self.producer.flush(Duration::from_secs(60))?;
         Ok(())
+    }
+}
+
+/// Enqueues `rec` on `producer`, serving delivery reports while its queue is full.
+///
+/// # Errors
+/// On a produce error other than a full queue.
+pub fn send_waiting(producer: &BaseProducer, mut rec: BaseRecord<'_, [u8], [u8]>) -> Result<()> {
+    loop {
+        match producer.send(rec) {
+            Ok(()) => return Ok(()),
+            Err((
+                rdkafka::error::KafkaError::MessageProduction(
+                    rdkafka::types::RDKafkaErrorCode::QueueFull,
+                ),
+                r,
+            )) => {
+                rec = r;
+                producer.poll(Duration::from_millis(10));
+            }
+            Err((e, _)) => return Err(e.into()),
+        }
     }
 }
 

@@ -24,7 +24,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use shelfsync_tests::day::Day;
 use shelfsync_tests::harness::Setup;
-use shelfsync_tests::kafka_io::{read_topic, Record};
+use shelfsync_tests::kafka_io::{read_topic, send_waiting, Record};
 use shelfsync_tests::scenario::{Expected, InputRecord, Model};
 use shelfsync_topology::{Store, TopicId};
 
@@ -94,15 +94,7 @@ fn append_again(s: &Setup, records: &[Record], now: &[Record]) -> Result<usize> 
         if let Some(v) = &r.value {
             rec = rec.payload(v);
         }
-        loop {
-            match producer.send(rec) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    rec = back;
-                    producer.poll(Duration::from_millis(10));
-                }
-            }
-        }
+        send_waiting(&producer, rec)?;
     }
     producer.flush(Duration::from_secs(60))?;
     Ok(older)

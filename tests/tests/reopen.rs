@@ -19,7 +19,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use shelfsync_tests::day::Day;
 use shelfsync_tests::harness::Setup;
-use shelfsync_tests::kafka_io::{read_topic, PipelineProcess};
+use shelfsync_tests::kafka_io::{read_topic, send_waiting, PipelineProcess};
 use shelfsync_topology::{Store, TopicId};
 
 const BIN: &str = env!("CARGO_BIN_EXE_shelfsync-under-test");
@@ -90,20 +90,12 @@ fn pad_changelog(s: &Setup, n: usize) -> Result<()> {
                 key: "shelfsync-writer",
                 value: Some(owner.as_str()),
             });
-        let mut rec = BaseRecord::to(&topic)
+        let rec = BaseRecord::to(&topic)
             .partition(1)
             .key(key.as_bytes())
             .payload(&value[..])
             .headers(headers);
-        loop {
-            match producer.send(rec) {
-                Ok(()) => break,
-                Err((_, r)) => {
-                    rec = r;
-                    producer.poll(Duration::from_millis(10));
-                }
-            }
-        }
+        send_waiting(&producer, rec)?;
     }
     producer.flush(Duration::from_secs(120))?;
     Ok(())

@@ -201,11 +201,7 @@ impl OpenCtx {
                     // from here: nobody else wrote the changelog after its own last epoch.
                     segment = Some(match group_segment {
                         Some(s) if s.writer.as_bytes() == self.writer_id.as_slice() => s,
-                        _ => Segment {
-                            writer: String::from_utf8_lossy(&self.writer_id).into_owned(),
-                            from: changelog_end,
-                            below: cp.next_offset,
-                        },
+                        _ => self.taken_over(changelog_end, cp.next_offset),
                     });
                 }
                 cp
@@ -371,8 +367,8 @@ impl OpenCtx {
 
     /// Rebuilds a store from its changelog partition, applying only the records of the task's
     /// committed history by `rule`: records of epochs whose input offsets are below the group's
-    /// committed offset, written by the owner of the group's segment (see [`super::segment`]). Returns the last checkpoint read and the segment this host starts
-    /// (`None`: cancelled). Keys whose latest record was not applied are written to the
+    /// committed offset, written by the owner of the group's segment (see [`super::segment`]).
+    /// Returns the last checkpoint read and the segment this host starts (`None`: cancelled). Keys whose latest record was not applied are written to the
     /// changelog again with their restored value before the restore counts as done.
     ///
     /// Bulk writes skip the WAL. Every bulk write also saves how far the restore got
@@ -540,12 +536,17 @@ impl OpenCtx {
             secs,
             "restore finished"
         );
-        let segment = Segment {
+        Ok(Some((checkpoint, self.taken_over(high, below))))
+    }
+
+    /// The segment of this host taking a task over at changelog offset `from`, going on from
+    /// input offset `below`.
+    fn taken_over(&self, from: i64, below: i64) -> Segment {
+        Segment {
             writer: String::from_utf8_lossy(&self.writer_id).into_owned(),
-            from: high,
+            from,
             below,
-        };
-        Ok(Some((checkpoint, segment)))
+        }
     }
 
     /// Writes the keys whose latest changelog record the restore did not apply again, with
