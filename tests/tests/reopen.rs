@@ -124,6 +124,14 @@ fn a_long_restore_runs_beside_the_other_tasks_and_goes_on_after_a_stop() -> Resu
             "inventory-1",
         ))
     })?;
+    // Stopped once it has applied part of the changelog (its progress line, every 5 s of a
+    // restore of about 10 s here): stopped before its first record, a "resumed" restore would
+    // apply everything and show nothing.
+    wait_until("inventory-1's restore to make progress", WAIT, || {
+        Ok(strip_ansi(&b1.log())
+            .lines()
+            .any(|l| l.contains("restoring task=\"inventory-1\"") && l.contains(" at=")))
+    })?;
     // Off the rebalance callback: the process answers its probes while the restore runs.
     ensure!(
         !says(&b1.log(), "restore finished", "inventory-1"),
