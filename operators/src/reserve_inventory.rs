@@ -22,8 +22,6 @@
 //! - One input is one step: expiries due, then the record, then each touched SKU's channels once.
 //!   The first evaluation of a (channel, SKU) publishes version 1 even when it is 0.
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use serde::{Deserialize, Serialize};
 use shelfsync_schemas::{
     stable_id, AdjustmentReason, ChannelAvailability, CommandKind, InventoryChange,
@@ -192,26 +190,60 @@ pub struct ReserveInventory {
     config: InventoryConfig,
 }
 
-/// The SKU records one step touches, written back once at the end of the step.
+/// The SKU records one step touches, written back once at the end of the step. A step touches
+/// one SKU, or a few (expiries due): a vector, not a map keyed by string.
 struct Touched<'a> {
-    records: BTreeMap<String, SkuRecord>,
+    records: StepRecords,
     store: &'a mut dyn StateStore,
     /// SKUs whose on-hand rose in this step (their backorders are filled).
-    rose: BTreeSet<String>,
+    rose: Vec<String>,
 }
 
-impl<'a> Touched<'a> {
-    fn get(&mut self, sku: &str) -> Result<&mut SkuRecord, OperatorError> {
-        if !self.records.contains_key(sku) {
-            let rec = lifecycle::load_record(self.store, sku)?.unwrap_or_default();
-            self.records.insert(sku.to_string(), rec);
+/// The decoded SKU records of one step, by SKU.
+#[derive(Default)]
+struct StepRecords(Vec<(String, SkuRecord)>);
+
+impl StepRecords {
+    fn position(&self, sku: &str) -> Option<usize> {
+        self.0.iter().position(|(s, _)| s == sku)
+    }
+
+    fn remove(&mut self, sku: &str) -> Option<SkuRecord> {
+        self.position(sku).map(|i| self.0.swap_remove(i).1)
+    }
+
+    fn insert(&mut self, sku: String, rec: SkuRecord) {
+        match self.position(&sku) {
+            Some(i) => self.0[i].1 = rec,
+            None => self.0.push((sku, rec)),
         }
-        self.records
-            .get_mut(sku)
-            .ok_or_else(|| OperatorError::CorruptState {
-                key: sku.to_string(),
-                reason: "vanished from step cache".into(),
-            })
+    }
+
+    /// Every record, in SKU order (the order their channels are evaluated and published in).
+    fn drain_sorted(&mut self) -> Vec<(String, SkuRecord)> {
+        let mut all = std::mem::take(&mut self.0);
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+}
+
+impl Touched<'_> {
+    fn get(&mut self, sku: &str) -> Result<&mut SkuRecord, OperatorError> {
+        let i = match self.records.position(sku) {
+            Some(i) => i,
+            None => {
+                let rec = lifecycle::load_record_cached(self.store, sku)?.unwrap_or_default();
+                self.records.0.push((sku.to_string(), rec));
+                self.records.0.len() - 1
+            }
+        };
+        Ok(&mut self.records.0[i].1)
+    }
+
+    fn rose(&mut self, sku: &str) {
+        if !self.rose.iter().any(|s| s == sku) {
+            self.rose.push(sku.to_string());
+        }
     }
 }
 
@@ -342,7 +374,7 @@ impl ReserveInventory {
             }
         }
         if rec.stock.total_on_hand() > before {
-            t.rose.insert(change.sku.clone());
+            t.rose(&change.sku);
         }
         if change.reason == Some(AdjustmentReason::SHIPMENT) {
             if let (Some(order_key), Some(line_id)) = (&change.order_key, &change.line_id) {
@@ -656,9 +688,9 @@ impl Operator for ReserveInventory {
     ) -> Result<(), OperatorError> {
         let now = advance_stream_time(store, timestamp)?;
         let mut t = Touched {
-            records: BTreeMap::new(),
+            records: StepRecords::default(),
             store,
-            rose: BTreeSet::new(),
+            rose: Vec::new(),
         };
         self.expire(&mut t, now, out)?;
         let step = check_command(cmd).and_then(|()| {
@@ -682,16 +714,15 @@ impl Operator for ReserveInventory {
         }
         if step.is_ok() {
             // Stock that arrived goes to the backorders first, before any channel sees it.
-            for sku in std::mem::take(&mut t.rose) {
+            let mut rose = std::mem::take(&mut t.rose);
+            rose.sort();
+            for sku in rose {
                 self.fill_backorders(&mut t, &sku, out)?;
             }
         }
-        let touched: BTreeSet<String> = t.records.keys().cloned().collect();
-        for sku in touched {
-            if let Some(mut rec) = t.records.remove(&sku) {
-                self.allocate(&sku, &mut rec, now, out);
-                lifecycle::save_record(t.store, &sku, &rec);
-            }
+        for (sku, mut rec) in t.records.drain_sorted() {
+            self.allocate(&sku, &mut rec, now, out);
+            lifecycle::save_record(t.store, sku, rec);
         }
         step
     }

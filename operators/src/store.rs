@@ -2,7 +2,8 @@
 //! implementation for tests. `RocksStore` in `shelfsync-pipeline` implements the same trait and
 //! runs the same conformance suite ([`conformance`]).
 
-use std::collections::BTreeMap;
+use std::any::Any;
+use std::collections::{BTreeMap, HashMap};
 
 /// An ordered key-value store for one task's state.
 ///
@@ -18,13 +19,94 @@ pub trait StateStore {
     fn delete(&mut self, key: &[u8]);
     /// Every `(key, value)` with `from <= key < to`, in key order, at most `limit` of them.
     fn range(&self, from: &[u8], to: &[u8], limit: usize) -> Vec<(Vec<u8>, Vec<u8>)>;
+    /// The store's cache of decoded values, if it keeps one (see [`Decoded`]). An operator
+    /// that finds its value there skips the read and the decoding.
+    fn decoded(&mut self) -> Option<&mut Decoded> {
+        None
+    }
+}
+
+/// Decoded values an operator keeps beside their stored bytes, so that a key written by one
+/// step is not read and decoded again by the next step that touches it.
+///
+/// Write-through: the operator still `put`s the encoded bytes (what the changelog and the
+/// `WriteBatch` carry) and then [`keep`](Self::keep)s the decoded value; a store drops a
+/// key's entry whenever that key is written or deleted through the byte interface, so an
+/// entry never outlives the bytes it was decoded from. The pipeline's `RocksStore` empties it
+/// at every commit and discard (a cache of one epoch's keys, bounded by what an epoch
+/// touches).
+#[derive(Default)]
+pub struct Decoded {
+    values: HashMap<Vec<u8>, Box<dyn Any + Send>>,
+}
+
+impl std::fmt::Debug for Decoded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decoded")
+            .field("keys", &self.values.len())
+            .finish()
+    }
+}
+
+impl Decoded {
+    /// Takes the value decoded under `key`, if one of type `T` is kept.
+    pub fn take<T: Any + Send>(&mut self, key: &[u8]) -> Option<T> {
+        let boxed = self.values.remove(key)?;
+        boxed.downcast::<T>().ok().map(|b| *b)
+    }
+
+    /// Keeps `value` as the decoded form of the bytes just written under `key`.
+    pub fn keep<T: Any + Send>(&mut self, key: Vec<u8>, value: T) {
+        self.values.insert(key, Box::new(value));
+    }
+
+    /// Drops the entry of `key` (its bytes changed).
+    pub fn forget(&mut self, key: &[u8]) {
+        if !self.values.is_empty() {
+            self.values.remove(key);
+        }
+    }
+
+    /// Drops every entry.
+    pub fn clear(&mut self) {
+        self.values.clear();
+    }
+
+    /// Number of keys kept.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// True when nothing is kept.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
 }
 
 /// A `StateStore` in a `BTreeMap`: the store of unit and property tests.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct MemStore {
     map: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Decoded values (write-through, as in the pipeline's store); never part of equality.
+    decoded: Decoded,
 }
+
+impl Clone for MemStore {
+    fn clone(&self) -> Self {
+        Self {
+            map: self.map.clone(),
+            decoded: Decoded::default(),
+        }
+    }
+}
+
+impl PartialEq for MemStore {
+    fn eq(&self, other: &Self) -> bool {
+        self.map == other.map
+    }
+}
+
+impl Eq for MemStore {}
 
 impl MemStore {
     /// An empty store.
@@ -50,9 +132,11 @@ impl StateStore for MemStore {
         self.map.get(key).cloned()
     }
     fn put(&mut self, key: &[u8], value: &[u8]) {
+        self.decoded.forget(key);
         self.map.insert(key.to_vec(), value.to_vec());
     }
     fn delete(&mut self, key: &[u8]) {
+        self.decoded.forget(key);
         self.map.remove(key);
     }
     fn range(&self, from: &[u8], to: &[u8], limit: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
@@ -64,6 +148,9 @@ impl StateStore for MemStore {
             .take(limit)
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
+    }
+    fn decoded(&mut self) -> Option<&mut Decoded> {
+        Some(&mut self.decoded)
     }
 }
 
@@ -84,6 +171,7 @@ pub mod conformance {
         range_is_ordered_half_open_and_limited(&mut make());
         range_sees_own_writes_and_deletes(&mut make());
         binary_keys_and_empty_values(&mut make());
+        decoded_values_die_with_their_bytes(&mut make());
     }
 
     fn get_after_put_and_delete<S: StateStore>(s: &mut S) {
@@ -147,6 +235,31 @@ pub mod conformance {
         assert_eq!(s.get(&k).as_deref(), Some(&b""[..]));
         let got = s.range(&[0u8], &[0u8, 255, 1], 10);
         assert_eq!(got.len(), 1);
+    }
+
+    fn decoded_values_die_with_their_bytes<S: StateStore>(s: &mut S) {
+        fn keep<S: StateStore>(s: &mut S, v: u32) {
+            if let Some(d) = s.decoded() {
+                d.keep(b"d".to_vec(), v);
+            }
+        }
+        s.put(b"d", b"1");
+        let Some(decoded) = s.decoded() else {
+            return;
+        };
+        decoded.keep(b"d".to_vec(), 1u32);
+        assert_eq!(s.decoded().and_then(|d| d.take::<u32>(b"d")), Some(1));
+        // Taken: gone until kept again.
+        assert_eq!(s.decoded().and_then(|d| d.take::<u32>(b"d")), None);
+        keep(s, 1);
+        // Another type under the key is not handed out as this one.
+        assert_eq!(s.decoded().and_then(|d| d.take::<u64>(b"d")), None);
+        keep(s, 1);
+        s.put(b"d", b"2");
+        assert_eq!(s.decoded().and_then(|d| d.take::<u32>(b"d")), None);
+        keep(s, 2);
+        s.delete(b"d");
+        assert_eq!(s.decoded().and_then(|d| d.take::<u32>(b"d")), None);
     }
 
     #[cfg(test)]

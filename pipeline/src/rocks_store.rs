@@ -16,6 +16,7 @@ use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBWithThreadMode, Direction, IteratorMode,
     MultiThreaded, Options, WriteBatch, WriteBufferManager, WriteOptions,
 };
+use shelfsync_operators::store::Decoded;
 use shelfsync_operators::StateStore;
 
 use crate::error::{Error, Result};
@@ -116,6 +117,7 @@ impl StateDb {
             overlay: BTreeMap::new(),
             first_at_or_after: RefCell::new(None),
             read_error: RefCell::new(None),
+            decoded: Decoded::default(),
         })
     }
 
@@ -233,6 +235,9 @@ pub struct RocksStore {
     /// after every record and stops before that record's outputs leave (a wrong "absent" would
     /// otherwise become wrong outputs).
     read_error: RefCell<Option<Error>>,
+    /// Values operators decoded this epoch (write-through, see [`Decoded`]); emptied at every
+    /// commit and discard, so it holds at most what one epoch touched.
+    decoded: Decoded,
 }
 
 impl std::fmt::Debug for RocksStore {
@@ -258,6 +263,7 @@ impl RocksStore {
     /// Forgets the epoch's pending writes (the epoch was not acknowledged).
     pub fn discard(&mut self) {
         self.overlay.clear();
+        self.decoded.clear();
     }
 
     /// The first read error since the last call, if a read failed.
@@ -315,6 +321,7 @@ impl RocksStore {
             .write_opt(batch, &opts)
             .map_err(|e| Error::State(format!("write batch to {}: {e}", self.cf)))?;
         self.overlay.clear();
+        self.decoded.clear();
         Ok(())
     }
 
@@ -384,11 +391,17 @@ impl StateStore for RocksStore {
     }
 
     fn put(&mut self, key: &[u8], value: &[u8]) {
+        self.decoded.forget(key);
         self.overlay.insert(key.to_vec(), Some(value.to_vec()));
     }
 
     fn delete(&mut self, key: &[u8]) {
+        self.decoded.forget(key);
         self.overlay.insert(key.to_vec(), None);
+    }
+
+    fn decoded(&mut self) -> Option<&mut Decoded> {
+        Some(&mut self.decoded)
     }
 
     fn range(&self, from: &[u8], to: &[u8], limit: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
@@ -443,6 +456,27 @@ mod tests {
         assert!(store.range(b"a", b"z", 10).is_empty());
         assert!(store.take_read_error().is_some(), "a failed scan too");
         assert!(store.take_read_error().is_none(), "taken once");
+    }
+
+    /// Decoded values live for one epoch: a commit (or a discard) empties them, so the cache
+    /// never holds more than an epoch touched and never outlives a dropped epoch.
+    #[test]
+    fn decoded_values_last_one_epoch() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateDb::open(dir.path(), 64 << 20).unwrap();
+        let mut store = db.store("inventory-0").unwrap();
+        let keep = |store: &mut RocksStore| {
+            store.put(b"s", b"1");
+            store.decoded().unwrap().keep(b"s".to_vec(), 1u8);
+        };
+        keep(&mut store);
+        store.commit(&[], true).unwrap();
+        assert_eq!(store.decoded().unwrap().take::<u8>(b"s"), None);
+        keep(&mut store);
+        store.discard();
+        assert_eq!(store.decoded().unwrap().take::<u8>(b"s"), None);
+        keep(&mut store);
+        assert_eq!(store.decoded().unwrap().take::<u8>(b"s"), Some(1));
     }
 
     #[test]

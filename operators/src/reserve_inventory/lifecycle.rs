@@ -161,9 +161,29 @@ pub(super) fn load_record(
         .transpose()
 }
 
-/// Stores a SKU record.
-pub(super) fn save_record(store: &mut dyn StateStore, sku: &str, rec: &SkuRecord) {
-    store.put(&sku_key(sku), &encode_value_as(VALUE_FORMAT_V2, rec));
+/// Reads a SKU record for a step: the decoded record a step of this epoch kept, if the store
+/// has it, else the stored bytes decoded (either format).
+pub(super) fn load_record_cached(
+    store: &mut dyn StateStore,
+    sku: &str,
+) -> Result<Option<SkuRecord>, OperatorError> {
+    let key = sku_key(sku);
+    if let Some(rec) = store.decoded().and_then(|d| d.take::<SkuRecord>(&key)) {
+        return Ok(Some(rec));
+    }
+    store
+        .get(&key)
+        .map(|b| decode_migrating::<SkuRecord, SkuRecordV1>(&key, &b))
+        .transpose()
+}
+
+/// Stores a SKU record, and keeps it decoded for the next step that touches the SKU.
+pub(super) fn save_record(store: &mut dyn StateStore, sku: String, rec: SkuRecord) {
+    let key = sku_key(&sku);
+    store.put(&key, &encode_value_as(VALUE_FORMAT_V2, &rec));
+    if let Some(decoded) = store.decoded() {
+        decoded.keep(key, rec);
+    }
 }
 
 /// Reads a hold (either stored format).
