@@ -120,31 +120,81 @@ pub struct Acks {
     pub offsets: BTreeMap<(String, i32), i64>,
 }
 
-/// Producer context: counts acknowledgements and failures.
+impl Acks {
+    fn merge(&mut self, other: Acks) {
+        self.delivered += other.delivered;
+        self.failed += other.failed;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+        for (tp, o) in other.offsets {
+            let e = self.offsets.entry(tp).or_insert(-1);
+            *e = (*e).max(o);
+        }
+    }
+}
+
+/// What was sent under one tag and what came back.
+#[derive(Debug, Default)]
+struct Tally {
+    sent: u64,
+    done: u64,
+    acks: Acks,
+}
+
+/// Producer context: counts acknowledgements and failures per tag (the engine tags every
+/// record with its epoch, so that it can wait for one epoch while the next is produced).
 #[derive(Debug, Default, Clone)]
 pub struct AckContext {
-    acks: Arc<Mutex<Acks>>,
+    tallies: Arc<Mutex<BTreeMap<usize, Tally>>>,
 }
 
 impl AckContext {
-    /// Takes the acknowledgements gathered so far, leaving an empty record.
-    pub fn take(&self) -> Acks {
-        match self.acks.lock() {
-            Ok(mut a) => std::mem::take(&mut *a),
-            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+    fn tallies(&self) -> std::sync::MutexGuard<'_, BTreeMap<usize, Tally>> {
+        match self.tallies.lock() {
+            Ok(t) => t,
+            Err(poisoned) => poisoned.into_inner(),
         }
+    }
+
+    /// Takes the acknowledgements gathered so far under every tag, leaving an empty record.
+    pub fn take(&self) -> Acks {
+        let mut all = Acks::default();
+        self.tallies().retain(|_, t| {
+            all.merge(std::mem::take(&mut t.acks));
+            t.done < t.sent
+        });
+        all
+    }
+
+    /// The acknowledgements of `tag` once every record sent under it has come back (and
+    /// forgets the tag), or `None` while some are in flight.
+    fn take_complete(&self, tag: usize) -> Option<Acks> {
+        let mut tallies = self.tallies();
+        match tallies.get(&tag) {
+            None => Some(Acks::default()),
+            Some(t) if t.done >= t.sent => tallies.remove(&tag).map(|t| t.acks),
+            Some(_) => None,
+        }
+    }
+
+    fn sent(&self, tag: usize, n: i64) {
+        let mut tallies = self.tallies();
+        let t = tallies.entry(tag).or_default();
+        t.sent = t.sent.saturating_add_signed(n);
     }
 }
 
 impl ClientContext for AckContext {}
 
 impl ProducerContext for AckContext {
-    type DeliveryOpaque = ();
+    type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        let Ok(mut acks) = self.acks.lock() else {
-            return;
-        };
+    fn delivery(&self, result: &DeliveryResult<'_>, tag: usize) {
+        let mut tallies = self.tallies();
+        let tally = tallies.entry(tag).or_default();
+        tally.done += 1;
+        let acks = &mut tally.acks;
         match result {
             Ok(msg) => {
                 acks.delivered += 1;
@@ -169,6 +219,8 @@ impl ProducerContext for AckContext {
 pub struct KafkaProducer {
     producer: BaseProducer<AckContext>,
     context: AckContext,
+    /// The tag the next records are sent under (see [`KafkaProducer::seal`]).
+    tag: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for KafkaProducer {
@@ -203,7 +255,11 @@ impl KafkaProducer {
         let context = AckContext::default();
         let producer: BaseProducer<AckContext> =
             producer_config(topology).create_with_context(context.clone())?;
-        Ok(Self { producer, context })
+        Ok(Self {
+            producer,
+            context,
+            tag: std::sync::atomic::AtomicUsize::new(0),
+        })
     }
 
     /// Enqueues a record, waiting (and serving delivery reports) while the local queue is full.
@@ -219,7 +275,9 @@ impl KafkaProducer {
                 value: Some(v.as_slice()),
             });
         }
-        let mut record: BaseRecord<'_, [u8], [u8], ()> = BaseRecord::to(rec.topic).headers(headers);
+        let tag = self.tag.load(std::sync::atomic::Ordering::Relaxed);
+        let mut record: BaseRecord<'_, [u8], [u8], usize> =
+            BaseRecord::with_opaque_to(rec.topic, tag).headers(headers);
         if let Some(p) = rec.partition {
             record = record.partition(p);
         }
@@ -233,6 +291,7 @@ impl KafkaProducer {
             record = record.timestamp(ts);
         }
         let mut waited = 0u32;
+        self.context.sent(tag, 1);
         loop {
             match self.producer.send(record) {
                 Ok(()) => return Ok(()),
@@ -247,9 +306,64 @@ impl KafkaProducer {
                     }
                     self.producer.poll(Duration::from_millis(10));
                 }
-                Err((e, _)) => return Err(Error::Kafka(e)),
+                Err((e, _)) => {
+                    self.context.sent(tag, -1);
+                    return Err(Error::Kafka(e));
+                }
             }
         }
+    }
+
+    /// Closes the group of records sent so far and returns its tag: later records go under
+    /// the next one, and [`wait_for`](Self::wait_for) waits for this group alone.
+    pub fn seal(&self) -> usize {
+        self.tag.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Waits until every record sent under `tag` is acknowledged (or failed for good), serving
+    /// delivery reports and logging while the broker is slow, and returns their
+    /// acknowledgements; asks `give_up` every second, and returns `None` when it answers true
+    /// (the tag's acknowledgements stay counted).
+    pub fn wait_for(&self, tag: usize, mut give_up: impl FnMut() -> bool) -> Option<Acks> {
+        const LOG_EVERY: u32 = 5;
+        let started = std::time::Instant::now();
+        let mut rounds = 0u32;
+        loop {
+            if let Some(acks) = self.context.take_complete(tag) {
+                if rounds > 0 {
+                    info!(
+                        waited_s = rounds,
+                        "broker acknowledged the epoch after waiting"
+                    );
+                }
+                return Some(acks);
+            }
+            self.producer.poll(Duration::from_millis(5));
+            let elapsed = started.elapsed().as_secs() as u32;
+            if elapsed > rounds {
+                rounds = elapsed;
+                if rounds.is_multiple_of(LOG_EVERY) {
+                    warn!(
+                        in_flight = self.producer.in_flight_count(),
+                        waited_s = rounds,
+                        "waiting for the broker to acknowledge the epoch"
+                    );
+                }
+                if give_up() {
+                    warn!(
+                        in_flight = self.producer.in_flight_count(),
+                        waited_s = rounds,
+                        "gave up waiting for the broker to acknowledge the epoch"
+                    );
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Forgets what was counted under `tag` (an epoch dropped before its acknowledgements).
+    pub fn forget(&self, tag: usize) {
+        self.context.tallies().remove(&tag);
     }
 
     /// Serves delivery reports without blocking.

@@ -115,6 +115,7 @@ impl StateDb {
             db: Arc::clone(&self.db),
             cf: name.to_string(),
             overlay: BTreeMap::new(),
+            sealed: BTreeMap::new(),
             first_at_or_after: RefCell::new(None),
             read_error: RefCell::new(None),
             decoded: Decoded::default(),
@@ -225,6 +226,9 @@ pub struct RocksStore {
     cf: String,
     /// Writes of the current epoch: `Some(value)` for a put, `None` for a delete.
     overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Writes of the previous epoch, sealed (its changelog records are in flight) and not yet
+    /// written to RocksDB: reads see them under the current epoch's (see [`Self::seal`]).
+    sealed: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     /// `(from, first committed key >= from)` of the last range scan from `from`, valid until
     /// the next [`commit`](Self::commit) (the only writer of the column family). Operators scan
     /// the same range start on every record (the TTL index: "anything due yet?"); this answers
@@ -260,10 +264,42 @@ impl RocksStore {
         &self.overlay
     }
 
-    /// Forgets the epoch's pending writes (the epoch was not acknowledged).
+    /// Forgets the pending writes, the sealed epoch's too (the epochs were not acknowledged).
     pub fn discard(&mut self) {
         self.overlay.clear();
+        self.sealed.clear();
         self.decoded.clear();
+    }
+
+    /// Seals the current epoch's writes: they stay readable beneath the next epoch's until
+    /// [`commit_sealed`](Self::commit_sealed) writes them. Decoded values are dropped (the
+    /// cache holds one epoch's keys).
+    ///
+    /// # Errors
+    /// [`Error::Bug`] when the previous sealed epoch was not committed first.
+    pub fn seal(&mut self) -> Result<()> {
+        if !self.sealed.is_empty() {
+            return Err(Error::Bug(format!(
+                "{}: an epoch was sealed while the previous one is still in flight",
+                self.cf
+            )));
+        }
+        self.sealed = std::mem::take(&mut self.overlay);
+        self.decoded.clear();
+        Ok(())
+    }
+
+    /// Writes the sealed epoch plus `extra` (its checkpoint) in one atomic `WriteBatch`.
+    ///
+    /// # Errors
+    /// [`Error::State`] on a RocksDB write error; the sealed writes are kept.
+    pub fn commit_sealed(&mut self, extra: &[(&[u8], &[u8])]) -> Result<()> {
+        let batch = std::mem::take(&mut self.sealed);
+        let result = self.write(&batch, extra, true);
+        if result.is_err() {
+            self.sealed = batch;
+        }
+        result
     }
 
     /// The first read error since the last call, if a read failed.
@@ -299,12 +335,30 @@ impl RocksStore {
     /// # Errors
     /// [`Error::State`] on a RocksDB write error; the overlay is kept so the caller may retry.
     pub fn commit(&mut self, extra: &[(&[u8], &[u8])], wal: bool) -> Result<()> {
+        if !self.sealed.is_empty() {
+            self.commit_sealed(&[])?;
+        }
+        let overlay = std::mem::take(&mut self.overlay);
+        let result = self.write(&overlay, extra, wal);
+        match result {
+            Ok(()) => self.decoded.clear(),
+            Err(_) => self.overlay = overlay,
+        }
+        result
+    }
+
+    fn write(
+        &self,
+        writes: &BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+        extra: &[(&[u8], &[u8])],
+        wal: bool,
+    ) -> Result<()> {
         let cf = self
             .db
             .cf_handle(&self.cf)
             .ok_or_else(|| Error::State(format!("column family {} vanished", self.cf)))?;
         let mut batch = WriteBatch::default();
-        for (k, v) in &self.overlay {
+        for (k, v) in writes {
             match v {
                 Some(v) => batch.put_cf(&cf, k, v),
                 None => batch.delete_cf(&cf, k),
@@ -319,10 +373,7 @@ impl RocksStore {
         self.first_at_or_after.replace(None);
         self.db
             .write_opt(batch, &opts)
-            .map_err(|e| Error::State(format!("write batch to {}: {e}", self.cf)))?;
-        self.overlay.clear();
-        self.decoded.clear();
-        Ok(())
+            .map_err(|e| Error::State(format!("write batch to {}: {e}", self.cf)))
     }
 
     /// Flushes the column family's memtables to disk (after a restore written without WAL).
@@ -381,7 +432,7 @@ impl RocksStore {
 
 impl StateStore for RocksStore {
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        match self.overlay.get(key) {
+        match self.overlay.get(key).or_else(|| self.sealed.get(key)) {
             Some(v) => v.clone(),
             None => self.get_committed(key).unwrap_or_else(|e| {
                 self.read_failed(e);
@@ -408,24 +459,32 @@ impl StateStore for RocksStore {
         if from >= to || limit == 0 {
             return Vec::new();
         }
-        // Merge committed entries with the overlay; the overlay wins and its deletes hide keys.
-        // Fetch enough committed rows that deleted ones cannot starve the result.
-        let deletes = self
-            .overlay
-            .range(from.to_vec()..to.to_vec())
-            .filter(|(_, v)| v.is_none())
-            .count();
+        // Merge committed entries with the sealed epoch's writes, then the current epoch's:
+        // the later layer wins and its deletes hide keys. Fetch enough committed rows that
+        // deleted ones cannot starve the result.
+        let (lo, hi) = (from.to_vec(), to.to_vec());
+        let deletes = [&self.sealed, &self.overlay]
+            .iter()
+            .map(|layer| {
+                layer
+                    .range(lo.clone()..hi.clone())
+                    .filter(|(_, v)| v.is_none())
+                    .count()
+            })
+            .sum::<usize>();
         let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = self
             .committed_range(from, to, limit.saturating_add(deletes))
             .into_iter()
             .collect();
-        for (k, v) in self.overlay.range(from.to_vec()..to.to_vec()) {
-            match v {
-                Some(v) => {
-                    merged.insert(k.clone(), v.clone());
-                }
-                None => {
-                    merged.remove(k);
+        for layer in [&self.sealed, &self.overlay] {
+            for (k, v) in layer.range(lo.clone()..hi.clone()) {
+                match v {
+                    Some(v) => {
+                        merged.insert(k.clone(), v.clone());
+                    }
+                    None => {
+                        merged.remove(k);
+                    }
                 }
             }
         }
@@ -456,6 +515,54 @@ mod tests {
         assert!(store.range(b"a", b"z", 10).is_empty());
         assert!(store.take_read_error().is_some(), "a failed scan too");
         assert!(store.take_read_error().is_none(), "taken once");
+    }
+
+    /// Pipelined epochs: a sealed epoch's writes stay readable beneath the next epoch's
+    /// (which win, deletes included) until `commit_sealed` writes exactly them.
+    #[test]
+    fn a_sealed_epoch_is_read_beneath_the_next_and_committed_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateDb::open(dir.path(), 64 << 20).unwrap();
+        let mut store = db.store("inventory-0").unwrap();
+        store.put(b"a", b"committed");
+        store.put(b"x", b"committed");
+        store.commit(&[], true).unwrap();
+        store.put(b"a", b"sealed");
+        store.put(b"b", b"sealed");
+        store.delete(b"x");
+        store.seal().unwrap();
+        assert!(store.pending().is_empty());
+        assert!(store.seal().is_err(), "one epoch in flight at a time");
+        store.put(b"b", b"next");
+        store.put(b"c", b"next");
+        store.delete(b"a");
+        assert_eq!(store.get(b"a"), None);
+        assert_eq!(store.get(b"b"), Some(b"next".to_vec()));
+        assert_eq!(store.get(b"x"), None);
+        let all = |s: &RocksStore| -> Vec<(Vec<u8>, Vec<u8>)> { s.range(b"a", b"z", 10) };
+        assert_eq!(
+            all(&store),
+            vec![
+                (b"b".to_vec(), b"next".to_vec()),
+                (b"c".to_vec(), b"next".to_vec())
+            ]
+        );
+        store.commit_sealed(&[(b"cp", b"1")]).unwrap();
+        // RocksDB holds the sealed epoch alone; the next epoch is still pending.
+        assert_eq!(store.get_committed(b"a").unwrap(), Some(b"sealed".to_vec()));
+        assert_eq!(store.get_committed(b"b").unwrap(), Some(b"sealed".to_vec()));
+        assert_eq!(store.get_committed(b"c").unwrap(), None);
+        assert_eq!(store.get_committed(b"x").unwrap(), None);
+        assert_eq!(store.get_committed(b"cp").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(store.pending().len(), 3);
+        assert_eq!(store.get(b"a"), None);
+        store.seal().unwrap();
+        store.discard();
+        assert_eq!(
+            store.get(b"c"),
+            None,
+            "a discard drops the sealed epoch too"
+        );
     }
 
     /// Decoded values live for one epoch: a commit (or a discard) empties them, so the cache

@@ -47,6 +47,23 @@ use crate::stages::{Rejected, StageLogic};
 /// caught up (a slow answer only delays its progress mark).
 const END_FETCH_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// An epoch sealed and produced whose acknowledgements are awaited (see
+/// [`Engine::commit_epoch`]).
+pub(crate) struct InFlight {
+    /// The producer's tag of its records.
+    tag: usize,
+    /// (input topic, partition, encoded checkpoint) of every task it checkpoints.
+    checkpoints: Vec<(String, i32, Vec<u8>)>,
+    /// (input topic, partition, changelog) of every task that wrote its changelog.
+    changelogs: Vec<(String, i32, String)>,
+    /// The group offsets it commits.
+    offsets: TopicPartitionList,
+    /// Source timestamps of its outputs (end-to-end latency).
+    timestamps: Vec<i64>,
+    /// How long sealing it blocked the engine.
+    sealing: Duration,
+}
+
 impl Engine {
     /// Processes one input record.
     ///
@@ -156,13 +173,33 @@ impl Engine {
         }
     }
 
-    /// Closes the epoch: held records and progress marks out, changelogs and checkpoints out,
-    /// wait for every ack, `WriteBatch` per task, commit group offsets.
+    /// Closes the epoch without waiting for it: finishes the previous epoch (waits for its
+    /// acknowledgements, then its `WriteBatch`es and group commit), then seals this one —
+    /// held records and progress marks out, changelogs and checkpoints out, each task's
+    /// writes sealed beneath the next epoch's — and leaves its records in flight while the
+    /// next epoch is processed. At most one epoch is in flight.
     ///
     /// # Errors
     /// [`Error::Kafka`] when the broker refused records for good (the epoch is not committed;
     /// the process must restart from its last checkpoint); [`Error::State`] on RocksDB errors.
     pub fn commit_epoch<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<()> {
+        self.end_epoch(consumer)
+    }
+
+    /// Closes the epoch and waits for it: when this returns, every epoch so far is committed
+    /// (before partitions are revoked, and at shutdown).
+    ///
+    /// # Errors
+    /// As [`Engine::commit_epoch`].
+    pub fn commit_all<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<()> {
+        self.end_epoch(consumer)?;
+        self.finish_in_flight(consumer)
+    }
+
+    fn end_epoch<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<()> {
+        // The previous epoch passed the check below before its records left: it is finished
+        // like an unpipelined epoch would have been before this one started.
+        self.finish_in_flight(consumer)?;
         let started = Instant::now();
         if consumer.assignment_lost() && self.tasks.values().any(|t| !t.is_empty()) {
             // A zombie: the group gave our partitions to others (our session timed out, e.g.
@@ -252,30 +289,60 @@ impl Engine {
         if offsets.count() == 0 && marks == 0 {
             return Ok(());
         }
-        let Some(acks) = producer.flush_unless(|| self.stop.expired()) else {
-            for task in self.tasks.values_mut().flat_map(|t| t.values_mut()) {
-                task.watermark.unpublish();
-                if let Some(aligner) = task.aligner.as_mut() {
-                    aligner.unpersist();
-                }
+        let tag = producer.seal();
+        for (topic, partition, _) in &checkpoints {
+            if let Some(task) = self.tasks.get_mut(topic).and_then(|t| t.get_mut(partition)) {
+                task.store.seal()?;
+                // What moved up to here is in this checkpoint; what moves next is not.
+                task.ledger.committed();
             }
+        }
+        self.in_flight = Some(InFlight {
+            tag,
+            checkpoints,
+            changelogs,
+            offsets,
+            timestamps: std::mem::take(&mut self.output.epoch_timestamps),
+            sealing: started.elapsed(),
+        });
+        Ok(())
+    }
+
+    /// Finishes the epoch in flight, if any: waits for its acknowledgements, writes each
+    /// task's sealed writes and checkpoint in one `WriteBatch`, records the delivered
+    /// offsets and commits the group offsets.
+    fn finish_in_flight<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<()> {
+        let Some(epoch) = self.in_flight.take() else {
+            return Ok(());
+        };
+        let started = Instant::now();
+        let stop = &self.stop;
+        let Some(acks) = self
+            .output
+            .producer()
+            .wait_for(epoch.tag, || stop.expired())
+        else {
+            self.unpublish_all();
             return Err(Error::Topics(
                 "stopping: the broker did not acknowledge the last epoch within the shutdown timeout; it is not committed and will be replayed from the last checkpoint after restart (nothing is lost)".into(),
             ));
         };
         if acks.failed > 0 {
-            for task in self.tasks.values_mut().flat_map(|t| t.values_mut()) {
-                task.watermark.unpublish();
-                if let Some(aligner) = task.aligner.as_mut() {
-                    aligner.unpersist();
-                }
-            }
+            self.unpublish_all();
             return Err(Error::Topics(format!(
                 "the broker refused {} record(s) of this epoch for good (first: {}); the epoch is not committed and will be replayed from the last checkpoint after restart",
                 acks.failed,
                 acks.first_error.unwrap_or_default()
             )));
         }
+        let InFlight {
+            checkpoints,
+            changelogs,
+            offsets,
+            timestamps,
+            sealing,
+            ..
+        } = epoch;
         for (topic, partition, cp) in checkpoints {
             // Where this epoch's changelog records ended: what the next open checks for other
             // writers after it.
@@ -292,10 +359,9 @@ impl Engine {
                 match changelog_end {
                     Some(end) => task
                         .store
-                        .commit(&[(CHECKPOINT_KEY, &cp), (CHANGELOG_END_KEY, &end)], true)?,
-                    None => task.store.commit(&[(CHECKPOINT_KEY, &cp)], true)?,
+                        .commit_sealed(&[(CHECKPOINT_KEY, &cp), (CHANGELOG_END_KEY, &end)])?,
+                    None => task.store.commit_sealed(&[(CHECKPOINT_KEY, &cp)])?,
                 }
-                task.ledger.committed();
             }
         }
         let external: Vec<String> = external_topics()
@@ -307,7 +373,7 @@ impl Engine {
             }
         }
         let now = crate::clock::now_ms();
-        for ts in self.output.epoch_timestamps.drain(..) {
+        for ts in timestamps {
             metrics::histogram!(m::END_TO_END_SECONDS).record((now - ts).max(0) as f64 / 1000.0);
         }
         if offsets.count() > 0 {
@@ -316,16 +382,26 @@ impl Engine {
                 warn!(error = %e, "group offset commit failed; will retry with the next epoch");
             }
         }
+        let blocked = sealing + started.elapsed();
         metrics::counter!(m::EPOCHS).increment(1);
-        metrics::histogram!(m::EPOCH_COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
+        metrics::histogram!(m::EPOCH_COMMIT_SECONDS).record(blocked.as_secs_f64());
         metrics::gauge!(m::ROCKSDB_MEMORY_BYTES).set(self.db.memory_usage() as f64);
         debug!(
-            elapsed_ms = started.elapsed().as_millis() as u64,
+            blocked_ms = blocked.as_millis() as u64,
             delivered = acks.delivered,
-            marks,
             "epoch committed"
         );
         Ok(())
+    }
+
+    /// The epoch failed: watermarks and persisted held records count as not published.
+    fn unpublish_all(&mut self) {
+        for task in self.tasks.values_mut().flat_map(|t| t.values_mut()) {
+            task.watermark.unpublish();
+            if let Some(aligner) = task.aligner.as_mut() {
+                aligner.unpersist();
+            }
+        }
     }
 
     /// Publishes the watermark of every task that feeds an aligning stage, where it changed.

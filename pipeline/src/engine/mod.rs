@@ -135,6 +135,8 @@ pub struct Engine {
     writer_id: Vec<u8>,
     /// Opens assigned tasks off the rebalance callback.
     opener: opener::Opener,
+    /// The sealed epoch whose records are in flight while the next one is processed.
+    in_flight: Option<epoch::InFlight>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -210,6 +212,7 @@ impl Engine {
             writer_id,
             opener,
             db,
+            in_flight: None,
         })
     }
 
@@ -284,7 +287,7 @@ pub fn run(topology: Arc<Topology>, options: RunOptions, status: Arc<EngineStatu
     })();
     let result = result.and_then(|()| {
         info!("shutting down: committing the last epoch and leaving the group");
-        lock(&engine).commit_epoch(&consumer)
+        lock(&engine).commit_all(&consumer)
     });
     if let Err(e) = &result {
         error!(error = %e, "engine stopped");

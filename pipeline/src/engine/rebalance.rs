@@ -60,7 +60,7 @@ impl ConsumerContext for GroupContext {
             info!(partitions = tpl.count(), "rebalance: partitions revoked");
             metrics::counter!(m::REBALANCES, "kind" => "revoke").increment(1);
             let mut engine = lock(&self.engine);
-            if let Err(e) = engine.commit_epoch(consumer) {
+            if let Err(e) = engine.commit_all(consumer) {
                 error!(error = %e, "could not commit the epoch before revocation");
                 engine.fatal.get_or_insert(e);
             }
