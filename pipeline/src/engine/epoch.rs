@@ -1,4 +1,5 @@
-//! The epoch (DESIGN §3): process → produce → await acks → `WriteBatch` → commit.
+//! The epoch (DESIGN §3): process → produce → seal; one epoch later: await acks →
+//! `WriteBatch` → commit.
 //!
 //! 1. [`Engine::process`]: each polled record goes to its task. A progress mark updates the
 //!    task's view of that upstream ([`super::progress`]). Any other record is admitted by the
@@ -10,10 +11,14 @@
 //!    with its reason.
 //! 2. [`Engine::commit_epoch`]: held records still waiting are written to the store, progress
 //!    marks that changed are published, the stores' changelog records and each task's
-//!    checkpoint are produced; the producer is flushed and **every** record of the epoch must
-//!    be acknowledged; then each task's overlay and checkpoint go to RocksDB in one
-//!    `WriteBatch`; then the group offsets are committed (advisory: RocksDB is the truth on
-//!    this host).
+//!    checkpoint are produced, and the epoch is **sealed**: each task's overlay moves beneath
+//!    a fresh one ([`crate::rocks_store::RocksStore::seal`]) and its records stay in flight,
+//!    tagged with the epoch, while the next epoch is processed.
+//! 3. At the end of the next epoch, before it is sealed ([`Engine::finish_in_flight`]):
+//!    **every** record of the sealed epoch must be acknowledged; then each task's sealed
+//!    writes and checkpoint go to RocksDB in one `WriteBatch`; then the group offsets are
+//!    committed (advisory: RocksDB is the truth on this host). At most one epoch is in
+//!    flight; [`Engine::commit_all`] (revocation, shutdown) finishes both.
 //!
 //! A crash anywhere before the `WriteBatch` replays the epoch from the last checkpoint with the
 //! same outputs (operators are deterministic, alignment depends only on what the partition
