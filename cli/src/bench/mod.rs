@@ -67,11 +67,11 @@ use shelfsync_topology::TopicId;
 use crate::generator::{parse_duration, GeneratorConfig, TrafficArgs};
 
 pub use drain::Rate;
-pub use peer::PeerKind;
-pub use stage::{Contender, StageResult};
 pub use latency::{LatencyResult, Percentiles};
+pub use peer::PeerKind;
 pub use report::BenchReport;
 pub use restore::RestoreResult;
+pub use stage::{Contender, StageResult};
 pub use throughput::ThroughputResult;
 
 /// A phase of the benchmark.

@@ -72,16 +72,26 @@ pub(super) fn build() -> anyhow::Result<PeerBuild> {
     let src = source_dir();
     let pom = src.join("pom.xml");
     if !pom.is_file() {
-        bail!("the Kafka Streams peer is not at {} (set SHELFSYNC_PEER_DIR to its folder)", src.display());
+        bail!(
+            "the Kafka Streams peer is not at {} (set SHELFSYNC_PEER_DIR to its folder)",
+            src.display()
+        );
     }
     let mut files = vec![pom.clone()];
     files_under(&src.join("src"), &mut files)?;
     files_under(&src.join("../../../schemas/avro"), &mut files)?;
-    files.retain(|f| f.extension().is_some_and(|e| e == "java" || e == "avsc" || e == "xml"));
+    files.retain(|f| {
+        f.extension()
+            .is_some_and(|e| e == "java" || e == "avsc" || e == "xml")
+    });
     files.sort();
     let mut parts: Vec<Vec<u8>> = Vec::new();
     for f in &files {
-        parts.push(f.file_name().map(|n| n.as_encoded_bytes().to_vec()).unwrap_or_default());
+        parts.push(
+            f.file_name()
+                .map(|n| n.as_encoded_bytes().to_vec())
+                .unwrap_or_default(),
+        );
         parts.push(std::fs::read(f)?);
     }
     let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
@@ -90,13 +100,20 @@ pub(super) fn build() -> anyhow::Result<PeerBuild> {
     let dir = home.join(format!(".cache/shelfsync/peers/kafka-streams-{hash}"));
     let build = dir.join("build");
     let built = PeerBuild {
-        classpath: format!("{}:{}/*", build.join("peer.jar").display(), build.join("lib").display()),
+        classpath: format!(
+            "{}:{}/*",
+            build.join("peer.jar").display(),
+            build.join("lib").display()
+        ),
     };
     if dir.join("built").is_file() {
         eprintln!("stage: Kafka Streams peer cached in {}", dir.display());
         return Ok(built);
     }
-    eprintln!("stage: building the Kafka Streams peer (mvn package) into {}", dir.display());
+    eprintln!(
+        "stage: building the Kafka Streams peer (mvn package) into {}",
+        dir.display()
+    );
     std::fs::create_dir_all(&dir)?;
     let began = Instant::now();
     let output = Command::new("mvn")
@@ -145,10 +162,16 @@ pub(super) fn peer_config(topology: &Topology) -> String {
         if let Some(t) = p.soft_hold_ttl_ms {
             s.push_str(&format!("{k}soft_hold_ttl_ms={t}\n"));
         }
-        s.push_str(&format!("{k}hard_hold_max_age_ms={}\n", p.hard_hold_max_age_ms));
+        s.push_str(&format!(
+            "{k}hard_hold_max_age_ms={}\n",
+            p.hard_hold_max_age_ms
+        ));
     }
     s.push_str(&format!("soft_hold_ttl_ms={}\n", c.soft_hold_ttl_ms));
-    s.push_str(&format!("shipped_line_retention_ms={}\n", c.shipped_line_retention_ms));
+    s.push_str(&format!(
+        "shipped_line_retention_ms={}\n",
+        c.shipped_line_retention_ms
+    ));
     s.push_str(&format!("locations={}\n", c.locations.join(",")));
     s
 }
@@ -188,7 +211,10 @@ impl PeerProcess {
             .args(["--bootstrap", &topology.kafka.bootstrap_servers])
             .args(["--application-id", &application_id(topology)])
             .args(["--input", &topology.topic_name(TopicId::InventoryCommands)])
-            .args(["--availability", &topology.topic_name(TopicId::Availability)])
+            .args([
+                "--availability",
+                &topology.topic_name(TopicId::Availability),
+            ])
             .args(["--line-results", &topology.topic_name(TopicId::LineResults)])
             .args(["--guarantee", guarantee.name()])
             .args(["--threads", "1"])

@@ -171,6 +171,8 @@ fn write_stage(f: &mut std::fmt::Formatter<'_>, s: &StageResult) -> std::fmt::Re
         "inventory stage through the broker ({} commands, {} SKUs in the catalog; a preloaded topic drained by each)",
         s.commands, s.skus
     )?;
+    let kinds: Vec<String> = s.kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    writeln!(f, "  commands: {}", kinds.join(", "))?;
     writeln!(
         f,
         "  {:<30} {:>11} {:>8} {:>9} {:>12} {:>10}",
@@ -187,8 +189,16 @@ fn write_stage(f: &mut std::fmt::Formatter<'_>, s: &StageResult) -> std::fmt::Re
             c.name,
             c.rate.per_sec,
             c.rate.seconds,
-            if c.peak_rss.is_some() { mib(c.peak_rss) } else { "-".into() },
-            if c.name == "passthrough" { "-".to_string() } else { c.availability_events.to_string() },
+            if c.peak_rss.is_some() {
+                mib(c.peak_rss)
+            } else {
+                "-".into()
+            },
+            if c.name == "passthrough" {
+                "-".to_string()
+            } else {
+                c.availability_events.to_string()
+            },
             times
         )?;
     }
@@ -212,7 +222,11 @@ fn write_stage(f: &mut std::fmt::Formatter<'_>, s: &StageResult) -> std::fmt::Re
                 Some(v) if v > 0 => format!(" ({v} equal in quantity, not in version)"),
                 _ => String::new(),
             },
-            if c.refused > 0 { format!("; {} commands refused", c.refused) } else { String::new() }
+            if c.refused > 0 {
+                format!("; {} commands refused", c.refused)
+            } else {
+                String::new()
+            }
         )?;
         for e in &c.examples {
             writeln!(f, "    {e}")?;

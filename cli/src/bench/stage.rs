@@ -12,12 +12,12 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use shelfsync_operators::{MemStore, StateStore};
-use shelfsync_schemas::ChannelAvailability;
+use shelfsync_schemas::{ChannelAvailability, InventoryCommand};
 use shelfsync_topology::{Stage, TopicId, Topology};
 
 use crate::generator::TrafficSource;
@@ -60,6 +60,8 @@ pub struct StageResult {
     pub commands: u64,
     /// SKUs in the catalog.
     pub skus: u32,
+    /// Commands by kind (`INVENTORY`, `PRODUCT`, `RESERVE`, `RELEASE`).
+    pub kinds: BTreeMap<String, u64>,
     /// (channel, SKU) pairs in the pipeline's final availability.
     pub availability_pairs: u64,
     /// The pipeline, the passthrough, then the peers.
@@ -204,6 +206,19 @@ fn preload(topology: &Topology, commands: &[Command]) -> anyhow::Result<()> {
 /// Final availability: per (channel, SKU), the (version, quantity) of the highest version.
 type Finals = BTreeMap<(String, String), (i64, i64)>;
 
+/// The check consumer's context: the end of a partition is what it waits for, not an error.
+struct EndIsNoError;
+
+impl ClientContext for EndIsNoError {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if !matches!(error, KafkaError::PartitionEOF(_)) {
+            tracing::error!(%error, reason, "availability check consumer");
+        }
+    }
+}
+
+impl ConsumerContext for EndIsNoError {}
+
 /// Reads `topology`'s availability topic to its end (committed records only).
 fn final_availability(topology: &Topology, timeout: Duration) -> anyhow::Result<(Finals, u64)> {
     let mut config = kafka::base_config(topology);
@@ -211,7 +226,7 @@ fn final_availability(topology: &Topology, timeout: Duration) -> anyhow::Result<
     config.set("enable.auto.commit", "false");
     config.set("enable.partition.eof", "true");
     config.set("isolation.level", "read_committed");
-    let consumer: BaseConsumer = config.create()?;
+    let consumer: BaseConsumer<EndIsNoError> = config.create_with_context(EndIsNoError)?;
     let topic = topology.topic_name(TopicId::Availability);
     let partitions = topology.partitions(TopicId::Availability);
     let mut tpl = TopicPartitionList::new();
@@ -301,10 +316,17 @@ pub(super) fn run(
     );
     let cmds = commands(base, args, args.stage_commands)?;
     let n = cmds.len() as u64;
+    let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
+    for c in &cmds {
+        let kind = shelfsync_schemas::avro::decode::<InventoryCommand>(&c.value)
+            .map_or("undecodable".to_string(), |cmd| format!("{:?}", cmd.kind));
+        *kinds.entry(kind).or_default() += 1;
+    }
     let expected: BTreeMap<&'static str, u64> = [("inventory", n)].into_iter().collect();
     let mut result = StageResult {
         commands: n,
         skus: args.stage_skus,
+        kinds,
         ..StageResult::default()
     };
     let one = |count: u64| -> BTreeMap<String, u64> {
@@ -396,9 +418,7 @@ pub(super) fn run(
     let ours = result.contenders[0].rate.per_sec;
     for c in &result.contenders[1..] {
         if c.rate.per_sec > 0.0 {
-            result
-                .ratios
-                .insert(c.name.clone(), ours / c.rate.per_sec);
+            result.ratios.insert(c.name.clone(), ours / c.rate.per_sec);
         }
     }
     Ok(result)
