@@ -315,3 +315,34 @@ impl Drop for PeerProcess {
         self.stop();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_peer_config_carries_every_channel_policy_of_the_example() {
+        let t = Topology::parse_toml_str(crate::EXAMPLE_TOPOLOGY).expect("example parses");
+        let text = peer_config(&t);
+        for line in [
+            "channels=amazon,walmart,shopify,ebay",
+            "channel.amazon.share_pct=4000",
+            "channel.amazon.buffer=2",
+            "channel.walmart.min_publish=2",
+            "channel.walmart.soft_hold_ttl_ms=1800000",
+            "channel.shopify.oversell=backorder",
+            "channel.ebay.max_qty=50",
+            "channel.ebay.eligible=dc-east",
+            "channel.amazon.hard_hold_max_age_ms=2592000000",
+            "shipped_line_retention_ms=604800000",
+            "locations=dc-east,store-nyc",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing from:\n{text}"
+            );
+        }
+        // No eligible-locations line means every location (present and empty would mean none).
+        assert!(!text.contains("channel.amazon.eligible"));
+    }
+}

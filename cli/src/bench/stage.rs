@@ -423,3 +423,35 @@ pub(super) fn run(
     }
     Ok(result)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_check_counts_quantities_that_differ_and_versions_apart() {
+        let key = |c: &str, s: &str| (c.to_string(), s.to_string());
+        let ours: Finals = [
+            (key("amazon", "A"), (3, 10)),
+            (key("amazon", "B"), (1, 0)),
+            (key("ebay", "A"), (2, 5)),
+        ]
+        .into_iter()
+        .collect();
+        let theirs: Finals = [
+            (key("amazon", "A"), (3, 10)),
+            (key("amazon", "B"), (2, 0)),
+            (key("ebay", "A"), (2, 4)),
+            (key("ebay", "C"), (1, 1)),
+        ]
+        .into_iter()
+        .collect();
+        let mut c = Contender::default();
+        compare(&ours, &theirs, &mut c);
+        // ebay|A differs in quantity, ebay|C is missing from ours; amazon|B only in version.
+        assert_eq!(c.mismatches, Some(2));
+        assert_eq!(c.version_differences, Some(1));
+        assert_eq!(c.examples.len(), 2);
+        assert!(c.examples[0].starts_with("ebay|A: pipeline Some((2, 5)) vs Some((2, 4))"));
+    }
+}
