@@ -232,6 +232,24 @@ fn write_stage(f: &mut std::fmt::Formatter<'_>, s: &StageResult) -> std::fmt::Re
             writeln!(f, "    {e}")?;
         }
     }
+    let tally = |c: &super::Contender| {
+        let v: Vec<String> = c
+            .line_results
+            .iter()
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect();
+        v.join(", ")
+    };
+    if let Some(ours) = s.contenders.first() {
+        writeln!(f, "  line results, pipeline: {}", tally(ours))?;
+        for c in s.contenders.iter().filter(|c| c.mismatches.is_some()) {
+            if c.line_results == ours.line_results {
+                writeln!(f, "  line results, {}: the same", c.name)?;
+            } else {
+                writeln!(f, "  line results, {}: {} (DIFFERENT)", c.name, tally(c))?;
+            }
+        }
+    }
     Ok(())
 }
 

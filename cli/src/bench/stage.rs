@@ -17,7 +17,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use shelfsync_operators::{MemStore, StateStore};
-use shelfsync_schemas::{ChannelAvailability, InventoryCommand};
+use shelfsync_schemas::{ChannelAvailability, InventoryCommand, LineResult};
 use shelfsync_topology::{Stage, TopicId, Topology};
 
 use crate::generator::TrafficSource;
@@ -42,6 +42,8 @@ pub struct Contender {
     pub peak_rss: Option<u64>,
     /// Availability events it wrote.
     pub availability_events: u64,
+    /// Line results it wrote, by outcome (`RESERVED (filled)`: a backorder's fill).
+    pub line_results: BTreeMap<String, u64>,
     /// Commands it refused (undecodable or invalid; the peer's own count).
     pub refused: u64,
     /// (channel, SKU) pairs whose final quantity differs from the pipeline's (`None`: not
@@ -219,22 +221,27 @@ impl ClientContext for EndIsNoError {
 
 impl ConsumerContext for EndIsNoError {}
 
-/// Reads `topology`'s availability topic to its end (committed records only).
-fn final_availability(topology: &Topology, timeout: Duration) -> anyhow::Result<(Finals, u64)> {
+/// Reads topic `id` of `topology` to its end (committed records only), handing every value
+/// to `each`.
+fn read_to_end(
+    topology: &Topology,
+    id: TopicId,
+    timeout: Duration,
+    mut each: impl FnMut(&[u8]),
+) -> anyhow::Result<()> {
     let mut config = kafka::base_config(topology);
     config.set("group.id", format!("{}-check", topology.application_id));
     config.set("enable.auto.commit", "false");
     config.set("enable.partition.eof", "true");
     config.set("isolation.level", "read_committed");
     let consumer: BaseConsumer<EndIsNoError> = config.create_with_context(EndIsNoError)?;
-    let topic = topology.topic_name(TopicId::Availability);
-    let partitions = topology.partitions(TopicId::Availability);
+    let topic = topology.topic_name(id);
+    let partitions = topology.partitions(id);
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
         tpl.add_partition_offset(&topic, p, Offset::Beginning)?;
     }
     consumer.assign(&tpl)?;
-    let (mut finals, mut events, mut undecodable) = (Finals::new(), 0u64, 0u64);
     let mut eof = BTreeSet::new();
     let began = Instant::now();
     while eof.len() < usize::try_from(partitions)? {
@@ -243,29 +250,53 @@ fn final_availability(topology: &Topology, timeout: Duration) -> anyhow::Result<
         }
         match consumer.poll(Duration::from_millis(500)) {
             Some(Ok(msg)) => {
-                let Some(value) = msg.payload() else { continue };
-                match shelfsync_schemas::avro::decode::<ChannelAvailability>(value) {
-                    Ok(a) => {
-                        events += 1;
-                        let slot = finals.entry((a.channel, a.sku)).or_insert((0, 0));
-                        if a.version >= slot.0 {
-                            *slot = (a.version, a.quantity);
-                        }
-                    }
-                    Err(_) => undecodable += 1,
+                if let Some(value) = msg.payload() {
+                    each(value);
                 }
             }
             Some(Err(KafkaError::PartitionEOF(p))) => {
                 eof.insert(p);
             }
-            Some(Err(e)) => kafka::log_client_error(&e, "availability check poll"),
+            Some(Err(e)) => kafka::log_client_error(&e, "output check poll"),
             None => {}
         }
     }
+    Ok(())
+}
+
+/// The final availability in `topology`'s availability topic, and how many events it holds.
+fn final_availability(topology: &Topology, timeout: Duration) -> anyhow::Result<(Finals, u64)> {
+    let (mut finals, mut events, mut undecodable) = (Finals::new(), 0u64, 0u64);
+    read_to_end(topology, TopicId::Availability, timeout, |value| {
+        match shelfsync_schemas::avro::decode::<ChannelAvailability>(value) {
+            Ok(a) => {
+                events += 1;
+                let slot = finals.entry((a.channel, a.sku)).or_insert((0, 0));
+                if a.version >= slot.0 {
+                    *slot = (a.version, a.quantity);
+                }
+            }
+            Err(_) => undecodable += 1,
+        }
+    })?;
     if undecodable > 0 {
-        bail!("{undecodable} records of {topic} are not ChannelAvailability");
+        bail!("{undecodable} availability records are not ChannelAvailability");
     }
     Ok((finals, events))
+}
+
+/// The line results in `topology`'s line results topic by outcome (fills of backorders counted
+/// apart, as `<outcome> (filled)`); records that are not line results (the pipeline's progress
+/// marks) are skipped.
+fn line_results(topology: &Topology, timeout: Duration) -> anyhow::Result<BTreeMap<String, u64>> {
+    let mut tally: BTreeMap<String, u64> = BTreeMap::new();
+    read_to_end(topology, TopicId::LineResults, timeout, |value| {
+        if let Ok(r) = shelfsync_schemas::avro::decode::<LineResult>(value) {
+            let filled = if r.filled { " (filled)" } else { "" };
+            *tally.entry(format!("{:?}{filled}", r.outcome)).or_default() += 1;
+        }
+    })?;
+    Ok(tally)
 }
 
 /// Compares a contender's final availability with the pipeline's.
@@ -351,6 +382,7 @@ pub(super) fn run(
         rate: samples.rate(&["inventory"], &["inventory"]),
         peak_rss,
         availability_events: events,
+        line_results: line_results(&app, args.timeout)?,
         ..Contender::default()
     });
 
@@ -408,6 +440,7 @@ pub(super) fn run(
                 rate: samples.rate(&["inventory"], &["inventory"]),
                 peak_rss,
                 availability_events: events,
+                line_results: line_results(&t, args.timeout)?,
                 refused,
                 ..Contender::default()
             };

@@ -30,10 +30,11 @@ import org.apache.kafka.streams.state.KeyValueStore;
  * changed (the first evaluation publishes version 1, even 0). Line commands answer with a line
  * result. Stream time is the largest record timestamp seen by the task.
  *
- * <p>State: {@code inventory} (SKU → {@link SkuRecord}, holds inside) and
- * {@code inventory-expiry} (deadline ++ SKU ++ order key ++ line id → nothing), both persistent
- * RocksDB stores with a changelog and the record cache. The earliest deadline is kept in memory
- * (re-read at init) so that the expiry index is only scanned when something may be due.
+ * <p>State: {@code inventory} (SKU → {@link SkuRecord}), {@code inventory-holds} (SKU, order
+ * key, line id → {@link SkuRecord.Hold}) and {@code inventory-expiry} (deadline ++ SKU ++ order
+ * key ++ line id → nothing), persistent RocksDB stores with a changelog and the record cache.
+ * The earliest deadline is kept in memory (re-read at init) so that the expiry index is only
+ * scanned when something may be due.
  */
 final class InventoryProcessor implements Processor<byte[], byte[], byte[], byte[]> {
     /** Commands taken, over every task of the process (the bench samples it). */
@@ -42,6 +43,7 @@ final class InventoryProcessor implements Processor<byte[], byte[], byte[], byte
     static final AtomicLong REFUSED = new AtomicLong();
 
     static final String STORE = "inventory";
+    static final String HOLD_STORE = "inventory-holds";
     static final String EXPIRY_STORE = "inventory-expiry";
     static final String AVAILABILITY_SINK = "availability";
     static final String LINE_RESULT_SINK = "line-results";
@@ -53,6 +55,7 @@ final class InventoryProcessor implements Processor<byte[], byte[], byte[], byte
     private final Avro avro = new Avro();
     private ProcessorContext<byte[], byte[]> context;
     private KeyValueStore<String, SkuRecord> store;
+    private KeyValueStore<Bytes, SkuRecord.Hold> holds;
     private KeyValueStore<Bytes, byte[]> expiry;
     private long streamTime = Long.MIN_VALUE;
     private long nextDue = Long.MAX_VALUE;
@@ -65,6 +68,7 @@ final class InventoryProcessor implements Processor<byte[], byte[], byte[], byte
     public void init(ProcessorContext<byte[], byte[]> context) {
         this.context = context;
         this.store = context.getStateStore(STORE);
+        this.holds = context.getStateStore(HOLD_STORE);
         this.expiry = context.getStateStore(EXPIRY_STORE);
         this.nextDue = earliestDeadline();
     }
@@ -187,6 +191,21 @@ final class InventoryProcessor implements Processor<byte[], byte[], byte[], byte
         return Bytes.wrap(b.array());
     }
 
+    /** The key of a hold: SKU, order key and line id, each length-prefixed. */
+    private static Bytes holdKey(String sku, String orderKey, String lineId) {
+        byte[][] parts = {sku.getBytes(StandardCharsets.UTF_8),
+                orderKey.getBytes(StandardCharsets.UTF_8), lineId.getBytes(StandardCharsets.UTF_8)};
+        int n = 0;
+        for (byte[] p : parts) {
+            n += 4 + p.length;
+        }
+        ByteBuffer b = ByteBuffer.allocate(n);
+        for (byte[] p : parts) {
+            b.putInt(p.length).put(p);
+        }
+        return Bytes.wrap(b.array());
+    }
+
     private static Bytes deadlineKey(long at) {
         return Bytes.wrap(ByteBuffer.allocate(8).putLong(at ^ Long.MIN_VALUE).array());
     }
@@ -232,13 +251,14 @@ final class InventoryProcessor implements Processor<byte[], byte[], byte[], byte
             String sku = str(b);
             String orderKey = str(b);
             String lineId = str(b);
-            SkuRecord rec = t.get(sku);
-            SkuRecord.Hold hold = rec.holds.get(SkuRecord.holdId(orderKey, lineId));
+            Bytes key = holdKey(sku, orderKey, lineId);
+            SkuRecord.Hold hold = holds.get(key);
             if (hold == null || hold.expiresAt != at) {
                 continue;
             }
-            rec.holds.remove(SkuRecord.holdId(orderKey, lineId));
+            holds.delete(key);
             if (hold.state == SkuRecord.HELD) {
+                SkuRecord rec = t.get(sku);
                 rec.reserved -= hold.reserved;
                 rec.backordered -= hold.backordered;
                 if (hold.backordered > 0) {
@@ -308,7 +328,8 @@ final class InventoryProcessor implements Processor<byte[], byte[], byte[], byte
         String orderKey = orderKeyField.toString();
         String lineId = lineIdField.toString();
         long shipped = Math.max(0, quantity == Long.MIN_VALUE ? Long.MAX_VALUE : -quantity);
-        SkuRecord.Hold hold = rec.holds.get(SkuRecord.holdId(orderKey, lineId));
+        Bytes key = holdKey(sku, orderKey, lineId);
+        SkuRecord.Hold hold = holds.get(key);
         if (hold == null) {
             // A shipment before the line's reservation: the line, when it comes, holds nothing.
             hold = new SkuRecord.Hold();
@@ -336,7 +357,7 @@ final class InventoryProcessor implements Processor<byte[], byte[], byte[], byte
             hold.state = SkuRecord.SHIPPED;
             setExpiry(sku, hold, saturatingAdd(now, config.shippedLineRetentionMs));
         }
-        rec.holds.put(SkuRecord.holdId(orderKey, lineId), hold);
+        holds.put(key, hold);
     }
 
     private static long saturatingAdd(long a, long b) {
@@ -419,9 +440,9 @@ final class InventoryProcessor implements Processor<byte[], byte[], byte[], byte
         String lineId = line.get("line_id").toString();
         String channel = line.get("channel").toString();
         boolean paid = (Boolean) line.get("paid");
-        String id = SkuRecord.holdId(orderKey, lineId);
+        Bytes key = holdKey(sku, orderKey, lineId);
         SkuRecord rec = t.get(sku);
-        SkuRecord.Hold hold = rec.holds.get(id);
+        SkuRecord.Hold hold = holds.get(key);
         if (hold != null) {
             if (hold.state == SkuRecord.SHIPPED) {
                 emitResult(t, line, "RESERVED", 0, 0, false);
@@ -431,6 +452,7 @@ final class InventoryProcessor implements Processor<byte[], byte[], byte[], byte
                 if (hold.state == SkuRecord.HELD && paid && !hold.hard) {
                     hold.hard = true;
                     setExpiry(sku, hold, hardDeadline(hold.channel, now));
+                    holds.put(key, hold);
                 }
                 if (hold.state == SkuRecord.HELD && hold.backordered > 0) {
                     backorder(rec, line);
@@ -483,15 +505,15 @@ final class InventoryProcessor implements Processor<byte[], byte[], byte[], byte
             at = saturatingAdd(now, config.shippedLineRetentionMs);
         }
         setExpiry(sku, hold, at);
-        rec.holds.put(id, hold);
+        holds.put(key, hold);
         emitResult(t, line, hold.outcome(), reserved, backordered, false);
     }
 
     private void release(Step t, GenericRecord line) {
         String sku = line.get("sku").toString();
         SkuRecord rec = t.get(sku);
-        SkuRecord.Hold hold = rec.holds.get(
-                SkuRecord.holdId(line.get("order_key").toString(), line.get("line_id").toString()));
+        SkuRecord.Hold hold = holds.get(
+                holdKey(sku, line.get("order_key").toString(), line.get("line_id").toString()));
         if (hold != null) {
             dropHold(sku, rec, hold);
         }
@@ -507,7 +529,7 @@ final class InventoryProcessor implements Processor<byte[], byte[], byte[], byte
             }
         }
         setExpiry(sku, hold, Long.MIN_VALUE);
-        rec.holds.remove(SkuRecord.holdId(hold.orderKey, hold.lineId));
+        holds.delete(holdKey(sku, hold.orderKey, hold.lineId));
     }
 
     // ---- backorders ----
@@ -559,7 +581,8 @@ final class InventoryProcessor implements Processor<byte[], byte[], byte[], byte
                 rec.backorders.add(entry);
                 continue;
             }
-            SkuRecord.Hold hold = rec.holds.get(SkuRecord.holdId(entry.orderKey, entry.lineId));
+            Bytes key = holdKey(sku, entry.orderKey, entry.lineId);
+            SkuRecord.Hold hold = holds.get(key);
             if (hold == null || hold.state != SkuRecord.HELD || hold.backordered <= 0) {
                 continue;
             }
@@ -569,6 +592,7 @@ final class InventoryProcessor implements Processor<byte[], byte[], byte[], byte
             hold.backordered -= take;
             rec.reserved += take;
             rec.backordered -= take;
+            holds.put(key, hold);
             GenericRecord line;
             try {
                 line = avro.decodeLine(entry.line);

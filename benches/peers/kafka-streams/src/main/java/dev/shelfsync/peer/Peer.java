@@ -85,6 +85,12 @@ public final class Peer {
         topology.addStateStore(Stores.keyValueStoreBuilder(
                         Stores.persistentKeyValueStore(InventoryProcessor.STORE), Serdes.String(),
                         skuSerde).withCachingEnabled(), InventoryProcessor.STORE);
+        Serde<SkuRecord.Hold> holdSerde = Serdes.serdeFrom(
+                (Serializer<SkuRecord.Hold>) (topic, h) -> h == null ? null : h.encode(),
+                (Deserializer<SkuRecord.Hold>) (topic, b) -> b == null ? null : SkuRecord.Hold.decode(b));
+        topology.addStateStore(Stores.keyValueStoreBuilder(
+                        Stores.persistentKeyValueStore(InventoryProcessor.HOLD_STORE),
+                        Serdes.Bytes(), holdSerde).withCachingEnabled(), InventoryProcessor.STORE);
         topology.addStateStore(Stores.keyValueStoreBuilder(
                         Stores.persistentKeyValueStore(InventoryProcessor.EXPIRY_STORE),
                         Serdes.Bytes(), Serdes.ByteArray()).withCachingEnabled(),

@@ -7,16 +7,15 @@ import java.io.DataOutputStream;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 
 /**
  * Everything the peer keeps for one SKU, the value of the {@code inventory} store: positions,
- * product master, reservations (the line holds themselves, which the operators crate keeps
- * under keys of their own), what each channel last published and the backordered lines. One
- * record per SKU is how a Kafka Streams team keys a store by its input key; the serde is a
- * hand-written binary one (what a team would write to keep Avro/JSON off the hot path).
+ * product master, reserved and backordered totals, what each channel last published and the
+ * backordered lines. The line holds are {@link Hold}s in a store of their own, keyed by
+ * (SKU, order key, line id), as the operators crate keeps them: inside the SKU record, a SKU
+ * with many open orders would re-serialize all of them on every command. The serdes are
+ * hand-written binary ones (what a team would write to keep Avro/JSON off the hot path).
  *
  * <p>Allocation (the operators crate's {@code allocate_channels}): safety stock = units +
  * ceil(pct × total on-hand); ATS = eligible on-hand − reserved − backordered − safety stock,
@@ -78,6 +77,48 @@ final class SkuRecord {
             }
             return state == HELD && backordered > 0 ? "BACKORDERED" : "RESERVED";
         }
+
+        byte[] encode() {
+            ByteArrayOutputStream bytes = new ByteArrayOutputStream(96);
+            try (DataOutputStream out = new DataOutputStream(bytes)) {
+                out.writeByte(1);
+                out.writeUTF(orderKey);
+                out.writeUTF(lineId);
+                out.writeUTF(channel);
+                out.writeLong(quantity);
+                out.writeLong(reserved);
+                out.writeLong(backordered);
+                out.writeBoolean(hard);
+                out.writeByte(state);
+                out.writeLong(expiresAt);
+                out.writeLong(heldAt);
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+            return bytes.toByteArray();
+        }
+
+        static Hold decode(byte[] bytes) {
+            Hold h = new Hold();
+            try (DataInputStream in = new DataInputStream(new ByteArrayInputStream(bytes))) {
+                if (in.readByte() != 1) {
+                    throw new IllegalStateException("unknown hold format");
+                }
+                h.orderKey = in.readUTF();
+                h.lineId = in.readUTF();
+                h.channel = in.readUTF();
+                h.quantity = in.readLong();
+                h.reserved = in.readLong();
+                h.backordered = in.readLong();
+                h.hard = in.readBoolean();
+                h.state = in.readByte();
+                h.expiresAt = in.readLong();
+                h.heldAt = in.readLong();
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+            return h;
+        }
     }
 
     /** A backordered line: the line command it came with (Avro), ranked for filling. */
@@ -94,11 +135,6 @@ final class SkuRecord {
     long backordered;
     final List<Published> published = new ArrayList<>();
     final List<Backorder> backorders = new ArrayList<>();
-    final Map<String, Hold> holds = new LinkedHashMap<>();
-
-    static String holdId(String orderKey, String lineId) {
-        return orderKey + '\u0000' + lineId;
-    }
 
     long totalOnHand() {
         long sum = 0;
@@ -221,19 +257,6 @@ final class SkuRecord {
                 out.writeInt(b.line.length);
                 out.write(b.line);
             }
-            out.writeInt(holds.size());
-            for (Hold h : holds.values()) {
-                out.writeUTF(h.orderKey);
-                out.writeUTF(h.lineId);
-                out.writeUTF(h.channel);
-                out.writeLong(h.quantity);
-                out.writeLong(h.reserved);
-                out.writeLong(h.backordered);
-                out.writeBoolean(h.hard);
-                out.writeByte(h.state);
-                out.writeLong(h.expiresAt);
-                out.writeLong(h.heldAt);
-            }
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
@@ -290,20 +313,6 @@ final class SkuRecord {
                 b.line = new byte[in.readInt()];
                 in.readFully(b.line);
                 r.backorders.add(b);
-            }
-            for (int i = in.readInt(); i > 0; i--) {
-                Hold h = new Hold();
-                h.orderKey = in.readUTF();
-                h.lineId = in.readUTF();
-                h.channel = in.readUTF();
-                h.quantity = in.readLong();
-                h.reserved = in.readLong();
-                h.backordered = in.readLong();
-                h.hard = in.readBoolean();
-                h.state = in.readByte();
-                h.expiresAt = in.readLong();
-                h.heldAt = in.readLong();
-                r.holds.put(holdId(h.orderKey, h.lineId), h);
             }
         } catch (IOException e) {
             throw new UncheckedIOException(e);
