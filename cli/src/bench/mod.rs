@@ -148,7 +148,8 @@ pub struct BenchArgs {
     /// preloads, after the catalog.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub backlog: Duration,
-    /// A peer system to run the stage phase's workload on too (implies `--phases` stage).
+    /// A peer system to run the stage phase's workload on too; runs the stage phase even when
+    /// `--phases` leaves it out.
     #[arg(long, value_enum)]
     pub peer: Option<PeerKind>,
     /// Inventory commands the stage phase preloads per contender (at least; the last source
