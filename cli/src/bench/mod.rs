@@ -29,20 +29,32 @@
 //!    an empty state directory then restores it. Reports changelog records/s and the time to
 //!    ready, from the pipeline's own `restore finished` logs and `/readyz`.
 //!
+//! 4. **stage** — the inventory stage alone through the broker: `--stage-commands` SKU-keyed
+//!    inventory commands (the catalog of `--stage-skus` SKUs and traffic, run through the
+//!    upstream stages in this process) preloaded into a fresh topic per contender and drained by
+//!    the pipeline, the passthrough (same hop) and, with `--peer kafka-streams`, the Kafka
+//!    Streams peer (`benches/peers/kafka-streams/`) under `at_least_once` and
+//!    `exactly_once_v2`. Reports commands/s and the pipeline's ratio to each, and checks that
+//!    every peer's final availability per (channel, SKU) equals the pipeline's (the bench fails
+//!    when it does not).
+//!
 //! Each phase reports the pipeline's peak RSS (`VmHWM` of the child) against the configured
 //! RocksDB budget + 256 MiB. The benchmark stops by itself: every wait is bounded.
 //!
 //! How the pieces fit: this file has the flags and runs the phases; `topology` builds each
 //! phase's topology, `pipeline` runs `shelfsync run` as a child process and reads its
 //! endpoints, `drain` samples progress and turns it into rates (and preloads the backlog);
-//! `throughput` (with the passthrough baseline), `latency` and `restore` are the phases;
+//! `throughput` (with the passthrough baseline), `latency`, `restore` and `stage` are the
+//! phases, `peer` builds and runs the Kafka Streams peer;
 //! `report` prints the results and writes them as JSON.
 
 mod drain;
 mod latency;
+mod peer;
 mod pipeline;
 mod report;
 mod restore;
+mod stage;
 mod throughput;
 mod topology;
 
@@ -56,8 +68,10 @@ use crate::generator::{parse_duration, GeneratorConfig, TrafficArgs};
 
 pub use drain::Rate;
 pub use latency::{LatencyResult, Percentiles};
+pub use peer::PeerKind;
 pub use report::BenchReport;
 pub use restore::RestoreResult;
+pub use stage::{Contender, StageResult};
 pub use throughput::ThroughputResult;
 
 /// A phase of the benchmark.
@@ -69,6 +83,8 @@ pub enum Phase {
     Latency,
     /// Changelog restore of a large inventory store.
     Restore,
+    /// The inventory stage alone through the broker: pipeline vs passthrough (and `--peer`).
+    Stage,
 }
 
 /// Flags of `shelfsync bench`.
@@ -132,6 +148,18 @@ pub struct BenchArgs {
     /// preloads, after the catalog.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub backlog: Duration,
+    /// A peer system to run the stage phase's workload on too; runs the stage phase even when
+    /// `--phases` leaves it out.
+    #[arg(long, value_enum)]
+    pub peer: Option<PeerKind>,
+    /// Inventory commands the stage phase preloads per contender (at least; the last source
+    /// record's commands are kept whole).
+    #[arg(long, default_value_t = 300_000)]
+    pub stage_commands: usize,
+    /// SKUs in the stage phase's catalog (3 commands each: product + 2 snapshots with the
+    /// example's two locations), before the traffic.
+    #[arg(long, default_value_t = 20_000)]
+    pub stage_skus: u32,
     /// SKUs of the inventory store the restore phase restores.
     #[arg(long, default_value_t = 1_000_000)]
     pub restore_skus: u32,
@@ -212,9 +240,16 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if args.phases.contains(&Phase::Restore) {
         report.restore = Some(restore::run(&args, &base, &run_id, &dir)?);
     }
+    if args.phases.contains(&Phase::Stage) || args.peer.is_some() {
+        report.stage = Some(stage::run(&args, &base, &run_id, &dir)?);
+    }
     println!("{report}");
     if let Some(path) = &args.json {
         report.write_json(path)?;
+    }
+    if report.stage.as_ref().is_some_and(|s| s.mismatches() > 0) {
+        eprintln!("the peer's final availability differs from the pipeline's");
+        return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
 }

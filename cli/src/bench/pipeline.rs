@@ -137,7 +137,7 @@ fn tail(path: &Path, lines: usize) -> String {
 }
 
 /// `VmHWM` of process `pid`, bytes.
-fn vm_hwm(pid: u32) -> Option<u64> {
+pub(super) fn vm_hwm(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status_kib(&status, "VmHWM:").map(|kib| kib * 1024)
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Context;
 
 use super::throughput::ALL_STAGES;
-use super::{LatencyResult, RestoreResult, ThroughputResult};
+use super::{LatencyResult, RestoreResult, StageResult, ThroughputResult};
 
 /// The memory target: peak RSS under the RocksDB budget plus this.
 const RSS_HEADROOM: u64 = 256 << 20;
@@ -26,6 +26,8 @@ pub struct BenchReport {
     pub latency: Option<LatencyResult>,
     /// Restore phase.
     pub restore: Option<RestoreResult>,
+    /// Stage phase (the inventory stage alone, with the peers).
+    pub stage: Option<StageResult>,
 }
 
 fn mib(bytes: Option<u64>) -> String {
@@ -149,8 +151,106 @@ impl std::fmt::Display for BenchReport {
                 rss_ok(r.peak_rss)
             )?;
         }
+        if let Some(s) = &self.stage {
+            write_stage(f, s)?;
+        }
         Ok(())
     }
+}
+
+/// The targets of issue 17: pipeline ≥ 3× Kafka Streams exactly_once_v2, ≥ 1.5× at_least_once.
+const STAGE_TARGETS: [(&str, f64); 2] = [
+    ("kafka-streams exactly_once_v2", 3.0),
+    ("kafka-streams at_least_once", 1.5),
+];
+
+fn write_stage(f: &mut std::fmt::Formatter<'_>, s: &StageResult) -> std::fmt::Result {
+    writeln!(f)?;
+    writeln!(
+        f,
+        "inventory stage through the broker ({} commands, {} SKUs in the catalog; a preloaded topic drained by each)",
+        s.commands, s.skus
+    )?;
+    let kinds: Vec<String> = s.kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    writeln!(f, "  commands: {}", kinds.join(", "))?;
+    writeln!(
+        f,
+        "  {:<30} {:>11} {:>8} {:>9} {:>12} {:>10}",
+        "contender", "commands/s", "seconds", "peak RSS", "avail. events", "pipeline ×"
+    )?;
+    for c in &s.contenders {
+        let times = s
+            .ratios
+            .get(&c.name)
+            .map_or("-".to_string(), |r| format!("{r:.2}×"));
+        writeln!(
+            f,
+            "  {:<30} {:>11.0} {:>8.1} {:>9} {:>12} {:>10}",
+            c.name,
+            c.rate.per_sec,
+            c.rate.seconds,
+            if c.peak_rss.is_some() {
+                mib(c.peak_rss)
+            } else {
+                "-".into()
+            },
+            if c.name == "passthrough" {
+                "-".to_string()
+            } else {
+                c.availability_events.to_string()
+            },
+            times
+        )?;
+    }
+    for (name, target) in STAGE_TARGETS {
+        if let Some(r) = s.ratios.get(name) {
+            writeln!(
+                f,
+                "  target pipeline ≥ {target}× {name}: {r:.2}× — {}",
+                if *r >= target { "met" } else { "MISSED" }
+            )?;
+        }
+    }
+    for c in s.contenders.iter().filter(|c| c.mismatches.is_some()) {
+        writeln!(
+            f,
+            "  final availability, {} vs pipeline: {} of {} (channel, SKU) pairs differ{}{}",
+            c.name,
+            c.mismatches.unwrap_or(0),
+            s.availability_pairs,
+            match c.version_differences {
+                Some(v) if v > 0 => format!(" ({v} equal in quantity, not in version)"),
+                _ => String::new(),
+            },
+            if c.refused > 0 {
+                format!("; {} commands refused", c.refused)
+            } else {
+                String::new()
+            }
+        )?;
+        for e in &c.examples {
+            writeln!(f, "    {e}")?;
+        }
+    }
+    let tally = |c: &super::Contender| {
+        let v: Vec<String> = c
+            .line_results
+            .iter()
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect();
+        v.join(", ")
+    };
+    if let Some(ours) = s.contenders.first() {
+        writeln!(f, "  line results, pipeline: {}", tally(ours))?;
+        for c in s.contenders.iter().filter(|c| c.mismatches.is_some()) {
+            if c.line_results == ours.line_results {
+                writeln!(f, "  line results, {}: the same", c.name)?;
+            } else {
+                writeln!(f, "  line results, {}: {} (DIFFERENT)", c.name, tally(c))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 impl BenchReport {

@@ -21,10 +21,10 @@ use super::BenchArgs;
 
 /// Records in per stage of the passthrough, indexed like [`Stage::ALL`].
 #[derive(Debug, Default)]
-struct StageCounters([AtomicU64; 6]);
+pub(super) struct StageCounters([AtomicU64; 6]);
 
 impl StageCounters {
-    fn snapshot(&self) -> BTreeMap<String, u64> {
+    pub(super) fn snapshot(&self) -> BTreeMap<String, u64> {
         Stage::ALL
             .iter()
             .zip(&self.0)
@@ -42,10 +42,12 @@ fn passthrough_output(stage: Stage) -> TopicId {
     }
 }
 
-/// The passthrough baseline: consume every stage's input, produce each record unchanged to the
-/// stage's output topic; offsets committed every epoch interval; no decoding, no state.
-fn passthrough(
+/// The passthrough baseline: consume the input of each of `stages`, produce each record
+/// unchanged to the stage's output topic; offsets committed every epoch interval; no decoding,
+/// no state.
+pub(super) fn passthrough(
     topology: &Topology,
+    stages: &[Stage],
     stop: &AtomicBool,
     counts: &StageCounters,
 ) -> anyhow::Result<()> {
@@ -53,6 +55,9 @@ fn passthrough(
     let producer = KafkaProducer::new(topology)?;
     let mut route: HashMap<String, (usize, String)> = HashMap::new();
     for (i, s) in Stage::ALL.iter().enumerate() {
+        if !stages.contains(s) {
+            continue;
+        }
         route.insert(
             topology.topic_name(s.input()),
             (i, topology.topic_name(passthrough_output(*s))),
@@ -161,7 +166,7 @@ pub(super) fn run(
     let stop = AtomicBool::new(false);
     let counters = StageCounters::default();
     let pt_samples = std::thread::scope(|s| {
-        let worker = s.spawn(|| passthrough(&pt, &stop, &counters));
+        let worker = s.spawn(|| passthrough(&pt, &Stage::ALL, &stop, &counters));
         let samples = drain(&expected, args.timeout, || {
             if worker.is_finished() {
                 bail!("the passthrough stopped early");
