@@ -167,6 +167,11 @@ impl HttpClient {
             .timeout(Duration::from_secs(10))
             // Loopback: never through an `HTTP_PROXY` of the environment.
             .no_proxy()
+            // A connection per request: this runtime only runs inside `get`, so a pooled
+            // connection the pipeline closed while the bench was busy elsewhere (its header
+            // timeout closes idle keep-alive connections after 5 s) was reused unnoticed and
+            // failed the phase with "connection closed before message completed".
+            .pool_max_idle_per_host(0)
             .build()
             .context("build the HTTP client")?;
         Ok(Self {
