@@ -324,41 +324,60 @@ impl KafkaProducer {
     /// delivery reports and logging while the broker is slow, and returns their
     /// acknowledgements; asks `give_up` every second, and returns `None` when it answers true
     /// (the tag's acknowledgements stay counted).
-    pub fn wait_for(&self, tag: usize, mut give_up: impl FnMut() -> bool) -> Option<Acks> {
+    pub fn wait_for(&self, tag: usize, give_up: impl FnMut() -> bool) -> Option<Acks> {
+        let mut acks = None;
+        let done = self.wait_rounds(
+            || {
+                acks = self.context.take_complete(tag);
+                if acks.is_none() {
+                    self.producer.poll(Duration::from_millis(5));
+                }
+                acks.is_some()
+            },
+            give_up,
+        );
+        done.then_some(acks).flatten()
+    }
+
+    /// Calls `step` until it answers true (done: returns true) or, asked once a second,
+    /// `give_up` answers true (returns false), logging every 5 s while the broker is slow.
+    fn wait_rounds(
+        &self,
+        mut step: impl FnMut() -> bool,
+        mut give_up: impl FnMut() -> bool,
+    ) -> bool {
         const LOG_EVERY: u32 = 5;
         let started = std::time::Instant::now();
         let mut rounds = 0u32;
-        loop {
-            if let Some(acks) = self.context.take_complete(tag) {
-                if rounds > 0 {
-                    info!(
-                        waited_s = rounds,
-                        "broker acknowledged the epoch after waiting"
-                    );
-                }
-                return Some(acks);
+        while !step() {
+            let elapsed = u32::try_from(started.elapsed().as_secs()).unwrap_or(u32::MAX);
+            if elapsed <= rounds {
+                continue;
             }
-            self.producer.poll(Duration::from_millis(5));
-            let elapsed = started.elapsed().as_secs() as u32;
-            if elapsed > rounds {
-                rounds = elapsed;
-                if rounds.is_multiple_of(LOG_EVERY) {
-                    warn!(
-                        in_flight = self.producer.in_flight_count(),
-                        waited_s = rounds,
-                        "waiting for the broker to acknowledge the epoch"
-                    );
-                }
-                if give_up() {
-                    warn!(
-                        in_flight = self.producer.in_flight_count(),
-                        waited_s = rounds,
-                        "gave up waiting for the broker to acknowledge the epoch"
-                    );
-                    return None;
-                }
+            rounds = elapsed;
+            if rounds.is_multiple_of(LOG_EVERY) {
+                warn!(
+                    in_flight = self.producer.in_flight_count(),
+                    waited_s = rounds,
+                    "waiting for the broker to acknowledge the epoch"
+                );
+            }
+            if give_up() {
+                warn!(
+                    in_flight = self.producer.in_flight_count(),
+                    waited_s = rounds,
+                    "gave up waiting for the broker to acknowledge the epoch"
+                );
+                return false;
             }
         }
+        if rounds > 0 {
+            info!(
+                waited_s = rounds,
+                "broker acknowledged the epoch after waiting"
+            );
+        }
+        true
     }
 
     /// Forgets what was counted under `tag` (an epoch dropped before its acknowledgements).
@@ -389,31 +408,10 @@ impl KafkaProducer {
     /// As [`KafkaProducer::flush`], but asks `give_up` every second while records are still in
     /// flight; when it answers true, returns `None` (the acknowledgements so far stay counted
     /// for the next call).
-    pub fn flush_unless(&self, mut give_up: impl FnMut() -> bool) -> Option<Acks> {
+    pub fn flush_unless(&self, give_up: impl FnMut() -> bool) -> Option<Acks> {
         const ROUND: Duration = Duration::from_secs(1);
-        const LOG_EVERY: u32 = 5;
-        let mut rounds = 0u32;
-        while let Err(e) = self.producer.flush(ROUND) {
-            rounds += 1;
-            if rounds.is_multiple_of(LOG_EVERY) {
-                warn!(in_flight = self.producer.in_flight_count(), waited_s = rounds, error = %e, "waiting for the broker to acknowledge the epoch");
-            }
-            if give_up() {
-                warn!(
-                    in_flight = self.producer.in_flight_count(),
-                    waited_s = rounds,
-                    "gave up waiting for the broker to acknowledge the epoch"
-                );
-                return None;
-            }
-        }
-        if rounds > 0 {
-            info!(
-                waited_s = rounds,
-                "broker acknowledged the epoch after waiting"
-            );
-        }
-        Some(self.context.take())
+        self.wait_rounds(|| self.producer.flush(ROUND).is_ok(), give_up)
+            .then(|| self.context.take())
     }
 }
 

@@ -292,21 +292,7 @@ impl PeerProcess {
     /// Stops the peer: TERM (Kafka Streams closes, committing its last transaction), then KILL
     /// after 60 s.
     pub(super) fn stop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(Some(_))) {
-            return;
-        }
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let began = Instant::now();
-        while began.elapsed() < Duration::from_secs(60) {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        super::pipeline::stop_child(&mut self.child, Duration::from_secs(60));
     }
 }
 

@@ -106,22 +106,27 @@ impl Pipeline {
     }
 
     pub(super) fn stop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(Some(_))) {
+        stop_child(&mut self.child, Duration::from_secs(30));
+    }
+}
+
+/// Stops `child`: TERM, then KILL once `grace` has passed.
+pub(super) fn stop_child(child: &mut std::process::Child, grace: Duration) {
+    if matches!(child.try_wait(), Ok(Some(_))) {
+        return;
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let began = Instant::now();
+    while began.elapsed() < grace {
+        if matches!(child.try_wait(), Ok(Some(_))) {
             return;
         }
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let began = Instant::now();
-        while began.elapsed() < Duration::from_secs(30) {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        std::thread::sleep(Duration::from_millis(50));
     }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 impl Drop for Pipeline {
