@@ -722,7 +722,7 @@ impl Operator for ReserveInventory {
         }
         for (sku, mut rec) in t.records.drain_sorted() {
             self.allocate(&sku, &mut rec, now, out);
-            lifecycle::save_record(t.store, sku, rec);
+            lifecycle::save_record(t.store, &sku, rec);
         }
         step
     }

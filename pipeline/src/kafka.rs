@@ -380,11 +380,6 @@ impl KafkaProducer {
         true
     }
 
-    /// Forgets what was counted under `tag` (an epoch dropped before its acknowledgements).
-    pub fn forget(&self, tag: usize) {
-        self.context.tallies().remove(&tag);
-    }
-
     /// Serves delivery reports without blocking.
     pub fn poll(&self) {
         self.producer.poll(Duration::ZERO);

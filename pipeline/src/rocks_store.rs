@@ -240,7 +240,7 @@ pub struct RocksStore {
     /// otherwise become wrong outputs).
     read_error: RefCell<Option<Error>>,
     /// Values operators decoded this epoch (write-through, see [`Decoded`]); emptied at every
-    /// commit and discard, so it holds at most what one epoch touched.
+    /// seal, commit and discard, so it holds at most what one epoch touched.
     decoded: Decoded,
 }
 
@@ -336,7 +336,12 @@ impl RocksStore {
     /// [`Error::State`] on a RocksDB write error; the overlay is kept so the caller may retry.
     pub fn commit(&mut self, extra: &[(&[u8], &[u8])], wal: bool) -> Result<()> {
         if !self.sealed.is_empty() {
-            self.commit_sealed(&[])?;
+            // Only the engine seals, and it commits through `commit_sealed` with the sealed
+            // epoch's checkpoint: writing that epoch here would store it without one.
+            return Err(Error::Bug(format!(
+                "{}: commit while a sealed epoch is in flight",
+                self.cf
+            )));
         }
         let overlay = std::mem::take(&mut self.overlay);
         let result = self.write(&overlay, extra, wal);

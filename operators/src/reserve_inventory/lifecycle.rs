@@ -154,10 +154,13 @@ pub(super) fn load_record(
     store: &dyn StateStore,
     sku: &str,
 ) -> Result<Option<SkuRecord>, OperatorError> {
-    let key = sku_key(sku);
+    read_record(store, &sku_key(sku))
+}
+
+fn read_record(store: &dyn StateStore, key: &[u8]) -> Result<Option<SkuRecord>, OperatorError> {
     store
-        .get(&key)
-        .map(|b| decode_migrating::<SkuRecord, SkuRecordV1>(&key, &b))
+        .get(key)
+        .map(|b| decode_migrating::<SkuRecord, SkuRecordV1>(key, &b))
         .transpose()
 }
 
@@ -171,15 +174,12 @@ pub(super) fn load_record_cached(
     if let Some(rec) = store.decoded().and_then(|d| d.take::<SkuRecord>(&key)) {
         return Ok(Some(rec));
     }
-    store
-        .get(&key)
-        .map(|b| decode_migrating::<SkuRecord, SkuRecordV1>(&key, &b))
-        .transpose()
+    read_record(store, &key)
 }
 
 /// Stores a SKU record, and keeps it decoded for the next step that touches the SKU.
-pub(super) fn save_record(store: &mut dyn StateStore, sku: String, rec: SkuRecord) {
-    let key = sku_key(&sku);
+pub(super) fn save_record(store: &mut dyn StateStore, sku: &str, rec: SkuRecord) {
+    let key = sku_key(sku);
     store.put(&key, &encode_value_as(VALUE_FORMAT_V2, &rec));
     if let Some(decoded) = store.decoded() {
         decoded.keep(key, rec);
