@@ -49,9 +49,7 @@ pub(super) fn amazon(
         };
         let keys = keys_or_note(state, channel, what, headers);
         if sku.starts_with("BAD-") {
-            if let Some(ch) = state.channels.get_mut(channel) {
-                ch.report.refused += 1;
-            }
+            refuse(state, channel, false);
             return reply(
                 StatusCode::OK,
                 json!({"sku": sku, "status": "INVALID", "submissionId": "0",
@@ -124,10 +122,7 @@ pub(super) fn amazon(
                 return shape_error(state, channel, what, "feed message");
             }
             if sku.starts_with("BAD-") {
-                if let Some(ch) = state.channels.get_mut(channel) {
-                    ch.report.refused += 1;
-                    ch.report.feed_refused += 1;
-                }
+                refuse(state, channel, true);
                 issues.push(json!({"messageId": m["messageId"], "code": "4000001", "severity": "ERROR", "message": "The SKU does not exist."}));
                 continue;
             }

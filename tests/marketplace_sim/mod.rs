@@ -668,6 +668,17 @@ fn keys_or_note(
     }
 }
 
+/// Counts an update the marketplace refused (an unknown `BAD-` SKU), `in_feed` when it came in
+/// a feed.
+fn refuse(state: &mut SimState, channel: &str, in_feed: bool) {
+    if let Some(ch) = state.channels.get_mut(channel) {
+        ch.report.refused += 1;
+        if in_feed {
+            ch.report.feed_refused += 1;
+        }
+    }
+}
+
 fn shape_error(state: &mut SimState, channel: &str, what: &str, why: &str) -> Response {
     if let Some(ch) = state.channels.get_mut(channel) {
         ch.report.shape_errors.push(format!("{what}: {why}"));
@@ -711,9 +722,7 @@ fn ebay(
         };
         if sku.starts_with("BAD-") {
             all_ok = false;
-            if let Some(ch) = state.channels.get_mut(channel) {
-                ch.report.refused += 1;
-            }
+            refuse(state, channel, false);
             responses.push(json!({"statusCode": 400, "sku": sku, "errors": [{"errorId": 25702, "message": "SKU not found"}]}));
             continue;
         }

@@ -30,9 +30,7 @@ pub(super) fn walmart(
         }
         let keys = keys_or_note(state, channel, what, headers);
         if sku.starts_with("BAD-") {
-            if let Some(ch) = state.channels.get_mut(channel) {
-                ch.report.refused += 1;
-            }
+            refuse(state, channel, false);
             return reply(
                 StatusCode::NOT_FOUND,
                 json!({"errors": [{"code": "CONTENT_NOT_FOUND.GMP_INVENTORY_API", "description": "Item not found"}]}),
@@ -77,10 +75,7 @@ pub(super) fn walmart(
                 return shape_error(state, channel, what, "feed item");
             }
             if sku.starts_with("BAD-") {
-                if let Some(ch) = state.channels.get_mut(channel) {
-                    ch.report.refused += 1;
-                    ch.report.feed_refused += 1;
-                }
+                refuse(state, channel, true);
                 statuses.push(json!({"sku": sku, "ingestionStatus": "DATA_ERROR", "ingestionErrors": {"ingestionError": [{"type": "DATA_ERROR", "code": "ERR_EXT_DATA_0801001", "description": "Item not found"}]}}));
                 continue;
             }
