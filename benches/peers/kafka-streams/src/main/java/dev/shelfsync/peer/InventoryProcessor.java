@@ -176,19 +176,10 @@ final class InventoryProcessor implements Processor<byte[], byte[], byte[], byte
 
     // ---- expiry ----
 
+    /** The key of a hold's deadline: the order-preserving deadline, then the hold's key. */
     private static Bytes expiryKey(long at, String sku, String orderKey, String lineId) {
-        byte[][] parts = {sku.getBytes(StandardCharsets.UTF_8),
-                orderKey.getBytes(StandardCharsets.UTF_8), lineId.getBytes(StandardCharsets.UTF_8)};
-        int n = 8;
-        for (byte[] p : parts) {
-            n += 4 + p.length;
-        }
-        ByteBuffer b = ByteBuffer.allocate(n);
-        b.putLong(at ^ Long.MIN_VALUE);
-        for (byte[] p : parts) {
-            b.putInt(p.length).put(p);
-        }
-        return Bytes.wrap(b.array());
+        byte[] hold = holdKey(sku, orderKey, lineId).get();
+        return Bytes.wrap(ByteBuffer.allocate(8 + hold.length).putLong(at ^ Long.MIN_VALUE).put(hold).array());
     }
 
     /** The key of a hold: SKU, order key and line id, each length-prefixed. */
