@@ -99,6 +99,23 @@ impl Limiter {
         }
     }
 
+    /// Waits out any pause, without taking a token (for a request whose token was taken
+    /// before the pause was set).
+    pub(crate) async fn wait_pause(&self) {
+        loop {
+            let wait = {
+                let state = self.lock();
+                state
+                    .paused_until
+                    .and_then(|until| until.checked_duration_since(Instant::now()))
+            };
+            match wait {
+                Some(wait) if !wait.is_zero() => tokio::time::sleep(wait).await,
+                _ => return,
+            }
+        }
+    }
+
     /// Whether a request could take a token now (not paused, a whole token there).
     pub(crate) fn ready(&self) -> bool {
         let mut state = self.lock();
@@ -336,7 +353,10 @@ impl<'a> Calls<'a> {
     /// [`CallError::Transient`] for 429, 408, 5xx, 401/403, timeouts and connection errors;
     /// [`CallError::Rejected`] for any other non-2xx status.
     pub(crate) async fn send(&self, req: Request) -> Result<Response, CallError> {
-        if !self.prepaid.swap(false, Ordering::SeqCst) {
+        if self.prepaid.swap(false, Ordering::SeqCst) {
+            // The token was taken before the request was built; a pause set since binds it.
+            self.api.limiter.wait_pause().await;
+        } else {
             self.api.limiter.acquire().await;
         }
         let what = req.what;
@@ -612,6 +632,47 @@ mod tests {
         assert_eq!(api.operation("createFeed").map(Limiter::tokens), Some(0.0));
         assert!(api.ready(&["patchListingsItem"]));
         assert!(api.limiter.ready());
+    }
+
+    /// A request whose token was taken before the channel was paused (the sender takes one
+    /// before it picks a batch, then builds the request) waits the pause out too: a 429 that
+    /// arrives while a feed is being built binds that feed (CI flake of 2026-12-06: Walmart
+    /// feeds sent 520–573 ms into a 1 s Retry-After).
+    #[tokio::test]
+    async fn a_prepaid_request_waits_out_a_pause_set_after_its_token() {
+        use std::io::{Read, Write};
+        let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = server.local_addr().unwrap();
+        let (arrived_tx, arrived_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let (mut s, _) = server.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            arrived_tx.send(Instant::now()).unwrap();
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        });
+        let api = Api {
+            channel: "walmart".into(),
+            client: client(Duration::from_secs(2), 1).unwrap(),
+            limiter: Limiter::new(100.0, 10),
+            operations: Vec::new(),
+            timeout: Duration::from_secs(2),
+        };
+        api.limiter.acquire().await;
+        let calls = Calls::new(&api, true);
+        let paused = Instant::now();
+        api.limiter.pause(Duration::from_millis(300));
+        let request = Request::new("feed", Method::POST, format!("http://{addr}/v3/feeds"));
+        calls.send(request).await.unwrap();
+        let arrived = arrived_rx.recv().unwrap();
+        assert!(
+            arrived.duration_since(paused) >= Duration::from_millis(300),
+            "sent {:?} into a 300 ms pause",
+            arrived.duration_since(paused)
+        );
     }
 
     #[tokio::test]
