@@ -36,7 +36,7 @@ pub struct Percentiles {
     pub max: i64,
 }
 
-fn percentiles(mut v: Vec<i64>) -> Percentiles {
+pub(super) fn percentiles(mut v: Vec<i64>) -> Percentiles {
     if v.is_empty() {
         return Percentiles::default();
     }

@@ -55,6 +55,7 @@ mod pipeline;
 mod report;
 mod restore;
 mod stage;
+mod stage_live;
 mod throughput;
 mod topology;
 
@@ -160,6 +161,14 @@ pub struct BenchArgs {
     /// example's two locations), before the traffic.
     #[arg(long, default_value_t = 20_000)]
     pub stage_skus: u32,
+    /// After each stage contender drains its preload: live inventory commands (the same
+    /// workload, continued) at this rate, each timed from sent to its availability readable
+    /// (`read_committed`).
+    #[arg(long, default_value_t = 5_000.0)]
+    pub stage_live_rate: f64,
+    /// How long the stage phase's live commands run per contender (`0s`: none).
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    pub stage_live: Duration,
     /// SKUs of the inventory store the restore phase restores.
     #[arg(long, default_value_t = 1_000_000)]
     pub restore_skus: u32,

@@ -7,7 +7,7 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -182,11 +182,27 @@ pub(super) fn application_id(topology: &Topology) -> String {
     format!("{}-ks", topology.application_id)
 }
 
+/// What the peer said of its state and restoration (its `state` and `restore-*` lines).
+#[derive(Debug, Default)]
+struct Said {
+    running: bool,
+    restores_started: u64,
+    restores_ended: u64,
+    restored_records: u64,
+    /// When the first restoration began and the last one ended.
+    first_start: Option<Instant>,
+    last_end: Option<Instant>,
+    /// When the last of these lines came.
+    last: Option<Instant>,
+}
+
 /// The peer in a child process; stopped (TERM, then KILL) when dropped.
 pub(super) struct PeerProcess {
     child: Child,
+    started: Instant,
     taken: Arc<AtomicU64>,
     refused: Arc<AtomicU64>,
+    said: Arc<Mutex<Said>>,
     /// The child's stderr.
     pub(super) log: PathBuf,
 }
@@ -236,29 +252,89 @@ impl PeerProcess {
             .context("start the Kafka Streams peer (`java` must be on PATH)")?;
         let taken = Arc::new(AtomicU64::new(0));
         let refused = Arc::new(AtomicU64::new(0));
+        let said = Arc::new(Mutex::new(Said::default()));
         let stdout = child.stdout.take().context("the peer's stdout")?;
         {
-            let (taken, refused) = (taken.clone(), refused.clone());
+            let (taken, refused, said) = (taken.clone(), refused.clone(), said.clone());
             std::thread::spawn(move || {
                 for line in std::io::BufReader::new(stdout).lines() {
                     let Ok(line) = line else { return };
                     let mut words = line.split_whitespace();
-                    if words.next() == Some("progress") {
-                        let mut n = || words.next().and_then(|w| w.parse::<u64>().ok());
+                    let first = words.next();
+                    let mut n = || words.next().and_then(|w| w.parse::<u64>().ok());
+                    if first == Some("progress") {
                         if let (Some(t), Some(r)) = (n(), n()) {
                             taken.store(t, Ordering::Relaxed);
                             refused.store(r, Ordering::Relaxed);
                         }
+                        continue;
                     }
+                    let Ok(mut said) = said.lock() else { return };
+                    match first {
+                        Some("state") => said.running = line == "state RUNNING",
+                        Some("restore-start") => {
+                            said.restores_started += 1;
+                            said.first_start.get_or_insert_with(Instant::now);
+                        }
+                        Some("restore-end") => {
+                            let _partition = n();
+                            said.restores_ended += 1;
+                            said.restored_records += n().unwrap_or(0);
+                            said.last_end = Some(Instant::now());
+                        }
+                        _ => continue,
+                    }
+                    said.last = Some(Instant::now());
                 }
             });
         }
         Ok(Self {
             child,
+            started: Instant::now(),
             taken,
             refused,
+            said,
             log,
         })
+    }
+
+    /// Waits until the peer is `RUNNING` with every restoration it began ended and nothing
+    /// said for a second (a restoration may begin just after `RUNNING`); returns the restored
+    /// records, the seconds from the first restoration's start to the last one's end, and the
+    /// time from start to the last of those lines.
+    pub(super) fn wait_restored(
+        &mut self,
+        timeout: Duration,
+    ) -> anyhow::Result<(u64, f64, Duration)> {
+        loop {
+            self.check_alive()?;
+            {
+                let said = self
+                    .said
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("peer output lock"))?;
+                if let Some(last) = said.last {
+                    if said.running
+                        && said.restores_started == said.restores_ended
+                        && last.elapsed() >= Duration::from_secs(1)
+                    {
+                        let span = match (said.first_start, said.last_end) {
+                            (Some(a), Some(b)) => b.duration_since(a).as_secs_f64(),
+                            _ => 0.0,
+                        };
+                        return Ok((
+                            said.restored_records,
+                            span,
+                            last.duration_since(self.started),
+                        ));
+                    }
+                }
+            }
+            if self.started.elapsed() > timeout {
+                bail!("the Kafka Streams peer did not restore within {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Commands taken so far.

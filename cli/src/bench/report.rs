@@ -202,6 +202,60 @@ fn write_stage(f: &mut std::fmt::Formatter<'_>, s: &StageResult) -> std::fmt::Re
             times
         )?;
     }
+    if let Some(l) = s.contenders.iter().find_map(|c| c.live.as_ref()) {
+        writeln!(
+            f,
+            "  live, after each drain: {} commands at {}/s; command sent → availability readable, ms",
+            l.sent, l.offered
+        )?;
+        writeln!(
+            f,
+            "  {:<30} {:>7} {:>7} {:>7} {:>7} {:>8} {:>9} {:>10}",
+            "contender", "p50", "p90", "p99", "max", "events", "no event", "sent in s"
+        )?;
+        for c in &s.contenders {
+            if let Some(l) = &c.live {
+                let p = &l.command_to_availability;
+                writeln!(
+                    f,
+                    "  {:<30} {:>7} {:>7} {:>7} {:>7} {:>8} {:>9} {:>10.1}",
+                    c.name,
+                    p.p50,
+                    p.p90,
+                    p.p99,
+                    p.max,
+                    p.count,
+                    l.commands_without_event,
+                    l.seconds
+                )?;
+            }
+        }
+    }
+    if s.contenders.iter().any(|c| c.restore.is_some()) {
+        writeln!(
+            f,
+            "  restore after the run, onto an empty state directory (every store's changelog)"
+        )?;
+        writeln!(
+            f,
+            "  {:<30} {:>10} {:>9} {:>10} {:>9} {:>9}",
+            "contender", "records", "seconds", "records/s", "to ready", "peak RSS"
+        )?;
+        for c in &s.contenders {
+            if let Some(r) = &c.restore {
+                writeln!(
+                    f,
+                    "  {:<30} {:>10} {:>9.2} {:>10.0} {:>8.1}s {:>9}",
+                    c.name,
+                    r.records,
+                    r.seconds,
+                    r.records_per_sec,
+                    r.seconds_to_ready,
+                    mib(r.peak_rss)
+                )?;
+            }
+        }
+    }
     for (name, target) in STAGE_TARGETS {
         if let Some(r) = s.ratios.get(name) {
             writeln!(

@@ -172,7 +172,11 @@ pub(super) fn run(
     std::thread::sleep(Duration::from_secs(1));
     let peak_rss = pipeline.peak_rss();
     pipeline.stop();
-    let (applied, restore_seconds) = restore_logs(&pipeline.log, &changelog)?;
+    let Restored {
+        applied,
+        secs: restore_seconds,
+        ..
+    } = restore_logs(&pipeline.log, &changelog)?;
     Ok(RestoreResult {
         skus: args.restore_skus,
         keys,
@@ -188,18 +192,43 @@ pub(super) fn run(
     })
 }
 
-/// Sums `applied` and `secs` of the `restore finished` events of `changelog` in a JSON log.
-fn restore_logs(log: &Path, changelog: &str) -> anyhow::Result<(u64, f64)> {
+/// What a pipeline's log says of its restoration of one changelog.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Restored {
+    /// Records applied, summed over partitions.
+    pub(super) applied: u64,
+    /// Seconds spent, summed over partitions.
+    pub(super) secs: f64,
+    /// Seconds from the first partition's start to the last one's end (partitions restore
+    /// side by side).
+    pub(super) span: f64,
+}
+
+/// Sums `applied` and `secs` of the `restore finished` events of `changelog` in a JSON log,
+/// and measures their span from the events' timestamps.
+pub(super) fn restore_logs(log: &Path, changelog: &str) -> anyhow::Result<Restored> {
     let file = std::fs::File::open(log)?;
-    let (mut applied, mut secs) = (0u64, 0f64);
+    let mut r = Restored::default();
+    let (mut first, mut last) = (f64::INFINITY, f64::NEG_INFINITY);
     for line in std::io::BufReader::new(file).lines() {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(&line?) else {
             continue;
         };
         if v["message"] == "restore finished" && v["changelog"] == changelog {
-            applied += v["applied"].as_u64().unwrap_or(0);
-            secs += v["secs"].as_f64().unwrap_or(0.0);
+            let secs = v["secs"].as_f64().unwrap_or(0.0);
+            r.applied += v["applied"].as_u64().unwrap_or(0);
+            r.secs += secs;
+            let at = v["timestamp"]
+                .as_str()
+                .and_then(|t| humantime::parse_rfc3339(t).ok())
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs_f64());
+            if let Some(at) = at {
+                first = first.min(at - secs);
+                last = last.max(at);
+            }
         }
     }
-    Ok((applied, secs))
+    r.span = if last >= first { last - first } else { r.secs };
+    Ok(r)
 }

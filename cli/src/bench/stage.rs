@@ -15,6 +15,7 @@ use anyhow::bail;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use shelfsync_operators::{MemStore, StateStore};
 use shelfsync_schemas::{ChannelAvailability, InventoryCommand, LineResult};
@@ -27,6 +28,8 @@ use shelfsync_pipeline::stages::{OutRecord, StageLogic};
 use super::drain::{drain, Rate};
 use super::peer::{self, Guarantee, PeerKind, PeerProcess};
 use super::pipeline::Pipeline;
+use super::restore::restore_logs;
+use super::stage_live::{self, Live, Restore};
 use super::throughput::{passthrough, StageCounters};
 use super::topology::{create_topics, phase_topology};
 use super::BenchArgs;
@@ -53,6 +56,10 @@ pub struct Contender {
     pub version_differences: Option<u64>,
     /// A few mismatches, `channel|sku: pipeline … vs …`.
     pub examples: Vec<String>,
+    /// Live commands after the drain, timed to their availability (not the passthrough).
+    pub live: Option<Live>,
+    /// Restore onto an empty state directory after the run (not the passthrough).
+    pub restore: Option<Restore>,
 }
 
 /// Results of the stage phase.
@@ -80,10 +87,10 @@ impl StageResult {
 }
 
 /// An inventory command as preloaded.
-struct Command {
-    key: Vec<u8>,
-    value: Vec<u8>,
-    ts: i64,
+pub(super) struct Command {
+    pub(super) key: Vec<u8>,
+    pub(super) value: Vec<u8>,
+    pub(super) ts: i64,
 }
 
 fn reader_of(topic: TopicId) -> Option<Stage> {
@@ -213,7 +220,12 @@ struct EndIsNoError;
 
 impl ClientContext for EndIsNoError {
     fn error(&self, error: KafkaError, reason: &str) {
-        if !matches!(error, KafkaError::PartitionEOF(_)) {
+        let eof = match &error {
+            KafkaError::PartitionEOF(_) => true,
+            KafkaError::Global(code) => *code == RDKafkaErrorCode::PartitionEOF,
+            _ => false,
+        };
+        if !eof {
             tracing::error!(%error, reason, "availability check consumer");
         }
     }
@@ -345,8 +357,22 @@ pub(super) fn run(
         "stage: generating {} inventory commands ({} SKUs)",
         args.stage_commands, args.stage_skus
     );
-    let cmds = commands(base, args, args.stage_commands)?;
+    let live_n = (args.stage_live_rate * args.stage_live.as_secs_f64()).max(0.0) as usize;
+    let mut cmds = commands(base, args, args.stage_commands + live_n)?;
+    let live_cmds = cmds.split_off(args.stage_commands.min(cmds.len()));
     let n = cmds.len() as u64;
+    // The live part of a contender, when asked for.
+    let live = |t: &Topology, taken: &mut dyn FnMut() -> anyhow::Result<u64>| {
+        if live_cmds.is_empty() {
+            return Ok(None);
+        }
+        eprintln!(
+            "  live: {} commands at {}/s",
+            live_cmds.len(),
+            args.stage_live_rate
+        );
+        stage_live::live(t, &live_cmds, args.stage_live_rate, args.timeout, n, taken).map(Some)
+    };
     let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
     for c in &cmds {
         let kind = shelfsync_schemas::avro::decode::<InventoryCommand>(&c.value)
@@ -374,15 +400,38 @@ pub(super) fn run(
         Ok(pipeline.records_in().unwrap_or_default())
     })?;
     let peak_rss = pipeline.peak_rss();
+    let live_result = live(&app, &mut || {
+        pipeline.check_alive()?;
+        Ok(pipeline
+            .records_in()?
+            .get("inventory")
+            .copied()
+            .unwrap_or_default())
+    })?;
     pipeline.stop();
     let (ours, events) = final_availability(&app, args.timeout)?;
     result.availability_pairs = ours.len() as u64;
+    eprintln!("  restore onto an empty state directory");
+    let mut restoring = Pipeline::spawn(&app, dir, "stage-restore")?;
+    let to_ready = restoring.wait_ready(args.timeout)?;
+    std::thread::sleep(Duration::from_secs(1));
+    let restore_rss = restoring.peak_rss();
+    restoring.stop();
+    let changelog = app.topic_name(TopicId::Changelog(shelfsync_topology::Store::Inventory));
+    let restored = restore_logs(&restoring.log, &changelog)?;
     result.contenders.push(Contender {
         name: "pipeline".into(),
         rate: samples.rate(&["inventory"], &["inventory"]),
         peak_rss,
         availability_events: events,
         line_results: line_results(&app, args.timeout)?,
+        live: live_result,
+        restore: Some(Restore::new(
+            restored.applied,
+            restored.span,
+            to_ready,
+            restore_rss,
+        )),
         ..Contender::default()
     });
 
@@ -432,9 +481,19 @@ pub(super) fn run(
                 Ok(one(ks.taken()))
             })?;
             let peak_rss = ks.peak_rss();
+            let live_result = live(&t, &mut || {
+                ks.check_alive()?;
+                Ok(ks.taken())
+            })?;
             let refused = ks.refused();
             ks.stop();
             let (theirs, events) = final_availability(&t, args.timeout)?;
+            eprintln!("  restore onto an empty state directory");
+            let mut restoring =
+                PeerProcess::spawn(build, &t, guarantee, dir, &format!("{name}-restore"))?;
+            let (records, secs, to_ready) = restoring.wait_restored(args.timeout)?;
+            let restore_rss = restoring.peak_rss();
+            restoring.stop();
             let mut c = Contender {
                 name: format!("kafka-streams {}", guarantee.name()),
                 rate: samples.rate(&["inventory"], &["inventory"]),
@@ -442,6 +501,8 @@ pub(super) fn run(
                 availability_events: events,
                 line_results: line_results(&t, args.timeout)?,
                 refused,
+                live: live_result,
+                restore: Some(Restore::new(records, secs, to_ready, restore_rss)),
                 ..Contender::default()
             };
             compare(&ours, &theirs, &mut c);

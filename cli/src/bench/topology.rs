@@ -134,6 +134,8 @@ mod tests {
             peer: None,
             stage_commands: 100,
             stage_skus: 10,
+            stage_live_rate: 1.0,
+            stage_live: Duration::ZERO,
             timeout: Duration::from_secs(1),
             json: None,
             work_dir: None,

@@ -2,18 +2,23 @@ package dev.shelfsync.peer;
 
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Map;
 import java.util.Properties;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicInteger;
 
+import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.serialization.Deserializer;
 import org.apache.kafka.common.serialization.Serde;
 import org.apache.kafka.common.serialization.Serdes;
 import org.apache.kafka.common.serialization.Serializer;
+import org.apache.kafka.streams.CloseOptions;
 import org.apache.kafka.streams.KafkaStreams;
 import org.apache.kafka.streams.StreamsConfig;
 import org.apache.kafka.streams.Topology;
 import org.apache.kafka.streams.errors.StreamsUncaughtExceptionHandler;
+import org.apache.kafka.streams.processor.StateRestoreListener;
 import org.apache.kafka.streams.state.Stores;
 
 /**
@@ -27,8 +32,10 @@ import org.apache.kafka.streams.state.Stores;
  *   [--prop streams.or.client.property=value]...
  * </pre>
  *
- * <p>It prints {@code state <STATE>} on every state change and {@code progress <commands taken>
- * <commands refused>} every 100 ms on stdout (the bench samples it), runs until it is stopped
+ * <p>It prints {@code state <STATE>} on every state change, {@code progress <commands taken>
+ * <commands refused>} every 100 ms, and {@code restore-start <topic-partition>} and {@code
+ * restore-end <topic-partition> <records> <microseconds>} around each changelog partition it
+ * restores, on stdout (the bench samples them), runs until it is stopped
  * (SIGTERM closes it cleanly, committing under exactly_once_v2), and exits 1 if a stream thread
  * dies. Commit interval: Kafka Streams' own default unless given (100 ms under
  * exactly_once_v2, 30 s under at_least_once).
@@ -104,6 +111,12 @@ public final class Peer {
         System.err.println(topology.describe());
 
         KafkaStreams streams = new KafkaStreams(topology, props);
+        // Stopped, it leaves the group at once (Kafka Streams' default is to stay until the
+        // session times out, 45 s), so the instance that replaces it gets its tasks at once,
+        // as the pipeline's does.
+        final CloseOptions leave = CloseOptions
+                .groupMembershipOperation(CloseOptions.GroupMembershipOperation.LEAVE_GROUP)
+                .withTimeout(Duration.ofSeconds(30));
         CountDownLatch done = new CountDownLatch(1);
         AtomicInteger exit = new AtomicInteger(0);
         streams.setStateListener((now, before) -> {
@@ -111,6 +124,31 @@ public final class Peer {
             System.out.flush();
             if (now == KafkaStreams.State.ERROR || now == KafkaStreams.State.NOT_RUNNING) {
                 done.countDown();
+            }
+        });
+        // Restoration, per store partition: the bench sums records and time as it does for
+        // the pipeline's `restore finished` logs.
+        streams.setGlobalStateRestoreListener(new StateRestoreListener() {
+            private final Map<TopicPartition, Long> started = new ConcurrentHashMap<>();
+
+            @Override
+            public void onRestoreStart(TopicPartition partition, String store, long start,
+                    long end) {
+                started.put(partition, System.nanoTime());
+                System.out.println("restore-start " + partition);
+                System.out.flush();
+            }
+
+            @Override
+            public void onBatchRestored(TopicPartition partition, String store, long batchEnd,
+                    long restored) {}
+
+            @Override
+            public void onRestoreEnd(TopicPartition partition, String store, long total) {
+                Long t0 = started.remove(partition);
+                long micros = t0 == null ? 0 : (System.nanoTime() - t0) / 1000;
+                System.out.println("restore-end " + partition + " " + total + " " + micros);
+                System.out.flush();
             }
         });
         streams.setUncaughtExceptionHandler(e -> {
@@ -133,7 +171,7 @@ public final class Peer {
         reporter.setDaemon(true);
         reporter.start();
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-            streams.close(Duration.ofSeconds(30));
+            streams.close(leave);
             System.out.println("progress " + InventoryProcessor.PROCESSED.get() + " "
                     + InventoryProcessor.REFUSED.get());
             System.out.println("closed");
@@ -141,7 +179,7 @@ public final class Peer {
         }, "shutdown"));
         streams.start();
         done.await();
-        streams.close(Duration.ofSeconds(30));
+        streams.close(leave);
         System.exit(exit.get());
     }
 }
