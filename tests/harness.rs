@@ -50,6 +50,19 @@ impl Setup {
     /// # Errors
     /// When the broker does not start or topic creation fails.
     pub fn new(bin: &str, app: &str, partitions: i32) -> Result<Self> {
+        Self::with_toml(bin, app, partitions, |toml| toml)
+    }
+
+    /// As [`Setup::new`], with the topology text of [`topology_toml`] changed by `edit` first.
+    ///
+    /// # Errors
+    /// When the broker does not start, the topology does not load or topic creation fails.
+    pub fn with_toml(
+        bin: &str,
+        app: &str,
+        partitions: i32,
+        edit: impl FnOnce(String) -> String,
+    ) -> Result<Self> {
         let broker = Broker::start()?;
         let dir = tempfile::Builder::new()
             .prefix("shelfsync-test-")
@@ -65,7 +78,7 @@ impl Setup {
         let (topology_path, topology) = create_topology(
             Path::new(bin),
             dir.path(),
-            &topology_toml(&broker.bootstrap(), app, partitions),
+            &edit(topology_toml(&broker.bootstrap(), app, partitions)),
         )?;
         Ok(Self {
             broker,

@@ -113,6 +113,11 @@ enum Command {
         #[command(subcommand)]
         command: TopicsCommand,
     },
+    /// Dead letters: list them, show one, redrive a selection to the topics they came from.
+    Dlq {
+        #[command(subcommand)]
+        command: crate::dlq::DlqCommand,
+    },
     /// Check a topology file and print every problem with its field path.
     Validate {
         /// The topology file (TOML).
@@ -316,6 +321,10 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::demo::run(args, interrupted)
         }
         Command::Bench(args) => crate::bench::run(*args),
+        Command::Dlq { command } => {
+            crate::dlq::run(command, load)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Push {
             topology,
             http_addr,

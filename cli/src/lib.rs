@@ -28,7 +28,9 @@
 pub mod bench;
 pub mod cli;
 pub mod demo;
+pub mod dlq;
 pub mod generator;
+pub mod read;
 
 pub use cli::main;
 

@@ -56,6 +56,20 @@ pub const DLQ_VALUE_SHA256: &str = "shelfsync-dlq-value-sha256";
 /// Header with the hex SHA-256 of a cut dead letter's original key.
 pub const DLQ_KEY_SHA256: &str = "shelfsync-dlq-key-sha256";
 
+/// Header on a record `shelfsync dlq redrive` re-sent: the dead letter it came from,
+/// `<dlq topic>/<partition>/<offset>`.
+pub const REDRIVE_OF_HEADER: &str = "shelfsync-redrive-of";
+/// Header on a redriven record: how many times its original has been redriven, `1` the first.
+pub const REDRIVE_ATTEMPT_HEADER: &str = "shelfsync-redrive-attempt";
+/// Headers an input record carries to its dead letter (a redriven record that fails again
+/// says which dead letter and which attempt it was).
+pub const CARRIED_HEADERS: [&str; 2] = [REDRIVE_OF_HEADER, REDRIVE_ATTEMPT_HEADER];
+
+/// The values of `msg`'s [`CARRIED_HEADERS`], in that order.
+pub fn carried_headers<M: Message>(msg: &M) -> [Option<&[u8]>; 2] {
+    CARRIED_HEADERS.map(|name| header(msg, name))
+}
+
 /// The base client config: bootstrap servers plus every pass-through property.
 pub fn base_config(topology: &Topology) -> ClientConfig {
     let mut c = ClientConfig::new();

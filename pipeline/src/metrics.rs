@@ -16,6 +16,8 @@ pub const RECORDS_IN: &str = "shelfsync_records_in_total";
 pub const RECORDS_OUT: &str = "shelfsync_records_out_total";
 /// Records sent to the DLQ, by `stage` and `kind`.
 pub const DLQ: &str = "shelfsync_dlq_records_total";
+/// Redriven records taken (`shelfsync dlq redrive`), by `stage`.
+pub const REDRIVEN: &str = "shelfsync_redriven_records_total";
 /// Exact order repeats dropped by dedupe.
 pub const DUPLICATES_DROPPED: &str = "shelfsync_dedup_dropped_total";
 /// Marketplace test orders skipped by normalize (the channel's `skip_test_orders`), by `channel`.
@@ -198,6 +200,12 @@ pub const ALL: &[Metric] = {
             Counter,
             &["stage", "kind"],
             "Records sent to the dead-letter topic, by stage and error kind.",
+        ),
+        metric(
+            REDRIVEN,
+            Counter,
+            &["stage"],
+            "Redriven records taken (re-sent from the dead-letter topic by `shelfsync dlq redrive`), by stage.",
         ),
         metric(
             DUPLICATES_DROPPED,

@@ -22,6 +22,8 @@ pub const INVENTORY_COMMANDS_SUFFIX: &str = "inventory-commands";
 pub const LINE_RESULTS_SUFFIX: &str = "line-results";
 /// Suffix of the compacted topic where running instances announce their HTTP address and tasks.
 pub const INSTANCES_SUFFIX: &str = "instances";
+/// Suffix of the redrive ledger topic: `<application_id>-dlq-redrives`.
+const DLQ_REDRIVES_SUFFIX: &str = "dlq-redrives";
 
 /// The name of an internal topic: `<application_id>-<name>` (e.g. `shelfsync-orders`).
 pub fn internal_topic(application_id: &str, name: &str) -> String {
@@ -244,12 +246,16 @@ pub enum TopicId {
     /// `<application_id>-instances`: compacted, one partition; each running instance announces
     /// its HTTP address and tasks there (the availability query's directory).
     Instances,
+    /// `<application_id>-dlq-redrives`: compacted, one partition; `shelfsync dlq redrive`
+    /// records there, in the transaction that re-sends it, each dead letter it redrove (so a
+    /// dead letter is never redriven twice).
+    DlqRedrives,
 }
 
 impl TopicId {
     /// Every topic, in the order [`Topology::topics`] lists them: sources, internal topics,
     /// changelogs, sinks.
-    pub const ALL: [TopicId; 14] = [
+    pub const ALL: [TopicId; 15] = [
         TopicId::RawOrders,
         TopicId::ErpInventory,
         TopicId::ErpProducts,
@@ -264,6 +270,7 @@ impl TopicId {
         TopicId::ValidatedOrders,
         TopicId::OrderStatus,
         TopicId::Dlq,
+        TopicId::DlqRedrives,
     ];
 
     /// The topics whose partition count `topics.partition_overrides` may set (all but changelogs
@@ -299,6 +306,7 @@ impl TopicId {
             Self::Changelog(Store::Inventory) => "inventory_changelog",
             Self::Changelog(Store::Assemble) => "assemble_changelog",
             Self::Instances => "instances",
+            Self::DlqRedrives => "dlq_redrives",
         }
     }
 
@@ -306,9 +314,11 @@ impl TopicId {
     pub fn role(self) -> TopicRole {
         match self {
             Self::RawOrders | Self::ErpInventory | Self::ErpProducts => TopicRole::Source,
-            Self::Orders | Self::InventoryCommands | Self::LineResults | Self::Instances => {
-                TopicRole::Internal
-            }
+            Self::Orders
+            | Self::InventoryCommands
+            | Self::LineResults
+            | Self::Instances
+            | Self::DlqRedrives => TopicRole::Internal,
             Self::Changelog(_) => TopicRole::Changelog,
             Self::Availability | Self::ValidatedOrders | Self::OrderStatus | Self::Dlq => {
                 TopicRole::Sink
@@ -319,7 +329,10 @@ impl TopicId {
     /// Whether the topic is compacted (changelogs, the instance directory) rather than deleted
     /// by retention.
     pub fn is_compacted(self) -> bool {
-        matches!(self, Self::Changelog(_) | Self::Instances)
+        matches!(
+            self,
+            Self::Changelog(_) | Self::Instances | Self::DlqRedrives
+        )
     }
 }
 
@@ -373,6 +386,7 @@ impl Topology {
             TopicId::Dlq => topics.dlq.clone(),
             TopicId::Changelog(store) => changelog_topic(&self.application_id, store),
             TopicId::Instances => internal_topic(&self.application_id, INSTANCES_SUFFIX),
+            TopicId::DlqRedrives => internal_topic(&self.application_id, DLQ_REDRIVES_SUFFIX),
         }
     }
 
@@ -383,7 +397,7 @@ impl Topology {
     pub fn partitions(&self, id: TopicId) -> i32 {
         let count = match id {
             TopicId::Changelog(store) => return self.partitions(store.stage().input()),
-            TopicId::Instances => return 1,
+            TopicId::Instances | TopicId::DlqRedrives => return 1,
             other => self
                 .topics
                 .partition_overrides

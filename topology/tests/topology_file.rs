@@ -188,6 +188,7 @@ fn the_example_topic_list() {
         ("retail.erp.orders.validated", 6, false, TopicRole::Sink),
         ("retail.channel.order-status", 6, false, TopicRole::Sink),
         ("retail.dlq", 1, false, TopicRole::Sink),
+        ("shelfsync-dlq-redrives", 1, true, TopicRole::Internal),
     ];
     let expected: Vec<(String, i32, i16, bool, TopicRole)> = expected
         .into_iter()

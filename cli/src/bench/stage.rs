@@ -12,17 +12,13 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
-use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use shelfsync_operators::{MemStore, StateStore};
 use shelfsync_schemas::{ChannelAvailability, InventoryCommand, LineResult};
 use shelfsync_topology::{Stage, TopicId, Topology};
 
 use crate::generator::TrafficSource;
-use shelfsync_pipeline::kafka::{self, KafkaProducer, ProduceRecord};
+use shelfsync_pipeline::kafka::{KafkaProducer, ProduceRecord};
 use shelfsync_pipeline::stages::{OutRecord, StageLogic};
 
 use super::drain::{drain, Rate};
@@ -215,24 +211,6 @@ fn preload(topology: &Topology, commands: &[Command]) -> anyhow::Result<()> {
 /// Final availability: per (channel, SKU), the (version, quantity) of the highest version.
 type Finals = BTreeMap<(String, String), (i64, i64)>;
 
-/// The check consumer's context: the end of a partition is what it waits for, not an error.
-struct EndIsNoError;
-
-impl ClientContext for EndIsNoError {
-    fn error(&self, error: KafkaError, reason: &str) {
-        let eof = match &error {
-            KafkaError::PartitionEOF(_) => true,
-            KafkaError::Global(code) => *code == RDKafkaErrorCode::PartitionEOF,
-            _ => false,
-        };
-        if !eof {
-            tracing::error!(%error, reason, "availability check consumer");
-        }
-    }
-}
-
-impl ConsumerContext for EndIsNoError {}
-
 /// Reads topic `id` of `topology` to its end (committed records only), handing every value
 /// to `each`.
 fn read_to_end(
@@ -241,39 +219,18 @@ fn read_to_end(
     timeout: Duration,
     mut each: impl FnMut(&[u8]),
 ) -> anyhow::Result<()> {
-    let mut config = kafka::base_config(topology);
-    config.set("group.id", format!("{}-check", topology.application_id));
-    config.set("enable.auto.commit", "false");
-    config.set("enable.partition.eof", "true");
-    config.set("isolation.level", "read_committed");
-    let consumer: BaseConsumer<EndIsNoError> = config.create_with_context(EndIsNoError)?;
-    let topic = topology.topic_name(id);
-    let partitions = topology.partitions(id);
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(&topic, p, Offset::Beginning)?;
-    }
-    consumer.assign(&tpl)?;
-    let mut eof = BTreeSet::new();
-    let began = Instant::now();
-    while eof.len() < usize::try_from(partitions)? {
-        if began.elapsed() > timeout {
-            bail!("could not read {topic} to its end within {timeout:?}");
-        }
-        match consumer.poll(Duration::from_millis(500)) {
-            Some(Ok(msg)) => {
-                if let Some(value) = msg.payload() {
-                    each(value);
-                }
+    crate::read::read_to_end(
+        topology,
+        &topology.topic_name(id),
+        topology.partitions(id),
+        &format!("{}-check", topology.application_id),
+        timeout,
+        |msg| {
+            if let Some(value) = msg.payload() {
+                each(value);
             }
-            Some(Err(KafkaError::PartitionEOF(p))) => {
-                eof.insert(p);
-            }
-            Some(Err(e)) => kafka::log_client_error(&e, "output check poll"),
-            None => {}
-        }
-    }
-    Ok(())
+        },
+    )
 }
 
 /// The final availability in `topology`'s availability topic, and how many events it holds.

@@ -33,7 +33,7 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use shelfsync_operators::StateStore;
 use shelfsync_topology::{Stage, TopicId, TopicRole};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::align::{Held, Release};
 use super::output::{Input, Output};
@@ -140,7 +140,12 @@ impl Engine {
             key: msg.key(),
             value: msg.payload(),
             ts,
+            carried: kafka::carried_headers(msg),
         };
+        if let Some(of) = input.carried[0] {
+            metrics::counter!(m::REDRIVEN, "stage" => stage.name()).increment(1);
+            info!(task = %task.name, topic = msg.topic(), partition, offset, redrive_of = %String::from_utf8_lossy(of), "redriven record taken");
+        }
         if forged {
             // Not held (its upstream name is not to be trusted either) and not marked: applied
             // at once as a rejected step of this task, i.e. dead-lettered with the reason.
@@ -516,6 +521,7 @@ fn release(
                 key: held.key.as_deref(),
                 value: held.value.as_deref(),
                 ts: held.ts,
+                carried: [None; 2],
             };
             apply(task, logic, output, &input, Some(&stamp), step, None)?;
         }

@@ -77,6 +77,7 @@ mod tests {
             key: Some(b"k"),
             value: Some(value),
             ts,
+            carried: [None; 2],
         }
     }
 

@@ -37,6 +37,8 @@ pub(crate) struct Input<'a> {
     pub(crate) value: Option<&'a [u8]>,
     /// The record timestamp (event time, ms).
     pub(crate) ts: i64,
+    /// The values of its [`kafka::CARRIED_HEADERS`], copied to its dead letter.
+    pub(crate) carried: [Option<&'a [u8]>; 2],
 }
 
 /// The engine's producing side: the producer, topic names and the epoch's bookkeeping.
@@ -178,6 +180,11 @@ impl Output {
             (MAC_HEADER, mac),
         ];
         headers.extend(copy.headers);
+        for (name, value) in kafka::CARRIED_HEADERS.iter().zip(input.carried) {
+            if let Some(v) = value {
+                headers.push((name, v.to_vec()));
+            }
+        }
         self.producer.send(ProduceRecord {
             topic,
             partition: None,
