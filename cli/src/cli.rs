@@ -374,6 +374,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 Arc::clone(&service.status),
                 announce_interval,
             )?;
+            let dlq_watch = shelfsync_pipeline::dlq_watch::start(&service.topology)?;
             service
                 .http
                 .route_queries(shelfsync_pipeline::http::Routing {
@@ -393,6 +394,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             // The tombstone goes out before the HTTP server stops answering.
             directory.shutdown();
+            dlq_watch.shutdown();
             result?;
             Ok(())
         }),

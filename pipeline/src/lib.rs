@@ -21,6 +21,7 @@
 pub mod admin;
 pub mod clock;
 pub mod directory;
+pub mod dlq_watch;
 pub mod engine;
 pub mod error;
 pub mod http;

@@ -18,6 +18,10 @@ pub const RECORDS_OUT: &str = "shelfsync_records_out_total";
 pub const DLQ: &str = "shelfsync_dlq_records_total";
 /// Redriven records taken (`shelfsync dlq redrive`), by `stage`.
 pub const REDRIVEN: &str = "shelfsync_redriven_records_total";
+/// Dead letters not redriven, as read from the DLQ and the redrive ledger (every instance).
+pub const DLQ_UNREDRIVEN: &str = "shelfsync_dlq_unredriven";
+/// Timestamp (s) of the oldest dead letter not redriven (now when there is none).
+pub const DLQ_OLDEST_UNREDRIVEN: &str = "shelfsync_dlq_oldest_unredriven_timestamp_seconds";
 /// Exact order repeats dropped by dedupe.
 pub const DUPLICATES_DROPPED: &str = "shelfsync_dedup_dropped_total";
 /// Marketplace test orders skipped by normalize (the channel's `skip_test_orders`), by `channel`.
@@ -206,6 +210,18 @@ pub const ALL: &[Metric] = {
             Counter,
             &["stage"],
             "Redriven records taken (re-sent from the dead-letter topic by `shelfsync dlq redrive`), by stage.",
+        ),
+        metric(
+            DLQ_UNREDRIVEN,
+            Gauge,
+            &[],
+            "Dead letters on the dead-letter topic that were never redriven (read with the redrive ledger; every instance exports it).",
+        ),
+        metric(
+            DLQ_OLDEST_UNREDRIVEN,
+            Gauge,
+            &[],
+            "Timestamp (seconds) of the oldest dead letter never redriven; the current time when there is none.",
         ),
         metric(
             DUPLICATES_DROPPED,

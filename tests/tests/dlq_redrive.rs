@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::{ensure, Context, Result};
 use shelfsync_schemas::{InventoryChangeKind, ValidatedOrder};
 use shelfsync_tests::harness::{assert_orders_consistent, Setup};
-use shelfsync_tests::kafka_io::{run_cli, wait_for};
+use shelfsync_tests::kafka_io::{http_body, http_get, run_cli, wait_for, PipelineProcess};
 use shelfsync_tests::scenario::{
     base_timestamp, generic_order, product, stock, Input, InputRecord, Model,
 };
@@ -74,6 +74,35 @@ fn day() -> Vec<InputRecord> {
     out
 }
 
+/// Starts `shelfsync run` with its HTTP endpoints on a free port.
+fn start(s: &Setup) -> Result<(PipelineProcess, std::net::SocketAddr)> {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let p = s.start_with_env("state", &[("SHELFSYNC_HTTP_ADDR", &addr.to_string())])?;
+    Ok((p, addr))
+}
+
+/// Waits until `/metrics` has the sample `line` (name, labels and value).
+fn wait_metric(addr: std::net::SocketAddr, line: &str, p: &PipelineProcess) -> Result<()> {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let text = http_get(addr, "/metrics").map(|(_, t)| http_body(&t).to_string());
+        if text.as_deref().is_ok_and(|t| t.lines().any(|l| l == line)) {
+            return Ok(());
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "no `{line}` in /metrics: {}\n{}",
+            text.unwrap_or_default()
+                .lines()
+                .filter(|l| l.starts_with("shelfsync_dlq") || l.starts_with("shelfsync_redriven"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            p.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 fn cli(s: &Setup, args: &[&str]) -> Result<String> {
     let topology = s.topology_path.to_str().context("path")?;
     let mut all = vec!["dlq"];
@@ -111,7 +140,7 @@ fn a_wrong_channel_mapping_is_fixed_and_its_dead_letters_redriven() -> Result<()
     );
 
     // The bad deployment: every eBay order is dead-lettered, the store's go through.
-    let p = s.start("state")?;
+    let (p, addr) = start(&s)?;
     s.wait_for_tasks(&p, WAIT)?;
     s.feed_live(&events)?;
     let b = s.broker.bootstrap();
@@ -134,6 +163,22 @@ fn a_wrong_channel_mapping_is_fixed_and_its_dead_letters_redriven() -> Result<()
         one.len() == 2,
         "ebay:R-5 (an order and its cancellation): {lines}"
     );
+    // Every instance watches the DLQ: how many wait, and since when.
+    let first = events
+        .iter()
+        .filter(|e| String::from_utf8_lossy(&e.value).contains("\"channel\":\"ebay\""))
+        .map(|e| e.timestamp)
+        .min()
+        .context("ebay orders")?;
+    wait_metric(addr, &format!("shelfsync_dlq_unredriven {ebay_raw}"), &p)?;
+    wait_metric(
+        addr,
+        &format!(
+            "shelfsync_dlq_oldest_unredriven_timestamp_seconds {}",
+            first as f64 / 1000.0
+        ),
+        &p,
+    )?;
     let shown = cli(&s, &["show", one[0]["id"].as_str().context("id")?])?;
     ensure!(
         shown.contains("\"order_id\": \"R-5\"") && shown.contains("stage:    normalize"),
@@ -143,7 +188,7 @@ fn a_wrong_channel_mapping_is_fixed_and_its_dead_letters_redriven() -> Result<()
 
     // The fix: the right adapter, a restart, a dry run, the redrive, and the redrive again.
     std::fs::write(&s.topology_path, &right_toml)?;
-    let p = s.start("state")?;
+    let (p, addr) = start(&s)?;
     s.wait_for_tasks(&p, WAIT)?;
     let dry = cli(&s, &["redrive", "--channel", "ebay", "--dry-run"])?;
     ensure!(
@@ -174,6 +219,12 @@ fn a_wrong_channel_mapping_is_fixed_and_its_dead_letters_redriven() -> Result<()
         taken == ebay_raw,
         "{taken} redriven records taken, want {ebay_raw}"
     );
+    wait_metric(
+        addr,
+        &format!("shelfsync_redriven_records_total{{stage=\"normalize\"}} {ebay_raw}"),
+        &p,
+    )?;
+    wait_metric(addr, "shelfsync_dlq_unredriven 0", &p)?;
     let listed = cli(&s, &["list", "--channel", "ebay"])?;
     ensure!(
         listed.contains(&format!(
