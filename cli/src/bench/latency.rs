@@ -62,17 +62,20 @@ struct Observed {
     validated: Vec<(i64, i64)>,
 }
 
+/// The config of an observer of output topics: its own group `<app>-<name>` (never joined, it
+/// assigns), no commits, fetches answered within 10 ms.
+pub(super) fn observer_config(topology: &Topology, name: &str) -> rdkafka::ClientConfig {
+    let mut config = kafka::base_config(topology);
+    config.set("group.id", format!("{}-{name}", topology.application_id));
+    config.set("enable.auto.commit", "false");
+    config.set("fetch.wait.max.ms", "10");
+    config
+}
+
 /// Reads the ERP input, availability and validated-order topics from the beginning until
 /// `stop`, noting when each record became readable.
 fn observe(topology: &Topology, stop: &AtomicBool, seen: &Mutex<Observed>) -> anyhow::Result<()> {
-    let mut config = kafka::base_config(topology);
-    config.set(
-        "group.id",
-        format!("{}-bench-observer", topology.application_id),
-    );
-    config.set("enable.auto.commit", "false");
-    config.set("fetch.wait.max.ms", "10");
-    let consumer: BaseConsumer = config.create()?;
+    let consumer: BaseConsumer = observer_config(topology, "bench-observer").create()?;
     let (erp, avail, validated) = (
         topology.topic_name(TopicId::ErpInventory),
         topology.topic_name(TopicId::Availability),

@@ -36,7 +36,10 @@
 //!    Streams peer (`benches/peers/kafka-streams/`) under `at_least_once` and
 //!    `exactly_once_v2`. Reports commands/s and the pipeline's ratio to each, and checks that
 //!    every peer's final availability per (channel, SKU) equals the pipeline's (the bench fails
-//!    when it does not).
+//!    when it does not). After its drain each contender but the passthrough takes
+//!    `--stage-live` of live commands at `--stage-live-rate` (timed from sent to availability
+//!    readable), then is stopped and started again on an empty state directory to time its
+//!    restore (`stage_live`).
 //!
 //! Each phase reports the pipeline's peak RSS (`VmHWM` of the child) against the configured
 //! RocksDB budget + 256 MiB. The benchmark stops by itself: every wait is bounded.
@@ -44,8 +47,8 @@
 //! How the pieces fit: this file has the flags and runs the phases; `topology` builds each
 //! phase's topology, `pipeline` runs `shelfsync run` as a child process and reads its
 //! endpoints, `drain` samples progress and turns it into rates (and preloads the backlog);
-//! `throughput` (with the passthrough baseline), `latency`, `restore` and `stage` are the
-//! phases, `peer` builds and runs the Kafka Streams peer;
+//! `throughput` (with the passthrough baseline), `latency`, `restore` and `stage` (with
+//! `stage_live`) are the phases, `peer` builds and runs the Kafka Streams peer;
 //! `report` prints the results and writes them as JSON.
 
 mod drain;

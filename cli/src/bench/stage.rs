@@ -178,20 +178,28 @@ fn commands(topology: &Topology, args: &BenchArgs, n: usize) -> anyhow::Result<V
     Ok(out)
 }
 
-/// Writes `commands` to `topology`'s inventory commands topic (partitioned by SKU, murmur2).
+impl Command {
+    /// Sends it to `topic` (partitioned by its SKU key, murmur2).
+    pub(super) fn send(&self, producer: &KafkaProducer, topic: &str) -> anyhow::Result<()> {
+        producer.send(ProduceRecord {
+            topic,
+            partition: None,
+            key: Some(&self.key),
+            value: Some(&self.value),
+            timestamp: Some(self.ts),
+            headers: Vec::new(),
+        })?;
+        Ok(())
+    }
+}
+
+/// Writes `commands` to `topology`'s inventory commands topic.
 fn preload(topology: &Topology, commands: &[Command]) -> anyhow::Result<()> {
     let began = Instant::now();
     let producer = KafkaProducer::new(topology)?;
     let topic = topology.topic_name(TopicId::InventoryCommands);
     for (i, c) in commands.iter().enumerate() {
-        producer.send(ProduceRecord {
-            topic: &topic,
-            partition: None,
-            key: Some(&c.key),
-            value: Some(&c.value),
-            timestamp: Some(c.ts),
-            headers: Vec::new(),
-        })?;
+        c.send(&producer, &topic)?;
         if i % 1000 == 0 {
             producer.poll();
         }

@@ -20,7 +20,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use shelfsync_pipeline::clock::now_ms;
-use shelfsync_pipeline::kafka::{self, KafkaProducer, ProduceRecord};
+use shelfsync_pipeline::kafka::{self, KafkaProducer};
 use shelfsync_topology::{TopicId, Topology};
 
 use super::latency::{percentiles, Percentiles};
@@ -107,14 +107,8 @@ fn observe(consumer: &BaseConsumer, stop: &AtomicBool, seen: &Mutex<Seen>) -> an
 /// The observer's consumer, assigned to the availability topic at its high watermarks (an
 /// explicit offset: nothing produced after this call is missed).
 fn observer(topology: &Topology) -> anyhow::Result<BaseConsumer> {
-    let mut config = kafka::base_config(topology);
-    config.set(
-        "group.id",
-        format!("{}-live-observer", topology.application_id),
-    );
-    config.set("enable.auto.commit", "false");
+    let mut config = super::latency::observer_config(topology, "live-observer");
     config.set("isolation.level", "read_committed");
-    config.set("fetch.wait.max.ms", "10");
     let consumer: BaseConsumer = config.create()?;
     let topic = topology.topic_name(TopicId::Availability);
     let mut tpl = TopicPartitionList::new();
@@ -138,16 +132,7 @@ fn send_paced(
 ) -> anyhow::Result<(SentAt, Duration)> {
     let producer = KafkaProducer::new(topology)?;
     let topic = topology.topic_name(TopicId::InventoryCommands);
-    let send = |c: &Command| {
-        producer.send(ProduceRecord {
-            topic: &topic,
-            partition: None,
-            key: Some(&c.key),
-            value: Some(&c.value),
-            timestamp: Some(c.ts),
-            headers: Vec::new(),
-        })
-    };
+    let send = |c: &Command| c.send(&producer, &topic);
     // The first command is sent and acknowledged untimed: the producer's connection and the
     // topic's metadata are in place before the clock starts.
     let Some((first, rest)) = commands.split_first() else {
