@@ -118,6 +118,10 @@ enum Command {
         #[command(subcommand)]
         command: crate::dlq::DlqCommand,
     },
+    /// Reset the application for a replay (stopped pipeline only): move the group's input
+    /// offsets to the beginning or a time, delete and recreate the internal and changelog
+    /// topics, and say which state directories to wipe.
+    Reset(crate::reset::ResetArgs),
     /// Check a topology file and print every problem with its field path.
     Validate {
         /// The topology file (TOML).
@@ -323,6 +327,10 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => crate::bench::run(*args),
         Command::Dlq { command } => {
             crate::dlq::run(command, load)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Reset(args) => {
+            crate::reset::run(args, load)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Push {

@@ -21,6 +21,8 @@
 //!   setup and teardown in `demo`, then `counters` (the engine's counters), `observer` and
 //!   `tally` (what the pipeline did, read from the broker), `live` and `screen` (the loop and its
 //!   view), `summary`;
+//! - [`reset`]: `shelfsync reset`, the application reset for a replay (group offsets, internal
+//!   and changelog topics, local state);
 //! - [`bench`](mod@bench): the end-to-end benchmark against a broker (`shelfsync bench`): `topology`,
 //!   `pipeline` (the child process and its HTTP endpoints), `drain` (sampling and rates), one file
 //!   per phase (`throughput`, `latency`, `restore`) and `report` (text and JSON).
@@ -31,6 +33,7 @@ pub mod demo;
 pub mod dlq;
 pub mod generator;
 pub mod read;
+pub mod reset;
 
 pub use cli::main;
 

@@ -55,7 +55,7 @@ pub use progress::Mark;
 pub use rebalance::GroupContext;
 pub use stamp::{Stamp, STAMP_KEY_ENV};
 pub use status::EngineStatus;
-pub use tail::Delivered;
+pub use tail::{fresh_start_metadata, Delivered};
 pub use task::{task_name, Checkpoint};
 
 use rebalance::{lock, Tasks};

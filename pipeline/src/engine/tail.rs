@@ -140,6 +140,26 @@ impl CommitMeta {
     }
 }
 
+/// The metadata of a group commit that starts a task over in `lineage`, with the external
+/// output tails at `delivered` (what `shelfsync reset` commits for every task): a task that
+/// opens without a checkpoint takes its lineage from it and scans its output tails only past
+/// `delivered`. When the tails do not fit the broker's metadata limit, the lineage alone (the
+/// task then scans the usual recent window, where no stamp has the new lineage).
+pub fn fresh_start_metadata(lineage: i64, delivered: Delivered) -> String {
+    let bare = CommitMeta {
+        lineage,
+        ..CommitMeta::default()
+    };
+    CommitMeta {
+        delivered,
+        lineage,
+        segment: None,
+    }
+    .to_metadata()
+    .or_else(|| bare.to_metadata())
+    .unwrap_or_default()
+}
+
 /// The version tag of [`CommitMeta::to_metadata`].
 const METADATA_VERSION: &str = "d2";
 /// The broker's default `offset.metadata.max.bytes`.
