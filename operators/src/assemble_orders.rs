@@ -25,8 +25,11 @@
 //! changes (e.g. `BACKORDERED` → `ACCEPTED`), emits one new [`OrderStatus`] for the revision
 //! (its `event_id` differs, as the status is part of it). The validated order is not sent again:
 //! the ERP booked the order and its lines, and a fill changes no price or quantity. A fill for
-//! a revision other than the latest emitted one, for a line that revision does not have, or for
-//! an order this stage no longer knows (past `retention`) is ignored and counted.
+//! a revision not yet whole — it overtook another line's first result, which comes from another
+//! inventory partition — is held with that revision and applied right after it is emitted, so
+//! the outputs are those of the order in which the lines were applied. A fill for an older
+//! revision than the latest emitted one, for a line that revision does not have, or for an order
+//! this stage no longer knows (past `retention`) is ignored and counted.
 
 use serde::{Deserialize, Serialize};
 use shelfsync_schemas::{
@@ -63,10 +66,20 @@ pub enum AssembleOutput {
     },
 }
 
+/// A revision not yet whole: the line results received, and the backorder fills for it that
+/// overtook a line's first result (from another inventory partition), in arrival order — kept
+/// with the results (`filled` set) so the stored form is unchanged; only results count.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Pending {
     revision: i32,
     results: Vec<LineResult>,
+}
+
+impl Pending {
+    /// The line results received (fills held for the revision are not counted).
+    fn lines(&self) -> usize {
+        self.results.iter().filter(|r| !r.filled).count()
+    }
 }
 
 /// The latest emitted revision, kept so that backorder fills can update it.
@@ -352,7 +365,17 @@ impl Operator for AssembleOrders {
                 out.push(ignored());
                 return Ok(());
             };
-            if !Self::fill(&mut rec, result, out) {
+            let held = rec
+                .pending
+                .iter_mut()
+                .find(|p| p.revision == result.revision && result.revision > rec.last_emitted);
+            if let Some(pending) = held {
+                // It overtook another line of its revision: applied when the revision is whole,
+                // as if it had come after (a repeat of one held already is dropped).
+                if !pending.results.contains(result) {
+                    pending.results.push(result.clone());
+                }
+            } else if !Self::fill(&mut rec, result, out) {
                 out.push(ignored());
                 return Ok(());
             }
@@ -396,15 +419,28 @@ impl Operator for AssembleOrders {
         };
         let pending = &mut rec.pending[idx];
         if pending.results.iter().any(|r| {
-            r.line_id == result.line_id && r.sku == result.sku && r.outcome == result.outcome
+            !r.filled
+                && r.line_id == result.line_id
+                && r.sku == result.sku
+                && r.outcome == result.outcome
         }) {
             out.push(superseded());
             return Ok(());
         }
         pending.results.push(result.clone());
-        if pending.results.len() >= result.lines_in_revision as usize {
+        if pending.lines() >= result.lines_in_revision as usize {
             let done = rec.pending.remove(idx);
-            Self::emit(&mut rec, done.results, out);
+            let (fills, results): (Vec<LineResult>, Vec<LineResult>) =
+                done.results.into_iter().partition(|r| r.filled);
+            Self::emit(&mut rec, results, out);
+            for fill in &fills {
+                if !Self::fill(&mut rec, fill, out) {
+                    out.push(AssembleOutput::FillIgnored {
+                        order_key: fill.order_key.clone(),
+                        revision: fill.revision,
+                    });
+                }
+            }
             let last = rec.last_emitted;
             rec.pending.retain(|p| p.revision > last);
         }

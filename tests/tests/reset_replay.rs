@@ -15,12 +15,10 @@
 //! Two partitions per topic. The replay applies the same input in the same event-time order per
 //! SKU (the inventory stage aligns its upstreams), so availability is the same record for
 //! record. Statuses and validated orders are assembled from line results of every inventory
-//! partition, in the order they arrive: a backorder fill from one partition that overtakes the
-//! first result of the order's line on another partition is ignored (its revision is not
-//! emitted yet), and the order keeps `BACKORDERED`. The first run is fed live and the replay is
-//! a backlog, so such an order may differ between them; the day is checked to have fills that
-//! change a status, each on an order whose lines share one inventory partition, which makes the
-//! replay exact.
+//! partition, in the order they arrive; a backorder fill that overtakes another line of its
+//! revision (from another partition) is held until the revision is whole, so the first run (fed
+//! live) and the replay (a backlog) emit the same. The day is checked to have fills that change
+//! a status.
 //!
 //! A second test: the reset refuses (exit non-zero, naming the member) while a pipeline runs,
 //! with or without `--dry-run`, and changes nothing.
@@ -219,11 +217,9 @@ fn rfc3339(ms: i64) -> String {
 }
 
 /// Checks that the day has backorder fills that change an order's status (revisions with two
-/// statuses), and that each of those orders has all its lines on one inventory partition. Across
-/// partitions a fill can overtake the order's other line results, and what the assemble stage
-/// emits then depends on timing (see the top of this file). (A fill that changes no status
-/// changes no output either way.)
-fn fills_stay_on_one_partition(expected: &Expected) -> Result<()> {
+/// statuses), and says how many of those orders have lines on several inventory partitions
+/// (where a fill can overtake the order's other line results: the assemble stage holds it).
+fn fills_change_statuses(expected: &Expected) -> Result<()> {
     let mut per_revision: BTreeMap<(&str, i32), usize> = BTreeMap::new();
     for st in &expected.statuses {
         *per_revision
@@ -236,6 +232,7 @@ fn fills_stay_on_one_partition(expected: &Expected) -> Result<()> {
         .map(|(k, _)| k)
         .collect();
     ensure!(!filled.is_empty(), "the day has no backorder fill");
+    let mut spread = 0;
     for (order, revision) in &filled {
         let v = expected
             .validated
@@ -247,13 +244,10 @@ fn fills_stay_on_one_partition(expected: &Expected) -> Result<()> {
             .iter()
             .map(|l| shelfsync_pipeline::kafka::partition_for_key(l.sku.as_bytes(), PARTITIONS))
             .collect();
-        ensure!(
-            partitions.len() == 1,
-            "{order} revision {revision} is filled with lines on inventory partitions {partitions:?}: the fill may overtake its other lines in the replay; pick another seed or one partition"
-        );
+        spread += usize::from(partitions.len() > 1);
     }
     eprintln!(
-        "{} revision(s) whose status a backorder fill changed, each with its lines on one inventory partition",
+        "{} revision(s) whose status a backorder fill changed, {spread} with lines on several inventory partitions",
         filled.len()
     );
     Ok(())
@@ -278,7 +272,7 @@ fn a_reset_replays_the_day_and_a_consumer_that_drops_seen_event_ids_sees_nothing
         final_quantities(&expected.availability),
     );
 
-    fills_stay_on_one_partition(&expected)?;
+    fills_change_statuses(&expected)?;
 
     // The first run, to the model.
     let p = s.start("a")?;

@@ -428,13 +428,17 @@ fn fills_for_an_older_revision_or_an_unknown_order_are_ignored() {
         }]
     );
     assert!(s.get(&record_key("amazon:1")).is_none());
-    // Revision 1 still incomplete: nothing emitted yet, so nothing to fill.
+    // Revision 1 still incomplete: the fill is held for it, and applied once it is whole.
     run(&op, &mut s, priced(1, 2, "2", 5, 3, FulfilledBy::MERCHANT));
-    assert!(matches!(
-        run(&op, &mut s, fill(1, "2", 5)).as_slice(),
-        [AssembleOutput::FillIgnored { .. }]
-    ));
-    run(&op, &mut s, priced(1, 2, "1", 2, 2, FulfilledBy::MERCHANT));
+    assert!(run(&op, &mut s, fill(1, "2", 5)).is_empty());
+    let out = run(&op, &mut s, priced(1, 2, "1", 2, 2, FulfilledBy::MERCHANT));
+    assert_eq!(
+        statuses(&out),
+        vec![
+            (OrderStatusCode::BACKORDERED, true),
+            (OrderStatusCode::ACCEPTED, true)
+        ]
+    );
     // Revision 2 (line 2 still backordered) is emitted: a late fill of revision 1 is ignored,
     // a fill of revision 2 applies.
     run(&op, &mut s, priced(2, 2, "1", 2, 2, FulfilledBy::MERCHANT));
@@ -492,4 +496,62 @@ fn an_assembly_record_stored_by_the_previous_release_still_reads() {
         })
         .collect();
     assert_eq!(validated, [2], "{out:?}");
+}
+
+/// A fill from one inventory partition may overtake the first result of another line of the
+/// same revision from another partition (found by the reset-and-replay test's helper, 2026-12-06):
+/// the outputs must be those of the order the model applies them in — the revision complete
+/// with the line as it was first reported, then the fill as a status change — not a fill
+/// ignored and an order left BACKORDERED for good.
+#[test]
+fn a_fill_that_overtakes_another_line_of_its_revision_is_applied_once_the_revision_is_whole() {
+    let op = AssembleOrders::default();
+    // In the model's order: line 2 backordered, line 1, then the fill.
+    let mut s = MemStore::new();
+    let mut want = run(&op, &mut s, priced(1, 2, "2", 5, 3, FulfilledBy::MERCHANT));
+    want.extend(run(
+        &op,
+        &mut s,
+        priced(1, 2, "1", 2, 2, FulfilledBy::MERCHANT),
+    ));
+    want.extend(run(&op, &mut s, fill(1, "2", 5)));
+    assert_eq!(
+        statuses(&want),
+        vec![
+            (OrderStatusCode::BACKORDERED, true),
+            (OrderStatusCode::ACCEPTED, true)
+        ]
+    );
+    // As arrival may order them across partitions: the fill before line 1's result.
+    let mut s = MemStore::new();
+    let mut got = run(&op, &mut s, priced(1, 2, "2", 5, 3, FulfilledBy::MERCHANT));
+    got.extend(run(&op, &mut s, fill(1, "2", 5)));
+    got.extend(run(
+        &op,
+        &mut s,
+        priced(1, 2, "1", 2, 2, FulfilledBy::MERCHANT),
+    ));
+    assert_eq!(got, want);
+    // The same fill again (a replay) changes nothing.
+    assert!(run(&op, &mut s, fill(1, "2", 5)).is_empty());
+}
+
+#[test]
+fn fills_held_for_a_revision_count_no_line_and_are_kept_once() {
+    let op = AssembleOrders::default();
+    let mut s = MemStore::new();
+    run(&op, &mut s, priced(1, 2, "2", 5, 3, FulfilledBy::MERCHANT));
+    // Two fills and a repeat of the second, all before line 1: the revision is not whole.
+    assert!(run(&op, &mut s, fill(1, "2", 4)).is_empty());
+    assert!(run(&op, &mut s, fill(1, "2", 5)).is_empty());
+    assert!(run(&op, &mut s, fill(1, "2", 5)).is_empty());
+    let out = run(&op, &mut s, priced(1, 2, "1", 2, 2, FulfilledBy::MERCHANT));
+    // BACKORDERED as first reported, the first fill changes no status, the second does.
+    assert_eq!(
+        statuses(&out),
+        vec![
+            (OrderStatusCode::BACKORDERED, true),
+            (OrderStatusCode::ACCEPTED, true)
+        ]
+    );
 }
