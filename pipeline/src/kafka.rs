@@ -61,12 +61,29 @@ pub const DLQ_KEY_SHA256: &str = "shelfsync-dlq-key-sha256";
 pub const REDRIVE_OF_HEADER: &str = "shelfsync-redrive-of";
 /// Header on a redriven record: how many times its original has been redriven, `1` the first.
 pub const REDRIVE_ATTEMPT_HEADER: &str = "shelfsync-redrive-attempt";
-/// Headers an input record carries to its dead letter (a redriven record that fails again
-/// says which dead letter and which attempt it was).
-pub const CARRIED_HEADERS: [&str; 2] = [REDRIVE_OF_HEADER, REDRIVE_ATTEMPT_HEADER];
+/// Header with the correlation id of the source record an output or dead letter comes from:
+/// a raw order's delivery id, an ERP record's `<topic>/<partition>/<offset>`, or the id the
+/// source record carried in this header itself. Passed on from hop to hop.
+pub const CORRELATION_HEADER: &str = "shelfsync-correlation-id";
+/// W3C Trace Context headers (OpenTelemetry's Kafka convention): passed on unchanged from an
+/// input record to everything it causes.
+pub const TRACEPARENT_HEADER: &str = "traceparent";
+/// See [`TRACEPARENT_HEADER`].
+pub const TRACESTATE_HEADER: &str = "tracestate";
+/// Headers an input record carries to its outputs and its dead letter.
+pub const TRACE_HEADERS: [&str; 3] = [CORRELATION_HEADER, TRACEPARENT_HEADER, TRACESTATE_HEADER];
+/// Headers an input record carries to its dead letter: its trace headers, and (a redriven record
+/// that fails again) which dead letter and which attempt it was.
+pub const CARRIED_HEADERS: [&str; 5] = [
+    CORRELATION_HEADER,
+    TRACEPARENT_HEADER,
+    TRACESTATE_HEADER,
+    REDRIVE_OF_HEADER,
+    REDRIVE_ATTEMPT_HEADER,
+];
 
 /// The values of `msg`'s [`CARRIED_HEADERS`], in that order.
-pub fn carried_headers<M: Message>(msg: &M) -> [Option<&[u8]>; 2] {
+pub fn carried_headers<M: Message>(msg: &M) -> [Option<&[u8]>; 5] {
     CARRIED_HEADERS.map(|name| header(msg, name))
 }
 

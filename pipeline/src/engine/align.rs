@@ -30,7 +30,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use shelfsync_operators::state::{decode_value, encode_value};
+use shelfsync_operators::state::{decode_migrating, encode_value_as, VALUE_FORMAT_V2};
 use shelfsync_operators::StateStore;
 
 use super::progress::NO_PROGRESS;
@@ -61,6 +61,47 @@ pub(crate) struct Held {
     pub(crate) value: Option<Vec<u8>>,
     /// When it was first held (wall clock, ms): `max_alignment_delay` counts from here.
     pub(crate) held_at_ms: i64,
+    /// Its [`crate::kafka::TRACE_HEADERS`] (correlation id, `traceparent`, `tracestate`), passed
+    /// on to its outputs when it is released.
+    pub(crate) trace: Vec<Option<Vec<u8>>>,
+}
+
+impl Held {
+    /// Its headers as [`super::output::Input::carried`] has them.
+    pub(crate) fn carried(&self) -> [Option<&[u8]>; 5] {
+        let mut out = [None; 5];
+        for (slot, value) in out.iter_mut().zip(&self.trace) {
+            *slot = value.as_deref();
+        }
+        out
+    }
+}
+
+/// A held record as the releases before trace headers stored it (value format 1).
+#[derive(Debug, Deserialize)]
+struct HeldV1 {
+    upstream: String,
+    stamp: (i64, i32),
+    offset: i64,
+    ts: i64,
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    held_at_ms: i64,
+}
+
+impl From<HeldV1> for Held {
+    fn from(v1: HeldV1) -> Self {
+        Self {
+            upstream: v1.upstream,
+            stamp: v1.stamp,
+            offset: v1.offset,
+            ts: v1.ts,
+            key: v1.key,
+            value: v1.value,
+            held_at_ms: v1.held_at_ms,
+            trace: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -130,8 +171,8 @@ impl Aligner {
                     .and_then(|b| <[u8; 8]>::try_from(b).ok())
                     .map(u64::from_be_bytes)
                     .ok_or_else(|| Error::State(format!("bad held-record key {key:?}")))?;
-                let held: Held =
-                    decode_value(&key, &value).map_err(|e| Error::State(e.to_string()))?;
+                let held: Held = decode_migrating::<Held, HeldV1>(&key, &value)
+                    .map_err(|e| Error::State(e.to_string()))?;
                 aligner.next_seq = aligner.next_seq.max(seq + 1);
                 aligner.push(Entry {
                     seq,
@@ -220,7 +261,10 @@ impl Aligner {
     pub(crate) fn persist(&mut self, store: &mut dyn StateStore) {
         for entry in self.queues.values_mut().flat_map(|q| q.iter_mut()) {
             if !entry.persisted {
-                store.put(&held_key(entry.seq), &encode_value(&entry.held));
+                store.put(
+                    &held_key(entry.seq),
+                    &encode_value_as(VALUE_FORMAT_V2, &entry.held),
+                );
                 entry.persisted = true;
             }
         }
@@ -251,7 +295,46 @@ mod tests {
             key: None,
             value: Some(format!("{upstream}@{ts}").into_bytes()),
             held_at_ms: 1_000,
+            trace: vec![Some(b"d-1".to_vec()), None, None],
         }
+    }
+
+    /// A record held by the release before trace headers (value format 1) still reads.
+    #[test]
+    fn a_record_held_by_the_previous_release_still_reads() {
+        let v1 = HeldV1 {
+            upstream: "dedupe-0".into(),
+            stamp: (3, 0),
+            offset: 3,
+            ts: 10,
+            key: None,
+            value: Some(b"x".to_vec()),
+            held_at_ms: 1,
+        };
+        #[derive(serde::Serialize)]
+        struct Same<'a>(
+            &'a str,
+            (i64, i32),
+            i64,
+            i64,
+            Option<Vec<u8>>,
+            Option<Vec<u8>>,
+            i64,
+        );
+        let bytes = shelfsync_operators::state::encode_value(&Same(
+            &v1.upstream,
+            v1.stamp,
+            v1.offset,
+            v1.ts,
+            v1.key.clone(),
+            v1.value.clone(),
+            v1.held_at_ms,
+        ));
+        let held: Held = decode_migrating::<Held, HeldV1>(b"k", &bytes).unwrap();
+        assert_eq!((held.offset, held.trace.len()), (3, 0));
+        let now = encode_value_as(VALUE_FORMAT_V2, &self::held("dedupe-0", 4, 11));
+        let back: Held = decode_migrating::<Held, HeldV1>(b"k", &now).unwrap();
+        assert_eq!(back.carried()[0], Some(&b"d-1"[..]));
     }
 
     fn ups() -> Vec<String> {

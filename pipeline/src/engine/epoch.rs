@@ -36,7 +36,7 @@ use shelfsync_topology::{Stage, TopicId, TopicRole};
 use tracing::{debug, info, warn};
 
 use super::align::{Held, Release};
-use super::output::{Input, Output};
+use super::output::{Input, Output, Trace};
 use super::progress::{self, Mark};
 use super::stamp::{Stamp, MAC_HEADER, STAMP_KEY_ENV};
 use super::tail::{external_topics, CommitMeta};
@@ -142,7 +142,7 @@ impl Engine {
             ts,
             carried: kafka::carried_headers(msg),
         };
-        if let Some(of) = input.carried[0] {
+        if let Some(of) = input.carried[3] {
             metrics::counter!(m::REDRIVEN, "stage" => stage.name()).increment(1);
             info!(task = %task.name, topic = msg.topic(), partition, offset, redrive_of = %String::from_utf8_lossy(of), "redriven record taken");
         }
@@ -172,6 +172,10 @@ impl Engine {
                     key: msg.key().map(<[u8]>::to_vec),
                     value: msg.payload().map(<[u8]>::to_vec),
                     held_at_ms: crate::clock::now_ms(),
+                    trace: input.carried[..kafka::TRACE_HEADERS.len()]
+                        .iter()
+                        .map(|v| v.map(<[u8]>::to_vec))
+                        .collect(),
                 });
                 metrics::gauge!(m::ALIGNMENT_HELD, "stage" => stage.name()).increment(1.0);
                 release(task, msg.topic(), logic, output)
@@ -521,7 +525,7 @@ fn release(
                 key: held.key.as_deref(),
                 value: held.value.as_deref(),
                 ts: held.ts,
-                carried: [None; 2],
+                carried: held.carried(),
             };
             apply(task, logic, output, &input, Some(&stamp), step, None)?;
         }
@@ -581,16 +585,26 @@ fn apply(
     if !skip.is_empty() {
         metrics::counter!(m::TAIL_SUPPRESSED, "stage" => stage.name()).increment(skip.len() as u64);
     }
+    let source = stage.input().role() == TopicRole::Source;
+    let trace = Trace::of(input, source);
+    debug!(target: "shelfsync::trace", task = %task.name, topic = input.topic, partition = input.partition, offset = input.offset, correlation = %trace.id(output.records.first().and_then(|r| r.correlation.as_deref())), traceparent = %trace.traceparent(), outputs = output.records.len(), refused = result.is_err(), "record applied");
     match result {
-        Ok(()) => output.produce(&task.stamp_name, stage.name(), step, input.ts, &skip, 0)?,
+        Ok(()) => output.produce(&task.stamp_name, stage.name(), step, &trace, &skip, 0)?,
         Err(rejected) => {
             // The DLQ record is this step's output 0 (unless delivered before a crash); what
             // the stage emitted before refusing the record (expiries due at its time) follows
             // as outputs 1, 2, …
             if !skip.contains(&0) {
-                output.dead_letter(input, &task.stamp_name, stage.name(), step, rejected)?;
+                output.dead_letter(
+                    input,
+                    &trace,
+                    &task.stamp_name,
+                    stage.name(),
+                    step,
+                    rejected,
+                )?;
             }
-            output.produce(&task.stamp_name, stage.name(), step, input.ts, &skip, 1)?;
+            output.produce(&task.stamp_name, stage.name(), step, &trace, &skip, 1)?;
         }
     }
     output.applied(input.ts);

@@ -77,7 +77,7 @@ mod tests {
             key: Some(b"k"),
             value: Some(value),
             ts,
-            carried: [None; 2],
+            carried: [None; 5],
         }
     }
 

@@ -37,8 +37,75 @@ pub(crate) struct Input<'a> {
     pub(crate) value: Option<&'a [u8]>,
     /// The record timestamp (event time, ms).
     pub(crate) ts: i64,
-    /// The values of its [`kafka::CARRIED_HEADERS`], copied to its dead letter.
-    pub(crate) carried: [Option<&'a [u8]>; 2],
+    /// The values of its [`kafka::CARRIED_HEADERS`]: the first three ([`kafka::TRACE_HEADERS`])
+    /// go on to its outputs, all to its dead letter.
+    pub(crate) carried: [Option<&'a [u8]>; 5],
+}
+
+/// What an input passes on to every record it causes and to its dead letter: its timestamp,
+/// its correlation id ([`kafka::CORRELATION_HEADER`]) and W3C trace context (`traceparent`,
+/// `tracestate`).
+#[derive(Debug)]
+pub(crate) struct Trace<'a> {
+    /// The input's timestamp (event time, ms): its outputs' timestamp.
+    ts: i64,
+    /// The input's own correlation id header, if it had one.
+    carried: Option<&'a [u8]>,
+    /// The id of a source record without one: `<topic>/<partition>/<offset>`.
+    position: Option<String>,
+    traceparent: Option<&'a [u8]>,
+    tracestate: Option<&'a [u8]>,
+}
+
+impl<'a> Trace<'a> {
+    /// The trace of `input`, read from a source topic (`source`: it gets its position as its
+    /// correlation id when it carries none) or from an internal one.
+    pub(crate) fn of(input: &Input<'a>, source: bool) -> Self {
+        let [carried, traceparent, tracestate, ..] = input.carried;
+        Self {
+            ts: input.ts,
+            carried,
+            position: (source && carried.is_none())
+                .then(|| format!("{}/{}/{}", input.topic, input.partition, input.offset)),
+            traceparent,
+            tracestate,
+        }
+    }
+
+    /// The correlation id of an output: the input's, else the one its stage chose (a raw order's
+    /// delivery id), else the source record's position.
+    fn correlation<'b>(&'b self, chosen: Option<&'b str>) -> Option<&'b [u8]> {
+        self.carried
+            .or(chosen.map(str::as_bytes))
+            .or(self.position.as_deref().map(str::as_bytes))
+    }
+
+    /// Adds the trace headers to `headers`.
+    fn extend(&self, headers: &mut Vec<(&'static str, Vec<u8>)>, chosen: Option<&str>) {
+        for (name, value) in [
+            (kafka::CORRELATION_HEADER, self.correlation(chosen)),
+            (kafka::TRACEPARENT_HEADER, self.traceparent),
+            (kafka::TRACESTATE_HEADER, self.tracestate),
+        ] {
+            if let Some(v) = value {
+                headers.push((name, v.to_vec()));
+            }
+        }
+    }
+
+    /// The correlation id as text, for logs (empty when there is none).
+    pub(crate) fn id(&self, chosen: Option<&str>) -> String {
+        self.correlation(chosen)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// The `traceparent` as text, for logs (empty when there is none).
+    pub(crate) fn traceparent(&self) -> String {
+        self.traceparent
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_default()
+    }
 }
 
 /// The engine's producing side: the producer, topic names and the epoch's bookkeeping.
@@ -101,7 +168,7 @@ impl Output {
         task: &str,
         stage: &'static str,
         step: i64,
-        ts: i64,
+        trace: &Trace<'_>,
         skip: &BTreeSet<i32>,
         first_index: i32,
     ) -> Result<()> {
@@ -126,12 +193,13 @@ impl Output {
             if let Some(id) = &rec.event_id {
                 headers.push((kafka::EVENT_ID_HEADER, id.clone().into_bytes()));
             }
+            trace.extend(&mut headers, rec.correlation.as_deref());
             self.producer.send(ProduceRecord {
                 topic,
                 partition: None,
                 key: Some(&rec.key),
                 value: Some(&rec.value),
-                timestamp: Some(ts),
+                timestamp: Some(trace.ts),
                 headers,
             })?;
             metrics::counter!(m::RECORDS_OUT, "stage" => stage, "topic" => rec.topic.key())
@@ -145,12 +213,13 @@ impl Output {
     pub(crate) fn dead_letter(
         &self,
         input: &Input<'_>,
+        trace: &Trace<'_>,
         task: &str,
         stage: &'static str,
         step: i64,
         rejected: Rejected,
     ) -> Result<()> {
-        tracing::warn!(stage, topic = input.topic, partition = input.partition, offset = input.offset, kind = rejected.kind, reason = %rejected.reason, "record dead-lettered");
+        tracing::warn!(stage, topic = input.topic, partition = input.partition, offset = input.offset, kind = rejected.kind, reason = %rejected.reason, correlation = %trace.id(None), traceparent = %trace.traceparent(), "record dead-lettered");
         metrics::counter!(m::DLQ, "stage" => stage, "kind" => rejected.kind).increment(1);
         let stamp = Stamp {
             task,
@@ -180,7 +249,13 @@ impl Output {
             (MAC_HEADER, mac),
         ];
         headers.extend(copy.headers);
-        for (name, value) in kafka::CARRIED_HEADERS.iter().zip(input.carried) {
+        trace.extend(&mut headers, None);
+        // The redrive headers (after the trace headers in `carried`).
+        for (name, value) in kafka::CARRIED_HEADERS
+            .iter()
+            .zip(input.carried)
+            .skip(kafka::TRACE_HEADERS.len())
+        {
             if let Some(v) = value {
                 headers.push((name, v.to_vec()));
             }

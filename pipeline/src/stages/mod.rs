@@ -48,6 +48,9 @@ pub struct OutRecord {
     pub value: Vec<u8>,
     /// The deterministic `event_id` of an external output, put in a header too.
     pub event_id: Option<String>,
+    /// The correlation id the stage chose for it (normalize: the raw order's delivery id), used
+    /// when its input carries none.
+    pub correlation: Option<String>,
 }
 
 /// Why a record was refused (it goes to the DLQ with these as headers).
@@ -101,7 +104,26 @@ impl Outputs<'_> {
             key: key.into_bytes(),
             value,
             event_id,
+            correlation: None,
         });
+        Ok(())
+    }
+
+    /// As [`Self::push`], with the correlation id the record gets when its input carries none.
+    ///
+    /// # Errors
+    /// As [`Self::push`].
+    pub fn push_correlated<T: AvroRecord>(
+        &mut self,
+        topic: TopicId,
+        key: String,
+        value: &T,
+        correlation: String,
+    ) -> Result<()> {
+        self.push(topic, key, value, None)?;
+        if let Some(last) = self.records.last_mut() {
+            last.correlation = Some(correlation);
+        }
         Ok(())
     }
 }

@@ -91,7 +91,13 @@ impl Emit for Normalized {
                     metrics::counter!(m::ORDER_LINES_SKIPPED, "channel" => order.channel.clone(), "reason" => reason)
                         .increment(1);
                 }
-                out.push(TopicId::Orders, order.key(), order.as_ref(), None)
+                // Its delivery id follows it to every output and log line it causes.
+                let correlation = order.delivery_id.clone();
+                if correlation.is_empty() {
+                    out.push(TopicId::Orders, order.key(), order.as_ref(), None)
+                } else {
+                    out.push_correlated(TopicId::Orders, order.key(), order.as_ref(), correlation)
+                }
             }
             Normalized::TestOrderSkipped { order_key, channel } => {
                 info!(%order_key, %channel, "marketplace test order skipped (skip_test_orders)");
