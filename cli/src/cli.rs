@@ -122,6 +122,12 @@ enum Command {
     /// offsets to the beginning or a time, delete and recreate the internal and changelog
     /// topics, and say which state directories to wipe.
     Reset(crate::reset::ResetArgs),
+    /// A stopped instance's state directory: its tasks, checkpoints and entries, or one SKU's
+    /// or order's entries decoded.
+    State {
+        #[command(subcommand)]
+        command: crate::state::StateCommand,
+    },
     /// Check a topology file and print every problem with its field path.
     Validate {
         /// The topology file (TOML).
@@ -327,6 +333,10 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => crate::bench::run(*args),
         Command::Dlq { command } => {
             crate::dlq::run(command, load)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::State { command } => {
+            crate::state::run(command)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Reset(args) => {

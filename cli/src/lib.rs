@@ -5,7 +5,7 @@
 //! argument parsing (clap), `anyhow`, signals and randomness stay in this crate.
 //!
 //! - [`cli`]: the commands (`run`, `push`, `topics create`, `validate`, `generate`, `demo`,
-//!   `bench`) and how each maps onto the library;
+//!   `bench`, `dlq`, `reset`, `state`) and how each maps onto the library;
 //! - [`generator`]: seeded retail traffic for the input topics (`shelfsync generate`):
 //!   - `generator::args`: the flags; [`generator::TrafficArgs`] is the traffic flattened into
 //!     `generate`, `demo` and `bench` alike, [`generator::GeneratorConfig`] the generator's
@@ -23,6 +23,9 @@
 //!   view), `summary`;
 //! - [`reset`]: `shelfsync reset`, the application reset for a replay (group offsets, internal
 //!   and changelog topics, local state);
+//! - [`dlq`]: `shelfsync dlq list|show|redrive` (dead letters, and the redrive ledger);
+//! - [`state`]: `shelfsync state inspect` (a stopped instance's state directory, read only);
+//! - [`read`]: reading a whole topic to its end (the bench's checks, `dlq`);
 //! - [`bench`](mod@bench): the end-to-end benchmark against a broker (`shelfsync bench`): `topology`,
 //!   `pipeline` (the child process and its HTTP endpoints), `drain` (sampling and rates), one file
 //!   per phase (`throughput`, `latency`, `restore`) and `report` (text and JSON).
@@ -34,6 +37,7 @@ pub mod dlq;
 pub mod generator;
 pub mod read;
 pub mod reset;
+pub mod state;
 
 pub use cli::main;
 

@@ -130,6 +130,15 @@ impl From<crate::migrate::AssemblyRecordV1> for AssemblyRecord {
     }
 }
 
+/// A stored assembly record as text (either format), for `shelfsync state inspect`.
+///
+/// # Errors
+/// [`OperatorError::CorruptState`] when the bytes are not an assembly record.
+pub(crate) fn describe_record(key: &[u8], bytes: &[u8]) -> Result<String, OperatorError> {
+    let rec = decode_migrating::<AssemblyRecord, crate::migrate::AssemblyRecordV1>(key, bytes)?;
+    Ok(format!("{rec:#?}"))
+}
+
 /// Reads an assembly record (either stored format).
 fn load_record(
     store: &dyn StateStore,

@@ -121,6 +121,19 @@ pub struct DedupeOrders {
 
 const ORDER_PREFIX: &[u8] = b"o:";
 
+/// A stored order record as text (either format), for `shelfsync state inspect`.
+///
+/// # Errors
+/// [`OperatorError::CorruptState`] when the bytes are not an order record.
+pub(crate) fn describe_order(key: &[u8], bytes: &[u8]) -> Result<String, OperatorError> {
+    if bytes.first() == Some(&crate::state::VALUE_FORMAT_V1) {
+        let v1: crate::migrate::OrderRecordV1 = decode_value(key, bytes)?;
+        return Ok(format!("{v1:#?}"));
+    }
+    let rec = crate::state::decode_migrating::<OrderRecord, OrderRecord>(key, bytes)?;
+    Ok(format!("{rec:#?}"))
+}
+
 fn order_state_key(order_key: &str) -> Vec<u8> {
     compose_key(ORDER_PREFIX, &[order_key])
 }

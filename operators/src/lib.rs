@@ -22,6 +22,7 @@ pub mod allocate_channels;
 pub mod assemble_orders;
 pub mod config;
 pub mod dedupe_orders;
+pub mod describe;
 pub mod erp_ingest;
 mod migrate;
 pub mod percent;

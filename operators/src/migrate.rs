@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use shelfsync_schemas::{LineOutcome, LineResult, OrderLine};
 
 /// An order line as the first release stored it.
-#[derive(Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct OrderLineV1 {
     pub(crate) line_id: String,
     pub(crate) sku: String,
@@ -26,7 +26,7 @@ impl From<OrderLineV1> for OrderLine {
 }
 
 /// A line result as the first release stored it.
-#[derive(Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct LineResultV1 {
     pub(crate) order_key: String,
     pub(crate) channel: String,
@@ -72,7 +72,7 @@ impl From<LineResultV1> for LineResult {
 }
 
 /// The dedupe stage's order record as the first release stored it.
-#[derive(Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct OrderRecordV1 {
     pub(crate) revision: i32,
     pub(crate) prints: Vec<u128>,
@@ -83,14 +83,14 @@ pub(crate) struct OrderRecordV1 {
 }
 
 /// The assemble stage's pending revision as the first release stored it.
-#[derive(Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct PendingV1 {
     pub(crate) revision: i32,
     pub(crate) results: Vec<LineResultV1>,
 }
 
 /// The assemble stage's record as the first release stored it.
-#[derive(Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct AssemblyRecordV1 {
     pub(crate) last_emitted: i32,
     pub(crate) sent_to_erp: bool,

@@ -738,6 +738,7 @@ fn hold_line_id(key: &[u8], hold: &Hold) -> String {
 }
 
 mod lifecycle;
+pub(crate) use lifecycle::decode_record;
 pub use lifecycle::Backorder;
 
 #[cfg(test)]

@@ -30,5 +30,6 @@ pub mod metrics;
 pub mod push;
 pub mod rocks_store;
 pub mod stages;
+pub mod state_reader;
 
 pub use error::{Error, Result};

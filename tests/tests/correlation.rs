@@ -4,7 +4,8 @@
 //! its delivery id as `shelfsync-correlation-id` and the same trace context, and the log of every
 //! stage names the id (with `shelfsync::trace=debug`), so one `grep` follows it from the raw topic
 //! to the ERP topic. An ERP record's outputs carry its `<topic>/<partition>/<offset>`, and a
-//! refused raw order's dead letter carries its trace context too.
+//! refused raw order's dead letter carries its trace context too. Last, `shelfsync state inspect`
+//! reads the stopped instance's state: every task's checkpoint, and the order's entries.
 
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use shelfsync_schemas::InventoryChangeKind;
 use shelfsync_tests::harness::Setup;
-use shelfsync_tests::kafka_io::{read_topic, wait_for, Record};
+use shelfsync_tests::kafka_io::{read_topic, run_cli, wait_for, Record};
 use shelfsync_tests::scenario::{base_timestamp, generic_order, product, stock};
 use shelfsync_topology::TopicId;
 
@@ -191,5 +192,55 @@ fn one_orders_correlation_id_and_trace_context_reach_every_hop() -> Result<()> {
         lines.join("\n")
     );
     p.stop()?;
+
+    // The stopped instance's state, read back: every task with its checkpoint, and the order's
+    // entries in the dedupe, inventory and assemble stores.
+    let dir = s.dir.path().join("state");
+    let dir = dir.to_str().context("path")?;
+    let bin = std::path::Path::new(BIN);
+    let all = run_cli(bin, &["state", "inspect", "--state-dir", dir])?;
+    for task in ["normalize-0", "dedupe-1", "inventory-0", "assemble-1"] {
+        ensure!(
+            all.lines()
+                .any(|l| l.starts_with(task) && l.contains("next offset")),
+            "state inspect: no checkpoint line for {task}:\n{all}"
+        );
+    }
+    let order = run_cli(
+        bin,
+        &["state", "inspect", "--state-dir", dir, "--key", ORDER_KEY],
+    )?;
+    for want in [
+        "o:ebay:T-7 (order (dedupe))",
+        "a:ebay:T-7 (order assembly)",
+        "l:SKU-T|ebay:T-7|1 (line hold)",
+    ] {
+        ensure!(
+            order.contains(want),
+            "state inspect --key {ORDER_KEY}: no {want}:\n{order}"
+        );
+    }
+    let sku = run_cli(
+        bin,
+        &[
+            "state",
+            "inspect",
+            "--state-dir",
+            dir,
+            "--key",
+            "SKU-T",
+            "--format",
+            "json",
+        ],
+    )?;
+    let kinds: Vec<String> = sku
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["kind"].as_str().map(str::to_string))
+        .collect();
+    ensure!(
+        kinds.iter().any(|k| k == "SKU record") && kinds.iter().any(|k| k == "line hold"),
+        "state inspect --key SKU-T: {sku}"
+    );
     Ok(())
 }

@@ -157,6 +157,14 @@ pub(super) fn load_record(
     read_record(store, &sku_key(sku))
 }
 
+/// Decodes a stored SKU record (either format).
+///
+/// # Errors
+/// [`OperatorError::CorruptState`] when the bytes are not a SKU record.
+pub(crate) fn decode_record(key: &[u8], bytes: &[u8]) -> Result<SkuRecord, OperatorError> {
+    decode_migrating::<SkuRecord, SkuRecordV1>(key, bytes)
+}
+
 fn read_record(store: &dyn StateStore, key: &[u8]) -> Result<Option<SkuRecord>, OperatorError> {
     store
         .get(key)
