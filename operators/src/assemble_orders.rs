@@ -130,6 +130,48 @@ impl From<crate::migrate::AssemblyRecordV1> for AssemblyRecord {
     }
 }
 
+/// What the assemble stage knows of an order (the order query, `GET /v1/orders/{order_key}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderAssembly {
+    /// The latest revision emitted (0: none yet).
+    pub last_emitted: i32,
+    /// Whether a validated order of it went to the ERP.
+    pub sent_to_erp: bool,
+    /// The latest emitted revision's line results (as fills updated them) and its last status.
+    pub emitted: Option<(Vec<LineResult>, OrderStatusCode)>,
+    /// Revisions not yet whole: (revision, line results received, lines in the revision).
+    pub pending: Vec<(i32, usize, i32)>,
+}
+
+/// The assemble stage's record of `order_key` in `store`, if it has one.
+///
+/// # Errors
+/// [`OperatorError::CorruptState`] when the stored record does not decode.
+pub fn assembly_of(
+    store: &dyn StateStore,
+    order_key: &str,
+) -> Result<Option<OrderAssembly>, OperatorError> {
+    Ok(
+        load_record(store, &record_key(order_key))?.map(|rec| OrderAssembly {
+            last_emitted: rec.last_emitted,
+            sent_to_erp: rec.sent_to_erp,
+            emitted: rec.emitted.map(|e| (e.results, e.status)),
+            pending: rec
+                .pending
+                .iter()
+                .map(|p| {
+                    let expected = p
+                        .results
+                        .iter()
+                        .find(|r| !r.filled)
+                        .map_or(0, |r| r.lines_in_revision);
+                    (p.revision, p.lines(), expected)
+                })
+                .collect(),
+        }),
+    )
+}
+
 /// A stored assembly record as text (either format), for `shelfsync state inspect`.
 ///
 /// # Errors

@@ -121,6 +121,49 @@ pub struct DedupeOrders {
 
 const ORDER_PREFIX: &[u8] = b"o:";
 
+/// What the dedupe stage knows of an order (the order query, `GET /v1/orders/{order_key}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderSeen {
+    /// Its latest revision.
+    pub revision: i32,
+    /// Whether the latest revision cancels it.
+    pub cancelled: bool,
+    /// Whether it was first seen already shipped (no line of it holds stock).
+    pub first_seen_shipped: bool,
+    /// The latest revision's lines.
+    pub lines: Vec<OrderLine>,
+}
+
+/// The dedupe stage's record of `order_key` in `store`, if it has one (either stored format).
+///
+/// # Errors
+/// [`OperatorError::CorruptState`] when the stored record does not decode.
+pub fn seen_order(
+    store: &dyn StateStore,
+    order_key: &str,
+) -> Result<Option<OrderSeen>, OperatorError> {
+    let key = order_state_key(order_key);
+    let Some(bytes) = store.get(&key) else {
+        return Ok(None);
+    };
+    if bytes.first() == Some(&crate::state::VALUE_FORMAT_V1) {
+        let v1: crate::migrate::OrderRecordV1 = decode_value(&key, &bytes)?;
+        return Ok(Some(OrderSeen {
+            revision: v1.revision,
+            cancelled: v1.cancelled,
+            first_seen_shipped: false,
+            lines: v1.lines.into_iter().map(Into::into).collect(),
+        }));
+    }
+    let rec = crate::state::decode_migrating::<OrderRecord, OrderRecord>(&key, &bytes)?;
+    Ok(Some(OrderSeen {
+        revision: rec.revision,
+        cancelled: rec.cancelled,
+        first_seen_shipped: rec.first_seen_shipped,
+        lines: rec.lines,
+    }))
+}
+
 /// A stored order record as text (either format), for `shelfsync state inspect`.
 ///
 /// # Errors

@@ -546,6 +546,7 @@ pub fn register_known_series() {
         let stage = stage.name();
         metrics::counter!(RECORDS_IN, "stage" => stage).increment(0);
         metrics::counter!(INPUT_RECREATED, "stage" => stage).increment(0);
+        metrics::counter!(REDRIVEN, "stage" => stage).increment(0);
         metrics::gauge!(TASKS, "stage" => stage).increment(0.0);
         let _ = metrics::histogram!(PROCESSING_SECONDS, "stage" => stage);
     }

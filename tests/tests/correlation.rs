@@ -4,8 +4,10 @@
 //! its delivery id as `shelfsync-correlation-id` and the same trace context, and the log of every
 //! stage names the id (with `shelfsync::trace=debug`), so one `grep` follows it from the raw topic
 //! to the ERP topic. An ERP record's outputs carry its `<topic>/<partition>/<offset>`, and a
-//! refused raw order's dead letter carries its trace context too. Last, `shelfsync state inspect`
-//! reads the stopped instance's state: every task's checkpoint, and the order's entries.
+//! refused raw order's dead letter carries its trace context too. The order query
+//! (`GET /v1/orders/{key}`) tells the order's status, why, its lines and its hold; last,
+//! `shelfsync state inspect` reads the stopped instance's state: every task's checkpoint, and
+//! the order's entries.
 
 use std::time::Duration;
 
@@ -15,7 +17,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use shelfsync_schemas::InventoryChangeKind;
 use shelfsync_tests::harness::Setup;
-use shelfsync_tests::kafka_io::{read_topic, run_cli, wait_for, Record};
+use shelfsync_tests::kafka_io::{http_body, http_get, read_topic, run_cli, wait_for, Record};
 use shelfsync_tests::scenario::{base_timestamp, generic_order, product, stock};
 use shelfsync_topology::TopicId;
 
@@ -60,12 +62,16 @@ fn header<'a>(r: &'a Record, name: &str) -> Option<&'a str> {
 fn one_orders_correlation_id_and_trace_context_reach_every_hop() -> Result<()> {
     let s = Setup::new(BIN, "correlation", 2)?;
     let b = s.broker.bootstrap();
+    let http = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
     let p = s.start_with_env(
         "state",
-        &[(
-            "SHELFSYNC_LOG",
-            "info,shelfsync_pipeline=debug,shelfsync::trace=debug",
-        )],
+        &[
+            (
+                "SHELFSYNC_LOG",
+                "info,shelfsync_pipeline=debug,shelfsync::trace=debug",
+            ),
+            ("SHELFSYNC_HTTP_ADDR", &http.to_string()),
+        ],
     )?;
     s.wait_for_tasks(&p, WAIT)?;
     let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", &b).create()?;
@@ -191,6 +197,28 @@ fn one_orders_correlation_id_and_trace_context_reach_every_hop() -> Result<()> {
         "a log line with the id lacks the traceparent:\n{}",
         lines.join("\n")
     );
+
+    // The order query: its revision, line, status and why, its hold on the SKU.
+    let (code, text) = http_get(http, &format!("/v1/orders/{ORDER_KEY}"))?;
+    let body: serde_json::Value = serde_json::from_str(http_body(&text))
+        .with_context(|| format!("/v1/orders/{ORDER_KEY}: {text}"))?;
+    ensure!(
+        code == 200
+            && body["found"] == true
+            && body["last_emitted_revision"] == 1
+            && body["sent_to_erp"] == true
+            && body["status"] == "ACCEPTED"
+            && body["why"] == "ACCEPTED: every line reserved"
+            && body["lines"][0]["sku"] == "SKU-T"
+            && body["lines"][0]["reserved"] == 2
+            && body["dedupe"]["revision"] == 1
+            && body["holds"][0]["sku"] == "SKU-T"
+            && body["holds"][0]["holds"][0]["kind"] == "hard"
+            && body["holds"][0]["holds"][0]["reserved"] == 2,
+        "/v1/orders/{ORDER_KEY} answered {code}: {body:#}"
+    );
+    let (code, _) = http_get(http, "/v1/orders/ebay:NOPE")?;
+    ensure!(code == 404, "an unknown order answered {code}");
     p.stop()?;
 
     // The stopped instance's state, read back: every task with its checkpoint, and the order's

@@ -406,11 +406,16 @@ fn readiness_metrics_and_availability_query_against_a_real_broker() -> Result<()
     eprintln!("replacement not ready while: {not_ready_reasons:?}");
     let q_id = format!("{}:{}", hostname(), addr.port());
     let instances_topic = topology.topic_name(TopicId::Instances);
+    let orders: BTreeMap<String, String> =
+        shelfsync_tests::harness::final_statuses(&model.expected.statuses)
+            .into_iter()
+            .map(|(k, (_, status))| (k, format!("{status:?}")))
+            .collect();
     second_instance_shares_the_queries(
         &topology_path,
         dir.path(),
         (&q, addr, &q_id),
-        &want,
+        (&want, &orders),
         (&bootstrap, &instances_topic),
     )?;
     q.stop()?;
@@ -487,11 +492,14 @@ fn inventory_claims(addr: SocketAddr) -> Option<BTreeMap<String, usize>> {
 /// assignor balances the count of partitions, not each topic, and here it moved all three
 /// inventory partitions (with dedupe and assemble) to the newcomer; either way one instance
 /// answers SKUs it does not own by asking the other.
+/// Per SKU, per channel: (version, quantity) of the latest availability.
+type Latest = BTreeMap<String, BTreeMap<String, (i64, i64)>>;
+
 fn second_instance_shares_the_queries(
     topology_path: &Path,
     dir: &Path,
     (q, q_addr, q_id): (&PipelineProcess, SocketAddr, &str),
-    want: &BTreeMap<String, BTreeMap<String, (i64, i64)>>,
+    (want, orders): (&Latest, &BTreeMap<String, String>),
     (bootstrap, instances_topic): (&str, &str),
 ) -> Result<()> {
     // One more instance on an empty state dir and a free port, with `extra` environment.
@@ -579,6 +587,43 @@ fn second_instance_shares_the_queries(
         }
     }
     eprintln!("answered by {answered_by:?}");
+
+    // The order query is routed the same way: by the owner of the order's assemble task, and
+    // it tells the order's latest status as the model has it.
+    let tasks_of = |addr: SocketAddr| -> Result<Vec<String>> {
+        let (_, v) = get_json(addr, "/readyz")?;
+        Ok(v["tasks"]
+            .as_array()
+            .context("tasks")?
+            .iter()
+            .filter_map(|t| t.as_str().map(str::to_string))
+            .collect())
+    };
+    ensure!(!orders.is_empty(), "the scenario has no orders");
+    let q_all = tasks_of(q_addr)?;
+    let mut order_owners = std::collections::BTreeSet::new();
+    for (order, status) in orders {
+        let path = format!(
+            "/v1/orders/{}",
+            percent_encoding::utf8_percent_encode(order, percent_encoding::NON_ALPHANUMERIC)
+        );
+        for (asked, asked_id) in [(q_addr, q_id), (r_addr, "second")] {
+            let (code, v) = get_json(asked, &path)?;
+            ensure!(code == 200, "{order} asked at {asked_id}: {code} {v}");
+            let task = v["task"].as_str().context("task")?;
+            let owner = if q_all.iter().any(|t| t == task) {
+                q_id
+            } else {
+                "second"
+            };
+            ensure!(
+                v["instance"] == owner && v["status"] == status.as_str() && v["found"] == true,
+                "{order} ({task}) asked at {asked_id}: want {status} from {owner}: {v}"
+            );
+            order_owners.insert(owner.to_string());
+        }
+    }
+    eprintln!("orders answered by {order_owners:?}");
 
     // Killed: no tombstone, and its announcement stays live for its TTL (3 min). The group gives
     // its tasks back to q, whose later claims supersede the stale ones: q answers every SKU

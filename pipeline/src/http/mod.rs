@@ -60,7 +60,9 @@ use crate::directory::{Directory, Identity, PeerAllow};
 use crate::engine::EngineStatus;
 use crate::error::{Error, Result};
 
+mod orders;
 mod query;
+use orders::order;
 use query::{availability, instances};
 
 /// The default listen address of `shelfsync run --http-addr`.
@@ -75,6 +77,8 @@ pub const READYZ_PATH: &str = "/readyz";
 pub const AVAILABILITY_PATH: &str = "/v1/availability/{sku}";
 /// Route of the instance directory's view.
 pub const INSTANCES_PATH: &str = "/v1/instances";
+/// Route of the order query.
+pub const ORDERS_PATH: &str = "/v1/orders/{order_key}";
 /// Request header of a query forwarded by another instance (its id); never forwarded again.
 pub const FORWARDED_BY: &str = "x-shelfsync-forwarded-by";
 /// Response header naming the instance whose local state answered a query.
@@ -376,6 +380,7 @@ fn router(state: AppState) -> Router {
         .route(READYZ_PATH, get(readyz))
         .route(AVAILABILITY_PATH, get(availability))
         .route(INSTANCES_PATH, get(instances))
+        .route(ORDERS_PATH, get(order))
         .with_state(state)
 }
 

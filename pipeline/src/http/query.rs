@@ -73,7 +73,7 @@ const MAX_HOLDS_SHOWN: usize = 200;
 
 /// One order line's hold on the SKU, as the availability answer shows it.
 #[derive(Debug, Serialize, Deserialize)]
-struct HoldView {
+pub(super) struct HoldView {
     order_key: String,
     line_id: String,
     channel: String,
@@ -165,13 +165,27 @@ fn local_view(
 /// the last acknowledged epoch wrote to RocksDB. The query path never writes, so `put` and
 /// `delete` do nothing but record a bug, which the handler answers with 500 instead of a wrong
 /// answer.
-struct CommittedView<'a> {
+pub(super) struct CommittedView<'a> {
     db: &'a StateDb,
     task: &'a str,
     error: RefCell<Option<Error>>,
 }
 
-impl CommittedView<'_> {
+impl<'a> CommittedView<'a> {
+    /// A view of `task`'s committed state in `db`.
+    pub(super) fn new(db: &'a StateDb, task: &'a str) -> Self {
+        Self {
+            db,
+            task,
+            error: RefCell::new(None),
+        }
+    }
+
+    /// The first read error, if a read failed (its reads then answered "absent").
+    pub(super) fn into_error(self) -> Option<Error> {
+        self.error.into_inner()
+    }
+
     fn fail(&self, e: Error) {
         self.error.borrow_mut().get_or_insert(e);
     }
@@ -230,6 +244,13 @@ pub(super) struct AvailabilityParams {
     proxy: Option<bool>,
 }
 
+impl AvailabilityParams {
+    /// Whether the owner may be asked (`proxy` absent or `true`).
+    pub(super) fn proxy(&self) -> bool {
+        self.proxy.unwrap_or(true)
+    }
+}
+
 /// The characters a SKU keeps unencoded in a URL path segment (RFC 3986 unreserved).
 pub(super) const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'-')
@@ -244,11 +265,92 @@ fn availability_url(base: &str, sku: &str) -> String {
     )
 }
 
-/// The answer for a SKU whose inventory task this instance does not own: its owner's answer
+/// What a routed query is about (a SKU's availability, an order), and how its owner's answer
+/// is checked before it is passed on.
+pub(super) trait Subject {
+    /// The JSON field that names it (`sku`, `order_key`).
+    const FIELD: &'static str;
+    /// What it is, in messages.
+    const WHAT: &'static str;
+    /// Its id.
+    fn id(&self) -> &str;
+    /// Its URL on the instance whose HTTP endpoints are at `base`.
+    fn url(&self, base: &str) -> String;
+    /// The topic whose partition names its owning task (for messages).
+    fn topic(&self, state: &AppState) -> String;
+    /// The owner's answer (`code` 200 or 404, `bytes`) written anew, if it is an answer about
+    /// this subject for `partition` and `task`, from the own state of instance `instance`.
+    fn check(
+        &self,
+        code: u16,
+        bytes: &[u8],
+        partition: i32,
+        task: &str,
+        instance: &str,
+    ) -> Option<Response>;
+}
+
+/// The availability query's subject.
+pub(super) struct Sku<'a>(pub(super) &'a str);
+
+impl Subject for Sku<'_> {
+    const FIELD: &'static str = "sku";
+    const WHAT: &'static str = "SKU";
+
+    fn id(&self) -> &str {
+        self.0
+    }
+
+    fn url(&self, base: &str) -> String {
+        availability_url(base, self.0)
+    }
+
+    fn topic(&self, state: &AppState) -> String {
+        state.inventory_topic.to_string()
+    }
+
+    fn check(
+        &self,
+        code: u16,
+        bytes: &[u8],
+        partition: i32,
+        task: &str,
+        instance: &str,
+    ) -> Option<Response> {
+        let about = |s: &str, p: i32, t: &str, o: &str, i: Option<&str>| {
+            s == self.0 && p == partition && t == task && o == "local" && i == Some(instance)
+        };
+        if code == 200 {
+            let a = serde_json::from_slice::<LocalAvailability>(bytes).ok()?;
+            (a.found
+                && about(
+                    &a.sku,
+                    a.partition,
+                    &a.task,
+                    &a.owner,
+                    a.instance.as_deref(),
+                ))
+            .then(|| (StatusCode::OK, Json(a)).into_response())
+        } else {
+            let n = serde_json::from_slice::<NotFound>(bytes).ok()?;
+            (!n.found
+                && about(
+                    &n.sku,
+                    n.partition,
+                    &n.task,
+                    &n.owner,
+                    n.instance.as_deref(),
+                ))
+            .then(|| (StatusCode::NOT_FOUND, Json(n)).into_response())
+        }
+    }
+}
+
+/// The answer for a subject whose owning task this instance does not own: its owner's answer
 /// when `forward` and the owner answers from its local state, else a pointer (421).
-async fn elsewhere(
+pub(super) async fn elsewhere<S: Subject>(
     state: &AppState,
-    sku: &str,
+    subject: &S,
     partition: i32,
     task: &str,
     forward: bool,
@@ -257,7 +359,7 @@ async fn elsewhere(
         return json(
             StatusCode::SERVICE_UNAVAILABLE,
             serde_json::json!({
-                "sku": sku,
+                S::FIELD: subject.id(),
                 "partition": partition,
                 "task": task,
                 "owner": "local",
@@ -276,7 +378,7 @@ async fn elsewhere(
     let mut failure = None;
     if let (true, Some(r), Some(o)) = (forward, routing, owner.as_ref()) {
         if !o.opening {
-            match ask_owner(state, &r.me, o, sku, partition, task).await {
+            match ask_owner(state, &r.me, o, subject, partition, task).await {
                 Asked::Answer(answer) => return answer,
                 Asked::NotAnswered(why) => failure = Some(why),
                 Asked::Bad(why) => {
@@ -284,7 +386,7 @@ async fn elsewhere(
                     return json(
                         StatusCode::BAD_GATEWAY,
                         serde_json::json!({
-                            "sku": sku,
+                            S::FIELD: subject.id(),
                             "partition": partition,
                             "task": task,
                             "owner": "remote",
@@ -296,7 +398,9 @@ async fn elsewhere(
             }
         }
     }
-    pointer(state, sku, partition, task, routing, owner, failure, now)
+    pointer(
+        state, subject, partition, task, routing, owner, failure, now,
+    )
 }
 
 /// What asking the owner gave.
@@ -312,15 +416,15 @@ enum Asked {
 }
 
 /// Forwards the query to `owner` once.
-async fn ask_owner(
+async fn ask_owner<S: Subject>(
     state: &AppState,
     me: &Identity,
     owner: &Owner,
-    sku: &str,
+    subject: &S,
     partition: i32,
     task: &str,
 ) -> Asked {
-    let url = availability_url(&owner.http_url, sku);
+    let url = subject.url(&owner.http_url);
     let mut reply = match state
         .client
         .get(&url)
@@ -368,48 +472,14 @@ async fn ask_owner(
             Err(_) => return Asked::NotAnswered("its answer was cut short".into()),
         }
     }
-    // The answer must be about this SKU, from the owner's own state, given by the owner.
-    let about = |s: &str, p: i32, t: &str, o: &str, i: Option<&str>| {
-        s == sku && p == partition && t == task && o == "local" && i == Some(&owner.instance_id)
-    };
-    let not_ours = || {
-        Asked::Bad(format!(
-            "its answer ({code}, {} bytes) is not a shelfsync availability answer for this SKU from its own state",
-            bytes.len()
-        ))
-    };
-    let mut response = if code == 200 {
-        match serde_json::from_slice::<LocalAvailability>(&bytes) {
-            Ok(a)
-                if a.found
-                    && about(
-                        &a.sku,
-                        a.partition,
-                        &a.task,
-                        &a.owner,
-                        a.instance.as_deref(),
-                    ) =>
-            {
-                (StatusCode::OK, Json(a)).into_response()
-            }
-            _ => return not_ours(),
-        }
-    } else {
-        match serde_json::from_slice::<NotFound>(&bytes) {
-            Ok(n)
-                if !n.found
-                    && about(
-                        &n.sku,
-                        n.partition,
-                        &n.task,
-                        &n.owner,
-                        n.instance.as_deref(),
-                    ) =>
-            {
-                (StatusCode::NOT_FOUND, Json(n)).into_response()
-            }
-            _ => return not_ours(),
-        }
+    // The answer must be about this subject, from the owner's own state, given by the owner.
+    let Some(mut response) = subject.check(code, &bytes, partition, task, &owner.instance_id)
+    else {
+        return Asked::Bad(format!(
+            "its answer ({code}, {} bytes) is not a shelfsync answer for this {} from its own state",
+            bytes.len(),
+            S::WHAT
+        ));
     };
     if let Ok(v) = HeaderValue::from_str(&owner.instance_id) {
         response.headers_mut().insert(ANSWERED_BY, v);
@@ -419,9 +489,9 @@ async fn ask_owner(
 
 /// `421 Misdirected Request`: the task, and the owning instance when the directory knows one.
 #[allow(clippy::too_many_arguments)]
-fn pointer(
+fn pointer<S: Subject>(
     state: &AppState,
-    sku: &str,
+    subject: &S,
     partition: i32,
     task: &str,
     routing: Option<&Routing>,
@@ -429,9 +499,9 @@ fn pointer(
     failure: Option<String>,
     now: i64,
 ) -> Response {
-    let topic = &state.inventory_topic;
+    let topic = subject.topic(state);
     let mut body = serde_json::json!({
-        "sku": sku,
+        S::FIELD: subject.id(),
         "partition": partition,
         "task": task,
     });
@@ -440,13 +510,13 @@ fn pointer(
         Some(o) => {
             body["owner"] = "remote".into();
             body["instance"] = o.instance_id.clone().into();
-            body["url"] = availability_url(&o.http_url, sku).into();
+            body["url"] = subject.url(&o.http_url).into();
             body["opening"] = o.opening.into();
             body["since"] = o.since.into();
             detail.push_str(&format!(
                 "; instance {} owns task {task}: ask {}",
                 o.instance_id,
-                availability_url(&o.http_url, sku)
+                subject.url(&o.http_url)
             ));
             if o.opening {
                 detail.push_str(
@@ -461,7 +531,8 @@ fn pointer(
             body["owner"] = "unknown".into();
             match routing {
                 None => detail.push_str(&format!(
-                    "; the instance that owns task {task} answers for this SKU"
+                    "; the instance that owns task {task} answers for this {}",
+                    S::WHAT
                 )),
                 Some(r) => {
                     let live = r.directory.live(now);
@@ -514,6 +585,45 @@ pub(super) async fn instances(State(state): State<AppState>) -> Response {
     )
 }
 
+/// The holds of `order_key` on `sku`, from the SKU's availability answer (this instance's, or
+/// its owner's through the availability query); `Err` with why when there is no such answer.
+pub(super) async fn holds_of_order(
+    state: &AppState,
+    sku: &str,
+    order_key: &str,
+) -> Result<Vec<HoldView>, String> {
+    let answer = availability(
+        State(state.clone()),
+        Path(sku.to_string()),
+        Query(AvailabilityParams::default()),
+        HeaderMap::new(),
+    )
+    .await;
+    let code = answer.status().as_u16();
+    if code == 404 {
+        return Ok(Vec::new());
+    }
+    let bytes = axum::body::to_bytes(answer.into_body(), MAX_PEER_BODY * 4)
+        .await
+        .map_err(|e| format!("the SKU's answer could not be read: {e}"))?;
+    if code != 200 {
+        let detail = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v["detail"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        return Err(format!("the SKU's availability answered {code}: {detail}"));
+    }
+    let a: LocalAvailability = serde_json::from_slice(&bytes)
+        .map_err(|e| format!("the SKU's availability answer does not read: {e}"))?;
+    let mut holds: Vec<HoldView> = a
+        .holds
+        .into_iter()
+        .filter(|h| h.order_key == order_key)
+        .collect();
+    holds.sort_by(|x, y| x.line_id.cmp(&y.line_id));
+    Ok(holds)
+}
+
 pub(super) async fn availability(
     State(state): State<AppState>,
     Path(sku): Path<String>,
@@ -532,7 +642,7 @@ pub(super) async fn availability(
     let task = crate::engine::task_name(Stage::Inventory, partition);
     let forward = params.proxy.unwrap_or(true) && !headers.contains_key(FORWARDED_BY);
     if !state.status.owns(&task) {
-        return elsewhere(&state, &sku, partition, &task, forward).await;
+        return elsewhere(&state, &Sku(&sku), partition, &task, forward).await;
     }
     let Some(db) = state.status.db.get().cloned() else {
         return json(
@@ -542,11 +652,7 @@ pub(super) async fn availability(
     };
     let (sku_b, task_b) = (sku.clone(), task.clone());
     let read = tokio::task::spawn_blocking(move || {
-        let view = CommittedView {
-            db: &db,
-            task: &task_b,
-            error: RefCell::new(None),
-        };
+        let view = CommittedView::new(&db, &task_b);
         let loaded = load_sku(&view, &sku_b)
             .and_then(|rec| {
                 let holds = holds_of(&view, &sku_b, MAX_HOLDS_SHOWN + 1)?;
@@ -554,7 +660,7 @@ pub(super) async fn availability(
                 Ok(rec.map(|r| (r, (holds, now))))
             })
             .map_err(|e| Error::Bug(e.to_string()));
-        match view.error.into_inner() {
+        match view.into_error() {
             Some(e) => Err(e),
             None => loaded,
         }
@@ -562,7 +668,7 @@ pub(super) async fn availability(
     .await;
     // The task may have been revoked while we read: the answer then belongs to its new owner.
     if !state.status.owns(&task) {
-        return elsewhere(&state, &sku, partition, &task, forward).await;
+        return elsewhere(&state, &Sku(&sku), partition, &task, forward).await;
     }
     let instance = state.routing.get().map(|r| r.me.instance_id.clone());
     match read {
