@@ -82,6 +82,15 @@ pub const CARRIED_HEADERS: [&str; 5] = [
     REDRIVE_ATTEMPT_HEADER,
 ];
 
+/// `msg`'s [`TRACE_HEADERS`] that it has, as owned headers (for a record that keeps them past
+/// the message, as the push sink's queued updates do).
+pub fn trace_headers<M: Message>(msg: &M) -> Vec<(&'static str, Vec<u8>)> {
+    TRACE_HEADERS
+        .iter()
+        .filter_map(|name| header(msg, name).map(|v| (*name, v.to_vec())))
+        .collect()
+}
+
 /// The values of `msg`'s [`CARRIED_HEADERS`], in that order.
 pub fn carried_headers<M: Message>(msg: &M) -> [Option<&[u8]>; 5] {
     CARRIED_HEADERS.map(|name| header(msg, name))

@@ -25,6 +25,8 @@ pub(crate) struct DeadLetter {
     pub(crate) status: Option<u16>,
     /// The marketplace's response body.
     pub(crate) body: String,
+    /// The correlation id and trace context of the availability record it stands for.
+    pub(crate) trace: Vec<(&'static str, Vec<u8>)>,
 }
 
 impl DeadLetter {
@@ -34,6 +36,7 @@ impl DeadLetter {
         payload: Option<&[u8]>,
         cover: Cover,
         reason: String,
+        trace: Vec<(&'static str, Vec<u8>)>,
     ) -> Self {
         Self {
             channel: usize::MAX,
@@ -44,6 +47,7 @@ impl DeadLetter {
             reason,
             status: None,
             body: String::new(),
+            trace,
         }
     }
 
@@ -66,6 +70,7 @@ impl DeadLetter {
             version: entry.update.version,
             event_time: entry.update.event_time,
         };
+        let trace = entry.update.trace.clone();
         Self {
             channel,
             key: availability_key(name, &entry.update.sku).into_bytes(),
@@ -75,6 +80,7 @@ impl DeadLetter {
             reason,
             status,
             body,
+            trace,
         }
     }
 
@@ -110,6 +116,38 @@ impl DeadLetter {
         if !self.body.is_empty() {
             headers.push((DLQ_HTTP_BODY, self.body.clone().into_bytes()));
         }
+        headers.extend(self.trace.iter().cloned());
         headers
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 19: a push dead letter carries the availability record's correlation id and trace
+    /// context, so one grep of the id reaches it too.
+    #[test]
+    fn a_dead_letter_carries_its_records_trace_headers() {
+        let trace = vec![
+            (kafka::CORRELATION_HEADER, b"d-42".to_vec()),
+            (kafka::TRACEPARENT_HEADER, b"00-ab-cd-01".to_vec()),
+        ];
+        let cover = Cover {
+            partition: 1,
+            generation: 0,
+            offset: 7,
+        };
+        let d = DeadLetter::unreadable(Some(b"k"), Some(b"x"), cover, "bad".into(), trace);
+        let headers = d.headers("retail.channel.availability", None);
+        let get = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.as_slice())
+        };
+        assert_eq!(get(kafka::CORRELATION_HEADER), Some(&b"d-42"[..]));
+        assert_eq!(get(kafka::TRACEPARENT_HEADER), Some(&b"00-ab-cd-01"[..]));
+        assert_eq!(get(kafka::DLQ_OFFSET), Some(&b"7"[..]));
     }
 }

@@ -357,7 +357,13 @@ pub fn run(topology: Arc<Topology>, options: PushOptions, status: Arc<EngineStat
             match consumer.poll(Duration::from_millis(100)) {
                 None => {}
                 Some(Ok(msg)) => {
-                    sink.ingest(msg.partition(), msg.offset(), msg.key(), msg.payload())?;
+                    sink.ingest_traced(
+                        msg.partition(),
+                        msg.offset(),
+                        msg.key(),
+                        msg.payload(),
+                        crate::kafka::trace_headers(&msg),
+                    )?;
                 }
                 Some(Err(KafkaError::PartitionEOF(p))) => sink.caught_up(p),
                 Some(Err(e)) => kafka::log_client_error(&e, "poll"),

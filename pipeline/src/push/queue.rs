@@ -26,6 +26,8 @@ pub struct Update {
     pub event_id: String,
     /// Stream time of the change, epoch ms (drives the freshness gauge).
     pub event_time: i64,
+    /// The availability record's correlation id and trace context headers, for its dead letter.
+    pub trace: Vec<(&'static str, Vec<u8>)>,
 }
 
 impl Update {
@@ -282,6 +284,7 @@ mod tests {
             version,
             event_id: format!("{sku}-{version}"),
             event_time: 1000 + version,
+            trace: Vec::new(),
         }
     }
 

@@ -169,6 +169,7 @@ mod tests {
             version,
             event_id: String::new(),
             event_time: 0,
+            trace: Vec::new(),
         };
         for (offset, version) in [(0, 1), (1, 2), (2, 3)] {
             assert!(t.read(offset));

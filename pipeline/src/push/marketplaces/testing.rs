@@ -19,6 +19,7 @@ pub(crate) fn update(sku: &str, quantity: i64, version: i64) -> Update {
         version,
         event_id: "e".into(),
         event_time: 1,
+        trace: Vec::new(),
     }
 }
 

@@ -361,6 +361,22 @@ impl HttpPushSink {
         key: Option<&[u8]>,
         payload: Option<&[u8]>,
     ) -> Result<()> {
+        self.ingest_traced(partition, offset, key, payload, Vec::new())
+    }
+
+    /// As [`Self::ingest`], with the record's correlation id and trace context headers (they
+    /// follow its update to a dead letter).
+    ///
+    /// # Errors
+    /// [`Error::Kafka`] when a dead letter cannot be enqueued.
+    pub fn ingest_traced(
+        &self,
+        partition: i32,
+        offset: i64,
+        key: Option<&[u8]>,
+        payload: Option<&[u8]>,
+        trace: Vec<(&'static str, Vec<u8>)>,
+    ) -> Result<()> {
         let decoded = payload.map(avro::decode::<ChannelAvailability>);
         let mut touched = None;
         let mut dead = None;
@@ -396,6 +412,7 @@ impl HttpPushSink {
                             version: a.version,
                             event_id: a.event_id,
                             event_time: a.event_time,
+                            trace: trace.clone(),
                         };
                         if tracker.catching_up() {
                             if let Some(q) = tracker.staging.get_mut(ch) {
@@ -432,7 +449,7 @@ impl HttpPushSink {
         }
         if let Some((cover, reason)) = dead {
             warn!(topic = %self.source_topic, partition, offset, reason = %reason, "availability record dead-lettered");
-            self.dead_letter(DeadLetter::unreadable(key, payload, cover, reason))?;
+            self.dead_letter(DeadLetter::unreadable(key, payload, cover, reason, trace))?;
         }
         Ok(())
     }
