@@ -23,11 +23,10 @@ use shelfsync_operators::assemble_orders::{assembly_of, OrderAssembly};
 use shelfsync_operators::dedupe_orders::{seen_order, OrderSeen};
 use shelfsync_schemas::{LineOutcome, LineResult, OrderStatusCode};
 use shelfsync_topology::Stage;
-use tracing::warn;
 
 use super::query::{
-    elsewhere, holds_of_order, AvailabilityParams, CommittedView, HoldView, Subject, MAX_PEER_BODY,
-    PATH_SEGMENT,
+    elsewhere, holds_of_order, not_found, read_failed, AvailabilityParams, CommittedView, HoldView,
+    Subject, MAX_PEER_BODY, PATH_SEGMENT,
 };
 use super::{AppState, FORWARDED_BY};
 use crate::error::Error;
@@ -335,21 +334,9 @@ pub(super) async fn order(
             }
             (StatusCode::OK, Json(body)).into_response()
         }
-        Ok(Ok((None, _))) => json(
-            StatusCode::NOT_FOUND,
-            serde_json::json!({"order_key": order_key, "partition": partition, "task": task, "owner": "local", "instance": instance, "found": false}),
-        ),
-        Ok(Err(e)) => {
-            warn!(order_key = %order_key, task = %task, error = %e, "order query failed");
-            json(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                serde_json::json!({"order_key": order_key, "partition": partition, "task": task, "detail": e.to_string()}),
-            )
-        }
-        Err(e) => json(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            serde_json::json!({"order_key": order_key, "partition": partition, "task": task, "detail": format!("query task failed: {e}")}),
-        ),
+        Ok(Ok((None, _))) => not_found(&OrderKey(&order_key), partition, &task, instance),
+        Ok(Err(e)) => read_failed(&OrderKey(&order_key), partition, &task, Ok(e)),
+        Err(e) => read_failed(&OrderKey(&order_key), partition, &task, Err(e)),
     }
 }
 

@@ -290,6 +290,40 @@ pub(super) trait Subject {
     ) -> Option<Response>;
 }
 
+/// The answer of an owner that has no state of `subject`.
+pub(super) fn not_found<S: Subject>(
+    subject: &S,
+    partition: i32,
+    task: &str,
+    instance: Option<String>,
+) -> Response {
+    json(
+        StatusCode::NOT_FOUND,
+        serde_json::json!({S::FIELD: subject.id(), "partition": partition, "task": task, "owner": "local", "instance": instance, "found": false}),
+    )
+}
+
+/// The answer when reading `subject`'s state failed (`read` is the error of the blocking task
+/// or of the read itself), logged.
+pub(super) fn read_failed<S: Subject>(
+    subject: &S,
+    partition: i32,
+    task: &str,
+    read: std::result::Result<Error, tokio::task::JoinError>,
+) -> Response {
+    let detail = match read {
+        Ok(e) => {
+            warn!(subject = subject.id(), task = %task, error = %e, "{} query failed", S::WHAT);
+            e.to_string()
+        }
+        Err(e) => format!("query task failed: {e}"),
+    };
+    json(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        serde_json::json!({S::FIELD: subject.id(), "partition": partition, "task": task, "detail": detail}),
+    )
+}
+
 /// The availability query's subject.
 pub(super) struct Sku<'a>(pub(super) &'a str);
 
@@ -684,20 +718,8 @@ pub(super) async fn availability(
             );
             (StatusCode::OK, Json(body)).into_response()
         }
-        Ok(Ok(None)) => json(
-            StatusCode::NOT_FOUND,
-            serde_json::json!({"sku": sku, "partition": partition, "task": task, "owner": "local", "instance": instance, "found": false}),
-        ),
-        Ok(Err(e)) => {
-            warn!(sku = %sku, task = %task, error = %e, "availability query failed");
-            json(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                serde_json::json!({"sku": sku, "partition": partition, "task": task, "detail": e.to_string()}),
-            )
-        }
-        Err(e) => json(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            serde_json::json!({"sku": sku, "partition": partition, "task": task, "detail": format!("query task failed: {e}")}),
-        ),
+        Ok(Ok(None)) => not_found(&Sku(&sku), partition, &task, instance),
+        Ok(Err(e)) => read_failed(&Sku(&sku), partition, &task, Ok(e)),
+        Err(e) => read_failed(&Sku(&sku), partition, &task, Err(e)),
     }
 }
