@@ -363,6 +363,9 @@ impl<'a> Calls<'a> {
         let own = self.api.operation(what);
         if let Some(limiter) = own {
             limiter.acquire().await;
+            // It may have waited for its operation's token: a channel pause set meanwhile (by
+            // another request's 429) binds it too.
+            self.api.limiter.wait_pause().await;
         }
         let channel = self.api.channel.as_str();
         let mut builder = self
@@ -672,6 +675,63 @@ mod tests {
             arrived.duration_since(paused) >= Duration::from_millis(300),
             "sent {:?} into a 300 ms pause",
             arrived.duration_since(paused)
+        );
+    }
+
+    /// A request of an operation with a bucket of its own may wait for that bucket's token; a
+    /// channel pause set meanwhile (another request's 429) binds it too (CI flake of
+    /// 2026-12-06, again: a Walmart feed 525 ms into a 1 s channel Retry-After, after the
+    /// prepaid fix).
+    #[tokio::test]
+    async fn a_request_waiting_for_its_operations_token_honours_a_channel_pause_set_meanwhile() {
+        use std::io::{Read, Write};
+        let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = server.local_addr().unwrap();
+        let (arrived_tx, arrived_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let (mut s, _) = server.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            arrived_tx.send(Instant::now()).unwrap();
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        });
+        let api = Api {
+            channel: "walmart".into(),
+            client: client(Duration::from_secs(2), 1).unwrap(),
+            limiter: Limiter::new(100.0, 10),
+            operations: vec![OperationLimiter {
+                operation: "updateBulkInventory",
+                rate_per_sec: 5.0,
+                limiter: Limiter::new(5.0, 1),
+            }],
+            timeout: Duration::from_secs(2),
+        };
+        // The operation's one token is spent: the next waits ~200 ms for it.
+        api.operation("updateBulkInventory")
+            .unwrap()
+            .acquire()
+            .await;
+        let calls = Calls::new(&api, false);
+        let request = Request::new(
+            "updateBulkInventory",
+            Method::POST,
+            format!("http://{addr}/v3/feeds"),
+        );
+        let started = Instant::now();
+        let pause = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            api.limiter.pause(Duration::from_millis(500));
+        };
+        let (sent, ()) = tokio::join!(calls.send(request), pause);
+        sent.unwrap();
+        let arrived = arrived_rx.recv().unwrap();
+        assert!(
+            arrived.duration_since(started) >= Duration::from_millis(550),
+            "sent {:?} after the start, inside a pause that ends at 550 ms",
+            arrived.duration_since(started)
         );
     }
 
