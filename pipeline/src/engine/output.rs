@@ -51,8 +51,9 @@ pub(crate) struct Trace<'a> {
     ts: i64,
     /// The input's own correlation id header, if it had one.
     carried: Option<&'a [u8]>,
-    /// The id of a source record without one: `<topic>/<partition>/<offset>`.
-    position: Option<String>,
+    /// Where a source record without one sits (its id is `<topic>/<partition>/<offset>`,
+    /// written out only for the outputs that use it).
+    position: Option<(&'a str, i32, i64)>,
     traceparent: Option<&'a [u8]>,
     tracestate: Option<&'a [u8]>,
 }
@@ -65,8 +66,11 @@ impl<'a> Trace<'a> {
         Self {
             ts: input.ts,
             carried,
-            position: (source && carried.is_none())
-                .then(|| format!("{}/{}/{}", input.topic, input.partition, input.offset)),
+            position: (source && carried.is_none()).then_some((
+                input.topic,
+                input.partition,
+                input.offset,
+            )),
             traceparent,
             tracestate,
         }
@@ -74,16 +78,20 @@ impl<'a> Trace<'a> {
 
     /// The correlation id of an output: the input's, else the one its stage chose (a raw order's
     /// delivery id), else the source record's position.
-    fn correlation<'b>(&'b self, chosen: Option<&'b str>) -> Option<&'b [u8]> {
-        self.carried
-            .or(chosen.map(str::as_bytes))
-            .or(self.position.as_deref().map(str::as_bytes))
+    fn correlation(&self, chosen: Option<&str>) -> Option<Vec<u8>> {
+        if let Some(id) = self.carried.or(chosen.map(str::as_bytes)) {
+            return Some(id.to_vec());
+        }
+        self.position
+            .map(|(topic, partition, offset)| format!("{topic}/{partition}/{offset}").into_bytes())
     }
 
     /// Adds the trace headers to `headers`.
     fn extend(&self, headers: &mut Vec<(&'static str, Vec<u8>)>, chosen: Option<&str>) {
+        if let Some(id) = self.correlation(chosen) {
+            headers.push((kafka::CORRELATION_HEADER, id));
+        }
         for (name, value) in [
-            (kafka::CORRELATION_HEADER, self.correlation(chosen)),
             (kafka::TRACEPARENT_HEADER, self.traceparent),
             (kafka::TRACESTATE_HEADER, self.tracestate),
         ] {
@@ -96,7 +104,7 @@ impl<'a> Trace<'a> {
     /// The correlation id as text, for logs (empty when there is none).
     pub(crate) fn id(&self, chosen: Option<&str>) -> String {
         self.correlation(chosen)
-            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
             .unwrap_or_default()
     }
 

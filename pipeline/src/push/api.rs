@@ -595,22 +595,32 @@ mod tests {
         assert!(elsewhere.accept().is_err(), "the redirect was followed");
     }
 
-    /// Issue 18, item 4: a 429 answering an operation with a bucket of its own pauses that
-    /// operation only; the channel and the other operations go on.
-    #[tokio::test]
-    async fn a_throttled_operation_pauses_alone() {
+    /// A server on a free local port that answers one request with `reply` (a whole HTTP
+    /// response) and says when that request arrived.
+    fn serve_once(
+        reply: &'static str,
+    ) -> (std::net::SocketAddr, std::sync::mpsc::Receiver<Instant>) {
         use std::io::{Read, Write};
         let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = server.local_addr().unwrap();
+        let (arrived_tx, arrived_rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let (mut s, _) = server.accept().unwrap();
             let mut buf = [0u8; 4096];
             let _ = s.read(&mut buf);
-            let _ = write!(
-                s,
-                "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 30\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            );
+            let _ = arrived_tx.send(Instant::now());
+            let _ = s.write_all(reply.as_bytes());
         });
+        (addr, arrived_rx)
+    }
+
+    /// Issue 18, item 4: a 429 answering an operation with a bucket of its own pauses that
+    /// operation only; the channel and the other operations go on.
+    #[tokio::test]
+    async fn a_throttled_operation_pauses_alone() {
+        let (addr, _) = serve_once(
+            "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 30\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
         let rates = crate::push::config::published_rates(shelfsync_topology::PushKind::Amazon);
         let api = Api {
             channel: "amazon".into(),
@@ -643,20 +653,8 @@ mod tests {
     /// feeds sent 520–573 ms into a 1 s Retry-After).
     #[tokio::test]
     async fn a_prepaid_request_waits_out_a_pause_set_after_its_token() {
-        use std::io::{Read, Write};
-        let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = server.local_addr().unwrap();
-        let (arrived_tx, arrived_rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let (mut s, _) = server.accept().unwrap();
-            let mut buf = [0u8; 4096];
-            let _ = s.read(&mut buf);
-            arrived_tx.send(Instant::now()).unwrap();
-            let _ = write!(
-                s,
-                "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            );
-        });
+        let (addr, arrived_rx) =
+            serve_once("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
         let api = Api {
             channel: "walmart".into(),
             client: client(Duration::from_secs(2), 1).unwrap(),
@@ -684,20 +682,8 @@ mod tests {
     /// prepaid fix).
     #[tokio::test]
     async fn a_request_waiting_for_its_operations_token_honours_a_channel_pause_set_meanwhile() {
-        use std::io::{Read, Write};
-        let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = server.local_addr().unwrap();
-        let (arrived_tx, arrived_rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let (mut s, _) = server.accept().unwrap();
-            let mut buf = [0u8; 4096];
-            let _ = s.read(&mut buf);
-            arrived_tx.send(Instant::now()).unwrap();
-            let _ = write!(
-                s,
-                "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            );
-        });
+        let (addr, arrived_rx) =
+            serve_once("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
         let api = Api {
             channel: "walmart".into(),
             client: client(Duration::from_secs(2), 1).unwrap(),

@@ -375,7 +375,7 @@ impl HttpPushSink {
         offset: i64,
         key: Option<&[u8]>,
         payload: Option<&[u8]>,
-        trace: Vec<(&'static str, Vec<u8>)>,
+        mut trace: Vec<(&'static str, Vec<u8>)>,
     ) -> Result<()> {
         let decoded = payload.map(avro::decode::<ChannelAvailability>);
         let mut touched = None;
@@ -412,7 +412,9 @@ impl HttpPushSink {
                             version: a.version,
                             event_id: a.event_id,
                             event_time: a.event_time,
-                            trace: trace.clone(),
+                            // Only a readable record gets an update; only an unreadable
+                            // one a dead letter of its own: the trace goes to one of them.
+                            trace: std::mem::take(&mut trace),
                         };
                         if tracker.catching_up() {
                             if let Some(q) = tracker.staging.get_mut(ch) {
